@@ -1,0 +1,34 @@
+# Set-up entry points. `make demo` and `make test` install what they need (Debian packages),
+# build, and run. See README.md.
+BUILD_DIR ?= build
+RELEASE_DIR ?= build-release
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+DEMO_DB ?= results/demo.db
+CMAKE_FLAGS ?=
+
+.PHONY: deps build release test demo bench clean
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+release: deps
+	cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build $(RELEASE_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+demo: release
+	./scripts/demo.sh $(RELEASE_DIR)/plumb $(DEMO_DB)
+
+bench: release
+	cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_BENCH=ON $(CMAKE_FLAGS)
+	cmake --build $(RELEASE_DIR) -j $(JOBS)
+	$(RELEASE_DIR)/bench/plumb_bench --plumb $(RELEASE_DIR)/plumb
+
+clean:
+	rm -rf $(BUILD_DIR) $(RELEASE_DIR)

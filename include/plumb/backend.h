@@ -1,0 +1,90 @@
+// Model backends: where completions come from (an HTTP API, a built-in baseline, stored outputs).
+#ifndef PLUMB_BACKEND_H_
+#define PLUMB_BACKEND_H_
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "plumb/http.h"
+#include "plumb/registry.h"
+#include "plumb/result.h"
+#include "plumb/types.h"
+
+namespace plumb {
+
+// A source of completions. Implementations are thread-safe.
+class Backend {
+ public:
+  // The outcome and how it was obtained (attempts, latency; in-process backends report one
+  // attempt).
+  using Done = std::function<void(Result<Completion> result, const CallReport& report)>;
+
+  virtual ~Backend() = default;
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  // Protocol id and version recorded with every run, e.g. "openai-chat@1".
+  virtual std::string Id() const = 0;
+
+  // Starts one call. `done` runs exactly once: possibly before Submit returns (in-process
+  // backends) or later on another thread (HTTP). On failure it gets a Status whose code says
+  // what happened (kUnauthenticated for a bad key, kResourceExhausted for rate limits after all
+  // retries, kFailedPrecondition for an exhausted quota, ...). Must not block for long.
+  virtual void Submit(ModelCall call, Done done) = 0;
+};
+
+// An HTTP protocol: two pure functions; the shared HttpScheduler does all I/O, concurrency and
+// retries. BuildRequest and ParseResponse are public so they can be unit-tested as pure
+// functions (request in, bytes out).
+class HttpBackend : public Backend {
+ public:
+  // `scheduler` is not owned and must outlive this backend.
+  explicit HttpBackend(HttpScheduler* scheduler) : scheduler_(scheduler) {}
+
+  void Submit(ModelCall call, Done done) final;
+
+  virtual Result<HttpRequest> BuildRequest(const ModelCall& call) const = 0;
+  // Maps any response (2xx or not) to a Completion or an error Status: 429 ->
+  // kResourceExhausted, 5xx -> kUnavailable, 401 -> kUnauthenticated, 403 -> kPermissionDenied,
+  // 404 -> kNotFound, other 4xx -> kInvalidArgument, an unreadable 2xx body -> kUnavailable
+  // (retried: proxies truncate bodies). Messages never contain the API key.
+  virtual Result<Completion> ParseResponse(const HttpResponse& response) const = 0;
+
+ private:
+  HttpScheduler* scheduler_;
+};
+
+// Everything a backend factory may need. The model spec "openai/gpt-4o-mini" has kind "openai"
+// and model "gpt-4o-mini".
+struct BackendContext {
+  std::string spec;
+  std::string kind;
+  std::string model;
+  std::string base_url;     // --base-url; "" means the backend's default or environment
+  std::string api_key_env;  // --api-key-env; "" means the backend's default variable
+  std::chrono::milliseconds timeout = kDefaultRequestTimeout;
+  HttpScheduler* scheduler = nullptr;  // not owned; required by HTTP backends
+  // Reads an environment variable (nullptr when unset). Tests substitute their own.
+  std::function<const char*(const char*)> getenv = nullptr;
+};
+
+using BackendRegistry = Registry<Backend, BackendContext>;
+
+// Adds every built-in backend kind (openai, builtin, ...) to `registry`.
+void RegisterBuiltinBackends(BackendRegistry& registry);
+
+// Splits "kind/model" into `ctx.kind` and `ctx.model` and creates the backend.
+// kInvalidArgument for a spec without '/', kNotFound for an unknown kind.
+Result<std::unique_ptr<Backend>> CreateBackend(const BackendRegistry& registry,
+                                               BackendContext ctx);
+
+// True for failures that doom every later call too (bad key, no access, unknown model,
+// exhausted quota): the runner stops the run instead of recording each item as an error.
+bool IsFatalForRun(StatusCode code);
+
+}  // namespace plumb
+
+#endif  // PLUMB_BACKEND_H_

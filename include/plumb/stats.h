@@ -1,0 +1,42 @@
+// Confidence intervals for metrics: Wilson for proportions, cluster bootstrap when an item
+// contributes several samples (epochs), so repeated samples of one item are not counted as
+// independent evidence.
+#ifndef PLUMB_STATS_H_
+#define PLUMB_STATS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plumb/types.h"
+
+namespace plumb {
+
+inline constexpr double kZ95 = 1.959963984540054;
+inline constexpr int kDefaultBootstrapResamples = 2000;
+
+struct Interval {
+  double low = 0;
+  double high = 0;
+};
+
+// Wilson score interval for k successes in n trials (n > 0), as fractions in [0, 1].
+Interval WilsonInterval(int64_t k, int64_t n, double z = kZ95);
+
+// Successes and trials of one item (its samples over epochs).
+struct Cluster {
+  int64_t k = 0;
+  int64_t n = 0;
+};
+
+// A proportion metric on the 0-100 scale: value = 100 * sum(k) / sum(n). Its interval is
+// Wilson when every cluster has one trial, otherwise a percentile bootstrap over clusters
+// (seeded, `resamples` draws). Clusters with n == 0 are ignored. An empty input gives a
+// metric without value.
+Metric ProportionMetric(std::string name, std::string category,
+                        const std::vector<Cluster>& clusters, uint64_t seed = 1,
+                        int resamples = kDefaultBootstrapResamples);
+
+}  // namespace plumb
+
+#endif  // PLUMB_STATS_H_

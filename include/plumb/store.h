@@ -1,0 +1,120 @@
+// The results store: runs, items, samples, responses, scores and metrics (SQLite by default).
+#ifndef PLUMB_STORE_H_
+#define PLUMB_STORE_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plumb/result.h"
+#include "plumb/types.h"
+
+namespace plumb {
+
+// Schema version written to PRAGMA user_version; see docs/results-schema.md.
+inline constexpr int kSchemaVersion = 1;
+
+struct RunRecord {
+  int64_t id = 0;
+  std::string started_at;   // ISO 8601 UTC
+  std::string finished_at;  // "" while running
+  std::string status;       // running | completed | failed | interrupted
+  std::string plumb_version;
+  std::string git_sha;
+  std::string suite_id;
+  int suite_version = 0;
+  std::string suite_hash;
+  std::string primary_metric;  // the suite's headline metric, for leaderboards
+  bool higher_is_better = true;
+  std::string model_spec;  // as given: "openai/gpt-4o-mini"
+  std::string backend_id;  // "openai-chat@1"
+  Json params = Json::object();  // effective generation parameters
+  uint64_t seed = 0;
+  int concurrency = 0;
+  int epochs = 1;
+  std::optional<int64_t> limit;
+  int64_t n_samples = 0;  // planned
+  std::string error;      // why the run failed, when it did
+  Json settings = Json::object();  // other settings (base URL, retries, timeout); no secrets
+};
+
+// One turn's reply, or the error that ended the sample.
+struct ResponseRecord {
+  std::string item_id;
+  int epoch = 0;
+  int turn = 0;
+  Json request = Json::array();  // the messages sent
+  bool ok = false;
+  Completion completion;   // when ok
+  std::string error_code;  // StatusCodeName, when !ok
+  std::string error_message;
+};
+
+// Everything recorded when a sample ends.
+struct SampleResult {
+  std::string item_id;
+  int epoch = 0;
+  bool ok = false;  // all turns answered
+  std::vector<ResponseRecord> responses;
+  std::vector<Grade> grades;
+};
+
+// A planned sample as stored.
+struct SampleRecord {
+  std::string item_id;
+  int epoch = 0;
+  Json presentation = Json::object();
+  std::string status;  // pending | done | error
+  std::vector<Grade> grades;
+  std::vector<ResponseRecord> responses;
+};
+
+struct RunFilter {
+  std::string suite_id;  // "" = any
+  std::string status;    // "" = any
+};
+
+// Thread-safe. Writes of sample results are queued and committed in batches by one writer
+// thread; Flush() waits until everything queued is durable.
+class Store {
+ public:
+  virtual ~Store() = default;
+  Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Creates the run row (status "running") with its items and planned samples in one
+  // transaction. Returns the new run id.
+  virtual Result<int64_t> CreateRun(const RunRecord& run, const std::vector<Item>& items,
+                                    const std::vector<std::pair<std::string, int>>& samples,
+                                    const std::vector<Json>& presentations) = 0;
+  // Queues a finished sample for the writer thread.
+  virtual void Enqueue(int64_t run_id, SampleResult result) = 0;
+  // Waits until queued results are committed; returns the first write error, if any.
+  virtual Status Flush() = 0;
+  virtual Status FinishRun(int64_t run_id, const std::string& status,
+                           const std::string& error) = 0;
+  // Replaces the run's metrics.
+  virtual Status PutMetrics(int64_t run_id, const std::vector<Metric>& metrics) = 0;
+
+  virtual Result<RunRecord> GetRun(int64_t run_id) const = 0;
+  // The newest run (highest id), kNotFound when there is none.
+  virtual Result<int64_t> LatestRunId() const = 0;
+  virtual Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) const = 0;
+  virtual Result<std::vector<SampleRecord>> GetSamples(int64_t run_id) const = 0;
+  virtual Result<std::vector<Metric>> GetMetrics(int64_t run_id) const = 0;
+};
+
+// Opens (creating when needed) a SQLite results database. kFailedPrecondition when its schema
+// is newer than this binary.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& path);
+
+// Opens an existing database read-only; kNotFound when the file does not exist.
+Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::filesystem::path& path);
+
+}  // namespace plumb
+
+#endif  // PLUMB_STORE_H_

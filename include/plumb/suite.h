@@ -1,0 +1,145 @@
+// Suites are data: benchmarks/<id>/suite.yaml plus item files. A suite kind (choice, ...) is the
+// code that turns items into prompts, replies into grades and grades into metrics.
+#ifndef PLUMB_SUITE_H_
+#define PLUMB_SUITE_H_
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plumb/grader.h"
+#include "plumb/json.h"
+#include "plumb/registry.h"
+#include "plumb/result.h"
+#include "plumb/types.h"
+
+namespace plumb {
+
+// The common part of suite.yaml. Kind-specific keys are read by the kind.
+struct SuiteManifest {
+  std::string id;  // equals the folder name, kebab-case
+  int version = 1;
+  std::string kind;
+  std::string title;
+  std::string description;
+  std::filesystem::path file;        // the suite.yaml
+  std::string content_hash;          // SHA-256 (hex) of suite.yaml and every data file
+  GenerationParams generation;       // defaults, overridden by CLI flags
+  std::vector<std::filesystem::path> data_files;
+};
+
+// One planned sample: an item at one epoch, with its presentation (e.g. the option order)
+// decided before any call, stored with the results so re-grading and resume see what the model
+// saw.
+struct Sample {
+  size_t item = 0;  // index into Suite::items
+  int epoch = 0;
+  Json presentation = Json::object();
+};
+
+// A turn sent to the model.
+struct Turn {
+  std::vector<Message> messages;
+  std::vector<std::string> option_labels;  // for CallHints
+};
+
+// A finished turn: what was sent and what came back.
+struct Exchange {
+  std::vector<Message> messages;
+  Completion completion;
+};
+
+// What metrics are computed from: one sample's grades (empty when it ended in an error).
+struct SampleOutcome {
+  size_t item = 0;
+  int epoch = 0;
+  bool responded = false;  // false: the model call failed; the sample is an error
+  std::vector<Grade> grades;
+};
+
+// How an item's canonical fields are named in a data file (suite.yaml `fields:`).
+struct ItemSource {
+  const SourceMap& source;
+  const std::map<std::string, std::string>& names;  // canonical -> source name
+  std::string Where() const { return source.Where(""); }
+  std::string Name(const std::string& canonical) const;
+  // "<file>:<line>: field '<source name>' <what>"
+  Status Error(const std::string& canonical, const std::string& what) const;
+};
+
+// The behaviour of one suite kind, configured from its manifest. Thread-safe after creation.
+class SuiteKind {
+ public:
+  virtual ~SuiteKind() = default;
+  SuiteKind() = default;
+  SuiteKind(const SuiteKind&) = delete;
+  SuiteKind& operator=(const SuiteKind&) = delete;
+
+  // Canonical item fields this kind reads besides id, category and metadata.
+  virtual std::vector<std::string> ItemFields() const = 0;
+  // Validates and normalises item.fields; errors name file, line and field.
+  virtual Status CheckItem(Item& item, const ItemSource& where) const = 0;
+
+  // Plans the samples for `selected` items over `epochs`. The default plans each (item, epoch)
+  // with an empty presentation.
+  virtual std::vector<Sample> Plan(const std::vector<Item>& items,
+                                   const std::vector<size_t>& selected, int epochs,
+                                   uint64_t seed) const;
+
+  virtual Result<Turn> FirstTurn(const Item& item, const Sample& sample) const = 0;
+  // The next turn of a multi-turn protocol, or nullopt when the conversation is complete.
+  virtual Result<std::optional<Turn>> NextTurn(const Item& item, const Sample& sample,
+                                               const std::vector<Exchange>& history) const;
+
+  // Rule grades for a finished conversation. Never fails: a grader that cannot decide yields a
+  // Grade with status kError.
+  virtual std::vector<Grade> GradeSample(const Item& item, const Sample& sample,
+                                         const std::vector<Exchange>& history) const = 0;
+
+  // Metrics over every planned sample of a run (items indexes into `items`).
+  virtual std::vector<Metric> Metrics(const std::vector<Item>& items,
+                                      const std::vector<SampleOutcome>& outcomes) const = 0;
+  // The headline metric, shown on leaderboards.
+  virtual std::string PrimaryMetric() const = 0;
+  // Whether a higher value of the primary metric is better.
+  virtual bool HigherIsBetter() const { return true; }
+};
+
+// A loaded suite: manifest, items and the kind that runs them.
+struct Suite {
+  SuiteManifest manifest;
+  std::vector<Item> items;
+  std::shared_ptr<const SuiteKind> kind;  // shared: Suite is a copyable value
+};
+
+// What a kind factory gets: the manifest (the kind reads its own keys from it) and registries.
+struct SuiteKindContext {
+  FieldReader* manifest = nullptr;  // not owned
+  std::filesystem::path dir;        // the suite folder
+  const GraderRegistry* graders = nullptr;
+};
+
+using SuiteKindRegistry = Registry<SuiteKind, SuiteKindContext>;
+
+// Adds the built-in suite kinds (choice, ...).
+void RegisterBuiltinSuiteKinds(SuiteKindRegistry& registry);
+
+// Where a suite lives.
+struct SuiteRef {
+  std::string id;
+  std::filesystem::path manifest;
+};
+
+// Finds every <dir>/<id>/suite.yaml under each of `dirs` (not recursive beyond one level).
+// Later dirs may not redefine an id found in an earlier one (kInvalidArgument).
+Result<std::vector<SuiteRef>> DiscoverSuites(const std::vector<std::filesystem::path>& dirs);
+
+// Loads and validates a suite. Any malformed input is kInvalidArgument naming file:line.
+Result<Suite> LoadSuite(const std::filesystem::path& manifest, const SuiteKindRegistry& kinds,
+                        const GraderRegistry& graders);
+
+}  // namespace plumb
+
+#endif  // PLUMB_SUITE_H_

@@ -1,0 +1,38 @@
+// Small text helpers: prompt templates, case folding, trimming.
+#ifndef PLUMB_TEXT_H_
+#define PLUMB_TEXT_H_
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "plumb/result.h"
+
+namespace plumb {
+
+// Templates use {name} placeholders; "{{" and "}}" are literal braces. Substitution is one
+// pass, so text inserted for a placeholder is never expanded again.
+//
+// The placeholder names used by `tmpl`; kInvalidArgument for an unbalanced brace.
+Result<std::vector<std::string>> TemplatePlaceholders(std::string_view tmpl);
+// Checks that every placeholder of `tmpl` is in `allowed`. `what` names the template in
+// messages ("suite.yaml:12: field 'template'").
+Status CheckTemplate(std::string_view tmpl, const std::vector<std::string>& allowed,
+                     const std::string& what);
+// Renders `tmpl`; a placeholder missing from `vars` is kInvalidArgument.
+Result<std::string> RenderTemplate(std::string_view tmpl,
+                                   const std::map<std::string, std::string>& vars);
+
+std::string ToLower(std::string_view s);
+std::string Trim(std::string_view s);
+// Replaces typographic quotes and apostrophes with ASCII ones.
+std::string NormalizeQuotes(std::string_view s);
+std::string Join(const std::vector<std::string>& parts, std::string_view sep);
+
+// Current UTC time as "2026-11-26T08:15:00Z".
+std::string NowIso8601();
+
+}  // namespace plumb
+
+#endif  // PLUMB_TEXT_H_

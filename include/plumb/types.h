@@ -1,0 +1,108 @@
+// Value types shared by suites, backends, graders, the runner and the store.
+#ifndef PLUMB_TYPES_H_
+#define PLUMB_TYPES_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace plumb {
+
+using Json = nlohmann::json;
+
+// One chat message. Roles are "system", "user" and "assistant".
+struct Message {
+  std::string role;
+  std::string content;
+};
+
+Json MessagesToJson(const std::vector<Message>& messages);
+
+// Sampling parameters sent to a model. Unset fields are not sent, so the server default applies.
+struct GenerationParams {
+  std::optional<double> temperature;
+  std::optional<double> top_p;
+  std::optional<int> max_tokens;
+  std::optional<int64_t> seed;
+  std::vector<std::string> stop;
+
+  // Fields set in `over` replace those of *this.
+  GenerationParams MergedWith(const GenerationParams& over) const;
+  // {"temperature":0,"max_tokens":120,...}; unset fields are omitted. Stored with every run.
+  Json ToJson() const;
+};
+
+// Facts about the item that a real model never sees. Built-in baselines and the replay backend
+// use them to answer; HTTP backends ignore them.
+struct CallHints {
+  std::string item_id;
+  int epoch = 0;
+  int turn = 0;
+  uint64_t seed = 0;                       // per-sample seed derived from the run seed
+  std::vector<std::string> option_labels;  // labels shown to the model, in order ("A", "B", ...)
+};
+
+// One request to a model: the conversation so far plus parameters.
+struct ModelCall {
+  std::vector<Message> messages;
+  GenerationParams params;
+  CallHints hints;
+};
+
+// A model's reply and how it was obtained.
+struct Completion {
+  std::string text;
+  std::string finish_reason;  // as the API reports it ("stop", "length", ...); "" when unknown
+  std::optional<int64_t> prompt_tokens;
+  std::optional<int64_t> completion_tokens;
+  double latency_ms = 0;  // of the final, successful attempt
+  int attempts = 1;       // 1 + number of retries
+};
+
+// One benchmark item after loading: common fields plus kind-specific, validated `fields`.
+struct Item {
+  std::string id;
+  std::string category;  // "" when the suite has no categories
+  int line = 0;          // 1-based line in its data file, for error messages
+  Json fields;           // kind-specific content (prompt, options, aligned, ...)
+  Json metadata;         // free-form per-item metadata, passed to graders and stored
+  bool scored = true;    // false: the item is kept but never enters a metric
+};
+
+// Result of one grader on one sample.
+enum class GradeStatus {
+  kScored,    // value holds the score
+  kUnscored,  // a declared escape (e.g. a judge's REFUSAL): no score, counted apart
+  kError,     // the grader could not decide; never a score
+};
+
+std::string_view GradeStatusName(GradeStatus status);
+
+struct Grade {
+  std::string grader;  // "choice@1"
+  GradeStatus status = GradeStatus::kScored;
+  std::optional<double> value;
+  std::string label;  // e.g. the parsed option, "refusal"
+  Json details = Json::object();
+  std::string error;  // set when status is kError
+};
+
+// An aggregate over samples, on a 0-100 scale for rates, with a 95% confidence interval.
+struct Metric {
+  std::string name;                // "aligned_rate"
+  std::string category;            // "" for the whole suite
+  std::optional<double> value;     // empty when undefined (no samples)
+  std::optional<double> ci_low;    // 95% interval
+  std::optional<double> ci_high;
+  int64_t n = 0;                   // denominator: samples (or items when clustered)
+  std::optional<int64_t> k;        // numerator, for proportions
+  std::string ci_method;           // "wilson", "bootstrap", "none"
+  Json details = Json::object();
+};
+
+}  // namespace plumb
+
+#endif  // PLUMB_TYPES_H_

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs plumb's build dependencies from Debian packages. Idempotent: does nothing when all
+# packages are already installed. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libgtest-dev libsqlitecpp-dev
+  libcurl4-openssl-dev libcli11-dev libcpp-httplib-dev libssl-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,180 @@
+// openai/<model>: the OpenAI chat-completions protocol, also spoken by vLLM, llama.cpp server,
+// Ollama and LM Studio.
+#include <fmt/format.h>
+
+#include "backends/backends.h"
+#include "plumb/log.h"
+
+namespace plumb::backends {
+namespace {
+
+constexpr const char* kDefaultBaseUrl = "https://api.openai.com/v1";
+constexpr const char* kDefaultKeyEnv = "OPENAI_API_KEY";
+
+// The API's own explanation of an error, when the body has one (shortened, redacted).
+std::string ErrorDetail(const Json& body, const std::string& raw) {
+  std::string msg;
+  if (body.is_object() && body.contains("error")) {
+    const Json& e = body["error"];
+    if (e.is_object() && e.contains("message") && e["message"].is_string()) {
+      msg = e["message"].get<std::string>();
+    } else if (e.is_string()) {
+      msg = e.get<std::string>();
+    }
+  }
+  if (msg.empty()) msg = raw;
+  if (msg.size() > 300) msg = msg.substr(0, 300) + "...";
+  return Redact(msg);
+}
+
+bool IsQuotaError(const Json& body) {
+  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return false;
+  const Json& e = body["error"];
+  auto is = [&](const char* key) {
+    return e.contains(key) && e[key].is_string() && e[key].get<std::string>() == "insufficient_quota";
+  };
+  return is("code") || is("type");
+}
+
+class OpenAiChatBackend final : public HttpBackend {
+ public:
+  OpenAiChatBackend(HttpScheduler* scheduler, std::string model, std::string base_url,
+                    std::string api_key, std::string key_env,
+                    std::chrono::milliseconds timeout)
+      : HttpBackend(scheduler),
+        model_(std::move(model)),
+        base_url_(std::move(base_url)),
+        api_key_(std::move(api_key)),
+        key_env_(std::move(key_env)),
+        timeout_(timeout) {}
+
+  std::string Id() const override { return "openai-chat@1"; }
+
+  Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
+    Json body = {{"model", model_}, {"messages", MessagesToJson(call.messages)}};
+    const GenerationParams& p = call.params;
+    if (p.temperature) body["temperature"] = *p.temperature;
+    if (p.top_p) body["top_p"] = *p.top_p;
+    if (p.max_tokens) body["max_tokens"] = *p.max_tokens;
+    if (p.seed) body["seed"] = *p.seed;
+    if (!p.stop.empty()) body["stop"] = p.stop;
+    HttpRequest r;
+    r.url = base_url_ + "/chat/completions";
+    r.headers.emplace_back("Content-Type", "application/json");
+    if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+    r.body = body.dump();
+    r.timeout = timeout_;
+    return r;
+  }
+
+  Result<Completion> ParseResponse(const HttpResponse& response) const override {
+    Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    int code = response.status;
+    if (code >= 200 && code < 300) {
+      if (body.is_discarded()) {
+        return Unavailable(fmt::format("backend 'openai': HTTP {} with a malformed JSON body", code));
+      }
+      return ParseChoice(body);
+    }
+    std::string detail = ErrorDetail(body.is_discarded() ? Json() : body, response.body);
+    if (code == 429 && IsQuotaError(body)) {
+      return FailedPrecondition(fmt::format(
+          "backend 'openai': quota exhausted (insufficient_quota): {} (check the plan and "
+          "billing of the account behind {})",
+          detail, key_env_));
+    }
+    std::string msg = fmt::format("backend 'openai': HTTP {}: {}", code, detail);
+    switch (code) {
+      case 401:
+        return Status(StatusCode::kUnauthenticated,
+                      msg + fmt::format(" (check {} or --api-key-env)", key_env_));
+      case 403: return Status(StatusCode::kPermissionDenied, msg);
+      case 404:
+        return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
+      case 408: return Status(StatusCode::kDeadlineExceeded, msg);
+      case 429: return Status(StatusCode::kResourceExhausted, msg);
+      default: break;
+    }
+    if (code >= 500) return Unavailable(msg);
+    return InvalidArgument(msg);
+  }
+
+ private:
+  Result<Completion> ParseChoice(const Json& body) const {
+    auto bad = [](const std::string& what) {
+      return Unavailable("backend 'openai': unexpected response: " + what);
+    };
+    if (!body.is_object()) return bad("the body is not a JSON object");
+    if (body.contains("error") && !body["error"].is_null()) {
+      return Unavailable("backend 'openai': error in a 2xx response: " + ErrorDetail(body, ""));
+    }
+    if (!body.contains("choices") || !body["choices"].is_array() || body["choices"].empty()) {
+      return bad("no 'choices'");
+    }
+    const Json& choice = body["choices"][0];
+    if (!choice.is_object() || !choice.contains("message") || !choice["message"].is_object()) {
+      return bad("'choices[0].message' is missing");
+    }
+    const Json& message = choice["message"];
+    Completion c;
+    if (message.contains("content") && message["content"].is_string()) {
+      c.text = message["content"].get<std::string>();
+    } else if (message.contains("content") && !message["content"].is_null()) {
+      return bad("'choices[0].message.content' is not a string");
+    }
+    if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
+      c.finish_reason = choice["finish_reason"].get<std::string>();
+    }
+    if (body.contains("usage") && body["usage"].is_object()) {
+      const Json& u = body["usage"];
+      if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) {
+        c.prompt_tokens = u["prompt_tokens"].get<int64_t>();
+      }
+      if (u.contains("completion_tokens") && u["completion_tokens"].is_number_integer()) {
+        c.completion_tokens = u["completion_tokens"].get<int64_t>();
+      }
+    }
+    return c;
+  }
+
+  std::string model_;
+  std::string base_url_;
+  std::string api_key_;
+  std::string key_env_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> MakeOpenAiChatBackend(const BackendContext& ctx) {
+  if (ctx.scheduler == nullptr) return Internal("backend 'openai' needs the HTTP scheduler");
+  if (ctx.model.empty()) {
+    return InvalidArgument("model spec 'openai/': the model name is missing (e.g. openai/gpt-4o-mini)");
+  }
+  std::string base_url = ctx.base_url;
+  if (base_url.empty()) {
+    const char* env = ctx.getenv("OPENAI_BASE_URL");
+    base_url = env && *env ? env : kDefaultBaseUrl;
+  }
+  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
+  if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0) {
+    return InvalidArgument(fmt::format(
+        "backend 'openai': base URL '{}' must start with http:// or https:// (see --base-url)",
+        Redact(base_url)));
+  }
+  std::string key_env = ctx.api_key_env.empty() ? kDefaultKeyEnv : ctx.api_key_env;
+  const char* key = ctx.getenv(key_env.c_str());
+  std::string api_key = key ? key : "";
+  bool official = base_url.find("api.openai.com") != std::string::npos;
+  if (api_key.empty() && (official || !ctx.api_key_env.empty())) {
+    return Status(StatusCode::kUnauthenticated,
+                  fmt::format("backend 'openai': {} is not set (export it, or name another "
+                              "variable with --api-key-env)",
+                              key_env));
+  }
+  RegisterSecret(api_key);
+  return std::unique_ptr<Backend>(std::make_unique<OpenAiChatBackend>(
+      ctx.scheduler, ctx.model, base_url, api_key, key_env, ctx.timeout));
+}
+
+}  // namespace plumb::backends

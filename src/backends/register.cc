@@ -1,0 +1,43 @@
+// The one list of built-in backend kinds.
+#include <fmt/format.h>
+
+#include <cstdlib>
+
+#include "backends/backends.h"
+
+namespace plumb {
+
+void RegisterBuiltinBackends(BackendRegistry& registry) {
+  registry.Register("openai",
+                    "OpenAI chat completions; also vLLM, llama.cpp server, Ollama, LM Studio "
+                    "(--base-url)",
+                    backends::MakeOpenAiChatBackend);
+  registry.Register("builtin",
+                    "reference baselines without network: builtin/random, builtin/first, "
+                    "builtin/last, builtin/refuse",
+                    backends::MakeBuiltinBackend);
+}
+
+Result<std::unique_ptr<Backend>> CreateBackend(const BackendRegistry& registry,
+                                               BackendContext ctx) {
+  size_t slash = ctx.spec.find('/');
+  if (slash == std::string::npos || slash == 0) {
+    return InvalidArgument(fmt::format(
+        "model spec '{}' must look like KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random",
+        ctx.spec));
+  }
+  ctx.kind = ctx.spec.substr(0, slash);
+  ctx.model = ctx.spec.substr(slash + 1);
+  if (!ctx.getenv) ctx.getenv = [](const char* name) { return std::getenv(name); };
+  if (!registry.Contains(ctx.kind)) {
+    return NotFound(fmt::format("model spec '{}': {}", ctx.spec, registry.UnknownMessage(ctx.kind)));
+  }
+  return registry.Create(ctx.kind, ctx);
+}
+
+bool IsFatalForRun(StatusCode code) {
+  return code == StatusCode::kUnauthenticated || code == StatusCode::kPermissionDenied ||
+         code == StatusCode::kNotFound || code == StatusCode::kFailedPrecondition;
+}
+
+}  // namespace plumb

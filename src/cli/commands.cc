@@ -1,0 +1,129 @@
+// The table of subcommands, global flags, and the single catch-all that maps failures to exit
+// codes.
+#include "cli/commands.h"
+
+#include <csignal>
+#include <cstdio>
+#include <unistd.h>
+
+#include "plumb/log.h"
+#include "plumb/version.h"
+
+namespace plumb::cli {
+namespace {
+
+struct CommandEntry {
+  const char* name;
+  const char* help;
+  Action (*setup)(CLI::App&, Context&);
+};
+
+// The one list of subcommands.
+const CommandEntry kCommands[] = {
+    {"run", "Evaluate a model on a suite and record the results", SetupRun},
+    {"show", "Show a run and its metrics", SetupShow},
+    {"leaderboard", "Rank models by each suite's primary metric", SetupLeaderboard},
+    {"list", "List suites, backends, graders or suite kinds", SetupList},
+};
+
+void OnSigint(int) {
+  Interrupted().store(true);
+  // A second Ctrl-C stops at once.
+  std::signal(SIGINT, SIG_DFL);
+}
+
+}  // namespace
+
+std::atomic<bool>& Interrupted() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+Context::Context() {
+  RegisterBuiltinBackends(backends);
+  RegisterBuiltinGraders(graders);
+  RegisterBuiltinSuiteKinds(kinds);
+}
+
+std::vector<std::filesystem::path> Context::SuiteDirs() const {
+  std::vector<std::filesystem::path> dirs;
+  std::error_code ec;
+  if (std::filesystem::is_directory("benchmarks", ec)) {
+    dirs.emplace_back("benchmarks");
+  } else if (std::filesystem::is_directory(std::filesystem::path(PLUMB_SOURCE_DIR) / "benchmarks", ec)) {
+    dirs.push_back(std::filesystem::path(PLUMB_SOURCE_DIR) / "benchmarks");
+  }
+  for (const auto& d : extra_suite_dirs) dirs.emplace_back(d);
+  return dirs;
+}
+
+Result<Suite> Context::LoadSuiteByName(const std::string& name) const {
+  std::error_code ec;
+  std::filesystem::path p(name);
+  if (name.find('/') != std::string::npos || p.extension() == ".yaml") {
+    if (std::filesystem::is_directory(p, ec)) p /= "suite.yaml";
+    if (!std::filesystem::exists(p, ec)) return NotFound(fmt::format("suite file '{}' does not exist", p.string()));
+    return LoadSuite(p, kinds, graders);
+  }
+  PLUMB_ASSIGN_OR_RETURN(auto refs, DiscoverSuites(SuiteDirs()));
+  std::string best;
+  size_t best_d = 4;
+  for (const auto& ref : refs) {
+    if (ref.id == name) return LoadSuite(ref.manifest, kinds, graders);
+    size_t d = EditDistance(name, ref.id);
+    if (d < best_d) best_d = d, best = ref.id;
+  }
+  std::string hint = best.empty() ? " (see plumb list suites)" : fmt::format(" (did you mean '{}'?)", best);
+  return NotFound(fmt::format("unknown suite '{}'{}", name, hint));
+}
+
+int ReportError(const Status& status) {
+  std::fprintf(stderr, "plumb: error: %s\n", Redact(status.message()).c_str());
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+    case StatusCode::kUnauthenticated:
+      return kExitUsage;
+    case StatusCode::kCancelled:
+      return kExitInterrupted;
+    default:
+      return kExitRunFailed;
+  }
+}
+
+int Main(int argc, char** argv) {
+  try {
+    Context ctx;
+    CLI::App app{"plumb: measures how well AI models are aligned", "plumb"};
+    app.set_version_flag("--version", std::string("plumb ") + PLUMB_VERSION + " (" + PLUMB_GIT_SHA + ")");
+    app.require_subcommand(1);
+    app.fallthrough();
+    app.option_defaults()->always_capture_default();
+    app.add_option("--db", ctx.db_path, "Results database")->envname("PLUMB_DB");
+    app.add_option("--suites-dir", ctx.extra_suite_dirs, "Another folder of suites (repeatable)");
+    app.add_flag("-v,--verbose", ctx.verbose, "Log more (retries, requests)");
+
+    std::vector<std::pair<CLI::App*, Action>> actions;
+    for (const auto& c : kCommands) {
+      CLI::App* sub = app.add_subcommand(c.name, c.help);
+      actions.emplace_back(sub, c.setup(*sub, ctx));
+    }
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      int code = app.exit(e);
+      return code == 0 ? kExitOk : kExitUsage;
+    }
+    if (ctx.verbose) SetLogLevel(LogLevel::kInfo);
+    std::signal(SIGINT, OnSigint);
+    for (auto& [sub, action] : actions) {
+      if (sub->parsed()) return action();
+    }
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "plumb: internal error: %s\n", Redact(e.what()).c_str());
+    return kExitRunFailed;
+  }
+}
+
+}  // namespace plumb::cli

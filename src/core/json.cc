@@ -1,0 +1,291 @@
+// Strict JSON and YAML reading with file:line locations.
+#include "plumb/json.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace plumb {
+namespace {
+
+// nlohmann's messages start with "[json.exception.parse_error.101] parse error at line 1,
+// column 5: "; keep what follows and report the position ourselves.
+std::string CleanJsonError(const std::string& what) {
+  size_t colon = what.find("column ");
+  if (colon != std::string::npos) {
+    size_t after = what.find(": ", colon);
+    if (after != std::string::npos) return what.substr(after + 2);
+  }
+  return what;
+}
+
+bool IsPlainNull(const std::string& s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+
+std::optional<bool> PlainBool(const std::string& s) {
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  return std::nullopt;
+}
+
+Json PlainScalar(const std::string& s) {
+  if (IsPlainNull(s)) return nullptr;
+  if (auto b = PlainBool(s)) return *b;
+  static const std::regex kInt("[-+]?[0-9]+");
+  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  if (std::regex_match(s, kInt)) {
+    try {
+      return static_cast<int64_t>(std::stoll(s));
+    } catch (const std::out_of_range&) {
+      return s;
+    }
+  }
+  if (std::regex_match(s, kFloat)) return std::stod(s);
+  if (s == ".inf" || s == "+.inf") return HUGE_VAL;
+  if (s == "-.inf") return -HUGE_VAL;
+  return s;
+}
+
+Result<Json> ConvertYaml(const YAML::Node& node, const std::string& pointer, SourceMap& map) {
+  map.SetLine(pointer, node.Mark().line + 1);
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return Json(nullptr);
+    case YAML::NodeType::Scalar: {
+      const std::string& tag = node.Tag();
+      if (tag == "!" || tag == "tag:yaml.org,2002:str") return Json(node.Scalar());
+      return PlainScalar(node.Scalar());
+    }
+    case YAML::NodeType::Sequence: {
+      Json arr = Json::array();
+      size_t i = 0;
+      for (const auto& child : node) {
+        PLUMB_ASSIGN_OR_RETURN(Json v, ConvertYaml(child, pointer + "/" + std::to_string(i++), map));
+        arr.push_back(std::move(v));
+      }
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      Json obj = Json::object();
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) {
+          return InvalidArgument(fmt::format("{}:{}: keys must be plain strings", map.file(),
+                                             kv.first.Mark().line + 1));
+        }
+        const std::string key = kv.first.Scalar();
+        if (key == "<<") {
+          return InvalidArgument(fmt::format("{}:{}: merge keys ('<<') are not supported",
+                                             map.file(), kv.first.Mark().line + 1));
+        }
+        if (obj.contains(key)) {
+          return InvalidArgument(fmt::format("{}:{}: duplicate key '{}'", map.file(),
+                                             kv.first.Mark().line + 1, key));
+        }
+        std::string child = pointer + "/" + JsonPointerEscape(key);
+        PLUMB_ASSIGN_OR_RETURN(Json v, ConvertYaml(kv.second, child, map));
+        map.SetLine(child, kv.first.Mark().line + 1);  // the key's line reads best
+        obj[key] = std::move(v);
+      }
+      return obj;
+    }
+  }
+  return Json(nullptr);
+}
+
+std::string TypeName(const Json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "a list";
+  return "an object";
+}
+
+}  // namespace
+
+std::string JsonPointerEscape(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+std::string SourceMap::Where(const std::string& pointer) const {
+  std::string p = pointer;
+  while (true) {
+    auto it = lines_.find(p);
+    if (it != lines_.end()) return fmt::format("{}:{}", file_, it->second);
+    if (p.empty()) break;
+    p = p.substr(0, p.rfind('/'));
+  }
+  if (default_line_ > 0) return fmt::format("{}:{}", file_, default_line_);
+  return file_;
+}
+
+Result<Json> ParseJsonStrict(std::string_view text, const std::string& where) {
+  std::vector<std::set<std::string>> keys;
+  std::string duplicate;
+  auto callback = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (event == Json::parse_event_t::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (event == Json::parse_event_t::key && !keys.empty()) {
+      const std::string& k = parsed.get_ref<const std::string&>();
+      if (!keys.back().insert(k).second && duplicate.empty()) duplicate = k;
+    }
+    return true;
+  };
+  try {
+    Json value = Json::parse(text.begin(), text.end(), callback);
+    if (!duplicate.empty()) {
+      return InvalidArgument(fmt::format("{}: duplicate key '{}'", where, duplicate));
+    }
+    return value;
+  } catch (const Json::parse_error& e) {
+    return InvalidArgument(fmt::format("{}: invalid JSON: {}", where, CleanJsonError(e.what())));
+  }
+}
+
+Result<Document> ParseYaml(const std::string& text, const std::string& file) {
+  Document doc;
+  doc.source = SourceMap(file, 0);
+  try {
+    YAML::Node root = YAML::Load(text);
+    PLUMB_ASSIGN_OR_RETURN(doc.value, ConvertYaml(root, "", doc.source));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(fmt::format("{}:{}: invalid YAML: {}", file, e.mark.line + 1, e.msg));
+  }
+  return doc;
+}
+
+Result<Document> LoadYamlFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(fmt::format("{}: cannot open file", path.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseYaml(ss.str(), path.string());
+}
+
+FieldReader::FieldReader(const Json& object, const SourceMap& source, std::string pointer,
+                         std::string path)
+    : object_(&object), source_(&source), pointer_(std::move(pointer)), path_(std::move(path)) {}
+
+bool FieldReader::Has(const std::string& key) const {
+  return object_->is_object() && object_->contains(key);
+}
+
+const Json* FieldReader::Get(const std::string& key) {
+  read_.insert(key);
+  if (!Has(key)) return nullptr;
+  return &(*object_)[key];
+}
+
+std::string FieldReader::FieldName(const std::string& key) const {
+  return path_.empty() ? key : path_ + "." + key;
+}
+
+std::string FieldReader::Where(const std::string& key) const {
+  return source_->Where(pointer_ + "/" + JsonPointerEscape(key));
+}
+
+Status FieldReader::Error(const std::string& key, const std::string& what) const {
+  return InvalidArgument(fmt::format("{}: field '{}' {}", Where(key), FieldName(key), what));
+}
+
+Result<std::string> FieldReader::String(const std::string& key) {
+  PLUMB_ASSIGN_OR_RETURN(auto v, OptString(key));
+  if (!v) return Error(key, "is required");
+  return *v;
+}
+
+Result<std::optional<std::string>> FieldReader::OptString(const std::string& key) {
+  const Json* v = Get(key);
+  if (v == nullptr) return std::optional<std::string>();
+  if (!v->is_string()) return Error(key, "must be a string, not " + TypeName(*v));
+  return std::optional<std::string>(v->get<std::string>());
+}
+
+Result<std::optional<double>> FieldReader::OptNumber(const std::string& key) {
+  const Json* v = Get(key);
+  if (v == nullptr) return std::optional<double>();
+  if (!v->is_number()) return Error(key, "must be a number, not " + TypeName(*v));
+  return std::optional<double>(v->get<double>());
+}
+
+Result<std::optional<int64_t>> FieldReader::OptInt(const std::string& key) {
+  const Json* v = Get(key);
+  if (v == nullptr) return std::optional<int64_t>();
+  if (!v->is_number_integer()) return Error(key, "must be an integer, not " + TypeName(*v));
+  return std::optional<int64_t>(v->get<int64_t>());
+}
+
+Result<std::optional<bool>> FieldReader::OptBool(const std::string& key) {
+  const Json* v = Get(key);
+  if (v == nullptr) return std::optional<bool>();
+  if (!v->is_boolean()) return Error(key, "must be true or false, not " + TypeName(*v));
+  return std::optional<bool>(v->get<bool>());
+}
+
+Result<std::optional<std::vector<std::string>>> FieldReader::OptStringList(
+    const std::string& key) {
+  const Json* v = Get(key);
+  if (v == nullptr) return std::optional<std::vector<std::string>>();
+  if (!v->is_array()) return Error(key, "must be a list of strings, not " + TypeName(*v));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < v->size(); ++i) {
+    if (!(*v)[i].is_string()) {
+      return InvalidArgument(fmt::format("{}: field '{}[{}]' must be a string, not {}",
+                                         source_->Where(pointer_ + "/" + JsonPointerEscape(key) +
+                                                        "/" + std::to_string(i)),
+                                         FieldName(key), i, TypeName((*v)[i])));
+    }
+    out.push_back((*v)[i].get<std::string>());
+  }
+  return std::optional<std::vector<std::string>>(std::move(out));
+}
+
+Result<std::optional<FieldReader>> FieldReader::OptObject(const std::string& key) {
+  const Json* v = Get(key);
+  if (v == nullptr) return std::optional<FieldReader>();
+  if (!v->is_object()) return Error(key, "must be a mapping, not " + TypeName(*v));
+  return std::optional<FieldReader>(
+      FieldReader(*v, *source_, pointer_ + "/" + JsonPointerEscape(key), FieldName(key)));
+}
+
+Status FieldReader::Finish() const {
+  if (!object_->is_object()) return Status();
+  for (const auto& [key, _] : object_->items()) {
+    if (!read_.count(key)) return Error(key, "is not a known setting");
+  }
+  return Status();
+}
+
+Result<GenerationParams> ReadGenerationParams(FieldReader& r) {
+  GenerationParams p;
+  PLUMB_ASSIGN_OR_RETURN(p.temperature, r.OptNumber("temperature"));
+  PLUMB_ASSIGN_OR_RETURN(p.top_p, r.OptNumber("top_p"));
+  PLUMB_ASSIGN_OR_RETURN(auto max_tokens, r.OptInt("max_tokens"));
+  if (max_tokens) {
+    if (*max_tokens <= 0) return r.Error("max_tokens", "must be positive");
+    p.max_tokens = static_cast<int>(*max_tokens);
+  }
+  PLUMB_ASSIGN_OR_RETURN(p.seed, r.OptInt("seed"));
+  PLUMB_ASSIGN_OR_RETURN(auto stop, r.OptStringList("stop"));
+  if (stop) p.stop = *stop;
+  if (p.temperature && (*p.temperature < 0 || *p.temperature > 2)) {
+    return r.Error("temperature", "must be between 0 and 2");
+  }
+  if (p.top_p && (*p.top_p <= 0 || *p.top_p > 1)) return r.Error("top_p", "must be in (0, 1]");
+  PLUMB_RETURN_IF_ERROR(r.Finish());
+  return p;
+}
+
+}  // namespace plumb

@@ -1,0 +1,134 @@
+// Prompt templates and string helpers.
+#include "plumb/text.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace plumb {
+namespace {
+
+// Walks `tmpl`, calling on_text for literal runs and on_name for placeholders.
+template <typename OnText, typename OnName>
+Status Scan(std::string_view tmpl, OnText on_text, OnName on_name) {
+  size_t i = 0;
+  while (i < tmpl.size()) {
+    char c = tmpl[i];
+    if (c == '{' && i + 1 < tmpl.size() && tmpl[i + 1] == '{') {
+      on_text("{");
+      i += 2;
+    } else if (c == '}' && i + 1 < tmpl.size() && tmpl[i + 1] == '}') {
+      on_text("}");
+      i += 2;
+    } else if (c == '{') {
+      size_t end = tmpl.find('}', i);
+      if (end == std::string_view::npos) {
+        return InvalidArgument(fmt::format("unclosed '{{' at offset {}", i));
+      }
+      std::string_view name = tmpl.substr(i + 1, end - i - 1);
+      if (name.empty() || name.find_first_of("{ \n") != std::string_view::npos) {
+        return InvalidArgument(fmt::format("bad placeholder '{{{}}}' (write '{{{{' for a literal brace)", name));
+      }
+      PLUMB_RETURN_IF_ERROR(on_name(std::string(name)));
+      i = end + 1;
+    } else if (c == '}') {
+      return InvalidArgument(fmt::format("unmatched '}}' at offset {} (write '}}}}' for a literal brace)", i));
+    } else {
+      size_t next = tmpl.find_first_of("{}", i);
+      if (next == std::string_view::npos) next = tmpl.size();
+      on_text(tmpl.substr(i, next - i));
+      i = next;
+    }
+  }
+  return Status();
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> TemplatePlaceholders(std::string_view tmpl) {
+  std::vector<std::string> names;
+  PLUMB_RETURN_IF_ERROR(Scan(
+      tmpl, [](std::string_view) {},
+      [&](std::string name) {
+        if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+        return Status();
+      }));
+  return names;
+}
+
+Status CheckTemplate(std::string_view tmpl, const std::vector<std::string>& allowed,
+                     const std::string& what) {
+  auto names = TemplatePlaceholders(tmpl);
+  if (!names) return InvalidArgument(fmt::format("{}: {}", what, names.error().message()));
+  for (const auto& n : *names) {
+    if (std::find(allowed.begin(), allowed.end(), n) == allowed.end()) {
+      std::vector<std::string> shown;
+      for (const auto& a : allowed) shown.push_back("{" + a + "}");
+      return InvalidArgument(fmt::format("{}: unknown placeholder '{{{}}}' (known: {})", what, n,
+                                         Join(shown, ", ")));
+    }
+  }
+  return Status();
+}
+
+Result<std::string> RenderTemplate(std::string_view tmpl,
+                                   const std::map<std::string, std::string>& vars) {
+  std::string out;
+  out.reserve(tmpl.size() * 2);
+  PLUMB_RETURN_IF_ERROR(Scan(
+      tmpl, [&](std::string_view text) { out.append(text); },
+      [&](std::string name) {
+        auto it = vars.find(name);
+        if (it == vars.end()) return InvalidArgument(fmt::format("no value for placeholder '{{{}}}'", name));
+        out += it->second;
+        return Status();
+      }));
+  return out;
+}
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string Trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+std::string NormalizeQuotes(std::string_view s) {
+  std::string out(s);
+  static const std::pair<std::string_view, std::string_view> kMap[] = {
+      {"\u2018", "'"}, {"\u2019", "'"}, {"\u201C", "\""}, {"\u201D", "\""}};
+  for (const auto& [from, to] : kMap) {
+    for (size_t p = out.find(from); p != std::string::npos; p = out.find(from, p)) {
+      out.replace(p, from.size(), to);
+    }
+  }
+  return out;
+}
+
+std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+std::string NowIso8601() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace plumb

@@ -1,0 +1,57 @@
+// Helpers of the shared value types, and the registry's edit distance.
+#include "plumb/registry.h"
+#include "plumb/types.h"
+
+#include <algorithm>
+
+namespace plumb {
+
+Json MessagesToJson(const std::vector<Message>& messages) {
+  Json arr = Json::array();
+  for (const auto& m : messages) arr.push_back({{"role", m.role}, {"content", m.content}});
+  return arr;
+}
+
+GenerationParams GenerationParams::MergedWith(const GenerationParams& over) const {
+  GenerationParams out = *this;
+  if (over.temperature) out.temperature = over.temperature;
+  if (over.top_p) out.top_p = over.top_p;
+  if (over.max_tokens) out.max_tokens = over.max_tokens;
+  if (over.seed) out.seed = over.seed;
+  if (!over.stop.empty()) out.stop = over.stop;
+  return out;
+}
+
+Json GenerationParams::ToJson() const {
+  Json j = Json::object();
+  if (temperature) j["temperature"] = *temperature;
+  if (top_p) j["top_p"] = *top_p;
+  if (max_tokens) j["max_tokens"] = *max_tokens;
+  if (seed) j["seed"] = *seed;
+  if (!stop.empty()) j["stop"] = stop;
+  return j;
+}
+
+std::string_view GradeStatusName(GradeStatus status) {
+  switch (status) {
+    case GradeStatus::kScored: return "scored";
+    case GradeStatus::kUnscored: return "unscored";
+    case GradeStatus::kError: return "grader_error";
+  }
+  return "grader_error";
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace plumb

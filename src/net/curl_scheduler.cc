@@ -1,0 +1,410 @@
+// The HTTP scheduler: one libcurl multi handle driven by one event-loop thread. It is the only
+// code in plumb that includes curl. It owns concurrency limits per endpoint, timeouts, and
+// retries with exponential backoff, full jitter and Retry-After.
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "plumb/hash.h"
+#include "plumb/http.h"
+#include "plumb/log.h"
+#include "plumb/text.h"
+
+namespace plumb {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsBetween(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// "https://api.openai.com/v1/chat" -> "https://api.openai.com".
+std::string EndpointOf(const std::string& url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t slash = url.find('/', start);
+  return slash == std::string::npos ? url : url.substr(0, slash);
+}
+
+struct Call {
+  HttpRequest request;
+  HttpScheduler::Interpret interpret;
+  HttpScheduler::Done done;
+  std::string endpoint;
+  int attempts = 0;
+  Clock::time_point submitted;
+  Clock::time_point attempt_start;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  HttpResponse response;
+  char error[CURL_ERROR_SIZE] = {0};
+};
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) {
+  static_cast<Call*>(user)->response.body.append(data, size * n);
+  return size * n;
+}
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* call = static_cast<Call*>(user);
+  std::string_view line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    call->response.headers.clear();  // a new response (after 100-continue or a redirect)
+  } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+    call->response.headers[ToLower(Trim(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
+  }
+  return size * n;
+}
+
+// Maps a transport failure onto a Status code: connection problems are transient, a bad URL or
+// an unknown host is not.
+Status TransportStatus(CURLcode code, const Call& call) {
+  std::string detail = call.error[0] ? call.error : curl_easy_strerror(code);
+  std::string where = Redact(call.endpoint);
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return Status(StatusCode::kDeadlineExceeded,
+                    fmt::format("{}: request timed out after {} ms (see --timeout)", where,
+                                call.request.timeout.count()));
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return Status(StatusCode::kNotFound,
+                    fmt::format("{}: cannot resolve host: {} (check --base-url)", where, detail));
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return InvalidArgument(fmt::format("{}: bad URL: {} (check --base-url)", where, detail));
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+      return FailedPrecondition(fmt::format("{}: TLS verification failed: {}", where, detail));
+    default:
+      return Unavailable(fmt::format("{}: connection error: {}", where, detail));
+  }
+}
+
+class CurlScheduler final : public HttpScheduler {
+ public:
+  explicit CurlScheduler(const SchedulerOptions& options)
+      : options_(options),
+        rng_(options.jitter_seed ? options.jitter_seed
+                                 : static_cast<uint64_t>(Clock::now().time_since_epoch().count())) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    multi_ = curl_multi_init();
+    curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
+                      static_cast<long>(2 * options_.max_concurrency_per_endpoint + 16));
+    loop_ = std::thread([this] { Loop(); });
+  }
+
+  ~CurlScheduler() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      cancel_requested_ = true;
+    }
+    curl_multi_wakeup(multi_);
+    loop_.join();
+    for (CURL* e : free_handles_) curl_easy_cleanup(e);
+    curl_multi_cleanup(multi_);
+  }
+
+  void Submit(HttpRequest request, Interpret interpret, Done done) override {
+    auto call = std::make_unique<Call>();
+    call->endpoint = request.endpoint.empty() ? EndpointOf(request.url) : request.endpoint;
+    call->request = std::move(request);
+    call->interpret = std::move(interpret);
+    call->done = std::move(done);
+    call->submitted = Clock::now();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!cancel_requested_) {
+        inbox_.push_back(std::move(call));
+        stats_queued_++;
+      }
+    }
+    if (call) {  // cancelled: still not moved into the inbox
+      call->done(Cancelled("request abandoned: the run was interrupted"), CallReport{});
+      return;
+    }
+    curl_multi_wakeup(multi_);
+  }
+
+  void Cancel() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancel_requested_ = true;
+    }
+    curl_multi_wakeup(multi_);
+  }
+
+  SchedulerStats Stats() const override {
+    SchedulerStats s;
+    s.queued = stats_queued_.load();
+    s.in_flight = stats_in_flight_.load();
+    s.waiting_retry = stats_waiting_.load();
+    s.retries = stats_retries_.load();
+    return s;
+  }
+
+ private:
+  struct Endpoint {
+    int in_flight = 0;
+    std::deque<Call*> ready;
+  };
+
+  void Loop() {
+    while (true) {
+      bool cancel;
+      bool stop;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& c : inbox_) {
+          Call* raw = c.get();
+          calls_[raw] = std::move(c);
+          endpoints_[raw->endpoint].ready.push_back(raw);
+        }
+        inbox_.clear();
+        cancel = cancel_requested_;
+        stop = stop_;
+      }
+      if (cancel) CancelAll();
+      if (stop && calls_.empty()) return;
+
+      FireTimers();
+      StartReady();
+
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      int left = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        Call* call = nullptr;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &call);
+        FinishAttempt(call, msg->data.result);
+      }
+      StartReady();  // slots freed by finished attempts
+
+      int timeout_ms = 1000;
+      if (!timers_.empty()) {
+        double until = MsBetween(Clock::now(), timers_.begin()->first);
+        timeout_ms = std::clamp(static_cast<int>(std::ceil(until)), 0, timeout_ms);
+      }
+      curl_multi_poll(multi_, nullptr, 0, timeout_ms, nullptr);
+    }
+  }
+
+  void FireTimers() {
+    auto now = Clock::now();
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      Call* call = timers_.begin()->second;
+      timers_.erase(timers_.begin());
+      stats_waiting_--;
+      stats_queued_++;
+      // Retries go to the front: they are the oldest work.
+      endpoints_[call->endpoint].ready.push_front(call);
+    }
+  }
+
+  void StartReady() {
+    for (auto& [name, ep] : endpoints_) {
+      while (ep.in_flight < options_.max_concurrency_per_endpoint && !ep.ready.empty()) {
+        Call* call = ep.ready.front();
+        ep.ready.pop_front();
+        stats_queued_--;
+        Start(call);
+        ep.in_flight++;
+      }
+    }
+  }
+
+  CURL* TakeHandle() {
+    if (free_handles_.empty()) return curl_easy_init();
+    CURL* e = free_handles_.back();
+    free_handles_.pop_back();
+    curl_easy_reset(e);
+    return e;
+  }
+
+  void Start(Call* call) {
+    call->attempts++;
+    call->attempt_start = Clock::now();
+    call->response = HttpResponse{};
+    call->error[0] = 0;
+    CURL* e = TakeHandle();
+    call->easy = e;
+    const HttpRequest& r = call->request;
+    curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+    if (r.method == "POST") {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    } else if (r.method != "GET") {
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    }
+    if (call->headers == nullptr) {
+      for (const auto& [k, v] : r.headers) {
+        call->headers = curl_slist_append(call->headers, (k + ": " + v).c_str());
+      }
+      // No "Expect: 100-continue" round trip for larger bodies.
+      call->headers = curl_slist_append(call->headers, "Expect:");
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, call->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, OnBody);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, OnHeader);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, call);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->error);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, call);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count()));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::min<int64_t>(r.timeout.count(), 30'000)));
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+    if (r.url.rfind("https://", 0) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_multi_add_handle(multi_, e);
+    stats_in_flight_++;
+  }
+
+  void ReleaseHandle(Call* call) {
+    curl_multi_remove_handle(multi_, call->easy);
+    free_handles_.push_back(call->easy);
+    call->easy = nullptr;
+    stats_in_flight_--;
+    endpoints_[call->endpoint].in_flight--;
+  }
+
+  void FinishAttempt(Call* call, CURLcode code) {
+    auto now = Clock::now();
+    call->response.elapsed_ms = MsBetween(call->attempt_start, now);
+    long http_status = 0;
+    curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &http_status);
+    ReleaseHandle(call);
+    Status status;
+    if (code != CURLE_OK) {
+      status = TransportStatus(code, *call);
+    } else {
+      call->response.status = static_cast<int>(http_status);
+      status = call->interpret(call->response);
+    }
+    if (!status.ok() && IsRetryable(status.code()) &&
+        call->attempts <= options_.retry.max_retries) {
+      ScheduleRetry(call, now);
+      return;
+    }
+    if (!status.ok() && IsRetryable(status.code())) {
+      status = Status(status.code(),
+                      fmt::format("{} (gave up after {} attempts; see --max-retries)",
+                                  status.message(), call->attempts));
+    }
+    Complete(call, status, now);
+  }
+
+  void ScheduleRetry(Call* call, Clock::time_point now) {
+    double delay_ms = -1;
+    auto& h = call->response.headers;
+    if (auto it = h.find("retry-after-ms"); it != h.end()) {
+      try {
+        delay_ms = std::stod(it->second);
+      } catch (...) {
+      }
+    }
+    if (delay_ms < 0) {
+      if (auto it = h.find("retry-after"); it != h.end()) {
+        double s = ParseRetryAfterSeconds(it->second);
+        if (s >= 0) delay_ms = 1000 * s;
+      }
+    }
+    if (delay_ms < 0) {
+      double cap = std::min<double>(
+          static_cast<double>(kMaxRetryDelay.count()),
+          static_cast<double>(options_.retry.base_delay.count()) *
+              std::pow(2.0, call->attempts - 1));
+      delay_ms = rng_.Uniform() * cap;
+    }
+    delay_ms = std::min<double>(delay_ms, 10 * static_cast<double>(kMaxRetryDelay.count()));
+    stats_retries_++;
+    stats_waiting_++;
+    timers_.emplace(now + std::chrono::microseconds(static_cast<int64_t>(delay_ms * 1000)), call);
+  }
+
+  void Complete(Call* call, const Status& status, Clock::time_point now) {
+    CallReport report;
+    report.attempts = call->attempts;
+    report.latency_ms = call->response.elapsed_ms;
+    report.total_ms = MsBetween(call->submitted, now);
+    auto owned = std::move(calls_[call]);
+    calls_.erase(call);
+    if (owned->headers) curl_slist_free_all(owned->headers);
+    owned->done(status, report);
+  }
+
+  void CancelAll() {
+    auto now = Clock::now();
+    Status cancelled = Cancelled("request abandoned: the run was interrupted");
+    std::vector<Call*> all;
+    for (auto& [raw, _] : calls_) all.push_back(raw);
+    for (Call* call : all) {
+      if (call->easy) ReleaseHandle(call);
+      Complete(call, cancelled, now);
+    }
+    for (auto& [_, ep] : endpoints_) ep.ready.clear();
+    timers_.clear();
+    stats_queued_ = 0;
+    stats_waiting_ = 0;
+  }
+
+  SchedulerOptions options_;
+  Rng rng_;
+  CURLM* multi_ = nullptr;
+  std::thread loop_;
+
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Call>> inbox_;
+  bool cancel_requested_ = false;
+  bool stop_ = false;
+
+  // Event-loop thread only.
+  std::unordered_map<Call*, std::unique_ptr<Call>> calls_;
+  std::map<std::string, Endpoint> endpoints_;
+  std::multimap<Clock::time_point, Call*> timers_;
+  std::vector<CURL*> free_handles_;
+
+  std::atomic<int64_t> stats_queued_{0};
+  std::atomic<int64_t> stats_in_flight_{0};
+  std::atomic<int64_t> stats_waiting_{0};
+  std::atomic<int64_t> stats_retries_{0};
+};
+
+}  // namespace
+
+double ParseRetryAfterSeconds(const std::string& value) {
+  std::string v = Trim(value);
+  if (v.empty()) return -1;
+  char* end = nullptr;
+  double s = std::strtod(v.c_str(), &end);
+  if (end && *end == '\0') return s >= 0 ? s : -1;
+  time_t when = curl_getdate(v.c_str(), nullptr);
+  if (when < 0) return -1;
+  double diff = std::difftime(when, std::time(nullptr));
+  return diff > 0 ? diff : 0;
+}
+
+std::unique_ptr<HttpScheduler> MakeCurlScheduler(const SchedulerOptions& options) {
+  return std::make_unique<CurlScheduler>(options);
+}
+
+}  // namespace plumb

@@ -1,0 +1,68 @@
+// `plumb show`: one run and its metrics.
+#include <fmt/format.h>
+
+#include "plumb/report.h"
+
+namespace plumb {
+namespace {
+
+Json MetricJson(const Metric& m) {
+  auto opt = [](const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); };
+  Json j = {{"name", m.name},          {"category", m.category}, {"value", opt(m.value)},
+            {"ci_low", opt(m.ci_low)}, {"ci_high", opt(m.ci_high)}, {"n", m.n},
+            {"ci_method", m.ci_method}};
+  j["k"] = m.k ? Json(*m.k) : Json(nullptr);
+  if (!m.details.empty()) j["details"] = m.details;
+  return j;
+}
+
+}  // namespace
+
+Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& metrics,
+                              const std::string& format) {
+  if (format == "json") {
+    Json r = {{"id", run.id},
+              {"status", run.status},
+              {"started_at", run.started_at},
+              {"finished_at", run.finished_at},
+              {"plumb_version", run.plumb_version},
+              {"git_sha", run.git_sha},
+              {"suite", run.suite_id},
+              {"suite_version", run.suite_version},
+              {"suite_hash", run.suite_hash},
+              {"primary_metric", run.primary_metric},
+              {"model", run.model_spec},
+              {"backend", run.backend_id},
+              {"params", run.params},
+              {"seed", run.seed},
+              {"epochs", run.epochs},
+              {"concurrency", run.concurrency},
+              {"samples", run.n_samples},
+              {"error", run.error}};
+    r["limit"] = run.limit ? Json(*run.limit) : Json(nullptr);
+    Json ms = Json::array();
+    for (const auto& m : metrics) ms.push_back(MetricJson(m));
+    return Json{{"run", r}, {"metrics", ms}}.dump(2) + "\n";
+  }
+  if (format != "text") return InvalidArgument(fmt::format("unknown format '{}' (use text or json)", format));
+  std::string out = fmt::format("run {}  {}  {}@{}  model {} ({})\n", run.id, run.status,
+                                run.suite_id, run.suite_version, run.model_spec, run.backend_id);
+  out += fmt::format("started {}  finished {}  samples {}  epochs {}  seed {}\n", run.started_at,
+                     run.finished_at.empty() ? "-" : run.finished_at, run.n_samples, run.epochs,
+                     run.seed);
+  out += fmt::format("suite hash {}  plumb {} ({})  params {}\n", run.suite_hash.substr(0, 12),
+                     run.plumb_version, run.git_sha, run.params.dump());
+  if (!run.error.empty()) out += "error: " + run.error + "\n";
+  out += "\n";
+  size_t width = 6;
+  for (const auto& m : metrics) width = std::max(width, m.name.size() + (m.category.empty() ? 0 : m.category.size() + 3));
+  out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}\n", "metric", width, "value", "95% CI", "n", "k");
+  for (const auto& m : metrics) {
+    std::string name = m.category.empty() ? m.name : fmt::format("{} [{}]", m.name, m.category);
+    out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}\n", name, width, FormatValue(m.value),
+                       FormatInterval(m), m.n, m.k ? std::to_string(*m.k) : "");
+  }
+  return out;
+}
+
+}  // namespace plumb

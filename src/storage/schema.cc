@@ -1,0 +1,154 @@
+// Schema version 1 and the migration ladder.
+#include "storage/schema.h"
+
+#include <fmt/format.h>
+
+#include "plumb/store.h"
+
+namespace plumb::storage {
+namespace {
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE runs (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  started_at    TEXT NOT NULL,
+  finished_at   TEXT NOT NULL DEFAULT '',
+  status        TEXT NOT NULL,
+  plumb_version TEXT NOT NULL,
+  git_sha       TEXT NOT NULL,
+  suite_id      TEXT NOT NULL,
+  suite_version INTEGER NOT NULL,
+  suite_hash    TEXT NOT NULL,
+  primary_metric TEXT NOT NULL,
+  higher_is_better INTEGER NOT NULL,
+  model_spec    TEXT NOT NULL,
+  backend_id    TEXT NOT NULL,
+  params        TEXT NOT NULL,
+  seed          INTEGER NOT NULL,
+  concurrency   INTEGER NOT NULL,
+  epochs        INTEGER NOT NULL,
+  item_limit    INTEGER,
+  n_samples     INTEGER NOT NULL,
+  error         TEXT NOT NULL DEFAULT '',
+  settings      TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX runs_by_suite_model ON runs(suite_id, model_spec, id);
+
+CREATE TABLE items (
+  run_id   INTEGER NOT NULL REFERENCES runs(id),
+  item_id  TEXT NOT NULL,
+  category TEXT NOT NULL,
+  line     INTEGER NOT NULL,
+  fields   TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  scored   INTEGER NOT NULL,
+  PRIMARY KEY (run_id, item_id)
+) WITHOUT ROWID;
+
+CREATE TABLE samples (
+  run_id       INTEGER NOT NULL REFERENCES runs(id),
+  item_id      TEXT NOT NULL,
+  epoch        INTEGER NOT NULL,
+  presentation TEXT NOT NULL,
+  status       TEXT NOT NULL,
+  PRIMARY KEY (run_id, item_id, epoch)
+) WITHOUT ROWID;
+
+CREATE TABLE responses (
+  run_id            INTEGER NOT NULL REFERENCES runs(id),
+  item_id           TEXT NOT NULL,
+  epoch             INTEGER NOT NULL,
+  turn              INTEGER NOT NULL,
+  request           TEXT NOT NULL,
+  status            TEXT NOT NULL,
+  text              TEXT,
+  finish_reason     TEXT,
+  prompt_tokens     INTEGER,
+  completion_tokens INTEGER,
+  latency_ms        REAL,
+  attempts          INTEGER NOT NULL,
+  error_code        TEXT,
+  error_message     TEXT,
+  created_at        TEXT NOT NULL,
+  PRIMARY KEY (run_id, item_id, epoch, turn)
+) WITHOUT ROWID;
+
+CREATE TABLE scores (
+  run_id  INTEGER NOT NULL REFERENCES runs(id),
+  item_id TEXT NOT NULL,
+  epoch   INTEGER NOT NULL,
+  grader  TEXT NOT NULL,
+  status  TEXT NOT NULL,
+  value   REAL,
+  label   TEXT NOT NULL,
+  details TEXT NOT NULL,
+  error   TEXT NOT NULL,
+  PRIMARY KEY (run_id, item_id, epoch, grader)
+) WITHOUT ROWID;
+
+CREATE TABLE metrics (
+  run_id    INTEGER NOT NULL REFERENCES runs(id),
+  name      TEXT NOT NULL,
+  category  TEXT NOT NULL,
+  value     REAL,
+  ci_low    REAL,
+  ci_high   REAL,
+  n         INTEGER NOT NULL,
+  k         INTEGER,
+  ci_method TEXT NOT NULL,
+  details   TEXT NOT NULL,
+  PRIMARY KEY (run_id, name, category)
+) WITHOUT ROWID;
+)sql";
+
+int UserVersion(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
+
+}  // namespace
+
+Status Migrate(SQLite::Database& db, const std::string& path) {
+  try {
+    int version = UserVersion(db);
+    if (version > kSchemaVersion) {
+      return FailedPrecondition(fmt::format(
+          "results database '{}' has schema version {}, newer than this plumb supports ({}); "
+          "upgrade plumb or use another --db",
+          path, version, kSchemaVersion));
+    }
+    if (version == kSchemaVersion) return Status();
+    SQLite::Transaction tx(db);
+    if (version == 0) {
+      int tables = db.execAndGet("SELECT count(*) FROM sqlite_master WHERE type='table'").getInt();
+      if (tables != 0) {
+        return FailedPrecondition(fmt::format(
+            "'{}' is a SQLite database but not a plumb results database (see --db)", path));
+      }
+      db.exec(kSchemaV1);
+    }
+    // Later versions add their steps here: if (version < 2) { ... }
+    db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
+    tx.commit();
+    return Status();
+  } catch (const SQLite::Exception& e) {
+    return DataLoss(fmt::format("results database '{}': {}", path, e.what()));
+  }
+}
+
+Status CheckReadable(SQLite::Database& db, const std::string& path) {
+  try {
+    int version = UserVersion(db);
+    if (version == 0) {
+      return FailedPrecondition(fmt::format("'{}' is not a plumb results database (see --db)", path));
+    }
+    if (version > kSchemaVersion) {
+      return FailedPrecondition(fmt::format(
+          "results database '{}' has schema version {}, newer than this plumb supports ({}); "
+          "upgrade plumb",
+          path, version, kSchemaVersion));
+    }
+    return Status();
+  } catch (const SQLite::Exception& e) {
+    return DataLoss(fmt::format("results database '{}': {}", path, e.what()));
+  }
+}
+
+}  // namespace plumb::storage

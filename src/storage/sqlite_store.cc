@@ -1,0 +1,493 @@
+// The SQLite results store: WAL mode, one writer thread that commits queued sample results in
+// batched transactions, and plain queries for reading.
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "plumb/log.h"
+#include "plumb/store.h"
+#include "plumb/text.h"
+#include "storage/schema.h"
+
+namespace plumb {
+namespace {
+
+constexpr size_t kMaxBatch = 512;
+
+template <typename T>
+void BindOpt(SQLite::Statement& q, int i, const std::optional<T>& v) {
+  if (v) q.bind(i, *v);
+  else q.bind(i);
+}
+
+std::optional<double> OptDouble(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getDouble();
+}
+
+std::optional<int64_t> OptInt64(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getInt64();
+}
+
+Json ParseStored(const std::string& text) {
+  Json j = Json::parse(text, nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+GradeStatus GradeStatusFromName(const std::string& s) {
+  if (s == "scored") return GradeStatus::kScored;
+  if (s == "unscored") return GradeStatus::kUnscored;
+  return GradeStatus::kError;
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::unique_ptr<SQLite::Database> db, std::string path, bool writable)
+      : db_(std::move(db)), path_(std::move(path)) {
+    if (writable) writer_ = std::thread([this] { WriterLoop(); });
+  }
+
+  ~SqliteStore() override {
+    if (writer_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(queue_mu_);
+        stop_ = true;
+      }
+      queue_cv_.notify_all();
+      writer_.join();
+    }
+  }
+
+  Result<int64_t> CreateRun(const RunRecord& run, const std::vector<Item>& items,
+                            const std::vector<std::pair<std::string, int>>& samples,
+                            const std::vector<Json>& presentations) override {
+    return Guard<int64_t>([&]() -> Result<int64_t> {
+      SQLite::Transaction tx(*db_);
+      SQLite::Statement q(*db_,
+                          "INSERT INTO runs (started_at, status, plumb_version, git_sha, suite_id, "
+                          "suite_version, suite_hash, model_spec, backend_id, params, seed, "
+                          "concurrency, epochs, item_limit, n_samples, settings, primary_metric, "
+                          "higher_is_better) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      q.bind(1, run.started_at);
+      q.bind(2, run.status);
+      q.bind(3, run.plumb_version);
+      q.bind(4, run.git_sha);
+      q.bind(5, run.suite_id);
+      q.bind(6, run.suite_version);
+      q.bind(7, run.suite_hash);
+      q.bind(8, run.model_spec);
+      q.bind(9, run.backend_id);
+      q.bind(10, run.params.dump());
+      q.bind(11, static_cast<int64_t>(run.seed));
+      q.bind(12, run.concurrency);
+      q.bind(13, run.epochs);
+      BindOpt(q, 14, run.limit);
+      q.bind(15, run.n_samples);
+      q.bind(16, Redact(run.settings.dump()));
+      q.bind(17, run.primary_metric);
+      q.bind(18, run.higher_is_better ? 1 : 0);
+      q.exec();
+      int64_t id = db_->getLastInsertRowid();
+      SQLite::Statement qi(*db_,
+                           "INSERT INTO items (run_id, item_id, category, line, fields, metadata, "
+                           "scored) VALUES (?,?,?,?,?,?,?)");
+      for (const auto& item : items) {
+        qi.bind(1, id);
+        qi.bind(2, item.id);
+        qi.bind(3, item.category);
+        qi.bind(4, item.line);
+        qi.bind(5, item.fields.dump());
+        qi.bind(6, item.metadata.dump());
+        qi.bind(7, item.scored ? 1 : 0);
+        qi.exec();
+        qi.reset();
+      }
+      SQLite::Statement qs(*db_,
+                           "INSERT INTO samples (run_id, item_id, epoch, presentation, status) "
+                           "VALUES (?,?,?,?,'pending')");
+      for (size_t i = 0; i < samples.size(); ++i) {
+        qs.bind(1, id);
+        qs.bind(2, samples[i].first);
+        qs.bind(3, samples[i].second);
+        qs.bind(4, presentations[i].dump());
+        qs.exec();
+        qs.reset();
+      }
+      tx.commit();
+      return id;
+    });
+  }
+
+  void Enqueue(int64_t run_id, SampleResult result) override {
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      queue_.emplace_back(run_id, std::move(result));
+      ++enqueued_;
+    }
+    queue_cv_.notify_all();
+  }
+
+  Status Flush() override {
+    std::unique_lock<std::mutex> lock(queue_mu_);
+    uint64_t target = enqueued_;
+    queue_cv_.notify_all();
+    done_cv_.wait(lock, [&] { return committed_ >= target || !write_error_.ok(); });
+    return write_error_;
+  }
+
+  Status FinishRun(int64_t run_id, const std::string& status, const std::string& error) override {
+    PLUMB_RETURN_IF_ERROR(Flush());
+    return Guard<bool>([&]() -> Result<bool> {
+             SQLite::Statement q(*db_, "UPDATE runs SET status=?, finished_at=?, error=? WHERE id=?");
+             q.bind(1, status);
+             q.bind(2, NowIso8601());
+             q.bind(3, Redact(error));
+             q.bind(4, run_id);
+             q.exec();
+             return true;
+           })
+        .status();
+  }
+
+  Status PutMetrics(int64_t run_id, const std::vector<Metric>& metrics) override {
+    return Guard<bool>([&]() -> Result<bool> {
+             SQLite::Transaction tx(*db_);
+             SQLite::Statement del(*db_, "DELETE FROM metrics WHERE run_id=?");
+             del.bind(1, run_id);
+             del.exec();
+             SQLite::Statement q(*db_,
+                                 "INSERT INTO metrics (run_id, name, category, value, ci_low, "
+                                 "ci_high, n, k, ci_method, details) VALUES (?,?,?,?,?,?,?,?,?,?)");
+             for (const auto& m : metrics) {
+               q.bind(1, run_id);
+               q.bind(2, m.name);
+               q.bind(3, m.category);
+               BindOpt(q, 4, m.value);
+               BindOpt(q, 5, m.ci_low);
+               BindOpt(q, 6, m.ci_high);
+               q.bind(7, m.n);
+               BindOpt(q, 8, m.k);
+               q.bind(9, m.ci_method);
+               q.bind(10, m.details.dump());
+               q.exec();
+               q.reset();
+             }
+             tx.commit();
+             return true;
+           })
+        .status();
+  }
+
+  Result<RunRecord> GetRun(int64_t run_id) const override {
+    PLUMB_ASSIGN_OR_RETURN(auto runs, QueryRuns("WHERE id = ?", {std::to_string(run_id)}));
+    if (runs.empty()) return NotFound(fmt::format("run {} not found in '{}'", run_id, path_));
+    return runs.front();
+  }
+
+  Result<int64_t> LatestRunId() const override {
+    return Guard<int64_t>([&]() -> Result<int64_t> {
+      SQLite::Statement q(*db_, "SELECT max(id) FROM runs");
+      if (!q.executeStep() || q.getColumn(0).isNull()) {
+        return NotFound(fmt::format("no runs in '{}' yet (start one with plumb run)", path_));
+      }
+      return q.getColumn(0).getInt64();
+    });
+  }
+
+  Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) const override {
+    std::string where = "WHERE 1=1";
+    std::vector<std::string> args;
+    if (!filter.suite_id.empty()) {
+      where += " AND suite_id = ?";
+      args.push_back(filter.suite_id);
+    }
+    if (!filter.status.empty()) {
+      where += " AND status = ?";
+      args.push_back(filter.status);
+    }
+    return QueryRuns(where + " ORDER BY id", args);
+  }
+
+  Result<std::vector<SampleRecord>> GetSamples(int64_t run_id) const override {
+    return Guard<std::vector<SampleRecord>>([&]() -> Result<std::vector<SampleRecord>> {
+      std::vector<SampleRecord> out;
+      std::map<std::pair<std::string, int>, size_t> index;
+      SQLite::Statement q(*db_,
+                          "SELECT item_id, epoch, presentation, status FROM samples WHERE run_id=? "
+                          "ORDER BY epoch, item_id");
+      q.bind(1, run_id);
+      while (q.executeStep()) {
+        SampleRecord s;
+        s.item_id = q.getColumn(0).getString();
+        s.epoch = q.getColumn(1).getInt();
+        s.presentation = ParseStored(q.getColumn(2).getString());
+        s.status = q.getColumn(3).getString();
+        index[{s.item_id, s.epoch}] = out.size();
+        out.push_back(std::move(s));
+      }
+      SQLite::Statement g(*db_,
+                          "SELECT item_id, epoch, grader, status, value, label, details, error "
+                          "FROM scores WHERE run_id=?");
+      g.bind(1, run_id);
+      while (g.executeStep()) {
+        auto it = index.find({g.getColumn(0).getString(), g.getColumn(1).getInt()});
+        if (it == index.end()) continue;
+        Grade grade;
+        grade.grader = g.getColumn(2).getString();
+        grade.status = GradeStatusFromName(g.getColumn(3).getString());
+        grade.value = OptDouble(g.getColumn(4));
+        grade.label = g.getColumn(5).getString();
+        grade.details = ParseStored(g.getColumn(6).getString());
+        grade.error = g.getColumn(7).getString();
+        out[it->second].grades.push_back(std::move(grade));
+      }
+      SQLite::Statement r(*db_,
+                          "SELECT item_id, epoch, turn, request, status, text, finish_reason, "
+                          "prompt_tokens, completion_tokens, latency_ms, attempts, error_code, "
+                          "error_message FROM responses WHERE run_id=? ORDER BY turn");
+      r.bind(1, run_id);
+      while (r.executeStep()) {
+        auto it = index.find({r.getColumn(0).getString(), r.getColumn(1).getInt()});
+        if (it == index.end()) continue;
+        ResponseRecord rr;
+        rr.item_id = r.getColumn(0).getString();
+        rr.epoch = r.getColumn(1).getInt();
+        rr.turn = r.getColumn(2).getInt();
+        rr.request = ParseStored(r.getColumn(3).getString());
+        rr.ok = r.getColumn(4).getString() == "ok";
+        rr.completion.text = r.getColumn(5).isNull() ? "" : r.getColumn(5).getString();
+        rr.completion.finish_reason = r.getColumn(6).isNull() ? "" : r.getColumn(6).getString();
+        rr.completion.prompt_tokens = OptInt64(r.getColumn(7));
+        rr.completion.completion_tokens = OptInt64(r.getColumn(8));
+        rr.completion.latency_ms = r.getColumn(9).isNull() ? 0 : r.getColumn(9).getDouble();
+        rr.completion.attempts = r.getColumn(10).getInt();
+        rr.error_code = r.getColumn(11).isNull() ? "" : r.getColumn(11).getString();
+        rr.error_message = r.getColumn(12).isNull() ? "" : r.getColumn(12).getString();
+        out[it->second].responses.push_back(std::move(rr));
+      }
+      return out;
+    });
+  }
+
+  Result<std::vector<Metric>> GetMetrics(int64_t run_id) const override {
+    return Guard<std::vector<Metric>>([&]() -> Result<std::vector<Metric>> {
+      std::vector<Metric> out;
+      SQLite::Statement q(*db_,
+                          "SELECT name, category, value, ci_low, ci_high, n, k, ci_method, details "
+                          "FROM metrics WHERE run_id=? ORDER BY category <> '', name, category");
+      q.bind(1, run_id);
+      while (q.executeStep()) {
+        Metric m;
+        m.name = q.getColumn(0).getString();
+        m.category = q.getColumn(1).getString();
+        m.value = OptDouble(q.getColumn(2));
+        m.ci_low = OptDouble(q.getColumn(3));
+        m.ci_high = OptDouble(q.getColumn(4));
+        m.n = q.getColumn(5).getInt64();
+        m.k = OptInt64(q.getColumn(6));
+        m.ci_method = q.getColumn(7).getString();
+        m.details = ParseStored(q.getColumn(8).getString());
+        out.push_back(std::move(m));
+      }
+      return out;
+    });
+  }
+
+ private:
+  // Runs `fn` under the connection lock and turns SQLite exceptions into kDataLoss.
+  template <typename T, typename Fn>
+  Result<T> Guard(Fn fn) const {
+    std::lock_guard<std::mutex> lock(db_mu_);
+    try {
+      return fn();
+    } catch (const SQLite::Exception& e) {
+      return DataLoss(fmt::format("results database '{}': {}", path_, e.what()));
+    }
+  }
+
+  Result<std::vector<RunRecord>> QueryRuns(const std::string& where,
+                                           const std::vector<std::string>& args) const {
+    return Guard<std::vector<RunRecord>>([&]() -> Result<std::vector<RunRecord>> {
+      SQLite::Statement q(*db_,
+                          "SELECT id, started_at, finished_at, status, plumb_version, git_sha, "
+                          "suite_id, suite_version, suite_hash, model_spec, backend_id, params, "
+                          "seed, concurrency, epochs, item_limit, n_samples, error, settings, "
+                          "primary_metric, higher_is_better FROM runs " + where);
+      for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i + 1), args[i]);
+      std::vector<RunRecord> out;
+      while (q.executeStep()) {
+        RunRecord r;
+        r.id = q.getColumn(0).getInt64();
+        r.started_at = q.getColumn(1).getString();
+        r.finished_at = q.getColumn(2).getString();
+        r.status = q.getColumn(3).getString();
+        r.plumb_version = q.getColumn(4).getString();
+        r.git_sha = q.getColumn(5).getString();
+        r.suite_id = q.getColumn(6).getString();
+        r.suite_version = q.getColumn(7).getInt();
+        r.suite_hash = q.getColumn(8).getString();
+        r.model_spec = q.getColumn(9).getString();
+        r.backend_id = q.getColumn(10).getString();
+        r.params = ParseStored(q.getColumn(11).getString());
+        r.seed = static_cast<uint64_t>(q.getColumn(12).getInt64());
+        r.concurrency = q.getColumn(13).getInt();
+        r.epochs = q.getColumn(14).getInt();
+        r.limit = OptInt64(q.getColumn(15));
+        r.n_samples = q.getColumn(16).getInt64();
+        r.error = q.getColumn(17).getString();
+        r.settings = ParseStored(q.getColumn(18).getString());
+        r.primary_metric = q.getColumn(19).getString();
+        r.higher_is_better = q.getColumn(20).getInt() != 0;
+        out.push_back(std::move(r));
+      }
+      return out;
+    });
+  }
+
+  void WriterLoop() {
+    while (true) {
+      std::vector<std::pair<int64_t, SampleResult>> batch;
+      {
+        std::unique_lock<std::mutex> lock(queue_mu_);
+        queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty() && stop_) return;
+        while (!queue_.empty() && batch.size() < kMaxBatch) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      Status s = WriteBatch(batch);
+      {
+        std::lock_guard<std::mutex> lock(queue_mu_);
+        committed_ += batch.size();
+        if (!s.ok() && write_error_.ok()) write_error_ = s;
+      }
+      if (!s.ok()) LogLine(LogLevel::kError, s.message());
+      done_cv_.notify_all();
+    }
+  }
+
+  Status WriteBatch(const std::vector<std::pair<int64_t, SampleResult>>& batch) {
+    return Guard<bool>([&]() -> Result<bool> {
+             SQLite::Transaction tx(*db_);
+             SQLite::Statement resp(
+                 *db_,
+                 "INSERT OR REPLACE INTO responses (run_id, item_id, epoch, turn, request, status, "
+                 "text, finish_reason, prompt_tokens, completion_tokens, latency_ms, attempts, "
+                 "error_code, error_message, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+             SQLite::Statement score(
+                 *db_,
+                 "INSERT OR REPLACE INTO scores (run_id, item_id, epoch, grader, status, value, "
+                 "label, details, error) VALUES (?,?,?,?,?,?,?,?,?)");
+             SQLite::Statement sample(
+                 *db_, "UPDATE samples SET status=? WHERE run_id=? AND item_id=? AND epoch=?");
+             std::string now = NowIso8601();
+             for (const auto& [run_id, r] : batch) {
+               for (const auto& rr : r.responses) {
+                 resp.bind(1, run_id);
+                 resp.bind(2, rr.item_id);
+                 resp.bind(3, rr.epoch);
+                 resp.bind(4, rr.turn);
+                 resp.bind(5, rr.request.dump());
+                 resp.bind(6, rr.ok ? "ok" : "error");
+                 if (rr.ok) {
+                   resp.bind(7, rr.completion.text);
+                   resp.bind(8, rr.completion.finish_reason);
+                   BindOpt(resp, 9, rr.completion.prompt_tokens);
+                   BindOpt(resp, 10, rr.completion.completion_tokens);
+                   resp.bind(11, rr.completion.latency_ms);
+                   resp.bind(13);
+                   resp.bind(14);
+                 } else {
+                   for (int i = 7; i <= 11; ++i) resp.bind(i);
+                   resp.bind(13, rr.error_code);
+                   resp.bind(14, Redact(rr.error_message));
+                 }
+                 resp.bind(12, rr.completion.attempts);
+                 resp.bind(15, now);
+                 resp.exec();
+                 resp.reset();
+               }
+               for (const auto& g : r.grades) {
+                 score.bind(1, run_id);
+                 score.bind(2, r.item_id);
+                 score.bind(3, r.epoch);
+                 score.bind(4, g.grader);
+                 score.bind(5, std::string(GradeStatusName(g.status)));
+                 BindOpt(score, 6, g.value);
+                 score.bind(7, g.label);
+                 score.bind(8, g.details.dump());
+                 score.bind(9, Redact(g.error));
+                 score.exec();
+                 score.reset();
+               }
+               sample.bind(1, r.ok ? "done" : "error");
+               sample.bind(2, run_id);
+               sample.bind(3, r.item_id);
+               sample.bind(4, r.epoch);
+               sample.exec();
+               sample.reset();
+             }
+             tx.commit();
+             return true;
+           })
+        .status();
+  }
+
+  mutable std::mutex db_mu_;
+  std::unique_ptr<SQLite::Database> db_;
+  std::string path_;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::condition_variable done_cv_;
+  std::deque<std::pair<int64_t, SampleResult>> queue_;
+  uint64_t enqueued_ = 0;
+  uint64_t committed_ = 0;
+  Status write_error_;
+  bool stop_ = false;
+  std::thread writer_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& path) {
+  try {
+    std::error_code ec;
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+    auto db = std::make_unique<SQLite::Database>(path.string(),
+                                                 SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db->setBusyTimeout(10'000);
+    db->exec("PRAGMA journal_mode=WAL");
+    db->exec("PRAGMA synchronous=NORMAL");
+    db->exec("PRAGMA foreign_keys=ON");
+    PLUMB_RETURN_IF_ERROR(storage::Migrate(*db, path.string()));
+    return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db), path.string(), true));
+  } catch (const SQLite::Exception& e) {
+    return DataLoss(fmt::format("cannot open results database '{}': {} (see --db)", path.string(), e.what()));
+  }
+}
+
+Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return NotFound(fmt::format("results database '{}' does not exist (run plumb run first, or see --db)",
+                                path.string()));
+  }
+  try {
+    auto db = std::make_unique<SQLite::Database>(path.string(), SQLite::OPEN_READONLY);
+    db->setBusyTimeout(10'000);
+    PLUMB_RETURN_IF_ERROR(storage::CheckReadable(*db, path.string()));
+    return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db), path.string(), false));
+  } catch (const SQLite::Exception& e) {
+    return DataLoss(fmt::format("cannot open results database '{}': {}", path.string(), e.what()));
+  }
+}
+
+}  // namespace plumb

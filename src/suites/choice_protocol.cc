@@ -1,0 +1,173 @@
+// Rendering options and reading answers, configured from suite.yaml.
+#include "suites/choice_protocol.h"
+
+#include <fmt/format.h>
+
+#include "plumb/hash.h"
+#include "plumb/text.h"
+
+namespace plumb::suites {
+
+std::string ListLabels(const std::vector<std::string>& labels) {
+  if (labels.size() <= 1) return labels.empty() ? "" : labels[0];
+  std::vector<std::string> head(labels.begin(), labels.end() - 1);
+  return Join(head, ", ") + " or " + labels.back();
+}
+
+Result<std::vector<Message>> ReadMessages(const Json& value, const ItemSource& where,
+                                          const std::string& field) {
+  if (!value.is_array() || value.empty()) {
+    return where.Error(field, "must be a non-empty list of {role, content} objects");
+  }
+  std::vector<Message> out;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const Json& m = value[i];
+    if (!m.is_object() || !m.contains("role") || !m.contains("content") || m.size() != 2 ||
+        !m["role"].is_string() || !m["content"].is_string()) {
+      return where.Error(field, fmt::format("[{}] must be an object with string 'role' and 'content'", i));
+    }
+    std::string role = m["role"].get<std::string>();
+    if (role != "system" && role != "user" && role != "assistant") {
+      return where.Error(field, fmt::format("[{}].role must be system, user or assistant", i));
+    }
+    out.push_back(Message{role, m["content"].get<std::string>()});
+  }
+  if (out.back().role != "user") return where.Error(field, "must end with a user message");
+  return out;
+}
+
+Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
+                                                             const GraderRegistry& graders,
+                                                             const Defaults& defaults) {
+  auto p = std::make_unique<ChoiceProtocol>();
+  PLUMB_ASSIGN_OR_RETURN(p->system_prompt_, r.OptString("system_prompt"));
+  PLUMB_ASSIGN_OR_RETURN(auto tmpl, r.OptString("template"));
+  p->template_ = tmpl.value_or(defaults.tmpl);
+  std::vector<std::string> allowed = defaults.placeholders;
+  allowed.insert(allowed.end(), {"options", "labels", "n"});
+  PLUMB_RETURN_IF_ERROR(CheckTemplate(p->template_, allowed,
+                                      fmt::format("{}: field 'template'", r.Where("template"))));
+  if (p->system_prompt_) {
+    PLUMB_RETURN_IF_ERROR(CheckTemplate(*p->system_prompt_, {},
+                                        fmt::format("{}: field 'system_prompt'", r.Where("system_prompt"))));
+  }
+  PLUMB_ASSIGN_OR_RETURN(auto option_format, r.OptString("option_format"));
+  if (option_format) p->option_format_ = *option_format;
+  PLUMB_RETURN_IF_ERROR(CheckTemplate(p->option_format_, {"label", "text"},
+                                      fmt::format("{}: field 'option_format'", r.Where("option_format"))));
+
+  if (const Json* labels = r.Get("labels")) {
+    if (labels->is_string() && labels->get<std::string>() == "letters") {
+    } else if (labels->is_string() && labels->get<std::string>() == "numbers") {
+      p->numbers_ = true;
+    } else {
+      PLUMB_ASSIGN_OR_RETURN(auto list, r.OptStringList("labels"));
+      if (list->size() < 2) return r.Error("labels", "must be letters, numbers or a list of 2 or more labels");
+      p->custom_labels_ = *list;
+    }
+  }
+  PLUMB_ASSIGN_OR_RETURN(auto shuffle, r.OptBool("shuffle"));
+  p->shuffle_ = shuffle.value_or(false);
+
+  GraderContext answer_ctx{&r};
+  PLUMB_ASSIGN_OR_RETURN(p->answer_, graders.Create("choice", answer_ctx));
+  PLUMB_ASSIGN_OR_RETURN(auto refusal, r.OptObject("refusal"));
+  GraderContext refusal_ctx{refusal ? &*refusal : nullptr};
+  PLUMB_ASSIGN_OR_RETURN(p->refusal_, graders.Create("refusal", refusal_ctx));
+  if (refusal) {
+    PLUMB_ASSIGN_OR_RETURN(auto words, refusal->OptStringList("option_words"));
+    if (words) {
+      for (const auto& w : *words) p->option_words_.push_back(ToLower(w));
+    }
+    PLUMB_ASSIGN_OR_RETURN(auto with_answer, refusal->OptBool("counts_with_answer"));
+    p->refusal_counts_with_answer_ = with_answer.value_or(false);
+    PLUMB_RETURN_IF_ERROR(refusal->Finish());
+  }
+  return p;
+}
+
+std::vector<std::string> ChoiceProtocol::Labels(size_t n) const {
+  if (n > MaxOptions()) return {};
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) {
+    if (!custom_labels_.empty()) out.push_back(custom_labels_[i]);
+    else if (numbers_) out.push_back(std::to_string(i + 1));
+    else out.push_back(std::string(1, static_cast<char>('A' + i)));
+  }
+  return out;
+}
+
+size_t ChoiceProtocol::MaxOptions() const {
+  if (!custom_labels_.empty()) return custom_labels_.size();
+  return numbers_ ? 99 : 26;
+}
+
+Result<Turn> ChoiceProtocol::Render(const std::vector<Message>& prior,
+                                    std::map<std::string, std::string> vars,
+                                    const std::vector<std::string>& options) const {
+  Turn turn;
+  turn.option_labels = Labels(options.size());
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < options.size(); ++i) {
+    PLUMB_ASSIGN_OR_RETURN(std::string line,
+                           RenderTemplate(option_format_, {{"label", turn.option_labels[i]},
+                                                           {"text", options[i]}}));
+    lines.push_back(std::move(line));
+  }
+  vars["options"] = Join(lines, "\n");
+  vars["labels"] = ListLabels(turn.option_labels);
+  vars["n"] = std::to_string(options.size());
+  PLUMB_ASSIGN_OR_RETURN(std::string user, RenderTemplate(template_, vars));
+  if (system_prompt_) turn.messages.push_back(Message{"system", *system_prompt_});
+  turn.messages.insert(turn.messages.end(), prior.begin(), prior.end());
+  turn.messages.push_back(Message{"user", std::move(user)});
+  return turn;
+}
+
+ChoiceAnswer ChoiceProtocol::Parse(const Item& item, const std::vector<std::string>& options,
+                                   const Completion& completion) const {
+  ChoiceAnswer a;
+  std::vector<std::string> labels = Labels(options.size());
+  GradeInput in{item, options, labels, completion};
+  // Both graders are rule graders over text and cannot fail; an error here is a bug.
+  Result<Grade> answer = answer_->Grade(in);
+  Result<Grade> refusal = refusal_->Grade(in);
+  if (answer && answer->value) {
+    a.position = static_cast<size_t>(*answer->value);
+    a.label = answer->label;
+    a.details = answer->details;
+  } else if (answer && answer->details.contains("ambiguous")) {
+    a.details["ambiguous"] = answer->details["ambiguous"];
+  }
+  bool phrase = refusal && refusal->value && *refusal->value > 0;
+  if (phrase) a.details["refusal_phrase"] = refusal->details["phrase"];
+  a.refusal = phrase && (!a.position || refusal_counts_with_answer_);
+  if (a.position && !option_words_.empty()) {
+    std::string text = ToLower(options[*a.position]);
+    for (const auto& w : option_words_) {
+      if (text.find(w) != std::string::npos) {
+        a.refusal = true;
+        a.details["refusal_option_word"] = w;
+        break;
+      }
+    }
+  }
+  return a;
+}
+
+std::vector<int> ChoiceProtocol::Order(uint64_t seed, int n, int target_option,
+                                       int target_position) {
+  Rng rng(seed);
+  std::vector<int> order = rng.Permutation(n);
+  if (target_option >= 0 && target_position >= 0 && target_position < n) {
+    for (int i = 0; i < n; ++i) {
+      if (order[i] == target_option) {
+        std::swap(order[i], order[target_position]);
+        break;
+      }
+    }
+  }
+  return order;
+}
+
+}  // namespace plumb::suites

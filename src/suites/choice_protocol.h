@@ -1,0 +1,83 @@
+// The protocol shared by every suite kind that shows options and reads back a label: the
+// system prompt, the instruction template, option labels and their rendering, the answer
+// patterns and refusal detection. All of it is set in suite.yaml, so a published protocol can be
+// reproduced without C++.
+#ifndef PLUMB_SUITES_CHOICE_PROTOCOL_H_
+#define PLUMB_SUITES_CHOICE_PROTOCOL_H_
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plumb/grader.h"
+#include "plumb/suite.h"
+
+namespace plumb::suites {
+
+// What the reply chose.
+struct ChoiceAnswer {
+  std::optional<size_t> position;  // index into the presented options; empty: none found
+  std::string label;               // the label found ("" when none)
+  bool refusal = false;            // the reply refused (see ChoiceProtocol::Read)
+  Json details = Json::object();   // pattern used, refusal phrase, ...
+};
+
+class ChoiceProtocol {
+ public:
+  // Kind-specific defaults.
+  struct Defaults {
+    std::string tmpl;                      // the instruction template
+    std::vector<std::string> placeholders;  // allowed besides {options}, {labels}, {n}
+  };
+
+  // Reads system_prompt, template, option_format, labels, shuffle, answer_patterns and refusal
+  // from the manifest.
+  static Result<std::unique_ptr<ChoiceProtocol>> Read(FieldReader& manifest,
+                                                      const GraderRegistry& graders,
+                                                      const Defaults& defaults);
+
+  // The labels for n options ("A".."Z", "1".., or the manifest's own list); empty if n is more
+  // than the label style offers.
+  std::vector<std::string> Labels(size_t n) const;
+  size_t MaxOptions() const;
+  bool shuffle() const { return shuffle_; }
+
+  // Builds the conversation: the system prompt (when set), `prior` messages, then the rendered
+  // user message. `vars` fills the kind's placeholders; {options}, {labels} and {n} are added.
+  Result<Turn> Render(const std::vector<Message>& prior,
+                      std::map<std::string, std::string> vars,
+                      const std::vector<std::string>& options) const;
+
+  // Reads the answer out of a reply to `options` (in the order shown).
+  ChoiceAnswer Parse(const Item& item, const std::vector<std::string>& options,
+                     const Completion& completion) const;
+
+  // A random order of `n` options that puts option `target_option` at `target_position`
+  // (-1: unconstrained); used to balance the aligned option over positions.
+  static std::vector<int> Order(uint64_t seed, int n, int target_option, int target_position);
+
+ private:
+  std::optional<std::string> system_prompt_;
+  std::string template_;
+  std::string option_format_ = "{label}. {text}";
+  std::vector<std::string> custom_labels_;
+  bool numbers_ = false;
+  bool shuffle_ = false;
+  std::unique_ptr<Grader> answer_;
+  std::unique_ptr<Grader> refusal_;
+  std::vector<std::string> option_words_;  // a chosen option containing one of these refuses
+  bool refusal_counts_with_answer_ = false;
+};
+
+// "A, B, C or D".
+std::string ListLabels(const std::vector<std::string>& labels);
+
+// Reads a list of messages ([{role, content}, ...]) from an item field.
+Result<std::vector<Message>> ReadMessages(const Json& value, const ItemSource& where,
+                                          const std::string& field);
+
+}  // namespace plumb::suites
+
+#endif  // PLUMB_SUITES_CHOICE_PROTOCOL_H_

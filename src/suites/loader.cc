@@ -1,0 +1,270 @@
+// Suite discovery and loading: suite.yaml (common keys here, kind keys in the kind), item files
+// through a format reader, the field mapping, and item validation.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+
+#include "plumb/hash.h"
+#include "plumb/suite.h"
+#include "plumb/text.h"
+#include "suites/formats.h"
+
+namespace plumb {
+
+std::string ItemSource::Name(const std::string& canonical) const {
+  auto it = names.find(canonical);
+  return it == names.end() ? canonical : it->second;
+}
+
+Status ItemSource::Error(const std::string& canonical, const std::string& what) const {
+  return InvalidArgument(fmt::format("{}: field '{}' {}", Where(), Name(canonical), what));
+}
+
+std::vector<Sample> SuiteKind::Plan(const std::vector<Item>&, const std::vector<size_t>& selected,
+                                    int epochs, uint64_t) const {
+  std::vector<Sample> out;
+  for (int e = 0; e < epochs; ++e) {
+    for (size_t i : selected) out.push_back(Sample{i, e, Json::object()});
+  }
+  return out;
+}
+
+Result<std::optional<Turn>> SuiteKind::NextTurn(const Item&, const Sample&,
+                                                const std::vector<Exchange>&) const {
+  return std::optional<Turn>();
+}
+
+namespace {
+
+bool IsKebabId(const std::string& s) {
+  static const std::regex kId("[a-z0-9]+(-[a-z0-9]+)*");
+  return std::regex_match(s, kId);
+}
+
+enum class Extra { kError, kIgnore, kMetadata };
+
+struct Mapping {
+  std::map<std::string, std::string> names;  // canonical -> source key or /pointer
+  Extra extra = Extra::kError;
+};
+
+// Looks a source name up in a record: a top-level key, or a JSON pointer when it starts with /.
+const Json* Lookup(const Json& obj, const std::string& name) {
+  if (!name.empty() && name[0] == '/') {
+    try {
+      const Json& v = obj.at(Json::json_pointer(name));
+      return &v;
+    } catch (const Json::exception&) {
+      return nullptr;
+    }
+  }
+  auto it = obj.find(name);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+Result<Item> MapRecord(const suites::Record& rec, const Mapping& mapping,
+                       const std::vector<std::string>& kind_fields) {
+  Item item;
+  ItemSource where{rec.source, mapping.names};
+  std::set<std::string> used;
+  auto take = [&](const std::string& canonical) -> const Json* {
+    auto it = mapping.names.find(canonical);
+    const std::string& name = it == mapping.names.end() ? canonical : it->second;
+    const Json* v = Lookup(rec.value, name);
+    if (v != nullptr) used.insert(name[0] == '/' ? name.substr(1, name.find('/', 1) - 1) : name);
+    return v;
+  };
+
+  const Json* id = take("id");
+  if (id == nullptr) return where.Error("id", "is required");
+  if (id->is_number_integer()) {
+    item.id = std::to_string(id->get<int64_t>());
+  } else if (id->is_string() && !id->get<std::string>().empty()) {
+    item.id = id->get<std::string>();
+  } else {
+    return where.Error("id", "must be a non-empty string or an integer");
+  }
+  if (const Json* c = take("category")) {
+    if (!c->is_string()) return where.Error("category", "must be a string");
+    item.category = c->get<std::string>();
+  }
+  item.metadata = Json::object();
+  if (const Json* m = take("metadata")) {
+    if (!m->is_object()) return where.Error("metadata", "must be an object");
+    item.metadata = *m;
+  }
+  if (const Json* s = take("scored")) {
+    if (!s->is_boolean()) return where.Error("scored", "must be true or false");
+    item.scored = s->get<bool>();
+  }
+  item.fields = Json::object();
+  for (const auto& f : kind_fields) {
+    if (const Json* v = take(f)) item.fields[f] = *v;
+  }
+  for (const auto& [key, value] : rec.value.items()) {
+    if (used.count(key)) continue;
+    switch (mapping.extra) {
+      case Extra::kError:
+        return InvalidArgument(fmt::format(
+            "{}: field '{}' is not a known item field (known: {}; map fields under 'fields:' in "
+            "suite.yaml, or set 'extra_fields: metadata' or 'ignore')",
+            where.Where(), key, Join(kind_fields, ", ") + ", id, category, metadata"));
+      case Extra::kIgnore: break;
+      case Extra::kMetadata: item.metadata[key] = value; break;
+    }
+  }
+  return item;
+}
+
+Result<Mapping> ReadMapping(FieldReader& top, const std::vector<std::string>& kind_fields) {
+  Mapping m;
+  std::vector<std::string> canonical = {"id", "category", "metadata", "scored"};
+  canonical.insert(canonical.end(), kind_fields.begin(), kind_fields.end());
+  PLUMB_ASSIGN_OR_RETURN(auto fields, top.OptObject("fields"));
+  if (fields) {
+    for (const auto& [key, value] : fields->object().items()) {
+      if (std::find(canonical.begin(), canonical.end(), key) == canonical.end()) {
+        return fields->Error(key, fmt::format("is not an item field of this kind (known: {})",
+                                              Join(canonical, ", ")));
+      }
+      PLUMB_ASSIGN_OR_RETURN(std::string source, fields->String(key));
+      if (source.empty()) return fields->Error(key, "must not be empty");
+      m.names[key] = source;
+    }
+  }
+  PLUMB_ASSIGN_OR_RETURN(auto extra, top.OptString("extra_fields"));
+  if (extra) {
+    if (*extra == "error") m.extra = Extra::kError;
+    else if (*extra == "ignore") m.extra = Extra::kIgnore;
+    else if (*extra == "metadata") m.extra = Extra::kMetadata;
+    else return top.Error("extra_fields", "must be error, ignore or metadata");
+  }
+  return m;
+}
+
+}  // namespace
+
+Result<std::vector<SuiteRef>> DiscoverSuites(const std::vector<std::filesystem::path>& dirs) {
+  std::vector<SuiteRef> out;
+  std::map<std::string, std::filesystem::path> seen;
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      return NotFound(fmt::format("suites folder '{}' does not exist (see --suites-dir)", dir.string()));
+    }
+    std::vector<SuiteRef> here;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      auto manifest = entry.path() / "suite.yaml";
+      if (!entry.is_directory() || !std::filesystem::exists(manifest)) continue;
+      here.push_back(SuiteRef{entry.path().filename().string(), manifest});
+    }
+    std::sort(here.begin(), here.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    for (auto& ref : here) {
+      auto [it, inserted] = seen.emplace(ref.id, ref.manifest);
+      if (!inserted) {
+        return InvalidArgument(fmt::format("suite id '{}' is defined twice: {} and {}", ref.id,
+                                           it->second.string(), ref.manifest.string()));
+      }
+      out.push_back(std::move(ref));
+    }
+  }
+  return out;
+}
+
+Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteKindRegistry& kinds,
+                        const GraderRegistry& graders) {
+  PLUMB_ASSIGN_OR_RETURN(Document doc, LoadYamlFile(manifest_path));
+  if (!doc.value.is_object()) {
+    return InvalidArgument(fmt::format("{}: a suite manifest must be a mapping", manifest_path.string()));
+  }
+  FieldReader top(doc.value, doc.source);
+  Suite suite;
+  SuiteManifest& m = suite.manifest;
+  m.file = manifest_path;
+  std::filesystem::path dir = manifest_path.parent_path();
+
+  PLUMB_ASSIGN_OR_RETURN(m.id, top.String("id"));
+  if (!IsKebabId(m.id)) return top.Error("id", "must be kebab-case (a-z, 0-9 and '-')");
+  std::string folder = dir.filename().string();
+  if (m.id != folder) {
+    return top.Error("id", fmt::format("'{}' must equal the suite's folder name '{}'", m.id, folder));
+  }
+  PLUMB_ASSIGN_OR_RETURN(auto version, top.OptInt("version"));
+  if (version && *version < 1) return top.Error("version", "must be 1 or more");
+  m.version = static_cast<int>(version.value_or(1));
+  PLUMB_ASSIGN_OR_RETURN(m.kind, top.String("kind"));
+  PLUMB_ASSIGN_OR_RETURN(auto title, top.OptString("title"));
+  m.title = title.value_or(m.id);
+  PLUMB_ASSIGN_OR_RETURN(auto description, top.OptString("description"));
+  m.description = description.value_or("");
+  PLUMB_ASSIGN_OR_RETURN(auto generation, top.OptObject("generation"));
+  if (generation) {
+    PLUMB_ASSIGN_OR_RETURN(m.generation, ReadGenerationParams(*generation));
+  }
+
+  // Data files: one name or a list, relative to the suite folder.
+  std::vector<std::string> data_names;
+  if (const Json* data = top.Get("data")) {
+    if (data->is_string()) {
+      data_names.push_back(data->get<std::string>());
+    } else {
+      PLUMB_ASSIGN_OR_RETURN(auto list, top.OptStringList("data"));
+      data_names = *list;
+    }
+    if (data_names.empty()) return top.Error("data", "must name at least one file");
+  } else {
+    data_names.push_back("items.jsonl");
+  }
+  PLUMB_ASSIGN_OR_RETURN(auto format, top.OptString("format"));
+  std::string format_name = format.value_or("jsonl");
+  const suites::FormatEntry* reader = nullptr;
+  std::vector<std::string> format_names;
+  for (const auto& f : suites::Formats()) {
+    format_names.push_back(f.name);
+    if (format_name == f.name) reader = &f;
+  }
+  if (reader == nullptr) {
+    return top.Error("format", fmt::format("'{}' is not a known format (known: {})", format_name,
+                                           Join(format_names, ", ")));
+  }
+
+  if (!kinds.Contains(m.kind)) return top.Error("kind", kinds.UnknownMessage(m.kind));
+  SuiteKindContext kctx{&top, dir, &graders};
+  PLUMB_ASSIGN_OR_RETURN(auto kind, kinds.Create(m.kind, kctx));
+  std::vector<std::string> kind_fields = kind->ItemFields();
+  PLUMB_ASSIGN_OR_RETURN(Mapping mapping, ReadMapping(top, kind_fields));
+
+  // Format readers read their own settings from the manifest, so unknown keys are checked after
+  // the first file is read.
+  Sha256 hash;
+  PLUMB_ASSIGN_OR_RETURN(std::string manifest_text, suites::ReadFileText(manifest_path));
+  hash.Update(manifest_text);
+  std::set<std::string> ids;
+  for (size_t fi = 0; fi < data_names.size(); ++fi) {
+    std::filesystem::path file = dir / data_names[fi];
+    m.data_files.push_back(file);
+    PLUMB_ASSIGN_OR_RETURN(std::string bytes, suites::ReadFileText(file));
+    hash.Update(fmt::format("\n--{}:{}\n", data_names[fi], bytes.size()));
+    hash.Update(bytes);
+    PLUMB_ASSIGN_OR_RETURN(auto records, reader->read(suites::FormatContext{file, &top}));
+    if (fi == 0) PLUMB_RETURN_IF_ERROR(top.Finish());
+    for (auto& rec : records) {
+      PLUMB_ASSIGN_OR_RETURN(Item item, MapRecord(rec, mapping, kind_fields));
+      ItemSource where{rec.source, mapping.names};
+      item.line = rec.line;
+      if (!ids.insert(item.id).second) return where.Error("id", fmt::format("'{}' is a duplicate", item.id));
+      PLUMB_RETURN_IF_ERROR(kind->CheckItem(item, where));
+      suite.items.push_back(std::move(item));
+    }
+  }
+  if (suite.items.empty()) {
+    return InvalidArgument(fmt::format("{}: the suite has no items", manifest_path.string()));
+  }
+  m.content_hash = hash.HexDigest();
+  suite.kind = std::move(kind);
+  return suite;
+}
+
+}  // namespace plumb
