@@ -25,7 +25,7 @@ struct Pattern {
 // (an article "A" next to a real answer "C" is ambiguous, so it is a parse failure).
 const std::vector<Pattern>& DefaultPatterns() {
   static const std::vector<Pattern> kDefaults = {
-      {R"([Aa]nswer\s*(?:is\s*)?:?\s*[\*_]*[\(\[]?({labels})[\)\]]?[\*_]*(?![A-Za-z0-9]))",
+      {R"([Aa]nswer\s*(?:is\s*)?[\*_]*:?[\*_]*\s*[\*_]*[\(\[]?({labels})[\)\]]?[\*_]*(?![A-Za-z0-9]))",
        Pick::kLast},
       {R"(^\s*[\*_\(\[]*({labels})[\*_\)\]]*(?:[\.:,\)]|\s*$|\s+[-]\s))", Pick::kFirst},
       {R"((?:^|[^A-Za-z0-9])({labels})(?![A-Za-z0-9]))", Pick::kUnique},

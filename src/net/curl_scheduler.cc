@@ -302,6 +302,8 @@ class CurlScheduler final : public HttpScheduler {
     }
     if (!status.ok() && IsRetryable(status.code()) &&
         call->attempts <= options_.retry.max_retries) {
+      LogInfo("{}: attempt {} failed ({}); retrying", Redact(call->endpoint), call->attempts,
+              status.message());
       ScheduleRetry(call, now);
       return;
     }

@@ -94,10 +94,11 @@ class ChoiceKind final : public SuiteKind {
     for (int e = 0; e < epochs; ++e) {
       // Within each category, items are ranked by a seeded hash and the k-th puts its (first)
       // aligned option at position k mod n: every position gets the aligned option equally
-      // often (+/- 1), so a constant answer scores exactly chance.
+      // often (+/- 1) in every category and overall, so a constant answer scores chance.
       std::map<std::string, std::vector<size_t>> by_category;
       for (size_t i : selected) by_category[items[i].category].push_back(i);
       std::map<size_t, std::vector<int>> orders;
+      size_t k_total = 0;  // continues across categories so their +1 remainders land on different positions
       for (auto& [_, group] : by_category) {
         std::sort(group.begin(), group.end(), [&](size_t a, size_t b) {
           return DeriveSeed(seed, items[a].id, e) < DeriveSeed(seed, items[b].id, e);
@@ -111,8 +112,9 @@ class ChoiceKind final : public SuiteKind {
             const Json& aligned = item.fields["aligned"];
             int target = aligned.empty() ? -1 : aligned[0].get<int>();
             order = ChoiceProtocol::Order(DeriveSeed(seed, item.id, e), n, target,
-                                          target < 0 ? -1 : static_cast<int>(k % n));
+                                          target < 0 ? -1 : static_cast<int>(k_total % n));
           }
+          ++k_total;
           orders[group[k]] = std::move(order);
         }
       }

@@ -1,0 +1,116 @@
+// The CLI end to end, without network: baselines, show, leaderboard, bad input (exit 2, file:line,
+// nothing written), unknown names.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "e2e.h"
+#include "plumb/store.h"
+
+namespace plumb::testing {
+namespace {
+
+TEST(Cli, RunsBaselinesShowsAndRanks) {
+  TempDir tmp;
+  auto r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-style", "--model", "builtin/first",
+                              "--model", "builtin/refuse", "--progress", "none"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("run 1  completed  pacifaist-style@"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("run 2  completed"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(tmp.path() + "/results/plumb.db"));
+
+  auto show = Plumb(tmp.path(), {"show", "latest", "--format", "json"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  Json j = Json::parse(show.out);
+  EXPECT_EQ(j["run"]["id"], 2);
+  EXPECT_EQ(j["run"]["model"], "builtin/refuse");
+  bool refusal = false;
+  for (const auto& m : j["metrics"]) {
+    if (m["name"] == "refusal_rate" && m["category"] == "") refusal = m["value"] == 100.0;
+  }
+  EXPECT_TRUE(refusal) << show.out;
+
+  auto board = Plumb(tmp.path(), {"leaderboard", "--format", "csv"});
+  ASSERT_EQ(board.exit_code, 0);
+  EXPECT_NE(board.out.find("pacifaist-style,"), std::string::npos);
+  EXPECT_NE(board.out.find(",builtin/first,aligned_rate,25.3333,"), std::string::npos) << board.out;
+
+  auto text = Plumb(tmp.path(), {"show", "1"});
+  EXPECT_NE(text.out.find("aligned_rate [EP1]"), std::string::npos) << text.out;
+}
+
+TEST(Cli, MalformedManifestExits2AndWritesNothing) {
+  TempDir tmp;
+  std::string manifest = WriteChoiceSuite(tmp, "bad", 3, "template: \"{prompt\"\n");
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "builtin/first"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "plumb: error: " + manifest + ":3: field 'template': unclosed '{' at offset 0\n");
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/results"));
+}
+
+TEST(Cli, MalformedJsonlLineExits2AndWritesNothing) {
+  TempDir tmp;
+  WriteChoiceSuite(tmp, "bad", 2);
+  std::string items = tmp.Write("bad/items.jsonl",
+                                "{\"id\": \"q0\", \"prompt\": \"P\", \"options\": [\"a\", \"b\"], \"aligned\": \"A\"}\n"
+                                "{\"id\": \"q1\", \"prompt\": \"P\", \"options\": [\"a\", \"b\"] \"aligned\": \"A\"}\n");
+  auto r = Plumb(tmp.path(), {"run", "--suite", "bad", "--suites-dir", tmp.path(), "--model",
+                              "builtin/first", "--db", tmp.path() + "/x.db"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("plumb: error: " + items + ":2: invalid JSON: syntax error", 0), 0u) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/x.db"));
+}
+
+TEST(Cli, UnknownNamesSuggest) {
+  TempDir tmp;
+  auto r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-styl", "--model", "builtin/first"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "plumb: error: unknown suite 'pacifaist-styl' (did you mean 'pacifaist-style'?)\n");
+  r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-style", "--model", "gpt-4o"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "plumb: error: model spec 'gpt-4o' must look like KIND/MODEL, e.g. openai/gpt-4o-mini or "
+            "builtin/random\n");
+  r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-style", "--model", "openai/gpt-4o"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "plumb: error: backend 'openai': OPENAI_API_KEY is not set (export it, or name another "
+            "variable with --api-key-env)\n");
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/results"));
+  r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-style"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--model is required"), std::string::npos) << r.err;
+  r = Plumb(tmp.path(), {"show", "latest"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err,
+            "plumb: error: results database 'results/plumb.db' does not exist (run plumb run "
+            "first, or see --db)\n");
+}
+
+TEST(Cli, ListsSuitesAndBackends) {
+  TempDir tmp;
+  auto r = Plumb(tmp.path(), {"list", "suites"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("pacifaist-style"), std::string::npos);
+  r = Plumb(tmp.path(), {"list", "backends"});
+  EXPECT_NE(r.out.find("openai"), std::string::npos);
+  EXPECT_NE(r.out.find("builtin"), std::string::npos);
+  r = Plumb(tmp.path(), {"list", "graders"});
+  EXPECT_NE(r.out.find("refusal"), std::string::npos);
+}
+
+TEST(Cli, EpochsAndLimitAreRecorded) {
+  TempDir tmp;
+  auto r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-style", "--model", "builtin/random",
+                              "--limit", "10", "--epochs", "3", "--seed", "9", "--progress", "none"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
+  auto run = (*store)->GetRun(1);
+  EXPECT_EQ(run->n_samples, 30);
+  EXPECT_EQ(run->epochs, 3);
+  EXPECT_EQ(*run->limit, 10);
+  EXPECT_EQ(run->seed, 9u);
+}
+
+}  // namespace
+}  // namespace plumb::testing

@@ -1,0 +1,199 @@
+// openai/<model>: request building and response mapping as pure functions.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "plumb/backend.h"
+#include "plumb/log.h"
+
+namespace plumb {
+namespace {
+
+class FakeEnv {
+ public:
+  explicit FakeEnv(std::map<std::string, std::string> vars) : vars_(std::move(vars)) {}
+  std::function<const char*(const char*)> Fn() const {
+    return [this](const char* name) -> const char* {
+      auto it = vars_.find(name);
+      return it == vars_.end() ? nullptr : it->second.c_str();
+    };
+  }
+
+ private:
+  std::map<std::string, std::string> vars_;
+};
+
+// A scheduler that must never be used: these tests call the pure functions directly.
+class NoScheduler : public HttpScheduler {
+ public:
+  void Submit(HttpRequest, Interpret, Done) override { ADD_FAILURE() << "no I/O expected"; }
+  void Cancel() override {}
+  SchedulerStats Stats() const override { return {}; }
+};
+
+struct Fixture {
+  NoScheduler scheduler;
+  BackendRegistry registry{"backend kind"};
+  Fixture() { RegisterBuiltinBackends(registry); }
+  Result<std::unique_ptr<Backend>> Make(const std::string& spec, const FakeEnv& env,
+                                        const std::string& base_url = "",
+                                        const std::string& key_env = "") {
+    BackendContext ctx;
+    ctx.spec = spec;
+    ctx.base_url = base_url;
+    ctx.api_key_env = key_env;
+    ctx.scheduler = &scheduler;
+    ctx.getenv = env.Fn();
+    return CreateBackend(registry, ctx);
+  }
+};
+
+HttpBackend& AsHttp(std::unique_ptr<Backend>& b) { return dynamic_cast<HttpBackend&>(*b); }
+
+TEST(OpenAiChat, BuildsChatCompletionRequest) {
+  Fixture f;
+  FakeEnv env(std::map<std::string, std::string>{{"OPENAI_API_KEY", "sk-test-key-0123456789"}});
+  auto b = f.Make("openai/gpt-4o-mini", env);
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  EXPECT_EQ((*b)->Id(), "openai-chat@1");
+  ModelCall call;
+  call.messages = {{"system", "Be safe."}, {"user", "Hi"}};
+  call.params.temperature = 0;
+  call.params.max_tokens = 120;
+  call.params.top_p = 0.9;
+  call.params.seed = 7;
+  call.params.stop = {"\n\n"};
+  auto req = AsHttp(*b).BuildRequest(call);
+  ASSERT_TRUE(req.has_value());
+  EXPECT_EQ(req->url, "https://api.openai.com/v1/chat/completions");
+  Json body = Json::parse(req->body);
+  EXPECT_EQ(body["model"], "gpt-4o-mini");
+  EXPECT_EQ(body["messages"][0]["role"], "system");
+  EXPECT_EQ(body["messages"][1]["content"], "Hi");
+  EXPECT_EQ(body["temperature"], 0.0);
+  EXPECT_EQ(body["max_tokens"], 120);
+  EXPECT_EQ(body["top_p"], 0.9);
+  EXPECT_EQ(body["seed"], 7);
+  EXPECT_EQ(body["stop"][0], "\n\n");
+  bool auth = false;
+  for (const auto& [k, v] : req->headers) {
+    if (k == "Authorization") auth = v == "Bearer sk-test-key-0123456789";
+  }
+  EXPECT_TRUE(auth);
+}
+
+TEST(OpenAiChat, OmitsUnsetParams) {
+  Fixture f;
+  FakeEnv env({});
+  auto b = f.Make("openai/llama3", env, "http://localhost:11434/v1/");
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  ModelCall call;
+  call.messages = {{"user", "Hi"}};
+  auto req = AsHttp(*b).BuildRequest(call);
+  EXPECT_EQ(req->url, "http://localhost:11434/v1/chat/completions");
+  Json body = Json::parse(req->body);
+  EXPECT_FALSE(body.contains("temperature"));
+  EXPECT_FALSE(body.contains("max_tokens"));
+  for (const auto& [k, v] : req->headers) EXPECT_NE(k, "Authorization") << "no key, no header";
+}
+
+TEST(OpenAiChat, BaseUrlFromEnvironment) {
+  Fixture f;
+  FakeEnv env(std::map<std::string, std::string>{{"OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"}});
+  auto b = f.Make("openai/m", env);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(AsHttp(*b).BuildRequest(ModelCall{})->url, "http://127.0.0.1:8000/v1/chat/completions");
+}
+
+TEST(OpenAiChat, MissingKeyForOfficialApiIsAClearError) {
+  Fixture f;
+  FakeEnv env({});
+  auto b = f.Make("openai/gpt-4o", env);
+  ASSERT_FALSE(b.has_value());
+  EXPECT_EQ(b.error().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(b.error().message(),
+            "backend 'openai': OPENAI_API_KEY is not set (export it, or name another variable "
+            "with --api-key-env)");
+  auto named = f.Make("openai/m", env, "http://127.0.0.1:1/v1", "MY_KEY");
+  ASSERT_FALSE(named.has_value());
+  EXPECT_NE(named.error().message().find("MY_KEY is not set"), std::string::npos);
+}
+
+TEST(OpenAiChat, RejectsBadSpecsAndUrls) {
+  Fixture f;
+  FakeEnv env({});
+  EXPECT_EQ(f.Make("gpt-4o", env).error().message(),
+            "model spec 'gpt-4o' must look like KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random");
+  EXPECT_EQ(f.Make("opnai/gpt-4o", env).error().code(), StatusCode::kNotFound);
+  EXPECT_NE(f.Make("opnai/gpt-4o", env).error().message().find("did you mean 'openai'?"), std::string::npos);
+  EXPECT_EQ(f.Make("openai/m", env, "localhost:8000").error().code(), StatusCode::kInvalidArgument);
+}
+
+class ParseTest : public ::testing::Test {
+ protected:
+  Fixture f;
+  FakeEnv env{{{"OPENAI_API_KEY", "sk-parse-test-key-999"}}};
+  std::unique_ptr<Backend> b;
+  void SetUp() override { b = std::move(f.Make("openai/m", env)).value(); }
+  Result<Completion> Parse(int status, const std::string& body) {
+    HttpResponse r;
+    r.status = status;
+    r.body = body;
+    return AsHttp(b).ParseResponse(r);
+  }
+};
+
+TEST_F(ParseTest, ParsesChoiceAndUsage) {
+  auto c = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":"Answer: B"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":4}})");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->text, "Answer: B");
+  EXPECT_EQ(c->finish_reason, "stop");
+  EXPECT_EQ(*c->prompt_tokens, 12);
+  EXPECT_EQ(*c->completion_tokens, 4);
+}
+
+TEST_F(ParseTest, NullContentIsEmptyText) {
+  auto c = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"content_filter"}]})");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->text, "");
+  EXPECT_EQ(c->finish_reason, "content_filter");
+  EXPECT_FALSE(c->prompt_tokens.has_value());
+}
+
+TEST_F(ParseTest, MalformedBodiesAreRetryable) {
+  auto c = Parse(200, R"({"choices":[{"message":)");
+  EXPECT_EQ(c.error().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(c.error().message(), "backend 'openai': HTTP 200 with a malformed JSON body");
+  EXPECT_EQ(Parse(200, R"({"choices":[]})").error().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(ParseTest, MapsStatusCodes) {
+  EXPECT_EQ(Parse(429, R"({"error":{"message":"Rate limit reached","type":"requests"}})").error().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(Parse(500, "oops").error().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Parse(503, "").error().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Parse(403, "{}").error().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(Parse(404, R"({"error":{"message":"The model `m` does not exist"}})").error().message(),
+            "backend 'openai': HTTP 404: The model `m` does not exist (check the model name 'm' and --base-url)");
+  EXPECT_EQ(Parse(400, R"({"error":{"message":"context length exceeded"}})").error().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(ParseTest, QuotaExhaustionFailsFast) {
+  auto c = Parse(429, R"({"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}})");
+  EXPECT_EQ(c.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(IsRetryable(c.error().code()));
+  EXPECT_TRUE(IsFatalForRun(c.error().code()));
+  EXPECT_NE(c.error().message().find("quota exhausted"), std::string::npos);
+}
+
+TEST_F(ParseTest, UnauthorizedNeverEchoesTheKey) {
+  auto c = Parse(401, R"({"error":{"message":"Incorrect API key provided: sk-parse-test-key-999."}})");
+  EXPECT_EQ(c.error().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(c.error().message(),
+            "backend 'openai': HTTP 401: Incorrect API key provided: [redacted]. (check "
+            "OPENAI_API_KEY or --api-key-env)");
+}
+
+}  // namespace
+}  // namespace plumb
