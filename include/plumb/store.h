@@ -104,7 +104,10 @@ class Store {
   // The newest run (highest id), kNotFound when there is none.
   virtual Result<int64_t> LatestRunId() const = 0;
   virtual Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) const = 0;
-  virtual Result<std::vector<SampleRecord>> GetSamples(int64_t run_id) const = 0;
+  // Samples in (epoch, item id) order with their grades, and their responses unless
+  // `with_responses` is false (metrics need only the grades).
+  virtual Result<std::vector<SampleRecord>> GetSamples(int64_t run_id,
+                                                       bool with_responses = true) const = 0;
   virtual Result<std::vector<Metric>> GetMetrics(int64_t run_id) const = 0;
 };
 

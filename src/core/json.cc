@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <fstream>
-#include <regex>
+#include <algorithm>
+#include <charconv>
+#include <cctype>
 #include <sstream>
 
 namespace plumb {
@@ -31,19 +33,30 @@ std::optional<bool> PlainBool(const std::string& s) {
   return std::nullopt;
 }
 
+// YAML 1.2 core-schema numbers, parsed by hand: std::regex would cost milliseconds of
+// start-up to compile, and from_chars/strtod do the conversion exactly.
 Json PlainScalar(const std::string& s) {
   if (IsPlainNull(s)) return nullptr;
   if (auto b = PlainBool(s)) return *b;
-  static const std::regex kInt("[-+]?[0-9]+");
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-  if (std::regex_match(s, kInt)) {
-    try {
-      return static_cast<int64_t>(std::stoll(s));
-    } catch (const std::out_of_range&) {
-      return s;
-    }
+  const char* begin = s.data();
+  const char* end = s.data() + s.size();
+  const char* digits = begin + (s[0] == '+' || s[0] == '-' ? 1 : 0);
+  if (digits < end && std::all_of(digits, end, [](char c) { return c >= '0' && c <= '9'; })) {
+    int64_t v = 0;
+    auto [ptr, ec] = std::from_chars(s[0] == '+' ? begin + 1 : begin, end, v);
+    if (ec == std::errc() && ptr == end) return v;
+    return s;  // out of range: keep the text
   }
-  if (std::regex_match(s, kFloat)) return std::stod(s);
+  bool numeric = digits < end && (std::isdigit(static_cast<unsigned char>(*digits)) || *digits == '.');
+  for (const char* p = digits; numeric && p < end; ++p) {
+    numeric = std::isdigit(static_cast<unsigned char>(*p)) || *p == '.' || *p == 'e' || *p == 'E' ||
+              *p == '+' || *p == '-';
+  }
+  if (numeric) {
+    char* parsed = nullptr;
+    double v = std::strtod(s.c_str(), &parsed);
+    if (parsed == s.c_str() + s.size()) return v;
+  }
   if (s == ".inf" || s == "+.inf") return HUGE_VAL;
   if (s == "-.inf") return -HUGE_VAL;
   return s;

@@ -1,8 +1,15 @@
 // The HTTP scheduler: one libcurl multi handle driven by one event-loop thread. It is the only
 // code in plumb that includes curl. It owns concurrency limits per endpoint, timeouts, and
 // retries with exponential backoff, full jitter and Retry-After.
+//
+// The loop uses curl_multi_socket_action with epoll rather than curl_multi_perform: perform
+// visits every transfer on every wakeup, which with dozens of connections in flight made each
+// completion cost a pass over all of them and delayed the next request by milliseconds.
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -102,10 +110,20 @@ class CurlScheduler final : public HttpScheduler {
         rng_(options.jitter_seed ? options.jitter_seed
                                  : static_cast<uint64_t>(Clock::now().time_since_epoch().count())) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    epoll_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_;
+    epoll_ctl(epoll_, EPOLL_CTL_ADD, wake_, &ev);
     multi_ = curl_multi_init();
     curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
                       static_cast<long>(2 * options_.max_concurrency_per_endpoint + 16));
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, OnSocket);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, OnTimer);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
     loop_ = std::thread([this] { Loop(); });
   }
 
@@ -115,10 +133,12 @@ class CurlScheduler final : public HttpScheduler {
       stop_ = true;
       cancel_requested_ = true;
     }
-    curl_multi_wakeup(multi_);
+    Wake();
     loop_.join();
     for (CURL* e : free_handles_) curl_easy_cleanup(e);
     curl_multi_cleanup(multi_);
+    close(wake_);
+    close(epoll_);
   }
 
   void Submit(HttpRequest request, Interpret interpret, Done done) override {
@@ -139,7 +159,7 @@ class CurlScheduler final : public HttpScheduler {
       call->done(Cancelled("request abandoned: the run was interrupted"), CallReport{});
       return;
     }
-    curl_multi_wakeup(multi_);
+    Wake();
   }
 
   void Cancel() override {
@@ -147,7 +167,7 @@ class CurlScheduler final : public HttpScheduler {
       std::lock_guard<std::mutex> lock(mu_);
       cancel_requested_ = true;
     }
-    curl_multi_wakeup(multi_);
+    Wake();
   }
 
   SchedulerStats Stats() const override {
@@ -165,7 +185,40 @@ class CurlScheduler final : public HttpScheduler {
     std::deque<Call*> ready;
   };
 
+  void Wake() {
+    uint64_t one = 1;
+    ssize_t n = write(wake_, &one, sizeof one);
+    (void)n;  // a full counter already means "wake up"
+  }
+
+  // curl asks to watch (or stop watching) a socket.
+  static int OnSocket(CURL*, curl_socket_t sock, int what, void* self, void*) {
+    auto* s = static_cast<CurlScheduler*>(self);
+    epoll_event ev{};
+    ev.data.fd = sock;
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(s->epoll_, EPOLL_CTL_DEL, sock, nullptr);
+      return 0;
+    }
+    if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
+    if (epoll_ctl(s->epoll_, EPOLL_CTL_MOD, sock, &ev) != 0) {
+      epoll_ctl(s->epoll_, EPOLL_CTL_ADD, sock, &ev);
+    }
+    return 0;
+  }
+
+  // curl asks to be called back after `ms` (-1: no timer).
+  static int OnTimer(CURLM*, long ms, void* self) {
+    auto* s = static_cast<CurlScheduler*>(self);
+    s->curl_deadline_ = ms < 0 ? std::nullopt
+                               : std::optional<Clock::time_point>(Clock::now() +
+                                                                  std::chrono::milliseconds(ms));
+    return 0;
+  }
+
   void Loop() {
+    epoll_event events[64];
     while (true) {
       bool cancel;
       bool stop;
@@ -186,8 +239,30 @@ class CurlScheduler final : public HttpScheduler {
       FireTimers();
       StartReady();
 
+      auto now = Clock::now();
+      int timeout_ms = 1000;
+      if (curl_deadline_) timeout_ms = std::min(timeout_ms, CeilMs(*curl_deadline_ - now));
+      if (!timers_.empty()) timeout_ms = std::min(timeout_ms, CeilMs(timers_.begin()->first - now));
+      int n = epoll_wait(epoll_, events, 64, std::max(timeout_ms, 0));
       int running = 0;
-      curl_multi_perform(multi_, &running);
+      for (int i = 0; i < n; ++i) {
+        int fd = events[i].data.fd;
+        if (fd == wake_) {
+          uint64_t count;
+          while (read(wake_, &count, sizeof count) > 0) {
+          }
+          continue;
+        }
+        int flags = 0;
+        if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+        if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+        if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(multi_, fd, flags, &running);
+      }
+      if (curl_deadline_ && *curl_deadline_ <= Clock::now()) {
+        curl_deadline_.reset();
+        curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      }
       int left = 0;
       while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
         if (msg->msg != CURLMSG_DONE) continue;
@@ -195,15 +270,11 @@ class CurlScheduler final : public HttpScheduler {
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &call);
         FinishAttempt(call, msg->data.result);
       }
-      StartReady();  // slots freed by finished attempts
-
-      int timeout_ms = 1000;
-      if (!timers_.empty()) {
-        double until = MsBetween(Clock::now(), timers_.begin()->first);
-        timeout_ms = std::clamp(static_cast<int>(std::ceil(until)), 0, timeout_ms);
-      }
-      curl_multi_poll(multi_, nullptr, 0, timeout_ms, nullptr);
     }
+  }
+
+  static int CeilMs(Clock::duration d) {
+    return static_cast<int>(std::ceil(std::chrono::duration<double, std::milli>(d).count()));
   }
 
   void FireTimers() {
@@ -218,6 +289,7 @@ class CurlScheduler final : public HttpScheduler {
     }
   }
 
+  // Starts queued calls up to each endpoint's limit.
   void StartReady() {
     for (auto& [name, ep] : endpoints_) {
       while (ep.in_flight < options_.max_concurrency_per_endpoint && !ep.ready.empty()) {
@@ -372,6 +444,9 @@ class CurlScheduler final : public HttpScheduler {
   SchedulerOptions options_;
   Rng rng_;
   CURLM* multi_ = nullptr;
+  int epoll_ = -1;
+  int wake_ = -1;  // eventfd: Submit and Cancel wake the loop through it
+  std::optional<Clock::time_point> curl_deadline_;  // when curl wants socket_action(TIMEOUT)
   std::thread loop_;
 
   std::mutex mu_;

@@ -214,7 +214,7 @@ class SqliteStore final : public Store {
     return QueryRuns(where + " ORDER BY id", args);
   }
 
-  Result<std::vector<SampleRecord>> GetSamples(int64_t run_id) const override {
+  Result<std::vector<SampleRecord>> GetSamples(int64_t run_id, bool with_responses) const override {
     return Guard<std::vector<SampleRecord>>([&]() -> Result<std::vector<SampleRecord>> {
       std::vector<SampleRecord> out;
       std::map<std::pair<std::string, int>, size_t> index;
@@ -247,6 +247,7 @@ class SqliteStore final : public Store {
         grade.error = g.getColumn(7).getString();
         out[it->second].grades.push_back(std::move(grade));
       }
+      if (!with_responses) return out;
       SQLite::Statement r(*db_,
                           "SELECT item_id, epoch, turn, request, status, text, finish_reason, "
                           "prompt_tokens, completion_tokens, latency_ms, attempts, error_code, "

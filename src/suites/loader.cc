@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <regex>
 #include <set>
 
 #include "plumb/hash.h"
@@ -38,9 +37,15 @@ Result<std::optional<Turn>> SuiteKind::NextTurn(const Item&, const Sample&,
 
 namespace {
 
+// [a-z0-9]+(-[a-z0-9]+)*
 bool IsKebabId(const std::string& s) {
-  static const std::regex kId("[a-z0-9]+(-[a-z0-9]+)*");
-  return std::regex_match(s, kId);
+  if (s.empty() || s.front() == '-' || s.back() == '-') return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && s[i - 1] != '-');
+    if (!ok) return false;
+  }
+  return true;
 }
 
 enum class Extra { kError, kIgnore, kMetadata };
