@@ -2,6 +2,7 @@
 # build, and run. See README.md.
 BUILD_DIR ?= build
 RELEASE_DIR ?= build-release
+BENCH_DIR ?= build-bench
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_DB ?= results/demo.db
 CMAKE_FLAGS ?=
@@ -16,7 +17,7 @@ build: deps
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 release: deps
-	cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF $(CMAKE_FLAGS)
+	cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
 
 test: build
@@ -25,10 +26,10 @@ test: build
 demo: release
 	./scripts/demo.sh $(RELEASE_DIR)/plumb $(DEMO_DB)
 
-bench: release
-	cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_BENCH=ON $(CMAKE_FLAGS)
-	cmake --build $(RELEASE_DIR) -j $(JOBS)
-	$(RELEASE_DIR)/bench/plumb_bench --plumb $(RELEASE_DIR)/plumb
+bench: deps
+	cmake -S . -B $(BENCH_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_BENCH=ON $(CMAKE_FLAGS)
+	cmake --build $(BENCH_DIR) -j $(JOBS)
+	$(BENCH_DIR)/bench/plumb_bench --plumb $(BENCH_DIR)/plumb
 
 clean:
-	rm -rf $(BUILD_DIR) $(RELEASE_DIR)
+	rm -rf $(BUILD_DIR) $(RELEASE_DIR) $(BENCH_DIR)
