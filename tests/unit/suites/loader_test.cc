@@ -139,7 +139,7 @@ TEST_F(LoaderTest, MissingDataFile) {
 }
 
 TEST_F(LoaderTest, DiscoverFindsSuiteFolders) {
-  Load("id: demo\nkind: choice\n", kItems);
+  ASSERT_TRUE(Load("id: demo\nkind: choice\n", kItems).has_value());
   tmp.Write("not-a-suite/readme.txt", "x");
   auto refs = DiscoverSuites({tmp.path()});
   ASSERT_TRUE(refs.has_value());
