@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_DB ?= results/demo.db
 CMAKE_FLAGS ?=
 
-.PHONY: deps build release test demo bench clean
+.PHONY: deps build release test demo bench lint clean
 
 deps:
 	./scripts/install-deps.sh
@@ -30,6 +30,11 @@ bench: deps
 	cmake -S . -B $(BENCH_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_BENCH=ON $(CMAKE_FLAGS)
 	cmake --build $(BENCH_DIR) -j $(JOBS)
 	$(BENCH_DIR)/bench/plumb_bench --plumb $(BENCH_DIR)/plumb
+
+# clang-tidy naming and bug checks over src/ (needs a configured build for compile_commands.json).
+lint: build
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_EXPORT_COMPILE_COMMANDS=ON > /dev/null
+	clang-tidy -p $(BUILD_DIR) --quiet $$(git ls-files 'src/*.cc') 2>/dev/null | grep -E 'warning|error' ; true
 
 clean:
 	rm -rf $(BUILD_DIR) $(RELEASE_DIR) $(BENCH_DIR)

@@ -20,6 +20,7 @@ struct RunFlags {
   std::optional<double> temperature;
   std::optional<double> top_p;
   std::optional<int> max_tokens;
+  std::optional<int64_t> model_seed;
   std::string base_url;
   std::string api_key_env;
   double timeout_s = static_cast<double>(kDefaultRequestTimeout.count()) / 1000;
@@ -64,6 +65,7 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   options.params.temperature = f.temperature;
   options.params.top_p = f.top_p;
   options.params.max_tokens = f.max_tokens;
+  options.params.seed = f.model_seed;
   options.progress = ParseProgress(f.progress);
   options.settings = {{"timeout_s", f.timeout_s},
                       {"max_retries", f.max_retries},
@@ -117,6 +119,7 @@ Action SetupRun(CLI::App& app, Context& ctx) {
   app.add_option("--top-p", f->top_p, "Nucleus sampling (overrides the suite)")->check(CLI::Range(0.0, 1.0));
   app.add_option("--max-tokens", f->max_tokens, "Max tokens per reply (overrides the suite)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--model-seed", f->model_seed, "Sampling seed sent to the model (overrides the suite)");
   app.add_option("--base-url", f->base_url, "API base URL (openai: default $OPENAI_BASE_URL or https://api.openai.com/v1)");
   app.add_option("--api-key-env", f->api_key_env, "Environment variable holding the API key");
   app.add_option("--timeout", f->timeout_s, "Request timeout in seconds")->check(CLI::Range(0.1, 3600.0));

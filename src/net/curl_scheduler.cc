@@ -148,15 +148,18 @@ class CurlScheduler final : public HttpScheduler {
     call->interpret = std::move(interpret);
     call->done = std::move(done);
     call->submitted = Clock::now();
+    Done done_now;  // set when the scheduler is already cancelled
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!cancel_requested_) {
+      if (cancel_requested_) {
+        done_now = std::move(call->done);
+      } else {
         inbox_.push_back(std::move(call));
         stats_queued_++;
       }
     }
-    if (call) {  // cancelled: still not moved into the inbox
-      call->done(Cancelled("request abandoned: the run was interrupted"), CallReport{});
+    if (done_now) {
+      done_now(Cancelled("request abandoned: the run was interrupted"), CallReport{});
       return;
     }
     Wake();
