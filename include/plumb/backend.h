@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -66,6 +67,8 @@ struct BackendContext {
   std::string base_url;     // --base-url; "" means the backend's default or environment
   std::string api_key_env;  // --api-key-env; "" means the backend's default variable
   std::chrono::milliseconds timeout = kDefaultRequestTimeout;
+  // --backend-option KEY=VALUE settings; each backend rejects keys it does not know.
+  std::map<std::string, std::string> options;
   HttpScheduler* scheduler = nullptr;  // not owned; required by HTTP backends
   // Reads an environment variable (nullptr when unset). Tests substitute their own.
   std::function<const char*(const char*)> getenv = nullptr;
@@ -80,6 +83,9 @@ void RegisterBuiltinBackends(BackendRegistry& registry);
 // kInvalidArgument for a spec without '/', kNotFound for an unknown kind.
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendRegistry& registry,
                                                BackendContext ctx);
+
+// kInvalidArgument naming the first key of ctx.options that is not in `known`.
+Status CheckBackendOptions(const BackendContext& ctx, const std::vector<std::string>& known);
 
 // True for failures that doom every later call too (bad key, no access, unknown model,
 // exhausted quota): the runner stops the run instead of recording each item as an error.

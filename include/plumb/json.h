@@ -27,6 +27,8 @@ class SourceMap {
   const std::string& file() const { return file_; }
   // "file:line" for the value at `pointer` (falls back to the nearest mapped parent).
   std::string Where(const std::string& pointer) const;
+  // The line of `pointer` (or of its nearest mapped parent); 0 when unknown.
+  int Line(const std::string& pointer) const;
 
  private:
   std::string file_;

@@ -5,6 +5,8 @@
 #define PLUMB_STATS_H_
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,22 @@ struct Cluster {
 Metric ProportionMetric(std::string name, std::string category,
                         const std::vector<Cluster>& clusters, uint64_t seed = 1,
                         int resamples = kDefaultBootstrapResamples);
+
+// A statistic of a resample: `counts[i]` is how often cluster i was drawn (0, 1, 2, ...).
+// Returns nullopt when undefined for that resample (e.g. an empty group), which drops it.
+using ClusterStatistic = std::function<std::optional<double>(const std::vector<int>& counts)>;
+
+// A metric whose value is `statistic` on the full sample (every count 1) and whose interval is
+// the 2.5/97.5 percentiles of the statistic over `resamples` seeded bootstrap draws of the
+// `n_clusters` clusters. Used for composite metrics (differences, harmonic means) where no
+// closed form fits; clusters are items, so repeated samples and paired conditions of an item
+// stay together.
+// `strata` (empty, or one entry per cluster) keeps each stratum's size fixed in every resample,
+// e.g. harm and control scenarios.
+Metric BootstrapMetric(std::string name, std::string category, size_t n_clusters,
+                       const ClusterStatistic& statistic, uint64_t seed = 1,
+                       int resamples = kDefaultBootstrapResamples,
+                       const std::vector<int>& strata = {});
 
 }  // namespace plumb
 

@@ -81,6 +81,9 @@ class SuiteKind {
   virtual std::vector<std::string> ItemFields() const = 0;
   // Validates and normalises item.fields; errors name file, line and field.
   virtual Status CheckItem(Item& item, const ItemSource& where) const = 0;
+  // Turns one checked item into the items that are run: one per parameter setting, or with
+  // and without a user biography. Their ids must be unique in the suite. Default: the item.
+  virtual Result<std::vector<Item>> Expand(Item item, const ItemSource& where) const;
 
   // Plans the samples for `selected` items over `epochs`. The default plans each (item, epoch)
   // with an empty presentation.

@@ -25,6 +25,7 @@ Result<std::string> RenderTemplate(std::string_view tmpl,
                                    const std::map<std::string, std::string>& vars);
 
 std::string ToLower(std::string_view s);
+std::string ToUpper(std::string_view s);
 std::string Trim(std::string_view s);
 // Replaces typographic quotes and apostrophes with ASCII ones.
 std::string NormalizeQuotes(std::string_view s);

@@ -67,6 +67,7 @@ struct Item {
   std::string id;
   std::string category;  // "" when the suite has no categories
   int line = 0;          // 1-based line in its data file, for error messages
+  size_t record = 0;     // index of the data record it came from (expanded items share it)
   Json fields;           // kind-specific content (prompt, options, aligned, ...)
   Json metadata;         // free-form per-item metadata, passed to graders and stored
   bool scored = true;    // false: the item is kept but never enters a metric

@@ -10,6 +10,7 @@ namespace plumb::backends {
 
 Result<std::unique_ptr<Backend>> MakeOpenAiChatBackend(const BackendContext& ctx);
 Result<std::unique_ptr<Backend>> MakeBuiltinBackend(const BackendContext& ctx);
+Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx);
 
 }  // namespace plumb::backends
 

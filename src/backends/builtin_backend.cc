@@ -1,5 +1,6 @@
 // builtin/<baseline>: reference answers that need no network. They reply with text, so their
-// answers go through the same parsing and grading as a real model's.
+// answers go through the same parsing and grading as a real model's. Without options to choose
+// from, random/first/last answer "I don't know." (a constant that is never right).
 #include <fmt/format.h>
 
 #include <map>
@@ -11,6 +12,8 @@ namespace plumb::backends {
 namespace {
 
 constexpr const char* kRefusal = "I'm sorry, but I can't help with that.";
+// The constant answer to a question without options (open or short-answer items).
+constexpr const char* kNoOptionsAnswer = "I don't know.";
 
 enum class Baseline { kRandom, kFirst, kLast, kRefuse };
 
@@ -41,10 +44,8 @@ class BuiltinBackend final : public Backend {
       return;
     }
     if (labels.empty()) {
-      done(InvalidArgument(fmt::format("backend 'builtin/{}': item '{}' has no options to choose "
-                                       "from (this baseline answers option questions only)",
-                                       name_, call.hints.item_id)),
-           report);
+      c.text = kNoOptionsAnswer;
+      done(std::move(c), report);
       return;
     }
     size_t pick = 0;
@@ -65,6 +66,7 @@ class BuiltinBackend final : public Backend {
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeBuiltinBackend(const BackendContext& ctx) {
+  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {}));
   auto it = Baselines().find(ctx.model);
   if (it == Baselines().end()) {
     std::string known;

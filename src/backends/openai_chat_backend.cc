@@ -148,6 +148,7 @@ class OpenAiChatBackend final : public HttpBackend {
 
 Result<std::unique_ptr<Backend>> MakeOpenAiChatBackend(const BackendContext& ctx) {
   if (ctx.scheduler == nullptr) return Internal("backend 'openai' needs the HTTP scheduler");
+  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {}));
   if (ctx.model.empty()) {
     return InvalidArgument("model spec 'openai/': the model name is missing (e.g. openai/gpt-4o-mini)");
   }

@@ -1,6 +1,7 @@
 // The one list of built-in backend kinds.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "backends/backends.h"
@@ -12,6 +13,9 @@ void RegisterBuiltinBackends(BackendRegistry& registry) {
                     "OpenAI chat completions; also vLLM, llama.cpp server, Ollama, LM Studio "
                     "(--base-url)",
                     backends::MakeOpenAiChatBackend);
+  registry.Register("replay",
+                    "stored outputs: replay/<file.jsonl|file.csv>, keyed by item id (and epoch, turn)",
+                    backends::MakeReplayBackend);
   registry.Register("builtin",
                     "reference baselines without network: builtin/random, builtin/first, "
                     "builtin/last, builtin/refuse",
@@ -33,6 +37,18 @@ Result<std::unique_ptr<Backend>> CreateBackend(const BackendRegistry& registry,
     return NotFound(fmt::format("model spec '{}': {}", ctx.spec, registry.UnknownMessage(ctx.kind)));
   }
   return registry.Create(ctx.kind, ctx);
+}
+
+Status CheckBackendOptions(const BackendContext& ctx, const std::vector<std::string>& known) {
+  for (const auto& [key, _] : ctx.options) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      return InvalidArgument(fmt::format("backend '{}': unknown --backend-option '{}' (known: {})",
+                                         ctx.kind, key, list.empty() ? "none" : list));
+    }
+  }
+  return Status();
 }
 
 bool IsFatalForRun(StatusCode code) {

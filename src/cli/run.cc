@@ -23,6 +23,7 @@ struct RunFlags {
   std::optional<int64_t> model_seed;
   std::string base_url;
   std::string api_key_env;
+  std::vector<std::string> backend_options;
   double timeout_s = static_cast<double>(kDefaultRequestTimeout.count()) / 1000;
   int max_retries = kDefaultMaxRetries;
   int retry_base_ms = static_cast<int>(kDefaultRetryBase.count());
@@ -50,6 +51,13 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   bctx.api_key_env = f.api_key_env;
   bctx.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.timeout_s * 1000));
   bctx.scheduler = scheduler.get();
+  for (const auto& kv : f.backend_options) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return ReportError(InvalidArgument(fmt::format("--backend-option '{}' must look like KEY=VALUE", kv)));
+    }
+    bctx.options[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   Result<std::unique_ptr<Backend>> backend = CreateBackend(ctx.backends, bctx);
   if (!backend) return ReportError(backend.error());
 
@@ -122,6 +130,7 @@ Action SetupRun(CLI::App& app, Context& ctx) {
   app.add_option("--model-seed", f->model_seed, "Sampling seed sent to the model (overrides the suite)");
   app.add_option("--base-url", f->base_url, "API base URL (openai: default $OPENAI_BASE_URL or https://api.openai.com/v1)");
   app.add_option("--api-key-env", f->api_key_env, "Environment variable holding the API key");
+  app.add_option("--backend-option", f->backend_options, "KEY=VALUE setting of the backend, e.g. text=response for replay (repeatable)");
   app.add_option("--timeout", f->timeout_s, "Request timeout in seconds")->check(CLI::Range(0.1, 3600.0));
   app.add_option("--max-retries", f->max_retries, "Retries per request on 429/5xx/timeouts")
       ->check(CLI::Range(0, 100));

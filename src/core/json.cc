@@ -130,16 +130,19 @@ std::string JsonPointerEscape(const std::string& key) {
   return out;
 }
 
-std::string SourceMap::Where(const std::string& pointer) const {
+int SourceMap::Line(const std::string& pointer) const {
   std::string p = pointer;
   while (true) {
     auto it = lines_.find(p);
-    if (it != lines_.end()) return fmt::format("{}:{}", file_, it->second);
-    if (p.empty()) break;
+    if (it != lines_.end()) return it->second;
+    if (p.empty()) return default_line_;
     p = p.substr(0, p.rfind('/'));
   }
-  if (default_line_ > 0) return fmt::format("{}:{}", file_, default_line_);
-  return file_;
+}
+
+std::string SourceMap::Where(const std::string& pointer) const {
+  int line = Line(pointer);
+  return line > 0 ? fmt::format("{}:{}", file_, line) : file_;
 }
 
 Result<Json> ParseJsonStrict(std::string_view text, const std::string& where) {

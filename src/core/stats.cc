@@ -3,10 +3,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "plumb/hash.h"
 
 namespace plumb {
+namespace {
+
+double Percentile(const std::vector<double>& sorted, double q) {
+  size_t idx = static_cast<size_t>(std::floor(q * static_cast<double>(sorted.size() - 1) + 0.5));
+  return sorted[std::min(idx, sorted.size() - 1)];
+}
+
+}  // namespace
 
 Interval WilsonInterval(int64_t k, int64_t n, double z) {
   double nn = static_cast<double>(n);
@@ -60,14 +69,52 @@ Metric ProportionMetric(std::string name, std::string category,
     stats.push_back(static_cast<double>(rk) / static_cast<double>(rn));
   }
   std::sort(stats.begin(), stats.end());
-  auto at = [&](double q) {
-    size_t idx = static_cast<size_t>(std::floor(q * (stats.size() - 1) + 0.5));
-    return stats[std::min(idx, stats.size() - 1)];
-  };
-  m.ci_low = 100 * at(0.025);
-  m.ci_high = 100 * at(0.975);
+  if (k == 0 || k == n) {
+    // Every resample repeats the observed 0% or 100%, a zero-width interval that overstates
+    // certainty; use Wilson with one trial per item instead (conservative).
+    Interval ci = WilsonInterval(k == 0 ? 0 : static_cast<int64_t>(used.size()),
+                                 static_cast<int64_t>(used.size()));
+    m.ci_low = 100 * ci.low;
+    m.ci_high = 100 * ci.high;
+    m.ci_method = "wilson-items";
+    m.details["clusters"] = used.size();
+    return m;
+  }
+  m.ci_low = 100 * Percentile(stats, 0.025);
+  m.ci_high = 100 * Percentile(stats, 0.975);
   m.ci_method = "bootstrap";
   m.details["clusters"] = used.size();
+  return m;
+}
+
+Metric BootstrapMetric(std::string name, std::string category, size_t n_clusters,
+                       const ClusterStatistic& statistic, uint64_t seed, int resamples,
+                       const std::vector<int>& strata) {
+  Metric m;
+  m.name = std::move(name);
+  m.category = std::move(category);
+  m.n = static_cast<int64_t>(n_clusters);
+  m.ci_method = "none";
+  std::vector<int> counts(n_clusters, 1);
+  m.value = n_clusters > 0 ? statistic(counts) : std::nullopt;
+  if (!m.value || n_clusters < 2) return m;
+  std::map<int, std::vector<size_t>> groups;
+  for (size_t i = 0; i < n_clusters; ++i) groups[strata.empty() ? 0 : strata[i]].push_back(i);
+  Rng rng(SplitMix64(seed));
+  std::vector<double> stats;
+  stats.reserve(resamples);
+  for (int r = 0; r < resamples; ++r) {
+    std::fill(counts.begin(), counts.end(), 0);
+    for (const auto& [_, members] : groups) {
+      for (size_t i = 0; i < members.size(); ++i) counts[members[rng.Below(members.size())]]++;
+    }
+    if (auto v = statistic(counts)) stats.push_back(*v);
+  }
+  if (stats.size() < static_cast<size_t>(resamples) / 2) return m;  // mostly undefined
+  std::sort(stats.begin(), stats.end());
+  m.ci_low = Percentile(stats, 0.025);
+  m.ci_high = Percentile(stats, 0.975);
+  m.ci_method = "bootstrap";
   return m;
 }
 

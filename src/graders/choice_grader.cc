@@ -18,7 +18,22 @@ enum class Pick { kFirst, kLast, kUnique };
 struct Pattern {
   std::string regex;  // with a {labels} placeholder
   Pick pick = Pick::kFirst;
+  bool uppercase = false;  // match against the upper-cased reply
+  // The capture is a stretch of text rather than a label: it yields the one label it contains
+  // (as a substring); none or several make the match unreadable.
+  bool contains = false;
 };
+
+// The one label that occurs in `segment`, or "" when none or several do.
+std::string OnlyLabelIn(const std::string& segment, const std::vector<std::string>& labels) {
+  std::string found;
+  for (const auto& l : labels) {
+    if (segment.find(l) == std::string::npos) continue;
+    if (!found.empty()) return "";
+    found = l;
+  }
+  return found;
+}
 
 // The defaults: an explicit "Answer: X", then a label that opens the reply followed by
 // punctuation, then a label standing alone, accepted only when no other label stands alone too
@@ -65,16 +80,19 @@ class ChoiceGrader final : public Grader {
     plumb::Grade g;
     g.grader = Id();
     const std::string text = NormalizeQuotes(in.completion.text);
+    const std::string upper = ToUpper(text);
     const auto& compiled = Compiled(in.labels);
     for (size_t i = 0; i < compiled.size(); ++i) {
+      const Pattern& p = patterns_[i];
+      const std::string& subject = p.uppercase ? upper : text;
       std::vector<std::string> found;
-      for (auto it = std::sregex_iterator(text.begin(), text.end(), compiled[i]);
+      for (auto it = std::sregex_iterator(subject.begin(), subject.end(), compiled[i]);
            it != std::sregex_iterator(); ++it) {
-        found.push_back((*it)[1].str());
+        found.push_back(p.contains ? OnlyLabelIn((*it)[1].str(), in.labels) : (*it)[1].str());
       }
       if (found.empty()) continue;
       std::string label;
-      switch (patterns_[i].pick) {
+      switch (p.pick) {
         case Pick::kFirst: label = found.front(); break;
         case Pick::kLast: label = found.back(); break;
         case Pick::kUnique:
@@ -138,6 +156,10 @@ Result<std::unique_ptr<Grader>> MakeChoiceGrader(const GraderContext& ctx) {
         else if (*pick == "last") p.pick = Pick::kLast;
         else if (*pick == "unique") p.pick = Pick::kUnique;
         else return er.Error("pick", "must be first, last or unique");
+        PLUMB_ASSIGN_OR_RETURN(auto uppercase, er.OptBool("uppercase"));
+        PLUMB_ASSIGN_OR_RETURN(auto contains, er.OptBool("contains"));
+        p.uppercase = uppercase.value_or(false);
+        p.contains = contains.value_or(false);
         PLUMB_RETURN_IF_ERROR(er.Finish());
         try {
           std::regex test(Substitute(p.regex, {"A", "B", "C", "D"}));

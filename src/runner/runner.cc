@@ -69,9 +69,11 @@ class Loop {
         progress_(options.progress, stderr) {}
 
   Result<RunSummary> Run() {
+    // --limit counts the suite's own items (records), so an item's expansions (grid cells,
+    // with/without a biography) stay together.
     std::vector<size_t> selected;
     for (size_t i = 0; i < suite_.items.size(); ++i) {
-      if (options_.limit && static_cast<int64_t>(selected.size()) >= *options_.limit) break;
+      if (options_.limit && static_cast<int64_t>(suite_.items[i].record) >= *options_.limit) break;
       selected.push_back(i);
     }
     samples_ = suite_.kind->Plan(suite_.items, selected, options_.epochs, options_.seed);

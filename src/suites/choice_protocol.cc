@@ -55,6 +55,8 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
   if (option_format) p->option_format_ = *option_format;
   PLUMB_RETURN_IF_ERROR(CheckTemplate(p->option_format_, {"label", "text"},
                                       fmt::format("{}: field 'option_format'", r.Where("option_format"))));
+  PLUMB_ASSIGN_OR_RETURN(auto separator, r.OptString("option_separator"));
+  if (separator) p->option_separator_ = *separator;
 
   if (const Json* labels = r.Get("labels")) {
     if (labels->is_string() && labels->get<std::string>() == "letters") {
@@ -105,18 +107,24 @@ size_t ChoiceProtocol::MaxOptions() const {
 Result<Turn> ChoiceProtocol::Render(const std::vector<Message>& prior,
                                     std::map<std::string, std::string> vars,
                                     const std::vector<std::string>& options) const {
-  Turn turn;
-  turn.option_labels = Labels(options.size());
+  std::vector<std::string> labels = Labels(options.size());
   std::vector<std::string> lines;
   for (size_t i = 0; i < options.size(); ++i) {
     PLUMB_ASSIGN_OR_RETURN(std::string line,
-                           RenderTemplate(option_format_, {{"label", turn.option_labels[i]},
-                                                           {"text", options[i]}}));
+                           RenderTemplate(option_format_, {{"label", labels[i]}, {"text", options[i]}}));
     lines.push_back(std::move(line));
   }
-  vars["options"] = Join(lines, "\n");
-  vars["labels"] = ListLabels(turn.option_labels);
-  vars["n"] = std::to_string(options.size());
+  return RenderBlock(prior, std::move(vars), Join(lines, option_separator_), std::move(labels));
+}
+
+Result<Turn> ChoiceProtocol::RenderBlock(const std::vector<Message>& prior,
+                                         std::map<std::string, std::string> vars, std::string block,
+                                         std::vector<std::string> labels) const {
+  Turn turn;
+  vars["options"] = std::move(block);
+  vars["labels"] = ListLabels(labels);
+  vars["n"] = std::to_string(labels.size());
+  turn.option_labels = std::move(labels);
   PLUMB_ASSIGN_OR_RETURN(std::string user, RenderTemplate(template_, vars));
   if (system_prompt_) turn.messages.push_back(Message{"system", *system_prompt_});
   turn.messages.insert(turn.messages.end(), prior.begin(), prior.end());
@@ -142,17 +150,26 @@ ChoiceAnswer ChoiceProtocol::Parse(const Item& item, const std::vector<std::stri
   bool phrase = refusal && refusal->value && *refusal->value > 0;
   if (phrase) a.details["refusal_phrase"] = refusal->details["phrase"];
   a.refusal = phrase && (!a.position || refusal_counts_with_answer_);
+  if (a.refusal) a.details["refusal"] = true;
   if (a.position && !option_words_.empty()) {
     std::string text = ToLower(options[*a.position]);
     for (const auto& w : option_words_) {
       if (text.find(w) != std::string::npos) {
         a.refusal = true;
+        a.details["refusal"] = true;
         a.details["refusal_option_word"] = w;
         break;
       }
     }
   }
   return a;
+}
+
+std::string ChoiceProtocol::RefusalPhrase(const Item& item, const Completion& completion) const {
+  static const std::vector<std::string> kNone;
+  Result<Grade> g = refusal_->Grade(GradeInput{item, kNone, kNone, completion});
+  if (g && g->value && *g->value > 0) return g->details["phrase"].get<std::string>();
+  return "";
 }
 
 std::vector<int> ChoiceProtocol::Order(uint64_t seed, int n, int target_option,

@@ -20,7 +20,10 @@ namespace plumb::suites {
 struct ChoiceAnswer {
   std::optional<size_t> position;  // index into the presented options; empty: none found
   std::string label;               // the label found ("" when none)
-  bool refusal = false;            // the reply refused (see ChoiceProtocol::Read)
+  // The reply refused: a refusal phrase without a label, or (as the manifest configures) a
+  // phrase next to a label or a chosen option that declines. A refusal with a label keeps its
+  // label: it is graded as that choice and counted as a refusal too.
+  bool refusal = false;
   Json details = Json::object();   // pattern used, refusal phrase, ...
 };
 
@@ -43,16 +46,23 @@ class ChoiceProtocol {
   std::vector<std::string> Labels(size_t n) const;
   size_t MaxOptions() const;
   bool shuffle() const { return shuffle_; }
+  const std::optional<std::string>& system_prompt() const { return system_prompt_; }
 
   // Builds the conversation: the system prompt (when set), `prior` messages, then the rendered
   // user message. `vars` fills the kind's placeholders; {options}, {labels} and {n} are added.
   Result<Turn> Render(const std::vector<Message>& prior,
                       std::map<std::string, std::string> vars,
                       const std::vector<std::string>& options) const;
+  // As Render, with the options already rendered into one block under `labels`.
+  Result<Turn> RenderBlock(const std::vector<Message>& prior,
+                           std::map<std::string, std::string> vars, std::string block,
+                           std::vector<std::string> labels) const;
 
-  // Reads the answer out of a reply to `options` (in the order shown).
+  // Reads the answer out of a reply to `options` (in the order shown; at least one).
   ChoiceAnswer Parse(const Item& item, const std::vector<std::string>& options,
                      const Completion& completion) const;
+  // The refusal phrase found in a reply to an open prompt, or "" when there is none.
+  std::string RefusalPhrase(const Item& item, const Completion& completion) const;
 
   // A random order of `n` options that puts option `target_option` at `target_position`
   // (-1: unconstrained); used to balance the aligned option over positions.
@@ -62,6 +72,7 @@ class ChoiceProtocol {
   std::optional<std::string> system_prompt_;
   std::string template_;
   std::string option_format_ = "{label}. {text}";
+  std::string option_separator_ = "\n";
   std::vector<std::string> custom_labels_;
   bool numbers_ = false;
   bool shuffle_ = false;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "plumb/csv.h"
 #include "plumb/json.h"
 #include "plumb/suite.h"
 
@@ -21,6 +22,7 @@ struct Record {
 
 struct FormatContext {
   std::filesystem::path file;       // the data file
+  std::filesystem::path dir;        // the suite folder (other paths in settings are relative to it)
   FieldReader* manifest = nullptr;  // format-specific settings are read from here
 };
 
@@ -36,6 +38,14 @@ struct FormatEntry {
 const std::vector<FormatEntry>& Formats();
 
 Result<std::vector<Record>> ReadJsonl(const FormatContext& ctx);
+Result<std::vector<Record>> ReadCsv(const FormatContext& ctx);
+Result<std::vector<Record>> ReadPacifaistCsv(const FormatContext& ctx);
+Result<std::vector<Record>> ReadManagerbenchJson(const FormatContext& ctx);
+Result<std::vector<Record>> ReadEmYaml(const FormatContext& ctx);
+
+// The rows of a CSV file with a header, as objects of column -> string.
+Result<std::vector<Record>> CsvRecords(const std::filesystem::path& path, char delimiter = ',',
+                                       char comment = 0);
 
 // Reads a whole file; kNotFound naming it when it cannot be opened.
 Result<std::string> ReadFileText(const std::filesystem::path& path);

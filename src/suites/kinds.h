@@ -1,22 +1,48 @@
-// Factories of the built-in suite kinds and the formats; register.cc lists them.
+// Factories of the built-in suite kinds, and helpers they share; register.cc lists the kinds.
 #ifndef PLUMB_SUITES_KINDS_H_
 #define PLUMB_SUITES_KINDS_H_
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "plumb/stats.h"
 #include "plumb/suite.h"
 
 namespace plumb::suites {
 
 Result<std::unique_ptr<SuiteKind>> MakeChoiceKind(const SuiteKindContext& ctx);
+Result<std::unique_ptr<SuiteKind>> MakePairedChoiceKind(const SuiteKindContext& ctx);
+Result<std::unique_ptr<SuiteKind>> MakeOpinionKind(const SuiteKindContext& ctx);
+Result<std::unique_ptr<SuiteKind>> MakePushbackKind(const SuiteKindContext& ctx);
+Result<std::unique_ptr<SuiteKind>> MakeContrastKind(const SuiteKindContext& ctx);
 
-// Metrics of a choice-style grade (labels aligned / other / refusal / unparsed):
-// aligned_rate overall and per category, refusal_rate, parse_failure_rate, error_rate.
+// How PlanBalanced sees an item.
+struct BalanceSpec {
+  std::function<int(const Item&)> option_count;
+  std::function<int(const Item&)> target_option;  // -1: nothing to balance
+  std::function<std::string(const Item&)> group;  // balanced within each group (and overall)
+};
+
+// Plans one sample per selected item and epoch with a balanced option order: within each group
+// (by default the category), items ranked by a seeded hash put their target option at position
+// k mod n, so it sits equally often at every position (+/- 1) in every group and overall (the
+// count continues across groups), and a constant answer scores chance. Without `shuffle` the
+// file order is kept. presentation = {"order": [original index shown at each position]}.
+std::vector<Sample> PlanBalanced(const std::vector<Item>& items, const std::vector<size_t>& selected,
+                                 int epochs, uint64_t seed, bool shuffle, const BalanceSpec& spec);
+
+// Metrics of choice-style grades (labels aligned / other / refusal / unparsed / open): the
+// primary rate (aligned / answered scored samples) overall and per category, refusal_rate over
+// every answered sample, parse_failure_rate, error_rate.
 std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
                                   const std::vector<SampleOutcome>& outcomes,
-                                  const std::string& grader);
+                                  const std::string& grader, const std::string& primary);
+
+// The clusters of a per-item count map, in item order.
+std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item);
 
 }  // namespace plumb::suites
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <set>
 
 #include "plumb/hash.h"
@@ -30,6 +31,12 @@ std::vector<Sample> SuiteKind::Plan(const std::vector<Item>&, const std::vector<
   return out;
 }
 
+Result<std::vector<Item>> SuiteKind::Expand(Item item, const ItemSource&) const {
+  std::vector<Item> out;
+  out.push_back(std::move(item));
+  return out;
+}
+
 Result<std::optional<Turn>> SuiteKind::NextTurn(const Item&, const Sample&,
                                                 const std::vector<Exchange>&) const {
   return std::optional<Turn>();
@@ -51,7 +58,9 @@ bool IsKebabId(const std::string& s) {
 enum class Extra { kError, kIgnore, kMetadata };
 
 struct Mapping {
-  std::map<std::string, std::string> names;  // canonical -> source key or /pointer
+  // canonical -> source keys or /pointers; several sources make a list (e.g. option columns)
+  std::map<std::string, std::vector<std::string>> sources;
+  std::map<std::string, std::string> names;  // canonical -> source name(s) for messages
   Extra extra = Extra::kError;
 };
 
@@ -74,12 +83,31 @@ Result<Item> MapRecord(const suites::Record& rec, const Mapping& mapping,
   Item item;
   ItemSource where{rec.source, mapping.names};
   std::set<std::string> used;
+  std::deque<Json> assembled;  // values combined from several sources; stable addresses
+  auto mark = [&](const std::string& name) {
+    used.insert(name[0] == '/' ? name.substr(1, name.find('/', 1) - 1) : name);
+  };
   auto take = [&](const std::string& canonical) -> const Json* {
-    auto it = mapping.names.find(canonical);
-    const std::string& name = it == mapping.names.end() ? canonical : it->second;
-    const Json* v = Lookup(rec.value, name);
-    if (v != nullptr) used.insert(name[0] == '/' ? name.substr(1, name.find('/', 1) - 1) : name);
-    return v;
+    auto it = mapping.sources.find(canonical);
+    if (it == mapping.sources.end()) {
+      const Json* v = Lookup(rec.value, canonical);
+      if (v != nullptr) mark(canonical);
+      return v;
+    }
+    if (it->second.size() == 1) {
+      const Json* v = Lookup(rec.value, it->second[0]);
+      if (v != nullptr) mark(it->second[0]);
+      return v;
+    }
+    Json list = Json::array();
+    for (const auto& name : it->second) {
+      const Json* v = Lookup(rec.value, name);
+      if (v == nullptr) return nullptr;
+      mark(name);
+      list.push_back(*v);
+    }
+    assembled.push_back(std::move(list));
+    return &assembled.back();
   };
 
   const Json* id = take("id");
@@ -134,9 +162,23 @@ Result<Mapping> ReadMapping(FieldReader& top, const std::vector<std::string>& ki
         return fields->Error(key, fmt::format("is not an item field of this kind (known: {})",
                                               Join(canonical, ", ")));
       }
-      PLUMB_ASSIGN_OR_RETURN(std::string source, fields->String(key));
-      if (source.empty()) return fields->Error(key, "must not be empty");
-      m.names[key] = source;
+      const Json& v = fields->object()[key];
+      std::vector<std::string> sources;
+      if (v.is_string()) {
+        sources.push_back(v.get<std::string>());
+      } else {
+        PLUMB_ASSIGN_OR_RETURN(auto list, fields->OptStringList(key));
+        if (!list || list->size() < 2) {
+          return fields->Error(key, "must name a field, or list two or more fields to combine");
+        }
+        sources = *list;
+      }
+      fields->Get(key);
+      for (const auto& src : sources) {
+        if (src.empty()) return fields->Error(key, "must not name an empty field");
+      }
+      m.names[key] = Join(sources, "+");
+      m.sources[key] = std::move(sources);
     }
   }
   PLUMB_ASSIGN_OR_RETURN(auto extra, top.OptString("extra_fields"));
@@ -247,21 +289,29 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
   PLUMB_ASSIGN_OR_RETURN(std::string manifest_text, suites::ReadFileText(manifest_path));
   hash.Update(manifest_text);
   std::set<std::string> ids;
+  size_t record_count = 0;
   for (size_t fi = 0; fi < data_names.size(); ++fi) {
     std::filesystem::path file = dir / data_names[fi];
     m.data_files.push_back(file);
     PLUMB_ASSIGN_OR_RETURN(std::string bytes, suites::ReadFileText(file));
     hash.Update(fmt::format("\n--{}:{}\n", data_names[fi], bytes.size()));
     hash.Update(bytes);
-    PLUMB_ASSIGN_OR_RETURN(auto records, reader->read(suites::FormatContext{file, &top}));
+    PLUMB_ASSIGN_OR_RETURN(auto records, reader->read(suites::FormatContext{file, dir, &top}));
     if (fi == 0) PLUMB_RETURN_IF_ERROR(top.Finish());
     for (auto& rec : records) {
       PLUMB_ASSIGN_OR_RETURN(Item item, MapRecord(rec, mapping, kind_fields));
       ItemSource where{rec.source, mapping.names};
       item.line = rec.line;
+      item.record = record_count++;
       if (!ids.insert(item.id).second) return where.Error("id", fmt::format("'{}' is a duplicate", item.id));
       PLUMB_RETURN_IF_ERROR(kind->CheckItem(item, where));
-      suite.items.push_back(std::move(item));
+      PLUMB_ASSIGN_OR_RETURN(std::vector<Item> expanded, kind->Expand(std::move(item), where));
+      for (auto& e : expanded) {
+        if (expanded.size() > 1 && !ids.insert(e.id).second) {
+          return where.Error("id", fmt::format("expands to '{}', which is a duplicate", e.id));
+        }
+        suite.items.push_back(std::move(e));
+      }
     }
   }
   if (suite.items.empty()) {

@@ -43,12 +43,9 @@ TEST(Builtin, RandomIsSeededAndUniform) {
   for (const auto& [text, n] : counts) EXPECT_NEAR(n, 1000, 120) << text;
 }
 
-TEST(Builtin, NoOptionsIsAnItemError) {
-  auto r = Ask(*Make("builtin/first"), {}, 1, "open-1");
-  ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().message(),
-            "backend 'builtin/first': item 'open-1' has no options to choose from (this baseline "
-            "answers option questions only)");
+TEST(Builtin, WithoutOptionsAnswersAConstantNonAnswer) {
+  EXPECT_EQ(Ask(*Make("builtin/first"), {}, 1, "open-1")->text, "I don't know.");
+  EXPECT_EQ(Ask(*Make("builtin/random"), {}, 1, "open-1")->text, "I don't know.");
 }
 
 TEST(Builtin, UnknownBaselineListsTheKnownOnes) {

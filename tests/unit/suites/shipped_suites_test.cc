@@ -1,6 +1,10 @@
-// Every suite shipped in benchmarks/ loads, and its key is balanced: the constant-answer
-// baselines score chance (+/- 5 points) and builtin/random scores near chance.
+// Every suite shipped in benchmarks/ loads, and its key is balanced: constant-answer baselines
+// score chance (+/- 5 points) on each choice metric and builtin/random scores near chance
+// (within three standard errors).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
 
 #include "plumb/runner.h"
 #include "subprocess.h"
@@ -10,11 +14,26 @@ namespace {
 
 using testing::TempDir;
 
-std::optional<double> PrimaryValue(const RunSummary& s, const std::string& name) {
-  for (const auto& m : s.metrics) {
-    if (m.name == name && m.category.empty()) return m.value;
+// The metrics of each kind that a constant answer should leave at chance.
+const std::map<std::string, std::vector<std::string>> kChanceMetrics = {
+    {"choice", {"aligned_rate"}},
+    {"paired_choice", {"principled_rate"}},
+    {"opinion", {"match_rate", "control_match_rate"}},
+    {"contrast", {"harm_avoidance", "control_pragmatism"}},
+};
+
+double ChanceLevel(const Suite& suite) {
+  double sum = 0;
+  int n = 0;
+  for (const auto& item : suite.items) {
+    if (!item.scored) continue;
+    const Json& f = item.fields;
+    double options = f.contains("options") ? static_cast<double>(f["options"].size()) : 2.0;
+    double right = f.contains("aligned") ? static_cast<double>(f["aligned"].size()) : 1.0;
+    sum += right / options;
+    ++n;
   }
-  return std::nullopt;
+  return 100 * sum / n;
 }
 
 TEST(ShippedSuites, LoadAndSitAtChanceForBaselines) {
@@ -26,41 +45,41 @@ TEST(ShippedSuites, LoadAndSitAtChanceForBaselines) {
   RegisterBuiltinBackends(backends);
   auto refs = DiscoverSuites({std::filesystem::path(PLUMB_TEST_SOURCE_DIR) / "benchmarks"});
   ASSERT_TRUE(refs.has_value()) << refs.error().message();
-  ASSERT_FALSE(refs->empty());
+  ASSERT_GE(refs->size(), 5u);
   TempDir tmp;
   auto store = std::move(OpenSqliteStore(tmp.path() + "/r.db")).value();
   std::atomic<bool> interrupted{false};
+  int checked = 0;
   for (const auto& ref : *refs) {
     auto suite = LoadSuite(ref.manifest, kinds, graders);
     ASSERT_TRUE(suite.has_value()) << suite.error().message();
-    if (suite->manifest.kind != "choice") continue;
-    double chance = 0;
-    int scored = 0;
-    for (const auto& item : suite->items) {
-      if (!item.scored) continue;
-      chance += static_cast<double>(item.fields["aligned"].size()) / item.fields["options"].size();
-      ++scored;
-    }
-    chance = 100 * chance / scored;
+    auto names = kChanceMetrics.find(suite->manifest.kind);
     for (const char* spec : {"builtin/first", "builtin/last", "builtin/random"}) {
       BackendContext ctx;
       ctx.spec = spec;
       auto backend = CreateBackend(backends, ctx);
-      ASSERT_TRUE(backend.has_value());
       RunOptions options;
       options.model_spec = spec;
       options.progress = ProgressMode::kNone;
       auto s = RunSuite(*suite, **backend, nullptr, *store, options, interrupted);
       ASSERT_TRUE(s.has_value());
-      auto value = PrimaryValue(*s, suite->kind->PrimaryMetric());
-      ASSERT_TRUE(value.has_value()) << ref.id;
-      // random: 3 standard errors of a binomial at chance.
-      double tolerance = std::string(spec) == "builtin/random"
-                             ? 300 * std::sqrt(chance / 100 * (1 - chance / 100) / scored)
-                             : 5;
-      EXPECT_NEAR(*value, chance, tolerance) << ref.id << " " << spec;
+      EXPECT_EQ(s->status, "completed") << ref.id;
+      EXPECT_EQ(s->errors, 0) << ref.id << " " << spec;
+      if (names == kChanceMetrics.end()) continue;  // e.g. pushback: no options, no chance level
+      double chance = ChanceLevel(*suite);
+      for (const auto& m : s->metrics) {
+        if (!m.category.empty()) continue;
+        if (std::find(names->second.begin(), names->second.end(), m.name) == names->second.end()) continue;
+        ASSERT_TRUE(m.value.has_value()) << ref.id << " " << m.name;
+        double tolerance = std::string(spec) == "builtin/random"
+                               ? 300 * std::sqrt(chance / 100 * (1 - chance / 100) / static_cast<double>(m.n))
+                               : 5;
+        EXPECT_NEAR(*m.value, chance, tolerance) << ref.id << " " << spec << " " << m.name;
+        ++checked;
+      }
     }
   }
+  EXPECT_EQ(checked, 3 * 6);  // 3 baselines x (1 + 1 + 2 + 2) chance metrics
 }
 
 }  // namespace

@@ -1,0 +1,136 @@
+// replay/<file>: answers each item from stored outputs, so replies produced elsewhere (another
+// harness, a published results table) can be scored by plumb. JSONL (one object per line) or
+// CSV with a header; the item id column is `id`, the reply `text`, and `epoch` and `turn` are
+// used when present (--backend-option id=COL, text=COL, epoch=COL, turn=COL). A missing item
+// is an error for that item only.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <tuple>
+
+#include "backends/backends.h"
+#include "plumb/csv.h"
+#include "plumb/json.h"
+
+namespace plumb::backends {
+namespace {
+
+using Key = std::tuple<std::string, int, int>;  // item id, epoch, turn
+
+class ReplayBackend final : public Backend {
+ public:
+  ReplayBackend(std::string file, std::map<Key, std::string> texts, bool has_epoch, bool has_turn)
+      : file_(std::move(file)), texts_(std::move(texts)), has_epoch_(has_epoch), has_turn_(has_turn) {}
+
+  std::string Id() const override { return "replay@1"; }
+
+  void Submit(ModelCall call, Done done) override {
+    const CallReport report{1, 0, 0};
+    Key key{call.hints.item_id, has_epoch_ ? call.hints.epoch : 0, has_turn_ ? call.hints.turn : 0};
+    auto it = texts_.find(key);
+    if (it == texts_.end() || (!has_turn_ && call.hints.turn > 0)) {
+      done(InvalidArgument(fmt::format("replay: no stored output for item '{}' (epoch {}, turn {}) in {}",
+                                       call.hints.item_id, call.hints.epoch, call.hints.turn, file_)),
+           report);
+      return;
+    }
+    Completion c;
+    c.text = it->second;
+    c.finish_reason = "replay";
+    done(std::move(c), report);
+  }
+
+ private:
+  std::string file_;
+  std::map<Key, std::string> texts_;
+  bool has_epoch_;
+  bool has_turn_;
+};
+
+Result<int> IntField(const Json& v, const std::string& where, const std::string& name) {
+  if (v.is_number_integer()) return v.get<int>();
+  if (v.is_string()) {
+    try {
+      size_t used = 0;
+      int n = std::stoi(v.get<std::string>(), &used);
+      if (used == v.get<std::string>().size()) return n;
+    } catch (const std::exception&) {
+    }
+  }
+  return InvalidArgument(fmt::format("{}: field '{}' must be an integer", where, name));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
+  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {"id", "text", "epoch", "turn"}));
+  auto opt = [&](const char* key, const char* fallback) {
+    auto it = ctx.options.find(key);
+    return it == ctx.options.end() ? std::string(fallback) : it->second;
+  };
+  const std::string id_col = opt("id", "id"), text_col = opt("text", "text");
+  const std::string epoch_col = opt("epoch", "epoch"), turn_col = opt("turn", "turn");
+  const std::string file = ctx.model;
+  if (file.empty()) return InvalidArgument("model spec 'replay/': name the stored-output file, e.g. replay/outputs.jsonl");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return NotFound(fmt::format("replay: cannot open '{}'", file));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+
+  // Rows as (object, "file:line").
+  std::vector<std::pair<Json, std::string>> rows;
+  bool csv = file.size() >= 4 && file.compare(file.size() - 4, 4, ".csv") == 0;
+  if (csv) {
+    PLUMB_ASSIGN_OR_RETURN(auto parsed, ParseCsv(text, file));
+    if (parsed.empty()) return InvalidArgument(file + ": no header row");
+    const auto& header = parsed[0].fields;
+    for (size_t r = 1; r < parsed.size(); ++r) {
+      if (parsed[r].fields.size() != header.size()) {
+        return InvalidArgument(fmt::format("{}:{}: {} fields, but the header has {}", file,
+                                           parsed[r].line, parsed[r].fields.size(), header.size()));
+      }
+      Json obj = Json::object();
+      for (size_t c = 0; c < header.size(); ++c) obj[header[c]] = parsed[r].fields[c];
+      rows.emplace_back(std::move(obj), fmt::format("{}:{}", file, parsed[r].line));
+    }
+  } else {
+    std::istringstream lines(text);
+    std::string line;
+    for (int n = 1; std::getline(lines, line); ++n) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      std::string where = fmt::format("{}:{}", file, n);
+      PLUMB_ASSIGN_OR_RETURN(Json obj, ParseJsonStrict(line, where));
+      if (!obj.is_object()) return InvalidArgument(where + ": each line must be a JSON object");
+      rows.emplace_back(std::move(obj), where);
+    }
+  }
+  if (rows.empty()) return InvalidArgument(fmt::format("replay: '{}' holds no outputs", file));
+  bool has_epoch = rows[0].first.contains(epoch_col);
+  bool has_turn = rows[0].first.contains(turn_col);
+  std::map<Key, std::string> texts;
+  for (const auto& [row, where] : rows) {
+    if (!row.contains(id_col)) return InvalidArgument(fmt::format("{}: field '{}' is missing (see --backend-option id=COLUMN)", where, id_col));
+    if (!row.contains(text_col) || !row[text_col].is_string()) {
+      return InvalidArgument(fmt::format("{}: field '{}' must be a string (see --backend-option text=COLUMN)", where, text_col));
+    }
+    const Json& idv = row[id_col];
+    std::string id = idv.is_string() ? idv.get<std::string>() : idv.dump();
+    int epoch = 0, turn = 0;
+    if (has_epoch) {
+      PLUMB_ASSIGN_OR_RETURN(epoch, IntField(row.value(epoch_col, Json()), where, epoch_col));
+    }
+    if (has_turn) {
+      PLUMB_ASSIGN_OR_RETURN(turn, IntField(row.value(turn_col, Json()), where, turn_col));
+    }
+    if (!texts.emplace(Key{id, epoch, turn}, row[text_col].get<std::string>()).second) {
+      return InvalidArgument(fmt::format("{}: a second output for item '{}' (epoch {}, turn {})", where, id, epoch, turn));
+    }
+  }
+  return std::unique_ptr<Backend>(std::make_unique<ReplayBackend>(file, std::move(texts), has_epoch, has_turn));
+}
+
+}  // namespace plumb::backends
