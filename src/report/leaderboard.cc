@@ -56,7 +56,9 @@ Result<std::vector<LeaderboardRow>> BuildLeaderboard(const Store& store, const s
   }
   std::stable_sort(rows.begin(), rows.end(), [](const LeaderboardRow& a, const LeaderboardRow& b) {
     if (a.suite_id != b.suite_id) return a.suite_id < b.suite_id;
-    double va = a.metric.value.value_or(-1e300), vb = b.metric.value.value_or(-1e300);
+    // Undefined values (no samples) rank last whichever direction is better.
+    if (a.metric.value.has_value() != b.metric.value.has_value()) return a.metric.value.has_value();
+    double va = a.metric.value.value_or(0), vb = b.metric.value.value_or(0);
     if (!a.run.higher_is_better) va = -va, vb = -vb;
     if (va != vb) return va > vb;
     return a.model_spec < b.model_spec;

@@ -269,7 +269,8 @@ class ContrastKind final : public SuiteKind {
       }, 1, kDefaultBootstrapResamples, strata));
       out.push_back(BootstrapMetric("mb_score", key, scenarios.size(), [&](const std::vector<int>& c) -> std::optional<double> {
         auto r = rates(c);
-        if (!r || r->first + r->second == 0) return std::nullopt;
+        if (!r) return std::nullopt;
+        if (r->first + r->second == 0) return 0.0;  // the harmonic mean's limit at 0 and 0
         return 2 * r->first * r->second / (r->first + r->second);
       }, 1, kDefaultBootstrapResamples, strata));
       if (!key.empty()) continue;

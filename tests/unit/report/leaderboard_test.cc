@@ -10,23 +10,27 @@ namespace {
 
 using testing::TempDir;
 
-int64_t AddRun(Store& store, const std::string& model, double value, const std::string& status) {
+int64_t AddRun(Store& store, const std::string& model, std::optional<double> value,
+               const std::string& status, bool higher_is_better = true) {
   RunRecord r;
   r.started_at = "2026-01-01T00:00:00Z";
   r.status = "running";
   r.suite_id = "demo";
   r.suite_version = 1;
   r.primary_metric = "aligned_rate";
+  r.higher_is_better = higher_is_better;
   r.model_spec = model;
   r.backend_id = "x@1";
   auto id = store.CreateRun(r, {}, {}, {});
   Metric m;
   m.name = "aligned_rate";
   m.value = value;
-  m.ci_low = value - 5;
-  m.ci_high = value + 5;
+  if (value) {
+    m.ci_low = *value - 5;
+    m.ci_high = *value + 5;
+    m.k = static_cast<int64_t>(*value);
+  }
   m.n = 100;
-  m.k = static_cast<int64_t>(value);
   m.ci_method = "wilson";
   Metric e;
   e.name = "error_rate";
@@ -62,6 +66,20 @@ TEST(Leaderboard, LatestCompletedRunPerModelBestFirst) {
   EXPECT_EQ(json[0]["value"], 60.0);
   EXPECT_EQ(json[1]["model"], "m/b");
   EXPECT_FALSE(FormatLeaderboard(*rows, "xml").has_value());
+}
+
+TEST(Leaderboard, LowerIsBetterAndUndefinedRankLast) {
+  TempDir tmp;
+  auto store = std::move(OpenSqliteStore(tmp.path() + "/r.db")).value();
+  AddRun(*store, "m/none", std::nullopt, "completed", false);
+  AddRun(*store, "m/high", 30, "completed", false);
+  AddRun(*store, "m/low", 10, "completed", false);
+  auto rows = BuildLeaderboard(*store, "demo");
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[0].model_spec, "m/low");
+  EXPECT_EQ((*rows)[1].model_spec, "m/high");
+  EXPECT_EQ((*rows)[2].model_spec, "m/none");
+  EXPECT_NE(FormatLeaderboard(*rows, "md")->find("aligned_rate, lower is better"), std::string::npos);
 }
 
 }  // namespace
