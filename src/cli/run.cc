@@ -14,7 +14,7 @@ struct RunFlags {
   std::string suite;
   std::vector<std::string> models;
   std::optional<int64_t> limit;
-  int epochs = 1;
+  std::optional<int> epochs;
   uint64_t seed = 1;
   int concurrency = kDefaultConcurrency;
   std::optional<double> temperature;
@@ -66,7 +66,7 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
 
   RunOptions options;
   options.model_spec = model;
-  options.epochs = f.epochs;
+  options.epochs = f.epochs.value_or(suite.manifest.samples);
   options.limit = f.limit;
   options.seed = f.seed;
   options.concurrency = f.concurrency;
@@ -118,7 +118,8 @@ Action SetupRun(CLI::App& app, Context& ctx) {
   app.add_option("--model", f->models, "Model spec KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random (repeatable)")
       ->required();
   app.add_option("--limit", f->limit, "Only the first N items")->check(CLI::PositiveNumber);
-  app.add_option("--epochs", f->epochs, "Samples per item")->check(CLI::Range(1, 1000));
+  app.add_option("--epochs", f->epochs, "Samples per item (default: the suite's 'samples', else 1)")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--seed", f->seed, "Seed for option order, baselines and bootstrap");
   app.add_option("--concurrency", f->concurrency, "Max requests in flight per endpoint")
       ->check(CLI::Range(1, 4096));

@@ -246,6 +246,9 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
   m.title = title.value_or(m.id);
   PLUMB_ASSIGN_OR_RETURN(auto description, top.OptString("description"));
   m.description = description.value_or("");
+  PLUMB_ASSIGN_OR_RETURN(auto samples, top.OptInt("samples"));
+  if (samples && (*samples < 1 || *samples > 1000)) return top.Error("samples", "must be between 1 and 1000");
+  m.samples = static_cast<int>(samples.value_or(1));
   PLUMB_ASSIGN_OR_RETURN(auto generation, top.OptObject("generation"));
   if (generation) {
     PLUMB_ASSIGN_OR_RETURN(m.generation, ReadGenerationParams(*generation));

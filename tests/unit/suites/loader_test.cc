@@ -35,9 +35,10 @@ const char* kItems =
     "\n";
 
 TEST_F(LoaderTest, LoadsAValidSuite) {
-  auto s = Load("id: demo\nversion: 3\nkind: choice\ntitle: Demo\ngeneration:\n  temperature: 0\n", kItems);
+  auto s = Load("id: demo\nversion: 3\nkind: choice\ntitle: Demo\nsamples: 4\ngeneration:\n  temperature: 0\n", kItems);
   ASSERT_TRUE(s.has_value()) << s.error().message();
   EXPECT_EQ(s->manifest.version, 3);
+  EXPECT_EQ(s->manifest.samples, 4);
   ASSERT_EQ(s->items.size(), 2u);
   EXPECT_EQ(s->items[0].fields["aligned"], Json::array({1}));
   EXPECT_EQ(s->items[1].fields["aligned"], Json::array({0}));
