@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <tuple>
 #include <memory>
 #include <string>
 
@@ -42,8 +43,10 @@ class Backend {
 // functions (request in, bytes out).
 class HttpBackend : public Backend {
  public:
-  // `scheduler` is not owned and must outlive this backend.
-  explicit HttpBackend(HttpScheduler* scheduler) : scheduler_(scheduler) {}
+  // `scheduler` is not owned and must outlive this backend. Requests go to the concurrency
+  // `lane` of their endpoint (e.g. "judge"), limited to `lane_concurrency` (0: the default).
+  explicit HttpBackend(HttpScheduler* scheduler, std::string lane = "", int lane_concurrency = 0)
+      : scheduler_(scheduler), lane_(std::move(lane)), lane_concurrency_(lane_concurrency) {}
 
   void Submit(ModelCall call, Done done) final;
 
@@ -56,6 +59,8 @@ class HttpBackend : public Backend {
 
  private:
   HttpScheduler* scheduler_;
+  std::string lane_;
+  int lane_concurrency_;
 };
 
 // Everything a backend factory may need. The model spec "openai/gpt-4o-mini" has kind "openai"
@@ -69,6 +74,9 @@ struct BackendContext {
   std::chrono::milliseconds timeout = kDefaultRequestTimeout;
   // --backend-option KEY=VALUE settings; each backend rejects keys it does not know.
   std::map<std::string, std::string> options;
+  // A separate concurrency lane for this backend's requests (judges use "judge").
+  std::string lane;
+  int lane_concurrency = 0;
   HttpScheduler* scheduler = nullptr;  // not owned; required by HTTP backends
   // Reads an environment variable (nullptr when unset). Tests substitute their own.
   std::function<const char*(const char*)> getenv = nullptr;
@@ -86,6 +94,12 @@ Result<std::unique_ptr<Backend>> CreateBackend(const BackendRegistry& registry,
 
 // kInvalidArgument naming the first key of ctx.options that is not in `known`.
 Status CheckBackendOptions(const BackendContext& ctx, const std::vector<std::string>& known);
+
+// A backend that answers from stored completions keyed by (item id, epoch, turn): how a run's
+// replies are graded again without calling the model (plumb rescore). A missing key is an
+// error for that item. `id` is recorded as the backend id.
+std::unique_ptr<Backend> MakeStoredRepliesBackend(
+    std::string id, std::map<std::tuple<std::string, int, int>, Completion> replies);
 
 // True for failures that doom every later call too (bad key, no access, unknown model,
 // exhausted quota): the runner stops the run instead of recording each item as an error.

@@ -32,6 +32,9 @@ struct HttpRequest {
   // Requests with the same endpoint share one concurrency limit (e.g. "http://host:port").
   // Empty: derived from the URL's scheme, host and port.
   std::string endpoint;
+  // A separate concurrency lane on that endpoint (e.g. "judge"), with its own limit.
+  std::string lane;
+  int max_concurrency = 0;  // the lane's limit; 0: the scheduler's default
   std::chrono::milliseconds timeout = kDefaultRequestTimeout;
 };
 

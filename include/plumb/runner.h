@@ -5,18 +5,27 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "plumb/backend.h"
 #include "plumb/http.h"
+#include "plumb/judge.h"
 #include "plumb/store.h"
 #include "plumb/suite.h"
 
 namespace plumb {
 
 enum class ProgressMode { kAuto, kBar, kLines, kNone };
+
+// A judge model for LLM-judged suites (--judge SPEC, repeatable: a panel).
+struct JudgeModel {
+  std::string spec;
+  Backend* backend = nullptr;  // not owned
+};
 
 struct RunOptions {
   std::string model_spec;
@@ -27,6 +36,11 @@ struct RunOptions {
   GenerationParams params;       // overrides of the suite's defaults
   Json settings = Json::object();  // recorded with the run (no secrets)
   ProgressMode progress = ProgressMode::kAuto;
+  // Judge graders to run (ids); empty: all the suite asks for.
+  std::vector<std::string> judge_graders;
+  // A run whose judge error rate (any grader) exceeds this percentage finishes with errors.
+  double max_judge_error_rate = 5.0;
+  std::optional<int64_t> parent_run_id;  // set by rescore
 };
 
 struct RunSummary {
@@ -37,17 +51,36 @@ struct RunSummary {
   int64_t errors = 0;  // samples that ended in an error
   Status failure;      // why the run failed, when it did
   std::vector<Metric> metrics;
+  double judge_error_rate = 0;  // the highest judge error rate of any grader (percent)
+  bool judge_errors_exceeded = false;
 };
 
-// Runs `suite` against `backend`. `scheduler` (may be null for in-process backends) is
-// cancelled on interruption or on a failure that dooms the run (IsFatalForRun). `interrupted`
-// is polled; when it becomes true, in-flight work is abandoned and everything finished is kept.
-// Returns an error only when nothing could be recorded (e.g. the store failed).
+// Runs `suite` against `backend`, judged by `judges` when the suite's kind needs LLM judges
+// (kInvalidArgument when it does and none are given). `scheduler` (may be null for in-process
+// backends) is cancelled on interruption or on a failure that dooms the run (IsFatalForRun).
+// `interrupted` is polled; when it becomes true, in-flight work is abandoned and everything
+// finished is kept. Returns an error only when nothing could be recorded.
 Result<RunSummary> RunSuite(const Suite& suite, Backend& backend, HttpScheduler* scheduler,
                             Store& store, const RunOptions& options,
-                            const std::atomic<bool>& interrupted);
+                            const std::atomic<bool>& interrupted,
+                            const std::vector<JudgeModel>& judges = {});
 
-// Recomputes a run's metrics from its stored samples (the suite must be the one it ran).
+// Sends `prompt` to `judge` and reads the reply with `grader`. An unreadable reply is re-asked
+// (the conversation continues with the grader's re-ask message) up to grader->max_reasks()
+// times. `done` runs once, from any thread, with the judgment (status kError when the judge call
+// failed or the reply stayed unreadable) and the call's Status (not OK when the call failed;
+// kCancelled when the run was interrupted). The judgment's details record the judge, the prompt
+// hash, the generation parameters, re-asks and attempts.
+void RequestJudgment(std::shared_ptr<const JudgeGrader> grader, const JudgeModel& judge,
+                     std::vector<Message> prompt, CallHints hints,
+                     std::function<void(Grade judgment, Status call)> done);
+
+// SHA-256 (hex, first 16 characters) of a judge prompt, stored with every judgment.
+std::string PromptHash(const std::vector<Message>& prompt);
+
+// Recomputes a run's metrics from its stored samples (the suite must be the one it ran): the
+// kind's metrics, then for every judge grader its judge error rate, unscored rate and, with a
+// panel, Krippendorff's alpha between the judges.
 Result<std::vector<Metric>> ComputeMetrics(const Suite& suite, const std::vector<SampleRecord>& samples);
 
 }  // namespace plumb

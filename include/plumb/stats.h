@@ -55,6 +55,13 @@ Metric BootstrapMetric(std::string name, std::string category, size_t n_clusters
                        int resamples = kDefaultBootstrapResamples,
                        const std::vector<int>& strata = {});
 
+// Krippendorff's alpha for `units` (one row per rated unit, one entry per rater, nullopt when a
+// rater did not rate it). `interval` uses the squared difference, otherwise the nominal
+// (equal / not equal) distance. Units with fewer than two ratings are ignored. Empty when fewer
+// than two pairable ratings exist or the ratings do not vary at all.
+std::optional<double> KrippendorffAlpha(const std::vector<std::vector<std::optional<double>>>& units,
+                                        bool interval);
+
 }  // namespace plumb
 
 #endif  // PLUMB_STATS_H_

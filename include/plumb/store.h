@@ -39,6 +39,7 @@ struct RunRecord {
   int64_t n_samples = 0;  // planned
   std::string error;      // why the run failed, when it did
   Json settings = Json::object();  // other settings (base URL, retries, timeout); no secrets
+  std::optional<int64_t> parent_run_id;  // the run this one re-graded (plumb rescore)
 };
 
 // One turn's reply, or the error that ended the sample.

@@ -11,6 +11,7 @@
 
 #include "plumb/grader.h"
 #include "plumb/json.h"
+#include "plumb/judge.h"
 #include "plumb/registry.h"
 #include "plumb/result.h"
 #include "plumb/types.h"
@@ -50,6 +51,14 @@ struct Turn {
 struct Exchange {
   std::vector<Message> messages;
   Completion completion;
+};
+
+// One LLM judgment a finished sample needs: which grader, on what question and reply.
+struct JudgeTask {
+  std::shared_ptr<const JudgeGrader> grader;
+  std::string question;
+  std::string answer;
+  std::optional<std::string> template_override;  // e.g. a published judge prompt of the item
 };
 
 // What metrics are computed from: one sample's grades (empty when it ended in an error).
@@ -102,6 +111,16 @@ class SuiteKind {
   virtual std::vector<Grade> GradeSample(const Item& item, const Sample& sample,
                                          const std::vector<Exchange>& history) const = 0;
 
+  // Whether this kind's samples are judged by LLM judges (then a run needs --judge).
+  virtual bool NeedsJudges() const { return false; }
+  // The judgments a finished conversation needs; the runner sends them to every judge model
+  // and stores the aggregated grade under the grader's id@version.
+  virtual std::vector<JudgeTask> JudgeTasks(const Item& item, const Sample& sample,
+                                            const std::vector<Exchange>& history) const {
+    (void)item, (void)sample, (void)history;
+    return {};
+  }
+
   // Metrics over every planned sample of a run (items indexes into `items`).
   virtual std::vector<Metric> Metrics(const std::vector<Item>& items,
                                       const std::vector<SampleOutcome>& outcomes) const = 0;
@@ -123,6 +142,7 @@ struct SuiteKindContext {
   FieldReader* manifest = nullptr;  // not owned
   std::filesystem::path dir;        // the suite folder
   const GraderRegistry* graders = nullptr;
+  const JudgeLibrary* judges = nullptr;  // null: judged kinds cannot be loaded
 };
 
 using SuiteKindRegistry = Registry<SuiteKind, SuiteKindContext>;
@@ -141,8 +161,9 @@ struct SuiteRef {
 Result<std::vector<SuiteRef>> DiscoverSuites(const std::vector<std::filesystem::path>& dirs);
 
 // Loads and validates a suite. Any malformed input is kInvalidArgument naming file:line.
+// `judges` finds the LLM-judge graders that judged kinds name.
 Result<Suite> LoadSuite(const std::filesystem::path& manifest, const SuiteKindRegistry& kinds,
-                        const GraderRegistry& graders);
+                        const GraderRegistry& graders, const JudgeLibrary* judges = nullptr);
 
 }  // namespace plumb
 

@@ -28,6 +28,10 @@ struct GenerationParams {
   std::optional<int> max_tokens;
   std::optional<int64_t> seed;
   std::vector<std::string> stop;
+  // Ask for the top-N log-probabilities of the first generated token (judges' logprob scoring).
+  std::optional<int> top_logprobs;
+  // A JSON Schema the reply must follow (structured output, where the API supports it).
+  std::optional<Json> json_schema;
 
   // Fields set in `over` replace those of *this.
   GenerationParams MergedWith(const GenerationParams& over) const;
@@ -60,6 +64,8 @@ struct Completion {
   std::optional<int64_t> completion_tokens;
   double latency_ms = 0;  // of the final, successful attempt
   int attempts = 1;       // 1 + number of retries
+  // Top log-probabilities of the first token, when requested: (token, natural-log probability).
+  std::vector<std::pair<std::string, double>> first_token_logprobs;
 };
 
 // One benchmark item after loading: common fields plus kind-specific, validated `fields`.

@@ -12,6 +12,8 @@ void HttpBackend::Submit(ModelCall call, Done done) {
     done(request.error(), CallReport{0, 0, 0});
     return;
   }
+  request->lane = lane_;
+  request->max_concurrency = lane_concurrency_;
   // Filled by the attempt that succeeds; read by the completion callback. Both run on the
   // scheduler's thread, one after the other.
   auto parsed = std::make_shared<std::optional<Completion>>();

@@ -38,15 +38,14 @@ bool IsQuotaError(const Json& body) {
 
 class OpenAiChatBackend final : public HttpBackend {
  public:
-  OpenAiChatBackend(HttpScheduler* scheduler, std::string model, std::string base_url,
-                    std::string api_key, std::string key_env,
-                    std::chrono::milliseconds timeout)
-      : HttpBackend(scheduler),
-        model_(std::move(model)),
+  OpenAiChatBackend(const BackendContext& ctx, std::string base_url, std::string api_key,
+                    std::string key_env)
+      : HttpBackend(ctx.scheduler, ctx.lane, ctx.lane_concurrency),
+        model_(ctx.model),
         base_url_(std::move(base_url)),
         api_key_(std::move(api_key)),
         key_env_(std::move(key_env)),
-        timeout_(timeout) {}
+        timeout_(ctx.timeout) {}
 
   std::string Id() const override { return "openai-chat@1"; }
 
@@ -58,6 +57,14 @@ class OpenAiChatBackend final : public HttpBackend {
     if (p.max_tokens) body["max_tokens"] = *p.max_tokens;
     if (p.seed) body["seed"] = *p.seed;
     if (!p.stop.empty()) body["stop"] = p.stop;
+    if (p.top_logprobs) {
+      body["logprobs"] = true;
+      body["top_logprobs"] = *p.top_logprobs;
+    }
+    if (p.json_schema) {
+      body["response_format"] = {{"type", "json_schema"},
+                                 {"json_schema", {{"name", "judgment"}, {"schema", *p.json_schema}}}};
+    }
     HttpRequest r;
     r.url = base_url_ + "/chat/completions";
     r.headers.emplace_back("Content-Type", "application/json");
@@ -125,6 +132,18 @@ class OpenAiChatBackend final : public HttpBackend {
     if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
       c.finish_reason = choice["finish_reason"].get<std::string>();
     }
+    // choices[0].logprobs.content[0].top_logprobs: [{"token": " 85", "logprob": -0.1}, ...]
+    if (choice.contains("logprobs") && choice["logprobs"].is_object()) {
+      const Json& content = choice["logprobs"].value("content", Json());
+      if (content.is_array() && !content.empty() && content[0].is_object()) {
+        for (const auto& t : content[0].value("top_logprobs", Json::array())) {
+          if (t.is_object() && t.contains("token") && t["token"].is_string() && t.contains("logprob") &&
+              t["logprob"].is_number()) {
+            c.first_token_logprobs.emplace_back(t["token"].get<std::string>(), t["logprob"].get<double>());
+          }
+        }
+      }
+    }
     if (body.contains("usage") && body["usage"].is_object()) {
       const Json& u = body["usage"];
       if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) {
@@ -174,8 +193,7 @@ Result<std::unique_ptr<Backend>> MakeOpenAiChatBackend(const BackendContext& ctx
                               key_env));
   }
   RegisterSecret(api_key);
-  return std::unique_ptr<Backend>(std::make_unique<OpenAiChatBackend>(
-      ctx.scheduler, ctx.model, base_url, api_key, key_env, ctx.timeout));
+  return std::unique_ptr<Backend>(std::make_unique<OpenAiChatBackend>(ctx, base_url, api_key, key_env));
 }
 
 }  // namespace plumb::backends

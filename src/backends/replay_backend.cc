@@ -15,39 +15,40 @@
 #include "plumb/json.h"
 
 namespace plumb::backends {
-namespace {
 
 using Key = std::tuple<std::string, int, int>;  // item id, epoch, turn
 
 class ReplayBackend final : public Backend {
  public:
-  ReplayBackend(std::string file, std::map<Key, std::string> texts, bool has_epoch, bool has_turn)
-      : file_(std::move(file)), texts_(std::move(texts)), has_epoch_(has_epoch), has_turn_(has_turn) {}
+  ReplayBackend(std::string id, std::string file, std::map<Key, Completion> replies, bool has_epoch,
+                bool has_turn)
+      : id_(std::move(id)), file_(std::move(file)), replies_(std::move(replies)), has_epoch_(has_epoch),
+        has_turn_(has_turn) {}
 
-  std::string Id() const override { return "replay@1"; }
+  std::string Id() const override { return id_; }
 
   void Submit(ModelCall call, Done done) override {
     const CallReport report{1, 0, 0};
     Key key{call.hints.item_id, has_epoch_ ? call.hints.epoch : 0, has_turn_ ? call.hints.turn : 0};
-    auto it = texts_.find(key);
-    if (it == texts_.end() || (!has_turn_ && call.hints.turn > 0)) {
+    auto it = replies_.find(key);
+    if (it == replies_.end() || (!has_turn_ && call.hints.turn > 0)) {
       done(InvalidArgument(fmt::format("replay: no stored output for item '{}' (epoch {}, turn {}) in {}",
                                        call.hints.item_id, call.hints.epoch, call.hints.turn, file_)),
            report);
       return;
     }
-    Completion c;
-    c.text = it->second;
-    c.finish_reason = "replay";
-    done(std::move(c), report);
+    done(it->second, report);
   }
 
  private:
+  std::string id_;
   std::string file_;
-  std::map<Key, std::string> texts_;
+  std::map<Key, Completion> replies_;
   bool has_epoch_;
   bool has_turn_;
 };
+
+namespace {
 
 Result<int> IntField(const Json& v, const std::string& where, const std::string& name) {
   if (v.is_number_integer()) return v.get<int>();
@@ -111,7 +112,7 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
   if (rows.empty()) return InvalidArgument(fmt::format("replay: '{}' holds no outputs", file));
   bool has_epoch = rows[0].first.contains(epoch_col);
   bool has_turn = rows[0].first.contains(turn_col);
-  std::map<Key, std::string> texts;
+  std::map<Key, Completion> texts;
   for (const auto& [row, where] : rows) {
     if (!row.contains(id_col)) return InvalidArgument(fmt::format("{}: field '{}' is missing (see --backend-option id=COLUMN)", where, id_col));
     if (!row.contains(text_col) || !row[text_col].is_string()) {
@@ -126,11 +127,24 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
     if (has_turn) {
       PLUMB_ASSIGN_OR_RETURN(turn, IntField(row.value(turn_col, Json()), where, turn_col));
     }
-    if (!texts.emplace(Key{id, epoch, turn}, row[text_col].get<std::string>()).second) {
+    Completion c;
+    c.text = row[text_col].get<std::string>();
+    c.finish_reason = "replay";
+    if (!texts.emplace(Key{id, epoch, turn}, std::move(c)).second) {
       return InvalidArgument(fmt::format("{}: a second output for item '{}' (epoch {}, turn {})", where, id, epoch, turn));
     }
   }
-  return std::unique_ptr<Backend>(std::make_unique<ReplayBackend>(file, std::move(texts), has_epoch, has_turn));
+  return std::unique_ptr<Backend>(
+      std::make_unique<ReplayBackend>("replay@1", file, std::move(texts), has_epoch, has_turn));
 }
 
 }  // namespace plumb::backends
+
+namespace plumb {
+
+std::unique_ptr<Backend> MakeStoredRepliesBackend(
+    std::string id, std::map<std::tuple<std::string, int, int>, Completion> replies) {
+  return std::make_unique<backends::ReplayBackend>(id, "the stored run", std::move(replies), true, true);
+}
+
+}  // namespace plumb

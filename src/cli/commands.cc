@@ -24,6 +24,8 @@ const CommandEntry kCommands[] = {
     {"show", "Show a run and its metrics", SetupShow},
     {"leaderboard", "Rank models by each suite's primary metric", SetupLeaderboard},
     {"list", "List suites, backends, graders or suite kinds", SetupList},
+    {"rescore", "Grade the stored replies of a run again (new judges), as a new linked run", SetupRescore},
+    {"judge-check", "Measure a judge against human labels before trusting it", SetupJudgeCheck},
 };
 
 void OnSigint(int) {
@@ -57,19 +59,36 @@ std::vector<std::filesystem::path> Context::SuiteDirs() const {
   return dirs;
 }
 
+std::vector<std::filesystem::path> Context::GraderDirs() const {
+  std::vector<std::filesystem::path> dirs;
+  std::error_code ec;
+  if (std::filesystem::is_directory("graders", ec)) {
+    dirs.emplace_back("graders");
+  } else if (std::filesystem::is_directory(std::filesystem::path(PLUMB_SOURCE_DIR) / "graders", ec)) {
+    dirs.push_back(std::filesystem::path(PLUMB_SOURCE_DIR) / "graders");
+  }
+  for (const auto& d : extra_grader_dirs) dirs.emplace_back(d);
+  return dirs;
+}
+
+const JudgeLibrary& Context::Judges() const {
+  if (!judges_) judges_ = std::make_unique<JudgeLibrary>(GraderDirs());
+  return *judges_;
+}
+
 Result<Suite> Context::LoadSuiteByName(const std::string& name) const {
   std::error_code ec;
   std::filesystem::path p(name);
   if (name.find('/') != std::string::npos || p.extension() == ".yaml") {
     if (std::filesystem::is_directory(p, ec)) p /= "suite.yaml";
     if (!std::filesystem::exists(p, ec)) return NotFound(fmt::format("suite file '{}' does not exist", p.string()));
-    return LoadSuite(p, kinds, graders);
+    return LoadSuite(p, kinds, graders, &Judges());
   }
   PLUMB_ASSIGN_OR_RETURN(auto refs, DiscoverSuites(SuiteDirs()));
   std::string best;
   size_t best_d = 4;
   for (const auto& ref : refs) {
-    if (ref.id == name) return LoadSuite(ref.manifest, kinds, graders);
+    if (ref.id == name) return LoadSuite(ref.manifest, kinds, graders, &Judges());
     size_t d = EditDistance(name, ref.id);
     if (d < best_d) best_d = d, best = ref.id;
   }
@@ -101,6 +120,7 @@ int Main(int argc, char** argv) {
     app.option_defaults()->always_capture_default();
     app.add_option("--db", ctx.db_path, "Results database")->envname("PLUMB_DB");
     app.add_option("--suites-dir", ctx.extra_suite_dirs, "Another folder of suites (repeatable)");
+    app.add_option("--graders-dir", ctx.extra_grader_dirs, "Another folder of judge graders (repeatable)");
     app.add_flag("-v,--verbose", ctx.verbose, "Log more (retries, requests)");
 
     std::vector<std::pair<CLI::App*, Action>> actions;

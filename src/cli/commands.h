@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <optional>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -13,6 +14,8 @@
 #include "plumb/backend.h"
 #include "plumb/cli.h"
 #include "plumb/grader.h"
+#include "plumb/judge.h"
+#include "plumb/runner.h"
 #include "plumb/suite.h"
 
 namespace plumb::cli {
@@ -22,6 +25,7 @@ struct Context {
 
   std::string db_path = "results/plumb.db";
   std::vector<std::string> extra_suite_dirs;
+  std::vector<std::string> extra_grader_dirs;
   bool verbose = false;
 
   BackendRegistry backends{"backend kind"};
@@ -30,8 +34,44 @@ struct Context {
 
   // ./benchmarks when present, else the source tree's benchmarks/, then --suites-dir folders.
   std::vector<std::filesystem::path> SuiteDirs() const;
+  // The same for graders/ and --graders-dir.
+  std::vector<std::filesystem::path> GraderDirs() const;
+  // Judge graders, found in GraderDirs() (created on first use, after flags are parsed).
+  const JudgeLibrary& Judges() const;
   // Loads a suite by id, or from a folder or suite.yaml path.
   Result<Suite> LoadSuiteByName(const std::string& name) const;
+
+ private:
+  mutable std::unique_ptr<JudgeLibrary> judges_;
+};
+
+// Flags shared by the commands that call models: where judges and models live, retries.
+struct ModelFlags {
+  std::vector<std::string> judges;
+  std::string judge_base_url;
+  std::string judge_api_key_env;
+  std::optional<int> judge_concurrency;
+  std::string base_url;
+  std::string api_key_env;
+  std::vector<std::string> backend_options;
+  int concurrency = kDefaultConcurrency;
+  double timeout_s = static_cast<double>(kDefaultRequestTimeout.count()) / 1000;
+  int max_retries = kDefaultMaxRetries;
+  int retry_base_ms = static_cast<int>(kDefaultRetryBase.count());
+  uint64_t seed = 1;
+
+  // Adds --judge, --judge-base-url, --judge-api-key-env, --judge-concurrency (and, with
+  // `model_flags`, --base-url, --api-key-env, --backend-option), --concurrency, --timeout,
+  // --max-retries, --retry-base-ms.
+  void Add(CLI::App& app, bool model_flags);
+  std::unique_ptr<HttpScheduler> MakeScheduler() const;
+  // Creates the backend of `spec` (model flags) or of a judge (judge flags, "judge" lane).
+  Result<std::unique_ptr<Backend>> MakeBackend(const Context& ctx, HttpScheduler* scheduler,
+                                               const std::string& spec, bool judge) const;
+  // Creates every --judge backend; `owned` keeps them alive.
+  Result<std::vector<JudgeModel>> MakeJudges(const Context& ctx, HttpScheduler* scheduler,
+                                             std::vector<std::unique_ptr<Backend>>& owned) const;
+  Json Settings() const;  // recorded with runs (no secrets)
 };
 
 // Set by SIGINT; the runner polls it.
@@ -47,6 +87,15 @@ Action SetupRun(CLI::App& app, Context& ctx);
 Action SetupShow(CLI::App& app, Context& ctx);
 Action SetupLeaderboard(CLI::App& app, Context& ctx);
 Action SetupList(CLI::App& app, Context& ctx);
+Action SetupRescore(CLI::App& app, Context& ctx);
+Action SetupJudgeCheck(CLI::App& app, Context& ctx);
+
+// Resolves "latest" or a run number.
+Result<int64_t> ResolveRunId(const Store& store, const std::string& ref);
+
+// Prints a finished run (as plumb show) and returns its exit code: 1 failed, 130 interrupted,
+// 3 when samples errored or the judge error rate is over the limit, else 0.
+int ReportRun(Store& store, const RunSummary& summary, double max_judge_error_rate);
 
 }  // namespace plumb::cli
 

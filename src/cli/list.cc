@@ -16,7 +16,7 @@ int ListSuites(const Context& ctx) {
   if (!refs) return ReportError(refs.error());
   int code = kExitOk;
   for (const auto& ref : *refs) {
-    auto suite = LoadSuite(ref.manifest, ctx.kinds, ctx.graders);
+    auto suite = LoadSuite(ref.manifest, ctx.kinds, ctx.graders, &ctx.Judges());
     if (!suite) {
       fmt::print("{:<22} (invalid) {}\n", ref.id, suite.error().message());
       code = kExitUsage;
@@ -39,7 +39,20 @@ Action SetupList(CLI::App& app, Context& ctx) {
   return [what, &ctx]() {
     if (*what == "suites") return ListSuites(ctx);
     if (*what == "backends") PrintEntries(ctx.backends);
-    if (*what == "graders") PrintEntries(ctx.graders);
+    if (*what == "graders") {
+      PrintEntries(ctx.graders);
+      for (const auto& id : ctx.Judges().Ids()) {
+        auto judge = ctx.Judges().Get(id);
+        if (!judge) {
+          fmt::print("{:<10} (invalid) {}\n", id, judge.error().message());
+          continue;
+        }
+        fmt::print("{:<10} LLM judge, {}\n", (*judge)->IdVersion(),
+                   (*judge)->output() == JudgeGrader::Output::kJson     ? "json"
+                   : (*judge)->output() == JudgeGrader::Output::kLabels ? "labels"
+                                                                         : "score 0-100");
+      }
+    }
     if (*what == "kinds") PrintEntries(ctx.kinds);
     return kExitOk;
   };

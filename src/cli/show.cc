@@ -7,7 +7,6 @@
 
 namespace plumb::cli {
 
-// Resolves "latest" or a run number.
 Result<int64_t> ResolveRunId(const Store& store, const std::string& ref) {
   if (ref == "latest") return store.LatestRunId();
   try {

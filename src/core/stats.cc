@@ -118,4 +118,45 @@ Metric BootstrapMetric(std::string name, std::string category, size_t n_clusters
   return m;
 }
 
+std::optional<double> KrippendorffAlpha(const std::vector<std::vector<std::optional<double>>>& units,
+                                        bool interval) {
+  auto delta = [interval](double a, double b) { return interval ? (a - b) * (a - b) : (a == b ? 0.0 : 1.0); };
+  std::vector<std::vector<double>> pairable;
+  size_t n = 0;
+  for (const auto& unit : units) {
+    std::vector<double> values;
+    for (const auto& v : unit) {
+      if (v) values.push_back(*v);
+    }
+    if (values.size() < 2) continue;
+    n += values.size();
+    pairable.push_back(std::move(values));
+  }
+  if (n < 2) return std::nullopt;
+  // Observed disagreement: within units, each ordered pair weighted by 1 / (m_u - 1).
+  double observed = 0;
+  std::vector<double> all;
+  for (const auto& values : pairable) {
+    double sum = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      for (size_t j = 0; j < values.size(); ++j) {
+        if (i != j) sum += delta(values[i], values[j]);
+      }
+    }
+    observed += sum / static_cast<double>(values.size() - 1);
+    all.insert(all.end(), values.begin(), values.end());
+  }
+  observed /= static_cast<double>(n);
+  // Expected disagreement: over all ordered pairs of pairable values.
+  double expected = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    for (size_t j = 0; j < all.size(); ++j) {
+      if (i != j) expected += delta(all[i], all[j]);
+    }
+  }
+  expected /= static_cast<double>(n) * static_cast<double>(n - 1);
+  if (expected == 0) return std::nullopt;
+  return 1 - observed / expected;
+}
+
 }  // namespace plumb

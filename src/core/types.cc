@@ -19,6 +19,8 @@ GenerationParams GenerationParams::MergedWith(const GenerationParams& over) cons
   if (over.max_tokens) out.max_tokens = over.max_tokens;
   if (over.seed) out.seed = over.seed;
   if (!over.stop.empty()) out.stop = over.stop;
+  if (over.top_logprobs) out.top_logprobs = over.top_logprobs;
+  if (over.json_schema) out.json_schema = over.json_schema;
   return out;
 }
 
@@ -29,6 +31,8 @@ Json GenerationParams::ToJson() const {
   if (max_tokens) j["max_tokens"] = *max_tokens;
   if (seed) j["seed"] = *seed;
   if (!stop.empty()) j["stop"] = stop;
+  if (top_logprobs) j["top_logprobs"] = *top_logprobs;
+  if (json_schema) j["json_schema"] = *json_schema;
   return j;
 }
 

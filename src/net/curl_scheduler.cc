@@ -144,6 +144,7 @@ class CurlScheduler final : public HttpScheduler {
   void Submit(HttpRequest request, Interpret interpret, Done done) override {
     auto call = std::make_unique<Call>();
     call->endpoint = request.endpoint.empty() ? EndpointOf(request.url) : request.endpoint;
+    if (!request.lane.empty()) call->endpoint += "#" + request.lane;
     call->request = std::move(request);
     call->interpret = std::move(interpret);
     call->done = std::move(done);
@@ -185,6 +186,7 @@ class CurlScheduler final : public HttpScheduler {
  private:
   struct Endpoint {
     int in_flight = 0;
+    int limit = 0;  // set by the first request to the endpoint
     std::deque<Call*> ready;
   };
 
@@ -230,7 +232,12 @@ class CurlScheduler final : public HttpScheduler {
         for (auto& c : inbox_) {
           Call* raw = c.get();
           calls_[raw] = std::move(c);
-          endpoints_[raw->endpoint].ready.push_back(raw);
+          Endpoint& ep = endpoints_[raw->endpoint];
+          if (ep.limit == 0) {
+            ep.limit = raw->request.max_concurrency > 0 ? raw->request.max_concurrency
+                                                        : options_.max_concurrency_per_endpoint;
+          }
+          ep.ready.push_back(raw);
         }
         inbox_.clear();
         cancel = cancel_requested_;
@@ -295,7 +302,7 @@ class CurlScheduler final : public HttpScheduler {
   // Starts queued calls up to each endpoint's limit.
   void StartReady() {
     for (auto& [name, ep] : endpoints_) {
-      while (ep.in_flight < options_.max_concurrency_per_endpoint && !ep.ready.empty()) {
+      while (ep.in_flight < ep.limit && !ep.ready.empty()) {
         Call* call = ep.ready.front();
         ep.ready.pop_front();
         stats_queued_--;

@@ -1,16 +1,20 @@
 // The evaluation loop. One thread (the caller's) plans, submits, grades and records; backends
 // call back from their own threads into a queue. A bounded window of samples is in progress at
-// a time, so memory stays flat however large the suite is.
+// a time, so memory stays flat however large the suite is. A sample ends when its conversation
+// is complete and every judgment it needs has come back (or when a call failed).
 #include "plumb/runner.h"
 
 #include <fmt/format.h>
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
+#include <set>
 
 #include "plumb/hash.h"
 #include "plumb/log.h"
+#include "plumb/stats.h"
 #include "plumb/text.h"
 #include "plumb/version.h"
 #include "runner/progress.h"
@@ -18,10 +22,14 @@
 namespace plumb {
 namespace {
 
+// A finished call: a model turn (task < 0) or one judgment (task, judge).
 struct Event {
   size_t sample = 0;
   Result<Completion> result = Status(StatusCode::kInternal, "unset");
   CallReport report;
+  int task = -1;
+  int judge = -1;
+  Grade judgment;
 };
 
 // The callback side of the loop: backends push, the loop pops.
@@ -53,22 +61,33 @@ struct SampleState {
   std::vector<Exchange> history;
   std::vector<ResponseRecord> responses;
   Turn pending;  // the turn in flight
+  std::vector<Grade> grades;
+  std::vector<JudgeTask> tasks;
+  std::vector<std::vector<Grade>> panel;  // [task][judge]
+  int judgments_pending = 0;
+  bool abandoned = false;  // a judgment was cancelled: the sample stays pending
 };
 
 class Loop {
  public:
   Loop(const Suite& suite, Backend& backend, HttpScheduler* scheduler, Store& store,
-       const RunOptions& options, const std::atomic<bool>& interrupted)
+       const RunOptions& options, const std::atomic<bool>& interrupted,
+       const std::vector<JudgeModel>& judges)
       : suite_(suite),
         backend_(backend),
         scheduler_(scheduler),
         store_(store),
         options_(options),
         interrupted_(interrupted),
+        judges_(judges),
         params_(suite.manifest.generation.MergedWith(options.params)),
         progress_(options.progress, stderr) {}
 
   Result<RunSummary> Run() {
+    if (suite_.kind->NeedsJudges() && judges_.empty()) {
+      return InvalidArgument(fmt::format(
+          "suite '{}' is scored by LLM judges: name a judge model with --judge SPEC", suite_.manifest.id));
+    }
     // --limit counts the suite's own items (records), so an item's expansions (grid cells,
     // with/without a biography) stay together.
     std::vector<size_t> selected;
@@ -98,6 +117,12 @@ class Loop {
     run.limit = options_.limit;
     run.n_samples = static_cast<int64_t>(samples_.size());
     run.settings = options_.settings;
+    run.parent_run_id = options_.parent_run_id;
+    if (!judges_.empty()) {
+      Json specs = Json::array();
+      for (const auto& j : judges_) specs.push_back(j.spec);
+      run.settings["judges"] = specs;
+    }
     std::vector<Item> items;
     for (size_t i : selected) items.push_back(suite_.items[i]);
     std::vector<std::pair<std::string, int>> keys;
@@ -113,8 +138,8 @@ class Loop {
     Result<int64_t> run_id = store_.CreateRun(run, items, keys, presentations);
     if (!run_id) {
       if (scheduler_) scheduler_->Cancel();
-      while (outstanding_ > 0) {
-        if (events_.Pop(std::chrono::milliseconds(100))) --outstanding_;
+      while (calls_ > 0) {
+        if (events_.Pop(std::chrono::milliseconds(100))) --calls_;
       }
       return run_id.error();
     }
@@ -127,6 +152,12 @@ class Loop {
     PLUMB_ASSIGN_OR_RETURN(auto stored, store_.GetSamples(summary_.run_id, /*with_responses=*/false));
     PLUMB_ASSIGN_OR_RETURN(summary_.metrics, ComputeMetrics(suite_, stored));
     PLUMB_RETURN_IF_ERROR(store_.PutMetrics(summary_.run_id, summary_.metrics));
+    for (const auto& m : summary_.metrics) {
+      if (m.name.size() > 17 && m.name.compare(m.name.size() - 17, 17, ".judge_error_rate") == 0 && m.value) {
+        summary_.judge_error_rate = std::max(summary_.judge_error_rate, *m.value);
+      }
+    }
+    summary_.judge_errors_exceeded = summary_.judge_error_rate > options_.max_judge_error_rate;
     if (!summary_.failure.ok()) {
       summary_.status = "failed";
     } else if (stopped_by_user_) {
@@ -141,14 +172,14 @@ class Loop {
 
  private:
   void FillWindow() {
-    while (next_ < samples_.size() && outstanding_ < window_) Start(next_++);
+    while (next_ < samples_.size() && in_progress_ < window_) Start(next_++);
   }
 
   void Drive() {
     bool stopping = false;
     while (true) {
       if (!stopping) FillWindow();
-      if (outstanding_ == 0 && (stopping || next_ == samples_.size())) break;
+      if (calls_ == 0 && (stopping || next_ == samples_.size())) break;
       std::optional<Event> e = events_.Pop(std::chrono::milliseconds(100));
       if (!stopping && interrupted_.load()) {
         stopping = true;
@@ -156,8 +187,12 @@ class Loop {
         if (scheduler_) scheduler_->Cancel();
       }
       if (e) {
-        --outstanding_;
-        Handle(std::move(*e), stopping);
+        --calls_;
+        if (e->task < 0) {
+          HandleTurn(std::move(*e), stopping);
+        } else {
+          HandleJudgment(std::move(*e));
+        }
         if (!stopping && !summary_.failure.ok()) {
           stopping = true;
           if (scheduler_) scheduler_->Cancel();
@@ -177,43 +212,49 @@ class Loop {
     return s;
   }
 
-  void Start(size_t i) {
+  CallHints Hints(size_t i, int turn) const {
     const Sample& sample = samples_[i];
     const Item& item = suite_.items[sample.item];
-    Result<Turn> turn = suite_.kind->FirstTurn(item, sample);
-    if (!turn) {  // recorded by Handle, like a failed call
-      ++outstanding_;
-      events_.Push(Event{i, turn.error(), CallReport{}});
+    CallHints h;
+    h.item_id = item.id;
+    h.epoch = sample.epoch;
+    h.turn = turn;
+    h.seed = DeriveSeed(options_.seed, item.id, static_cast<uint64_t>(sample.epoch));
+    return h;
+  }
+
+  void Start(size_t i) {
+    ++in_progress_;
+    const Sample& sample = samples_[i];
+    Result<Turn> turn = suite_.kind->FirstTurn(suite_.items[sample.item], sample);
+    if (!turn) {  // recorded by HandleTurn, like a failed call
+      ++calls_;
+      events_.Push(Event{i, turn.error(), CallReport{}, -1, -1, Grade{}});
       return;
     }
     Submit(i, std::move(turn).value());
   }
 
   void Submit(size_t i, Turn turn) {
-    const Sample& sample = samples_[i];
-    const Item& item = suite_.items[sample.item];
     ModelCall call;
     call.messages = turn.messages;
     call.params = params_;
-    call.hints.item_id = item.id;
-    call.hints.epoch = sample.epoch;
-    call.hints.turn = static_cast<int>(states_[i].history.size());
-    call.hints.seed = DeriveSeed(options_.seed, item.id, static_cast<uint64_t>(sample.epoch));
+    call.hints = Hints(i, static_cast<int>(states_[i].history.size()));
     call.hints.option_labels = turn.option_labels;
     states_[i].pending = std::move(turn);
-    ++outstanding_;
+    ++calls_;
     backend_.Submit(std::move(call), [this, i](Result<Completion> r, const CallReport& report) {
-      events_.Push(Event{i, std::move(r), report});
+      events_.Push(Event{i, std::move(r), report, -1, -1, Grade{}});
     });
   }
 
-  void Handle(Event e, bool stopping) {
+  void HandleTurn(Event e, bool stopping) {
     size_t i = e.sample;
     SampleState& st = states_[i];
     if (!e.result) {
       const Status& s = e.result.error();
       // Calls abandoned because the run stops are left pending (a resume sends them again).
-      if (s.code() == StatusCode::kCancelled) return;
+      if (s.code() == StatusCode::kCancelled) return Abandon(i);
       if (IsFatalForRun(s.code()) && summary_.failure.ok()) summary_.failure = s;
       EndWithError(i, s, e.report);
       return;
@@ -235,18 +276,107 @@ class Loop {
       return;
     }
     if (next->has_value()) {
-      if (!stopping) Submit(i, std::move(**next));  // else left pending for a resume
+      if (stopping) return Abandon(i);  // left pending for a resume
+      Submit(i, std::move(**next));
       return;
     }
+    st.grades = suite_.kind->GradeSample(item, sample, st.history);
+    st.tasks = suite_.kind->JudgeTasks(item, sample, st.history);
+    if (!options_.judge_graders.empty()) {
+      std::erase_if(st.tasks, [&](const JudgeTask& t) {
+        return std::find(options_.judge_graders.begin(), options_.judge_graders.end(), t.grader->id()) ==
+               options_.judge_graders.end();
+      });
+    }
+    if (st.tasks.empty()) return Finish(i);
+    if (stopping) return Abandon(i);
+    StartJudgments(i);
+  }
+
+  void StartJudgments(size_t i) {
+    SampleState& st = states_[i];
+    const Item& item = suite_.items[samples_[i].item];
+    st.panel.assign(st.tasks.size(), std::vector<Grade>(judges_.size()));
+    st.judgments_pending = static_cast<int>(st.tasks.size() * judges_.size());
+    for (size_t t = 0; t < st.tasks.size(); ++t) {
+      const JudgeTask& task = st.tasks[t];
+      JudgeInput input{item, task.question, task.answer,
+                       task.template_override ? &*task.template_override : nullptr};
+      Result<std::vector<Message>> prompt = task.grader->BuildPrompt(input);
+      for (size_t j = 0; j < judges_.size(); ++j) {
+        ++calls_;
+        if (!prompt) {  // the judge cannot be asked: a grader error for this item, not a crash
+          Grade g;
+          g.grader = task.grader->IdVersion();
+          g.status = GradeStatus::kError;
+          g.error = prompt.error().message();
+          g.details["judge"] = judges_[j].spec;
+          events_.Push(Event{i, Completion{}, {}, static_cast<int>(t), static_cast<int>(j), g});
+          continue;
+        }
+        CallHints hints = Hints(i, static_cast<int>(st.history.size()));
+        RequestJudgment(task.grader, judges_[j], *prompt, hints,
+                                [this, i, t, j](Grade judgment, Status call) {
+                                  // result carries only the call's status for judgments
+                                  Event e{i, Completion{}, {}, static_cast<int>(t), static_cast<int>(j),
+                                          std::move(judgment)};
+                                  if (!call.ok()) e.result = call;
+                                  events_.Push(std::move(e));
+                                });
+      }
+    }
+  }
+
+  void HandleJudgment(Event e) {
+    size_t i = e.sample;
+    SampleState& st = states_[i];
+    if (!e.result && e.result.error().code() == StatusCode::kCancelled) {
+      st.abandoned = true;
+    } else if (!e.result && IsFatalForRun(e.result.error().code()) && summary_.failure.ok()) {
+      summary_.failure = e.result.error().WithPrefix("judge " + judges_[e.judge].spec);
+    }
+    st.panel[e.task][e.judge] = std::move(e.judgment);
+    if (--st.judgments_pending > 0) return;
+    if (st.abandoned) return Abandon(i);
+    for (size_t t = 0; t < st.tasks.size(); ++t) {
+      const JudgeGrader& grader = *st.tasks[t].grader;
+      std::vector<Grade>& judgments = st.panel[t];
+      Grade aggregate;
+      if (judgments.size() == 1) {
+        aggregate = judgments[0];
+      } else {
+        aggregate = grader.Aggregate(judgments);
+        aggregate.details["prompt_hash"] = judgments[0].details.value("prompt_hash", "");
+        for (auto& j : judgments) {  // each judge's own judgment is kept too
+          j.grader = grader.IdVersion() + "|" + j.details.value("judge", "");
+          st.grades.push_back(std::move(j));
+        }
+      }
+      aggregate.grader = grader.IdVersion();
+      aggregate.details["judge_grader"] = true;
+      st.grades.push_back(std::move(aggregate));
+    }
+    Finish(i);
+  }
+
+  void Finish(size_t i) {
+    const Sample& sample = samples_[i];
+    SampleState& st = states_[i];
     SampleResult result;
-    result.item_id = item.id;
+    result.item_id = suite_.items[sample.item].id;
     result.epoch = sample.epoch;
     result.ok = true;
     result.responses = std::move(st.responses);
-    result.grades = suite_.kind->GradeSample(item, sample, st.history);
+    result.grades = std::move(st.grades);
     store_.Enqueue(summary_.run_id, std::move(result));
     st = SampleState{};
     ++summary_.done;
+    --in_progress_;
+  }
+
+  void Abandon(size_t i) {
+    states_[i] = SampleState{};
+    --in_progress_;
   }
 
   void EndWithError(size_t i, const Status& s, const CallReport& report) {
@@ -271,6 +401,7 @@ class Loop {
     st = SampleState{};
     ++summary_.done;
     ++summary_.errors;
+    --in_progress_;
     if (summary_.errors <= 3) {
       LogWarning("item '{}' (epoch {}): {}", suite_.items[sample.item].id, sample.epoch, s.message());
     }
@@ -282,6 +413,7 @@ class Loop {
   Store& store_;
   const RunOptions& options_;
   const std::atomic<bool>& interrupted_;
+  const std::vector<JudgeModel>& judges_;
   GenerationParams params_;
   runner::Progress progress_;
 
@@ -290,10 +422,61 @@ class Loop {
   EventQueue events_;
   size_t window_ = 0;       // samples in progress at most
   size_t next_ = 0;         // next sample to start
-  size_t outstanding_ = 0;  // samples started and not yet ended
+  size_t in_progress_ = 0;  // samples started and not yet ended
+  size_t calls_ = 0;        // calls submitted whose event has not been handled
   bool stopped_by_user_ = false;
   RunSummary summary_;
 };
+
+// For every judge grader seen: its error and unscored rates over the judged samples, and, when
+// a panel judged them, Krippendorff's alpha between the judges.
+void AddJudgeMetrics(const std::vector<SampleRecord>& samples, std::vector<Metric>& out) {
+  struct Counts {
+    std::vector<Cluster> errors, unscored;
+    std::vector<std::vector<std::optional<double>>> units;
+    std::map<std::string, size_t> judges;
+    std::map<std::string, double> label_codes;
+    bool numeric = true;
+  };
+  std::map<std::string, Counts> by_grader;
+  for (const auto& s : samples) {
+    for (const auto& g : s.grades) {
+      if (!g.details.value("judge_grader", false)) continue;
+      Counts& c = by_grader[g.grader];
+      c.errors.push_back(Cluster{g.status == GradeStatus::kError, 1});
+      c.unscored.push_back(Cluster{g.status == GradeStatus::kUnscored, 1});
+      const Json& panel = g.details.value("judgments", Json::array());
+      if (panel.size() < 2) continue;
+      std::vector<std::optional<double>> unit;
+      for (const auto& j : panel) {
+        size_t col = c.judges.emplace(j.value("judge", ""), c.judges.size()).first->second;
+        if (unit.size() <= col) unit.resize(col + 1);
+        if (j.value("status", "") != "scored") continue;
+        if (j["value"].is_number()) {
+          unit[col] = j["value"].get<double>();
+        } else {
+          c.numeric = false;
+          auto code = c.label_codes.emplace(j.value("label", ""), static_cast<double>(c.label_codes.size()));
+          unit[col] = code.first->second;
+        }
+      }
+      c.units.push_back(std::move(unit));
+    }
+  }
+  for (auto& [grader, c] : by_grader) {
+    std::string id = grader.substr(0, grader.find('@'));
+    out.push_back(ProportionMetric(id + ".judge_error_rate", "", c.errors));
+    out.push_back(ProportionMetric(id + ".unscored_rate", "", c.unscored));
+    if (c.units.empty()) continue;
+    Metric alpha;
+    alpha.name = id + ".judge_alpha";
+    alpha.n = static_cast<int64_t>(c.units.size());
+    alpha.ci_method = "none";
+    alpha.value = KrippendorffAlpha(c.units, c.numeric);
+    alpha.details = {{"judges", c.judges.size()}, {"scale", c.numeric ? "interval" : "nominal"}};
+    out.push_back(alpha);
+  }
+}
 
 }  // namespace
 
@@ -311,13 +494,16 @@ Result<std::vector<Metric>> ComputeMetrics(const Suite& suite,
     }
     outcomes.push_back(SampleOutcome{it->second, s.epoch, s.status == "done", s.grades});
   }
-  return suite.kind->Metrics(suite.items, outcomes);
+  std::vector<Metric> metrics = suite.kind->Metrics(suite.items, outcomes);
+  AddJudgeMetrics(samples, metrics);
+  return metrics;
 }
 
 Result<RunSummary> RunSuite(const Suite& suite, Backend& backend, HttpScheduler* scheduler,
                             Store& store, const RunOptions& options,
-                            const std::atomic<bool>& interrupted) {
-  Loop loop(suite, backend, scheduler, store, options, interrupted);
+                            const std::atomic<bool>& interrupted,
+                            const std::vector<JudgeModel>& judges) {
+  Loop loop(suite, backend, scheduler, store, options, interrupted, judges);
   return loop.Run();
 }
 

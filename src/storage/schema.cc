@@ -30,7 +30,8 @@ CREATE TABLE runs (
   item_limit    INTEGER,
   n_samples     INTEGER NOT NULL,
   error         TEXT NOT NULL DEFAULT '',
-  settings      TEXT NOT NULL DEFAULT '{}'
+  settings      TEXT NOT NULL DEFAULT '{}',
+  parent_run_id INTEGER REFERENCES runs(id)
 );
 CREATE INDEX runs_by_suite_model ON runs(suite_id, model_spec, id);
 

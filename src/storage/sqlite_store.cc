@@ -73,7 +73,8 @@ class SqliteStore final : public Store {
                           "INSERT INTO runs (started_at, status, plumb_version, git_sha, suite_id, "
                           "suite_version, suite_hash, model_spec, backend_id, params, seed, "
                           "concurrency, epochs, item_limit, n_samples, settings, primary_metric, "
-                          "higher_is_better) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                          "higher_is_better, parent_run_id) VALUES "
+                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       q.bind(1, run.started_at);
       q.bind(2, run.status);
       q.bind(3, run.plumb_version);
@@ -92,6 +93,7 @@ class SqliteStore final : public Store {
       q.bind(16, Redact(run.settings.dump()));
       q.bind(17, run.primary_metric);
       q.bind(18, run.higher_is_better ? 1 : 0);
+      BindOpt(q, 19, run.parent_run_id);
       q.exec();
       int64_t id = db_->getLastInsertRowid();
       SQLite::Statement qi(*db_,
@@ -319,7 +321,7 @@ class SqliteStore final : public Store {
                           "SELECT id, started_at, finished_at, status, plumb_version, git_sha, "
                           "suite_id, suite_version, suite_hash, model_spec, backend_id, params, "
                           "seed, concurrency, epochs, item_limit, n_samples, error, settings, "
-                          "primary_metric, higher_is_better FROM runs " + where);
+                          "primary_metric, higher_is_better, parent_run_id FROM runs " + where);
       for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i + 1), args[i]);
       std::vector<RunRecord> out;
       while (q.executeStep()) {
@@ -345,6 +347,7 @@ class SqliteStore final : public Store {
         r.settings = ParseStored(q.getColumn(18).getString());
         r.primary_metric = q.getColumn(19).getString();
         r.higher_is_better = q.getColumn(20).getInt() != 0;
+        r.parent_run_id = OptInt64(q.getColumn(21));
         out.push_back(std::move(r));
       }
       return out;

@@ -18,6 +18,8 @@ Result<std::unique_ptr<SuiteKind>> MakePairedChoiceKind(const SuiteKindContext& 
 Result<std::unique_ptr<SuiteKind>> MakeOpinionKind(const SuiteKindContext& ctx);
 Result<std::unique_ptr<SuiteKind>> MakePushbackKind(const SuiteKindContext& ctx);
 Result<std::unique_ptr<SuiteKind>> MakeContrastKind(const SuiteKindContext& ctx);
+Result<std::unique_ptr<SuiteKind>> MakeMisalignmentKind(const SuiteKindContext& ctx);
+Result<std::unique_ptr<SuiteKind>> MakeAgencyKind(const SuiteKindContext& ctx);
 
 // How PlanBalanced sees an item.
 struct BalanceSpec {

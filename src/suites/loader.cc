@@ -221,7 +221,7 @@ Result<std::vector<SuiteRef>> DiscoverSuites(const std::vector<std::filesystem::
 }
 
 Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteKindRegistry& kinds,
-                        const GraderRegistry& graders) {
+                        const GraderRegistry& graders, const JudgeLibrary* judges) {
   PLUMB_ASSIGN_OR_RETURN(Document doc, LoadYamlFile(manifest_path));
   if (!doc.value.is_object()) {
     return InvalidArgument(fmt::format("{}: a suite manifest must be a mapping", manifest_path.string()));
@@ -281,7 +281,7 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
   }
 
   if (!kinds.Contains(m.kind)) return top.Error("kind", kinds.UnknownMessage(m.kind));
-  SuiteKindContext kctx{&top, dir, &graders};
+  SuiteKindContext kctx{&top, dir, &graders, judges};
   PLUMB_ASSIGN_OR_RETURN(auto kind, kinds.Create(m.kind, kctx));
   std::vector<std::string> kind_fields = kind->ItemFields();
   PLUMB_ASSIGN_OR_RETURN(Mapping mapping, ReadMapping(top, kind_fields));

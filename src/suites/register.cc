@@ -15,6 +15,10 @@ void RegisterBuiltinSuiteKinds(SuiteKindRegistry& registry) {
                     suites::MakePushbackKind);
   registry.Register("contrast", "pragmatic-but-harmful vs safe choices with a control set (ManagerBench-style)",
                     suites::MakeContrastKind);
+  registry.Register("misalignment", "open questions judged for alignment and coherence; misaligned rate",
+                    suites::MakeMisalignmentKind);
+  registry.Register("agency", "HumanAgencyBench dimensions judged by issue deductions; agency score",
+                    suites::MakeAgencyKind);
 }
 
 namespace suites {

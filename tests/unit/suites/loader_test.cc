@@ -70,7 +70,7 @@ TEST_F(LoaderTest, UnknownKindSuggests) {
   auto s = Load("id: demo\nkind: choise\n", kItems);
   EXPECT_EQ(s.error().message(),
             manifest_path + ":2: field 'kind' unknown suite kind 'choise' (did you mean 'choice'?); known: "
-            "choice, contrast, opinion, paired_choice, pushback");
+            "agency, choice, contrast, misalignment, opinion, paired_choice, pushback");
 }
 
 TEST_F(LoaderTest, MalformedJsonlLineNamesFileAndLine) {

@@ -1,0 +1,118 @@
+// Flags and helpers shared by the commands that call models and judges (run, rescore,
+// judge-check), and the report printed after a run.
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "plumb/log.h"
+#include "plumb/report.h"
+
+namespace plumb::cli {
+
+void ModelFlags::Add(CLI::App& app, bool model_flags) {
+  app.add_option("--judge", judges, "Judge model spec for LLM-judged suites (repeat for a panel)");
+  app.add_option("--judge-base-url", judge_base_url, "API base URL of the judge models");
+  app.add_option("--judge-api-key-env", judge_api_key_env, "Environment variable holding the judges' API key");
+  app.add_option("--judge-concurrency", judge_concurrency, "Judge requests in flight per endpoint (default: --concurrency)")
+      ->check(CLI::Range(1, 4096));
+  if (model_flags) {
+    app.add_option("--base-url", base_url, "API base URL (openai: default $OPENAI_BASE_URL or https://api.openai.com/v1)");
+    app.add_option("--api-key-env", api_key_env, "Environment variable holding the API key");
+    app.add_option("--backend-option", backend_options,
+                   "KEY=VALUE setting of the backend, e.g. text=response for replay (repeatable)");
+  }
+  app.add_option("--concurrency", concurrency, "Max requests in flight per endpoint")->check(CLI::Range(1, 4096));
+  app.add_option("--timeout", timeout_s, "Request timeout in seconds")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--max-retries", max_retries, "Retries per request on 429/5xx/timeouts")->check(CLI::Range(0, 100));
+  app.add_option("--retry-base-ms", retry_base_ms, "First backoff delay in ms (doubles each retry, full jitter)")
+      ->check(CLI::Range(1, 600000));
+}
+
+std::unique_ptr<HttpScheduler> ModelFlags::MakeScheduler() const {
+  SchedulerOptions so;
+  so.max_concurrency_per_endpoint = concurrency;
+  so.retry.max_retries = max_retries;
+  so.retry.base_delay = std::chrono::milliseconds(retry_base_ms);
+  so.jitter_seed = seed;
+  return MakeCurlScheduler(so);
+}
+
+Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx, HttpScheduler* scheduler,
+                                                         const std::string& spec, bool judge) const {
+  BackendContext b;
+  b.spec = spec;
+  b.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  b.scheduler = scheduler;
+  if (judge) {
+    b.base_url = judge_base_url;
+    b.api_key_env = judge_api_key_env;
+    b.lane = "judge";
+    b.lane_concurrency = judge_concurrency.value_or(concurrency);
+  } else {
+    b.base_url = base_url;
+    b.api_key_env = api_key_env;
+    for (const auto& kv : backend_options) {
+      size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return InvalidArgument(fmt::format("--backend-option '{}' must look like KEY=VALUE", kv));
+      }
+      b.options[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
+  auto backend = CreateBackend(ctx.backends, b);
+  if (!backend && judge) return backend.error().WithPrefix("--judge");
+  return backend;
+}
+
+Result<std::vector<JudgeModel>> ModelFlags::MakeJudges(const Context& ctx, HttpScheduler* scheduler,
+                                                       std::vector<std::unique_ptr<Backend>>& owned) const {
+  std::vector<JudgeModel> out;
+  for (const auto& spec : judges) {
+    PLUMB_ASSIGN_OR_RETURN(auto backend, MakeBackend(ctx, scheduler, spec, /*judge=*/true));
+    out.push_back(JudgeModel{spec, backend.get()});
+    owned.push_back(std::move(backend));
+  }
+  return out;
+}
+
+Json ModelFlags::Settings() const {
+  Json s = {{"timeout_s", timeout_s}, {"max_retries", max_retries}, {"retry_base_ms", retry_base_ms}};
+  if (!base_url.empty()) s["base_url"] = base_url;
+  if (!api_key_env.empty()) s["api_key_env"] = api_key_env;
+  if (!judge_base_url.empty()) s["judge_base_url"] = judge_base_url;
+  if (!judge_api_key_env.empty()) s["judge_api_key_env"] = judge_api_key_env;
+  if (judge_concurrency) s["judge_concurrency"] = *judge_concurrency;
+  return s;
+}
+
+int ReportRun(Store& store, const RunSummary& summary, double max_judge_error_rate) {
+  Result<RunRecord> run = store.GetRun(summary.run_id);
+  if (!run) return ReportError(run.error());
+  Result<std::string> text = FormatRun(*run, summary.metrics, "text");
+  std::fputs(text->c_str(), stdout);
+  std::fflush(stdout);
+  long long id = summary.run_id;
+  if (summary.status == "failed") {
+    std::fprintf(stderr, "plumb: error: run %lld failed: %s\n", id, Redact(summary.failure.message()).c_str());
+    return kExitRunFailed;
+  }
+  if (summary.status == "interrupted") {
+    std::fprintf(stderr, "plumb: run %lld interrupted: %lld of %lld samples finished and kept\n", id,
+                 static_cast<long long>(summary.done), static_cast<long long>(summary.samples));
+    return kExitInterrupted;
+  }
+  int code = kExitOk;
+  if (summary.errors > 0) {
+    std::fprintf(stderr, "plumb: run %lld finished with %lld errored samples (see plumb show %lld)\n", id,
+                 static_cast<long long>(summary.errors), id);
+    code = kExitItemErrors;
+  }
+  if (summary.judge_errors_exceeded) {
+    std::fprintf(stderr,
+                 "plumb: run %lld: judge error rate %.1f%% is above %.1f%% (see --max-judge-error-rate)\n",
+                 id, summary.judge_error_rate, max_judge_error_rate);
+    code = kExitItemErrors;
+  }
+  return code;
+}
+
+}  // namespace plumb::cli

@@ -1,0 +1,83 @@
+// plumb rescore RUN: grade a run's stored replies again (rule graders, and judges: the run's own
+// or new ones) without calling the model under test, as a new run linked to the original.
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "plumb/runner.h"
+#include "plumb/store.h"
+
+namespace plumb::cli {
+
+Action SetupRescore(CLI::App& app, Context& ctx) {
+  struct Flags {
+    std::string run;
+    std::vector<std::string> graders;
+    double max_judge_error_rate = 5.0;
+    ModelFlags m;
+  };
+  auto f = std::make_shared<Flags>();
+  app.add_option("run", f->run, "Run id or 'latest'")->required();
+  app.add_option("--grader", f->graders, "Only these judge graders (repeatable; default: all the suite uses)");
+  app.add_option("--max-judge-error-rate", f->max_judge_error_rate, "Judge error rate (%) above which the run exits 3")
+      ->check(CLI::Range(0.0, 100.0));
+  f->m.Add(app, /*model_flags=*/false);
+  return [f, &ctx]() {
+    auto store = OpenSqliteStore(ctx.db_path);
+    if (!store) return ReportError(store.error());
+    auto id = ResolveRunId(**store, f->run);
+    if (!id) return ReportError(id.error());
+    auto run = (*store)->GetRun(*id);
+    if (!run) return ReportError(run.error());
+    auto suite = ctx.LoadSuiteByName(run->suite_id);
+    if (!suite) return ReportError(suite.error());
+    if (suite->manifest.content_hash != run->suite_hash) {
+      return ReportError(InvalidArgument(fmt::format(
+          "suite '{}' changed since run {} (content hash {} now, {} then): rescore needs the items "
+          "the run answered",
+          run->suite_id, *id, suite->manifest.content_hash.substr(0, 12), run->suite_hash.substr(0, 12))));
+    }
+    for (const auto& g : f->graders) {
+      if (auto judge = ctx.Judges().Get(g); !judge) return ReportError(judge.error());
+    }
+    auto samples = (*store)->GetSamples(*id);
+    if (!samples) return ReportError(samples.error());
+    std::map<std::tuple<std::string, int, int>, Completion> replies;
+    for (const auto& s : *samples) {
+      for (const auto& r : s.responses) {
+        if (r.ok) replies[{r.item_id, r.epoch, r.turn}] = r.completion;
+      }
+    }
+    ModelFlags m = f->m;
+    if (m.judges.empty() && run->settings.contains("judges")) {
+      for (const auto& j : run->settings["judges"]) m.judges.push_back(j.get<std::string>());
+    }
+    std::unique_ptr<HttpScheduler> scheduler = m.MakeScheduler();
+    std::vector<std::unique_ptr<Backend>> owned;
+    auto judges = m.MakeJudges(ctx, scheduler.get(), owned);
+    if (!judges) return ReportError(judges.error());
+    auto backend = MakeStoredRepliesBackend(fmt::format("rescore-of-run-{}@1", *id), std::move(replies));
+
+    SourceMap source(fmt::format("run {} params", *id), 0);
+    FieldReader reader(run->params, source);
+    auto params = ReadGenerationParams(reader);
+    if (!params) return ReportError(params.error());
+    RunOptions options;
+    options.model_spec = run->model_spec;
+    options.epochs = run->epochs;
+    options.limit = run->limit;
+    options.seed = run->seed;
+    options.concurrency = m.concurrency;
+    options.params = *params;
+    options.progress = ProgressMode::kAuto;
+    options.settings = m.Settings();
+    options.settings["rescore_of"] = *id;
+    options.judge_graders = f->graders;
+    options.max_judge_error_rate = f->max_judge_error_rate;
+    options.parent_run_id = *id;
+    auto summary = RunSuite(*suite, *backend, scheduler.get(), **store, options, Interrupted(), *judges);
+    if (!summary) return ReportError(summary.error());
+    return ReportRun(**store, *summary, f->max_judge_error_rate);
+  };
+}
+
+}  // namespace plumb::cli
