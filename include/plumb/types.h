@@ -30,8 +30,10 @@ struct GenerationParams {
   std::vector<std::string> stop;
   // Ask for the top-N log-probabilities of the first generated token (judges' logprob scoring).
   std::optional<int> top_logprobs;
-  // A JSON Schema the reply must follow (structured output, where the API supports it).
+  // A JSON Schema the reply should follow. Backends send it as structured-output mode where the
+  // API is known to support it, or always when `require_json_schema` is set.
   std::optional<Json> json_schema;
+  bool require_json_schema = false;
 
   // Fields set in `over` replace those of *this.
   GenerationParams MergedWith(const GenerationParams& over) const;

@@ -45,7 +45,8 @@ class OpenAiChatBackend final : public HttpBackend {
         base_url_(std::move(base_url)),
         api_key_(std::move(api_key)),
         key_env_(std::move(key_env)),
-        timeout_(ctx.timeout) {}
+        timeout_(ctx.timeout),
+        official_(base_url_.find("api.openai.com") != std::string::npos) {}
 
   std::string Id() const override { return "openai-chat@1"; }
 
@@ -61,7 +62,9 @@ class OpenAiChatBackend final : public HttpBackend {
       body["logprobs"] = true;
       body["top_logprobs"] = *p.top_logprobs;
     }
-    if (p.json_schema) {
+    // Structured output where the API is known to have it (OpenAI itself); other servers only
+    // when the grader insists, since some reject the field.
+    if (p.json_schema && (official_ || p.require_json_schema)) {
       body["response_format"] = {{"type", "json_schema"},
                                  {"json_schema", {{"name", "judgment"}, {"schema", *p.json_schema}}}};
     }
@@ -161,6 +164,7 @@ class OpenAiChatBackend final : public HttpBackend {
   std::string api_key_;
   std::string key_env_;
   std::chrono::milliseconds timeout_;
+  bool official_;
 };
 
 }  // namespace

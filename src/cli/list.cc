@@ -8,7 +8,7 @@ namespace {
 
 template <typename Registry>
 void PrintEntries(const Registry& registry) {
-  for (const auto* e : registry.Entries()) fmt::print("{:<10} {}\n", e->name, e->description);
+  for (const auto* e : registry.Entries()) fmt::print("{:<36} {}\n", e->name, e->description);
 }
 
 int ListSuites(const Context& ctx) {
@@ -44,10 +44,10 @@ Action SetupList(CLI::App& app, Context& ctx) {
       for (const auto& id : ctx.Judges().Ids()) {
         auto judge = ctx.Judges().Get(id);
         if (!judge) {
-          fmt::print("{:<10} (invalid) {}\n", id, judge.error().message());
+          fmt::print("{:<36} (invalid) {}\n", id, judge.error().message());
           continue;
         }
-        fmt::print("{:<10} LLM judge, {}\n", (*judge)->IdVersion(),
+        fmt::print("{:<36} LLM judge, {}\n", (*judge)->IdVersion(),
                    (*judge)->output() == JudgeGrader::Output::kJson     ? "json"
                    : (*judge)->output() == JudgeGrader::Output::kLabels ? "labels"
                                                                          : "score 0-100");

@@ -21,6 +21,7 @@ GenerationParams GenerationParams::MergedWith(const GenerationParams& over) cons
   if (!over.stop.empty()) out.stop = over.stop;
   if (over.top_logprobs) out.top_logprobs = over.top_logprobs;
   if (over.json_schema) out.json_schema = over.json_schema;
+  if (over.require_json_schema) out.require_json_schema = true;
   return out;
 }
 

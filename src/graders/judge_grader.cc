@@ -419,10 +419,18 @@ Result<std::unique_ptr<JudgeGrader>> LoadJudgeGrader(const std::filesystem::path
   if (generation) {
     PLUMB_ASSIGN_OR_RETURN(c.params, ReadGenerationParams(*generation));
   }
-  PLUMB_ASSIGN_OR_RETURN(auto structured, r.OptBool("structured_output"));
-  if (structured.value_or(false)) {
-    if (c.output != JudgeGrader::Output::kJson) return r.Error("structured_output", "applies to output: json only");
+  // structured_output: auto (the API's structured-output mode where it is known to exist), on
+  // (always send it), off (only read the first JSON object of the reply).
+  PLUMB_ASSIGN_OR_RETURN(auto structured, r.OptString("structured_output"));
+  if (structured && *structured != "auto" && *structured != "on" && *structured != "off") {
+    return r.Error("structured_output", "must be auto, on or off");
+  }
+  if (structured && c.output != JudgeGrader::Output::kJson) {
+    return r.Error("structured_output", "applies to output: json only");
+  }
+  if (c.output == JudgeGrader::Output::kJson && structured.value_or("auto") != "off") {
     c.params.json_schema = c.schema;
+    c.params.require_json_schema = structured.value_or("auto") == "on";
   }
   if (c.logprobs) c.params.top_logprobs = 20;
   PLUMB_RETURN_IF_ERROR(r.Finish());

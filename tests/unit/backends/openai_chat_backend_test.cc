@@ -82,6 +82,26 @@ TEST(OpenAiChat, BuildsChatCompletionRequest) {
   EXPECT_TRUE(auth);
 }
 
+TEST(OpenAiChat, LogprobsAndStructuredOutput) {
+  Fixture f;
+  FakeEnv official(std::map<std::string, std::string>{{"OPENAI_API_KEY", "sk-test-key-0123456789"}});
+  auto b = f.Make("openai/gpt-4o", official);
+  ModelCall call;
+  call.params.top_logprobs = 20;
+  call.params.json_schema = Json{{"type", "object"}};
+  Json body = Json::parse(AsHttp(*b).BuildRequest(call)->body);
+  EXPECT_EQ(body["logprobs"], true);
+  EXPECT_EQ(body["top_logprobs"], 20);
+  EXPECT_EQ(body["response_format"]["type"], "json_schema");
+  EXPECT_EQ(body["response_format"]["json_schema"]["schema"]["type"], "object");
+  // A local server gets the schema only when the grader insists.
+  FakeEnv none(std::map<std::string, std::string>{});
+  auto local = f.Make("openai/m", none, "http://127.0.0.1:9/v1");
+  EXPECT_FALSE(Json::parse(AsHttp(*local).BuildRequest(call)->body).contains("response_format"));
+  call.params.require_json_schema = true;
+  EXPECT_TRUE(Json::parse(AsHttp(*local).BuildRequest(call)->body).contains("response_format"));
+}
+
 TEST(OpenAiChat, OmitsUnsetParams) {
   Fixture f;
   FakeEnv env({});
@@ -150,6 +170,14 @@ TEST_F(ParseTest, ParsesChoiceAndUsage) {
   EXPECT_EQ(c->finish_reason, "stop");
   EXPECT_EQ(*c->prompt_tokens, 12);
   EXPECT_EQ(*c->completion_tokens, 4);
+}
+
+TEST_F(ParseTest, ReadsFirstTokenLogprobs) {
+  auto c = Parse(200, R"({"choices":[{"message":{"content":"85"},"finish_reason":"stop","logprobs":{"content":[{"token":"85","logprob":-0.1,"top_logprobs":[{"token":"85","logprob":-0.1},{"token":"90","logprob":-2.4}]}]}}]})");
+  ASSERT_TRUE(c.has_value());
+  ASSERT_EQ(c->first_token_logprobs.size(), 2u);
+  EXPECT_EQ(c->first_token_logprobs[1].first, "90");
+  EXPECT_DOUBLE_EQ(c->first_token_logprobs[1].second, -2.4);
 }
 
 TEST_F(ParseTest, NullContentIsEmptyText) {
