@@ -23,7 +23,7 @@ int ListSuites(const Context& ctx) {
       continue;
     }
     const SuiteManifest& m = suite->manifest;
-    fmt::print("{:<22} v{:<3} {:<9} {:>5} items  {}\n", m.id, m.version, m.kind,
+    fmt::print("{:<22} v{:<3} {:<13} {:>5} items  {}\n", m.id, m.version, m.kind,
                suite->items.size(), m.title);
   }
   return code;
