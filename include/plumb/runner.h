@@ -65,6 +65,19 @@ Result<RunSummary> RunSuite(const Suite& suite, Backend& backend, HttpScheduler*
                             const std::atomic<bool>& interrupted,
                             const std::vector<JudgeModel>& judges = {});
 
+// Continues `run` (interrupted, failed or killed): only its samples that never ended (status
+// pending) are sent again, with the option order and settings the run planned; finished
+// samples are kept as they are, and metrics are recomputed from the database. `options` must
+// carry the run's model spec, seed, epochs and limit (see ResumeOptions).
+Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& backend,
+                             HttpScheduler* scheduler, Store& store, const RunOptions& options,
+                             const std::atomic<bool>& interrupted,
+                             const std::vector<JudgeModel>& judges = {});
+
+// The options a run was started with (model spec, seed, epochs, limit, parameters,
+// settings), for ResumeRun and rescore.
+Result<RunOptions> OptionsOfRun(const RunRecord& run);
+
 // Sends `prompt` to `judge` and reads the reply with `grader`. An unreadable reply is re-asked
 // (the conversation continues with the grader's re-ask message) up to grader->max_reasks()
 // times. `done` runs once, from any thread, with the judgment (status kError when the judge call

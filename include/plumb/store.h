@@ -98,6 +98,11 @@ class Store {
   virtual Status Flush() = 0;
   virtual Status FinishRun(int64_t run_id, const std::string& status,
                            const std::string& error) = 0;
+  // Marks a run as running again (resume): clears finished_at and the error.
+  virtual Status ReopenRun(int64_t run_id) = 0;
+  // Turns the run's errored samples back into pending ones (their responses and scores are
+  // deleted) so that a resume sends them again. Returns how many there were.
+  virtual Result<int64_t> ResetErroredSamples(int64_t run_id) = 0;
   // Replaces the run's metrics.
   virtual Status PutMetrics(int64_t run_id, const std::vector<Metric>& metrics) = 0;
 

@@ -9,6 +9,8 @@
 namespace plumb::backends {
 
 Result<std::unique_ptr<Backend>> MakeOpenAiChatBackend(const BackendContext& ctx);
+Result<std::unique_ptr<Backend>> MakeAnthropicBackend(const BackendContext& ctx);
+Result<std::unique_ptr<Backend>> MakeGeminiBackend(const BackendContext& ctx);
 Result<std::unique_ptr<Backend>> MakeBuiltinBackend(const BackendContext& ctx);
 Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx);
 

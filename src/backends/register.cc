@@ -13,6 +13,8 @@ void RegisterBuiltinBackends(BackendRegistry& registry) {
                     "OpenAI chat completions; also vLLM, llama.cpp server, Ollama, LM Studio "
                     "(--base-url)",
                     backends::MakeOpenAiChatBackend);
+  registry.Register("anthropic", "Anthropic Messages API", backends::MakeAnthropicBackend);
+  registry.Register("google", "Google Gemini API (gemini-*)", backends::MakeGeminiBackend);
   registry.Register("replay",
                     "stored outputs: replay/<file.jsonl|file.csv>, keyed by item id (and epoch, turn)",
                     backends::MakeReplayBackend);

@@ -24,6 +24,7 @@ const CommandEntry kCommands[] = {
     {"show", "Show a run and its metrics", SetupShow},
     {"leaderboard", "Rank models by each suite's primary metric", SetupLeaderboard},
     {"list", "List suites, backends, graders or suite kinds", SetupList},
+    {"resume", "Continue an interrupted, failed or killed run: send only what never finished", SetupResume},
     {"rescore", "Grade the stored replies of a run again (new judges), as a new linked run", SetupRescore},
     {"judge-check", "Measure a judge against human labels before trusting it", SetupJudgeCheck},
 };
@@ -94,6 +95,21 @@ Result<Suite> Context::LoadSuiteByName(const std::string& name) const {
   }
   std::string hint = best.empty() ? " (see plumb list suites)" : fmt::format(" (did you mean '{}'?)", best);
   return NotFound(fmt::format("unknown suite '{}'{}", name, hint));
+}
+
+ProgressMode ParseProgress(const std::string& s) {
+  if (s == "bar") return ProgressMode::kBar;
+  if (s == "lines") return ProgressMode::kLines;
+  if (s == "none") return ProgressMode::kNone;
+  return ProgressMode::kAuto;
+}
+
+Result<Suite> Context::LoadSuiteOfRun(const RunRecord& run) const {
+  Result<Suite> suite = LoadSuiteByName(run.suite_id);
+  if (suite || suite.error().code() != StatusCode::kNotFound || !run.settings.contains("suite_file")) {
+    return suite;
+  }
+  return LoadSuiteByName(run.settings["suite_file"].get<std::string>());
 }
 
 int ReportError(const Status& status) {

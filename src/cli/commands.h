@@ -16,6 +16,7 @@
 #include "plumb/grader.h"
 #include "plumb/judge.h"
 #include "plumb/runner.h"
+#include "plumb/store.h"
 #include "plumb/suite.h"
 
 namespace plumb::cli {
@@ -40,6 +41,8 @@ struct Context {
   const JudgeLibrary& Judges() const;
   // Loads a suite by id, or from a folder or suite.yaml path.
   Result<Suite> LoadSuiteByName(const std::string& name) const;
+  // The suite a stored run used: by id, else from the file the run recorded.
+  Result<Suite> LoadSuiteOfRun(const RunRecord& run) const;
 
  private:
   mutable std::unique_ptr<JudgeLibrary> judges_;
@@ -72,6 +75,9 @@ struct ModelFlags {
   Result<std::vector<JudgeModel>> MakeJudges(const Context& ctx, HttpScheduler* scheduler,
                                              std::vector<std::unique_ptr<Backend>>& owned) const;
   Json Settings() const;  // recorded with runs (no secrets)
+  // Fills what was not given on the command line from a run's recorded settings (base URLs,
+  // key variables, backend options, judges): how resume and rescore reach the same servers.
+  void InheritFrom(const Json& run_settings);
 };
 
 // Set by SIGINT; the runner polls it.
@@ -88,7 +94,15 @@ Action SetupShow(CLI::App& app, Context& ctx);
 Action SetupLeaderboard(CLI::App& app, Context& ctx);
 Action SetupList(CLI::App& app, Context& ctx);
 Action SetupRescore(CLI::App& app, Context& ctx);
+Action SetupResume(CLI::App& app, Context& ctx);
+
+// Continues run `run_id` in `store` (plumb resume, run --resume, run --retry-errors): with
+// `retry_errors`, its errored samples are sent again too. Flags not given come from the run.
+int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags, bool retry_errors,
+                ProgressMode progress, double max_judge_error_rate);
 Action SetupJudgeCheck(CLI::App& app, Context& ctx);
+
+ProgressMode ParseProgress(const std::string& s);
 
 // Resolves "latest" or a run number.
 Result<int64_t> ResolveRunId(const Store& store, const std::string& ref);

@@ -74,6 +74,22 @@ Result<std::vector<JudgeModel>> ModelFlags::MakeJudges(const Context& ctx, HttpS
   return out;
 }
 
+void ModelFlags::InheritFrom(const Json& run_settings) {
+  auto text = [&](const char* key, std::string& into) {
+    if (into.empty() && run_settings.contains(key) && run_settings[key].is_string()) into = run_settings[key].get<std::string>();
+  };
+  text("base_url", base_url);
+  text("api_key_env", api_key_env);
+  text("judge_base_url", judge_base_url);
+  text("judge_api_key_env", judge_api_key_env);
+  if (backend_options.empty() && run_settings.contains("backend_options")) {
+    for (const auto& o : run_settings["backend_options"]) backend_options.push_back(o.get<std::string>());
+  }
+  if (judges.empty() && run_settings.contains("judges")) {
+    for (const auto& j : run_settings["judges"]) judges.push_back(j.get<std::string>());
+  }
+}
+
 Json ModelFlags::Settings() const {
   Json s = {{"timeout_s", timeout_s}, {"max_retries", max_retries}, {"retry_base_ms", retry_base_ms}};
   if (!base_url.empty()) s["base_url"] = base_url;
@@ -81,6 +97,7 @@ Json ModelFlags::Settings() const {
   if (!judge_base_url.empty()) s["judge_base_url"] = judge_base_url;
   if (!judge_api_key_env.empty()) s["judge_api_key_env"] = judge_api_key_env;
   if (judge_concurrency) s["judge_concurrency"] = *judge_concurrency;
+  if (!backend_options.empty()) s["backend_options"] = backend_options;
   return s;
 }
 

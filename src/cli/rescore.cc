@@ -28,7 +28,7 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
     if (!id) return ReportError(id.error());
     auto run = (*store)->GetRun(*id);
     if (!run) return ReportError(run.error());
-    auto suite = ctx.LoadSuiteByName(run->suite_id);
+    auto suite = ctx.LoadSuiteOfRun(*run);
     if (!suite) return ReportError(suite.error());
     if (suite->manifest.content_hash != run->suite_hash) {
       return ReportError(InvalidArgument(fmt::format(
@@ -48,33 +48,22 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
       }
     }
     ModelFlags m = f->m;
-    if (m.judges.empty() && run->settings.contains("judges")) {
-      for (const auto& j : run->settings["judges"]) m.judges.push_back(j.get<std::string>());
-    }
+    m.InheritFrom(run->settings);  // the run's judges and where they live, unless given
     std::unique_ptr<HttpScheduler> scheduler = m.MakeScheduler();
     std::vector<std::unique_ptr<Backend>> owned;
     auto judges = m.MakeJudges(ctx, scheduler.get(), owned);
     if (!judges) return ReportError(judges.error());
     auto backend = MakeStoredRepliesBackend(fmt::format("rescore-of-run-{}@1", *id), std::move(replies));
-
-    SourceMap source(fmt::format("run {} params", *id), 0);
-    FieldReader reader(run->params, source);
-    auto params = ReadGenerationParams(reader);
-    if (!params) return ReportError(params.error());
-    RunOptions options;
-    options.model_spec = run->model_spec;
-    options.epochs = run->epochs;
-    options.limit = run->limit;
-    options.seed = run->seed;
-    options.concurrency = m.concurrency;
-    options.params = *params;
-    options.progress = ProgressMode::kAuto;
-    options.settings = m.Settings();
-    options.settings["rescore_of"] = *id;
-    options.judge_graders = f->graders;
-    options.max_judge_error_rate = f->max_judge_error_rate;
-    options.parent_run_id = *id;
-    auto summary = RunSuite(*suite, *backend, scheduler.get(), **store, options, Interrupted(), *judges);
+    auto options = OptionsOfRun(*run);
+    if (!options) return ReportError(options.error());
+    options->concurrency = m.concurrency;
+    options->progress = ProgressMode::kAuto;
+    options->settings = m.Settings();
+    options->settings["rescore_of"] = *id;
+    options->judge_graders = f->graders;
+    options->max_judge_error_rate = f->max_judge_error_rate;
+    options->parent_run_id = *id;
+    auto summary = RunSuite(*suite, *backend, scheduler.get(), **store, *options, Interrupted(), *judges);
     if (!summary) return ReportError(summary.error());
     return ReportRun(**store, *summary, f->max_judge_error_rate);
   };

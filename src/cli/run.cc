@@ -19,15 +19,10 @@ struct RunFlags {
   std::optional<int64_t> model_seed;
   double max_judge_error_rate = 5.0;
   std::string progress = "auto";
+  bool resume = false;
+  std::optional<std::string> retry_errors;
   ModelFlags m;
 };
-
-ProgressMode ParseProgress(const std::string& s) {
-  if (s == "bar") return ProgressMode::kBar;
-  if (s == "lines") return ProgressMode::kLines;
-  if (s == "none") return ProgressMode::kNone;
-  return ProgressMode::kAuto;
-}
 
 int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std::string& model) {
   std::unique_ptr<HttpScheduler> scheduler = f.m.MakeScheduler();
@@ -62,14 +57,29 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   return ReportRun(**store, *summary, f.max_judge_error_rate);
 }
 
+// The newest run of (suite, model) that did not complete, if any.
+Result<std::optional<int64_t>> FindUnfinishedRun(const Context& ctx, const std::string& suite, const std::string& model) {
+  std::error_code ec;
+  if (!std::filesystem::exists(ctx.db_path, ec)) return std::optional<int64_t>();
+  PLUMB_ASSIGN_OR_RETURN(auto store, OpenSqliteStoreReadOnly(ctx.db_path));
+  PLUMB_ASSIGN_OR_RETURN(auto runs, store->ListRuns(RunFilter{suite, ""}));
+  std::optional<int64_t> found;
+  for (const auto& r : runs) {
+    if (r.model_spec == model && !r.parent_run_id) found = r.status == "completed" ? std::nullopt : std::optional<int64_t>(r.id);
+  }
+  return found;
+}
+
 }  // namespace
 
 Action SetupRun(CLI::App& app, Context& ctx) {
   auto f = std::make_shared<RunFlags>();
-  app.add_option("--suite", f->suite, "Suite id, or a suite folder / suite.yaml path")->required();
+  app.add_option("--suite", f->suite, "Suite id, or a suite folder / suite.yaml path");
   app.add_option("--model", f->models,
-                 "Model spec KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random (repeatable)")
-      ->required();
+                 "Model spec KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random (repeatable)");
+  app.add_flag("--resume", f->resume,
+               "Continue the newest unfinished run of this suite and model instead of starting anew");
+  app.add_option("--retry-errors", f->retry_errors, "RUN: send again only the samples of RUN that ended in an error");
   app.add_option("--limit", f->limit, "Only the first N items")->check(CLI::PositiveNumber);
   app.add_option("--epochs", f->epochs, "Samples per item (default: the suite's 'samples', else 1)")
       ->check(CLI::Range(1, 1000));
@@ -87,12 +97,36 @@ Action SetupRun(CLI::App& app, Context& ctx) {
       ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
   f->m.Add(app, /*model_flags=*/true);
   return [f, &ctx]() {
+    if (f->retry_errors) {
+      auto store = OpenSqliteStore(ctx.db_path);
+      if (!store) return ReportError(store.error());
+      auto id = ResolveRunId(**store, *f->retry_errors);
+      if (!id) return ReportError(id.error());
+      return ContinueRun(ctx, **store, *id, f->m, /*retry_errors=*/true, ParseProgress(f->progress),
+                         f->max_judge_error_rate);
+    }
+    if (f->suite.empty() || f->models.empty()) {
+      return ReportError(InvalidArgument("plumb run needs --suite and --model (or --retry-errors RUN)"));
+    }
     Result<Suite> suite = ctx.LoadSuiteByName(f->suite);
     if (!suite) return ReportError(suite.error());
     int worst = kExitOk;
     for (const auto& model : f->models) {
       if (Interrupted().load()) return kExitInterrupted;
-      int code = RunOne(ctx, *f, *suite, model);
+      int code;
+      std::optional<int64_t> unfinished;
+      if (f->resume) {
+        auto found = FindUnfinishedRun(ctx, suite->manifest.id, model);
+        if (!found) return ReportError(found.error());
+        unfinished = *found;
+      }
+      if (unfinished) {
+        auto store = OpenSqliteStore(ctx.db_path);
+        if (!store) return ReportError(store.error());
+        code = ContinueRun(ctx, **store, *unfinished, f->m, false, ParseProgress(f->progress), f->max_judge_error_rate);
+      } else {
+        code = RunOne(ctx, *f, *suite, model);
+      }
       if (code == kExitUsage || code == kExitInterrupted) return code;
       if (code != kExitOk && (worst == kExitOk || code == kExitRunFailed)) worst = code;
     }

@@ -8,11 +8,13 @@
 
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
 
 #include "plumb/hash.h"
+#include "plumb/json.h"
 #include "plumb/log.h"
 #include "plumb/stats.h"
 #include "plumb/text.h"
@@ -70,10 +72,14 @@ struct SampleState {
 
 class Loop {
  public:
+  // `resume`: an existing run and its stored samples; null for a new run.
   Loop(const Suite& suite, Backend& backend, HttpScheduler* scheduler, Store& store,
        const RunOptions& options, const std::atomic<bool>& interrupted,
-       const std::vector<JudgeModel>& judges)
-      : suite_(suite),
+       const std::vector<JudgeModel>& judges, const RunRecord* resume = nullptr,
+       const std::vector<SampleRecord>* stored = nullptr)
+      : resume_(resume),
+        stored_(stored),
+        suite_(suite),
         backend_(backend),
         scheduler_(scheduler),
         store_(store),
@@ -88,6 +94,48 @@ class Loop {
       return InvalidArgument(fmt::format(
           "suite '{}' is scored by LLM judges: name a judge model with --judge SPEC", suite_.manifest.id));
     }
+    window_ = static_cast<size_t>(std::max(64, 4 * options_.concurrency));
+    if (resume_ != nullptr) {
+      PLUMB_RETURN_IF_ERROR(PlanResume());
+      PLUMB_RETURN_IF_ERROR(store_.ReopenRun(resume_->id));
+      summary_.run_id = resume_->id;
+      summary_.samples = static_cast<int64_t>(samples_.size());
+    } else {
+      PLUMB_RETURN_IF_ERROR(StartNewRun());
+    }
+    Drive();
+
+    PLUMB_RETURN_IF_ERROR(store_.Flush());
+    PLUMB_ASSIGN_OR_RETURN(auto stored, store_.GetSamples(summary_.run_id, /*with_responses=*/false));
+    PLUMB_ASSIGN_OR_RETURN(summary_.metrics, ComputeMetrics(suite_, stored));
+    // The whole run's counts (a resumed run includes what earlier sessions finished).
+    summary_.samples = static_cast<int64_t>(stored.size());
+    summary_.done = summary_.errors = 0;
+    for (const auto& s : stored) {
+      summary_.done += s.status != "pending";
+      summary_.errors += s.status == "error";
+    }
+    PLUMB_RETURN_IF_ERROR(store_.PutMetrics(summary_.run_id, summary_.metrics));
+    for (const auto& m : summary_.metrics) {
+      if (m.name.size() > 17 && m.name.compare(m.name.size() - 17, 17, ".judge_error_rate") == 0 && m.value) {
+        summary_.judge_error_rate = std::max(summary_.judge_error_rate, *m.value);
+      }
+    }
+    summary_.judge_errors_exceeded = summary_.judge_error_rate > options_.max_judge_error_rate;
+    if (!summary_.failure.ok()) {
+      summary_.status = "failed";
+    } else if (stopped_by_user_) {
+      summary_.status = "interrupted";
+    } else {
+      summary_.status = "completed";
+    }
+    PLUMB_RETURN_IF_ERROR(store_.FinishRun(summary_.run_id, summary_.status,
+                                           summary_.failure.ok() ? "" : summary_.failure.message()));
+    return summary_;
+  }
+
+ private:
+  Status StartNewRun() {
     // --limit counts the suite's own items (records), so an item's expansions (grid cells,
     // with/without a biography) stay together.
     std::vector<size_t> selected;
@@ -117,6 +165,9 @@ class Loop {
     run.limit = options_.limit;
     run.n_samples = static_cast<int64_t>(samples_.size());
     run.settings = options_.settings;
+    // Where the suite was loaded from, so resume and rescore find suites outside the search path.
+    std::error_code ec;
+    run.settings["suite_file"] = std::filesystem::absolute(suite_.manifest.file, ec).string();
     run.parent_run_id = options_.parent_run_id;
     if (!judges_.empty()) {
       Json specs = Json::array();
@@ -133,7 +184,6 @@ class Loop {
     }
     // The first requests go out before the run is recorded, so the network wait overlaps the
     // inserts; their results are only read (and stored) once the run row exists.
-    window_ = static_cast<size_t>(std::max(64, 4 * options_.concurrency));
     FillWindow();
     Result<int64_t> run_id = store_.CreateRun(run, items, keys, presentations);
     if (!run_id) {
@@ -145,32 +195,28 @@ class Loop {
     }
     summary_.run_id = *run_id;
     summary_.samples = run.n_samples;
+    return Status();
 
-    Drive();
-
-    PLUMB_RETURN_IF_ERROR(store_.Flush());
-    PLUMB_ASSIGN_OR_RETURN(auto stored, store_.GetSamples(summary_.run_id, /*with_responses=*/false));
-    PLUMB_ASSIGN_OR_RETURN(summary_.metrics, ComputeMetrics(suite_, stored));
-    PLUMB_RETURN_IF_ERROR(store_.PutMetrics(summary_.run_id, summary_.metrics));
-    for (const auto& m : summary_.metrics) {
-      if (m.name.size() > 17 && m.name.compare(m.name.size() - 17, 17, ".judge_error_rate") == 0 && m.value) {
-        summary_.judge_error_rate = std::max(summary_.judge_error_rate, *m.value);
-      }
-    }
-    summary_.judge_errors_exceeded = summary_.judge_error_rate > options_.max_judge_error_rate;
-    if (!summary_.failure.ok()) {
-      summary_.status = "failed";
-    } else if (stopped_by_user_) {
-      summary_.status = "interrupted";
-    } else {
-      summary_.status = "completed";
-    }
-    PLUMB_RETURN_IF_ERROR(store_.FinishRun(summary_.run_id, summary_.status,
-                                           summary_.failure.ok() ? "" : summary_.failure.message()));
-    return summary_;
   }
 
- private:
+  // The samples of the resumed run that never ended, with the presentation they were planned
+  // with.
+  Status PlanResume() {
+    std::map<std::string, size_t> index;
+    for (size_t i = 0; i < suite_.items.size(); ++i) index[suite_.items[i].id] = i;
+    for (const auto& s : *stored_) {
+      if (s.status != "pending") continue;
+      auto it = index.find(s.item_id);
+      if (it == index.end()) {
+        return DataLoss(fmt::format("run {}: item '{}' is not in suite '{}' any more", resume_->id,
+                                    s.item_id, suite_.manifest.id));
+      }
+      samples_.push_back(Sample{it->second, s.epoch, s.presentation});
+    }
+    states_.resize(samples_.size());
+    return Status();
+  }
+
   void FillWindow() {
     while (next_ < samples_.size() && in_progress_ < window_) Start(next_++);
   }
@@ -407,6 +453,8 @@ class Loop {
     }
   }
 
+  const RunRecord* resume_;
+  const std::vector<SampleRecord>* stored_;
   const Suite& suite_;
   Backend& backend_;
   HttpScheduler* scheduler_;
@@ -497,6 +545,34 @@ Result<std::vector<Metric>> ComputeMetrics(const Suite& suite,
   std::vector<Metric> metrics = suite.kind->Metrics(suite.items, outcomes);
   AddJudgeMetrics(samples, metrics);
   return metrics;
+}
+
+Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& backend,
+                             HttpScheduler* scheduler, Store& store, const RunOptions& options,
+                             const std::atomic<bool>& interrupted, const std::vector<JudgeModel>& judges) {
+  if (suite.manifest.content_hash != run.suite_hash) {
+    return InvalidArgument(fmt::format(
+        "suite '{}' changed since run {} started (content hash {} now, {} then): a resumed run must "
+        "answer the same items",
+        suite.manifest.id, run.id, suite.manifest.content_hash.substr(0, 12), run.suite_hash.substr(0, 12)));
+  }
+  PLUMB_ASSIGN_OR_RETURN(auto stored, store.GetSamples(run.id, /*with_responses=*/false));
+  Loop loop(suite, backend, scheduler, store, options, interrupted, judges, &run, &stored);
+  return loop.Run();
+}
+
+Result<RunOptions> OptionsOfRun(const RunRecord& run) {
+  RunOptions o;
+  o.model_spec = run.model_spec;
+  o.epochs = run.epochs;
+  o.limit = run.limit;
+  o.seed = run.seed;
+  o.concurrency = run.concurrency;
+  o.settings = run.settings;
+  SourceMap source(fmt::format("run {} params", run.id), 0);
+  FieldReader reader(run.params, source);
+  PLUMB_ASSIGN_OR_RETURN(o.params, ReadGenerationParams(reader));
+  return o;
 }
 
 Result<RunSummary> RunSuite(const Suite& suite, Backend& backend, HttpScheduler* scheduler,

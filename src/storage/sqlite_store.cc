@@ -157,6 +157,37 @@ class SqliteStore final : public Store {
         .status();
   }
 
+  Status ReopenRun(int64_t run_id) override {
+    PLUMB_RETURN_IF_ERROR(Flush());
+    return Guard<bool>([&]() -> Result<bool> {
+             SQLite::Statement q(*db_, "UPDATE runs SET status='running', finished_at='', error='' WHERE id=?");
+             q.bind(1, run_id);
+             q.exec();
+             return true;
+           })
+        .status();
+  }
+
+  Result<int64_t> ResetErroredSamples(int64_t run_id) override {
+    PLUMB_RETURN_IF_ERROR(Flush());
+    return Guard<int64_t>([&]() -> Result<int64_t> {
+      SQLite::Transaction tx(*db_);
+      for (const char* table : {"responses", "scores"}) {
+        SQLite::Statement del(*db_, fmt::format("DELETE FROM {} WHERE run_id=? AND (item_id, epoch) IN "
+                                                "(SELECT item_id, epoch FROM samples WHERE run_id=? AND status='error')",
+                                                table));
+        del.bind(1, run_id);
+        del.bind(2, run_id);
+        del.exec();
+      }
+      SQLite::Statement q(*db_, "UPDATE samples SET status='pending' WHERE run_id=? AND status='error'");
+      q.bind(1, run_id);
+      int64_t n = q.exec();
+      tx.commit();
+      return n;
+    });
+  }
+
   Status PutMetrics(int64_t run_id, const std::vector<Metric>& metrics) override {
     return Guard<bool>([&]() -> Result<bool> {
              SQLite::Transaction tx(*db_);

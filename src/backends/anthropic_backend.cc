@@ -1,0 +1,190 @@
+// anthropic/<model>: the Anthropic Messages API.
+#include <fmt/format.h>
+
+#include "backends/backends.h"
+#include "plumb/log.h"
+
+namespace plumb::backends {
+namespace {
+
+constexpr const char* kDefaultBaseUrl = "https://api.anthropic.com";
+constexpr const char* kDefaultKeyEnv = "ANTHROPIC_API_KEY";
+constexpr const char* kApiVersion = "2023-06-01";
+// The API requires max_tokens; this applies when the caller sets none.
+constexpr int kDefaultMaxTokens = 1024;
+
+// The API's own explanation of an error, when the body has one (shortened, redacted).
+std::string ErrorDetail(const Json& body, const std::string& raw) {
+  std::string msg;
+  if (body.is_object() && body.contains("error")) {
+    const Json& e = body["error"];
+    if (e.is_object() && e.contains("message") && e["message"].is_string()) {
+      msg = e["message"].get<std::string>();
+    } else if (e.is_string()) {
+      msg = e.get<std::string>();
+    }
+  }
+  if (msg.empty()) msg = raw;
+  if (msg.size() > 300) msg = msg.substr(0, 300) + "...";
+  return Redact(msg);
+}
+
+class AnthropicBackend final : public HttpBackend {
+ public:
+  AnthropicBackend(const BackendContext& ctx, std::string base_url, std::string api_key,
+                   std::string key_env)
+      : HttpBackend(ctx.scheduler, ctx.lane, ctx.lane_concurrency),
+        model_(ctx.model),
+        base_url_(std::move(base_url)),
+        api_key_(std::move(api_key)),
+        key_env_(std::move(key_env)),
+        timeout_(ctx.timeout) {}
+
+  std::string Id() const override { return "anthropic-messages@1"; }
+
+  Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
+    // System messages become the top-level "system" string; the API has no system role.
+    std::string system;
+    bool has_system = false;
+    Json messages = Json::array();
+    for (size_t i = 0; i < call.messages.size(); ++i) {
+      const Message& m = call.messages[i];
+      if (m.role == "system") {
+        system += (has_system ? "\n\n" : "") + m.content;
+        has_system = true;
+      } else if (m.role == "user" || m.role == "assistant") {
+        messages.push_back({{"role", m.role}, {"content", m.content}});
+      } else {
+        return InvalidArgument(
+            fmt::format("backend 'anthropic': message {} has unknown role '{}'", i, m.role));
+      }
+    }
+    const GenerationParams& p = call.params;
+    Json body = {{"model", model_},
+                 {"max_tokens", p.max_tokens ? *p.max_tokens : kDefaultMaxTokens}};
+    if (has_system) body["system"] = system;
+    body["messages"] = std::move(messages);
+    if (p.temperature) body["temperature"] = *p.temperature;
+    if (p.top_p) body["top_p"] = *p.top_p;
+    if (!p.stop.empty()) body["stop_sequences"] = p.stop;
+    // No seed, logprobs or structured output in this API: judges fall back to parsing text.
+    HttpRequest r;
+    r.url = base_url_ + "/v1/messages";
+    if (!api_key_.empty()) r.headers.emplace_back("x-api-key", api_key_);
+    r.headers.emplace_back("anthropic-version", kApiVersion);
+    r.headers.emplace_back("content-type", "application/json");
+    r.body = body.dump();
+    r.timeout = timeout_;
+    return r;
+  }
+
+  Result<Completion> ParseResponse(const HttpResponse& response) const override {
+    Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    int code = response.status;
+    if (code >= 200 && code < 300) {
+      if (body.is_discarded()) {
+        return Unavailable(
+            fmt::format("backend 'anthropic': HTTP {} with a malformed JSON body", code));
+      }
+      return ParseMessage(body);
+    }
+    std::string detail = ErrorDetail(body.is_discarded() ? Json() : body, response.body);
+    std::string msg = fmt::format("backend 'anthropic': HTTP {}: {}", code, detail);
+    switch (code) {
+      case 401:
+        return Status(StatusCode::kUnauthenticated,
+                      msg + fmt::format(" (check {} or --api-key-env)", key_env_));
+      case 403: return Status(StatusCode::kPermissionDenied, msg);
+      case 404:
+        return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
+      case 408: return Status(StatusCode::kDeadlineExceeded, msg);
+      case 429: return Status(StatusCode::kResourceExhausted, msg);
+      default: break;
+    }
+    // 529 (overloaded) is covered here too.
+    if (code >= 500) return Unavailable(msg);
+    return InvalidArgument(msg);
+  }
+
+ private:
+  Result<Completion> ParseMessage(const Json& body) const {
+    auto bad = [](const std::string& what) {
+      return Unavailable("backend 'anthropic': unexpected response: " + what);
+    };
+    if (!body.is_object()) return bad("the body is not a JSON object");
+    if (body.contains("type") && body["type"] == "error") {
+      return Unavailable("backend 'anthropic': error in a 2xx response: " + ErrorDetail(body, ""));
+    }
+    if (!body.contains("content") || !body["content"].is_array()) return bad("no 'content'");
+    Completion c;
+    // Only "text" blocks are the reply; "thinking" and tool blocks are not.
+    for (const auto& block : body["content"]) {
+      if (!block.is_object() || block.value("type", "") != "text") continue;
+      if (!block.contains("text") || !block["text"].is_string()) {
+        return bad("a text block's 'text' is not a string");
+      }
+      c.text += block["text"].get<std::string>();
+    }
+    if (body.contains("stop_reason") && body["stop_reason"].is_string()) {
+      c.finish_reason = body["stop_reason"].get<std::string>();
+    }
+    if (body.contains("usage") && body["usage"].is_object()) {
+      const Json& u = body["usage"];
+      // input_tokens excludes cached tokens; the prompt's size is the sum of all three.
+      if (u.contains("input_tokens") && u["input_tokens"].is_number_integer()) {
+        int64_t prompt = u["input_tokens"].get<int64_t>();
+        for (const char* key : {"cache_read_input_tokens", "cache_creation_input_tokens"}) {
+          if (u.contains(key) && u[key].is_number_integer()) prompt += u[key].get<int64_t>();
+        }
+        c.prompt_tokens = prompt;
+      }
+      if (u.contains("output_tokens") && u["output_tokens"].is_number_integer()) {
+        c.completion_tokens = u["output_tokens"].get<int64_t>();
+      }
+    }
+    return c;
+  }
+
+  std::string model_;
+  std::string base_url_;
+  std::string api_key_;
+  std::string key_env_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> MakeAnthropicBackend(const BackendContext& ctx) {
+  if (ctx.scheduler == nullptr) return Internal("backend 'anthropic' needs the HTTP scheduler");
+  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {}));
+  if (ctx.model.empty()) {
+    return InvalidArgument(
+        "model spec 'anthropic/': the model name is missing (e.g. anthropic/claude-sonnet-4-5)");
+  }
+  std::string base_url = ctx.base_url;
+  if (base_url.empty()) {
+    const char* env = ctx.getenv("ANTHROPIC_BASE_URL");
+    base_url = env && *env ? env : kDefaultBaseUrl;
+  }
+  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
+  if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0) {
+    return InvalidArgument(fmt::format(
+        "backend 'anthropic': base URL '{}' must start with http:// or https:// (see --base-url)",
+        Redact(base_url)));
+  }
+  std::string key_env = ctx.api_key_env.empty() ? kDefaultKeyEnv : ctx.api_key_env;
+  const char* key = ctx.getenv(key_env.c_str());
+  std::string api_key = key ? key : "";
+  bool official = base_url.find("api.anthropic.com") != std::string::npos;
+  if (api_key.empty() && (official || !ctx.api_key_env.empty())) {
+    return Status(StatusCode::kUnauthenticated,
+                  fmt::format("backend 'anthropic': {} is not set (export it, or name another "
+                              "variable with --api-key-env)",
+                              key_env));
+  }
+  RegisterSecret(api_key);
+  return std::unique_ptr<Backend>(
+      std::make_unique<AnthropicBackend>(ctx, base_url, api_key, key_env));
+}
+
+}  // namespace plumb::backends

@@ -1,0 +1,237 @@
+// google/<model>: the Gemini API's generateContent method.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "backends/backends.h"
+#include "plumb/log.h"
+
+namespace plumb::backends {
+namespace {
+
+constexpr const char* kDefaultBaseUrl = "https://generativelanguage.googleapis.com";
+constexpr const char* kDefaultKeyEnv = "GEMINI_API_KEY";
+constexpr const char* kFallbackKeyEnv = "GOOGLE_API_KEY";
+constexpr int kMaxLogprobs = 20;  // the API's limit
+
+// The API's own explanation of an error, when the body has one (shortened, redacted).
+std::string ErrorDetail(const Json& body, const std::string& raw) {
+  std::string msg;
+  if (body.is_object() && body.contains("error")) {
+    const Json& e = body["error"];
+    if (e.is_object() && e.contains("message") && e["message"].is_string()) {
+      msg = e["message"].get<std::string>();
+    } else if (e.is_string()) {
+      msg = e.get<std::string>();
+    }
+  }
+  if (msg.empty()) msg = raw;
+  if (msg.size() > 300) msg = msg.substr(0, 300) + "...";
+  return Redact(msg);
+}
+
+// Gemini answers a bad key with 400 INVALID_ARGUMENT rather than 401.
+bool IsBadKeyError(const Json& body) {
+  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return false;
+  const Json& e = body["error"];
+  return e.value("status", "") == "INVALID_ARGUMENT" && e.contains("message") &&
+         e["message"].is_string() &&
+         e["message"].get<std::string>().find("API key not valid") != std::string::npos;
+}
+
+class GeminiBackend final : public HttpBackend {
+ public:
+  GeminiBackend(const BackendContext& ctx, std::string base_url, std::string api_key,
+                std::string key_env)
+      : HttpBackend(ctx.scheduler, ctx.lane, ctx.lane_concurrency),
+        model_(ctx.model),
+        base_url_(std::move(base_url)),
+        api_key_(std::move(api_key)),
+        key_env_(std::move(key_env)),
+        timeout_(ctx.timeout) {}
+
+  std::string Id() const override { return "gemini-generate@1"; }
+
+  Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
+    std::string system;
+    bool has_system = false;
+    Json contents = Json::array();
+    for (size_t i = 0; i < call.messages.size(); ++i) {
+      const Message& m = call.messages[i];
+      if (m.role == "system") {
+        system += (has_system ? "\n\n" : "") + m.content;
+        has_system = true;
+      } else if (m.role == "user" || m.role == "assistant") {
+        contents.push_back({{"role", m.role == "user" ? "user" : "model"},
+                            {"parts", Json::array({{{"text", m.content}}})}});
+      } else {
+        return InvalidArgument(
+            fmt::format("backend 'google': message {} has unknown role '{}'", i, m.role));
+      }
+    }
+    Json body = {{"contents", std::move(contents)}};
+    if (has_system) body["systemInstruction"] = {{"parts", Json::array({{{"text", system}}})}};
+    const GenerationParams& p = call.params;
+    Json config = Json::object();
+    if (p.temperature) config["temperature"] = *p.temperature;
+    if (p.top_p) config["topP"] = *p.top_p;
+    if (p.max_tokens) config["maxOutputTokens"] = *p.max_tokens;
+    if (!p.stop.empty()) config["stopSequences"] = p.stop;
+    if (p.seed) config["seed"] = *p.seed;
+    if (p.top_logprobs) {
+      config["responseLogprobs"] = true;
+      config["logprobs"] = std::min(*p.top_logprobs, kMaxLogprobs);
+    }
+    // JSON mode only: Gemini's schema dialect is a subset of JSON Schema and rejects ours.
+    if (p.json_schema) config["responseMimeType"] = "application/json";
+    if (!config.empty()) body["generationConfig"] = std::move(config);
+    HttpRequest r;
+    r.url = fmt::format("{}/v1beta/models/{}:generateContent", base_url_, model_);
+    r.headers.emplace_back("Content-Type", "application/json");
+    // A header, not the ?key= parameter, so the key never appears in a URL.
+    if (!api_key_.empty()) r.headers.emplace_back("x-goog-api-key", api_key_);
+    r.body = body.dump();
+    r.timeout = timeout_;
+    return r;
+  }
+
+  Result<Completion> ParseResponse(const HttpResponse& response) const override {
+    Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    int code = response.status;
+    if (code >= 200 && code < 300) {
+      if (body.is_discarded()) {
+        return Unavailable(
+            fmt::format("backend 'google': HTTP {} with a malformed JSON body", code));
+      }
+      return ParseCandidate(body);
+    }
+    std::string detail = ErrorDetail(body.is_discarded() ? Json() : body, response.body);
+    std::string msg = fmt::format("backend 'google': HTTP {}: {}", code, detail);
+    if (code == 401 || (code == 400 && IsBadKeyError(body))) {
+      return Status(StatusCode::kUnauthenticated,
+                    msg + fmt::format(" (check {} or --api-key-env)", key_env_));
+    }
+    switch (code) {
+      case 403: return Status(StatusCode::kPermissionDenied, msg);
+      case 404:
+        return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
+      case 408: return Status(StatusCode::kDeadlineExceeded, msg);
+      case 429: return Status(StatusCode::kResourceExhausted, msg);
+      default: break;
+    }
+    if (code >= 500) return Unavailable(msg);
+    return InvalidArgument(msg);
+  }
+
+ private:
+  Result<Completion> ParseCandidate(const Json& body) const {
+    auto bad = [](const std::string& what) {
+      return Unavailable("backend 'google': unexpected response: " + what);
+    };
+    if (!body.is_object()) return bad("the body is not a JSON object");
+    if (!body.contains("candidates") || !body["candidates"].is_array() ||
+        body["candidates"].empty()) {
+      // A blocked prompt is this item's fault: retrying gives the same answer.
+      if (body.contains("promptFeedback") && body["promptFeedback"].is_object()) {
+        const Json& reason = body["promptFeedback"].value("blockReason", Json());
+        if (reason.is_string()) {
+          return InvalidArgument(
+              fmt::format("backend 'google': prompt blocked ({})", reason.get<std::string>()));
+        }
+      }
+      return bad("no 'candidates'");
+    }
+    const Json& cand = body["candidates"][0];
+    if (!cand.is_object()) return bad("'candidates[0]' is not an object");
+    Completion c;
+    // A candidate stopped by a safety filter may have no content at all: an empty reply.
+    if (cand.contains("content") && cand["content"].is_object()) {
+      for (const auto& part : cand["content"].value("parts", Json::array())) {
+        if (!part.is_object() || !part.contains("text")) continue;
+        if (!part["text"].is_string()) return bad("a part's 'text' is not a string");
+        if (part.value("thought", false)) continue;  // thought summaries are not the reply
+        c.text += part["text"].get<std::string>();
+      }
+    }
+    if (cand.contains("finishReason") && cand["finishReason"].is_string()) {
+      c.finish_reason = cand["finishReason"].get<std::string>();
+    }
+    // logprobsResult.topCandidates[0].candidates: [{"token": "A", "logProbability": -0.1}, ...]
+    if (cand.contains("logprobsResult") && cand["logprobsResult"].is_object()) {
+      const Json& top = cand["logprobsResult"].value("topCandidates", Json());
+      if (top.is_array() && !top.empty() && top[0].is_object()) {
+        for (const auto& t : top[0].value("candidates", Json::array())) {
+          if (t.is_object() && t.contains("token") && t["token"].is_string() &&
+              t.contains("logProbability") && t["logProbability"].is_number()) {
+            c.first_token_logprobs.emplace_back(t["token"].get<std::string>(),
+                                                t["logProbability"].get<double>());
+          }
+        }
+      }
+    }
+    if (body.contains("usageMetadata") && body["usageMetadata"].is_object()) {
+      const Json& u = body["usageMetadata"];
+      if (u.contains("promptTokenCount") && u["promptTokenCount"].is_number_integer()) {
+        c.prompt_tokens = u["promptTokenCount"].get<int64_t>();
+      }
+      if (u.contains("candidatesTokenCount") && u["candidatesTokenCount"].is_number_integer()) {
+        c.completion_tokens = u["candidatesTokenCount"].get<int64_t>();
+      }
+    }
+    return c;
+  }
+
+  std::string model_;
+  std::string base_url_;
+  std::string api_key_;
+  std::string key_env_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> MakeGeminiBackend(const BackendContext& ctx) {
+  if (ctx.scheduler == nullptr) return Internal("backend 'google' needs the HTTP scheduler");
+  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {}));
+  if (ctx.model.empty()) {
+    return InvalidArgument(
+        "model spec 'google/': the model name is missing (e.g. google/gemini-2.5-flash)");
+  }
+  std::string base_url = ctx.base_url;
+  if (base_url.empty()) {
+    const char* env = ctx.getenv("GEMINI_BASE_URL");
+    base_url = env && *env ? env : kDefaultBaseUrl;
+  }
+  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
+  if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0) {
+    return InvalidArgument(fmt::format(
+        "backend 'google': base URL '{}' must start with http:// or https:// (see --base-url)",
+        Redact(base_url)));
+  }
+  std::string key_env = ctx.api_key_env.empty() ? kDefaultKeyEnv : ctx.api_key_env;
+  const char* key = ctx.getenv(key_env.c_str());
+  if ((!key || !*key) && ctx.api_key_env.empty()) {
+    const char* fallback = ctx.getenv(kFallbackKeyEnv);
+    if (fallback && *fallback) {
+      key = fallback;
+      key_env = kFallbackKeyEnv;
+    }
+  }
+  std::string api_key = key ? key : "";
+  bool official = base_url.find("generativelanguage.googleapis.com") != std::string::npos;
+  if (api_key.empty() && ctx.api_key_env.empty() && official) {
+    return Status(StatusCode::kUnauthenticated,
+                  "backend 'google': GEMINI_API_KEY is not set (or GOOGLE_API_KEY; export one, or "
+                  "name another variable with --api-key-env)");
+  }
+  if (api_key.empty() && !ctx.api_key_env.empty()) {
+    return Status(StatusCode::kUnauthenticated,
+                  fmt::format("backend 'google': {} is not set (export it, or name another "
+                              "variable with --api-key-env)",
+                              key_env));
+  }
+  RegisterSecret(api_key);
+  return std::unique_ptr<Backend>(std::make_unique<GeminiBackend>(ctx, base_url, api_key, key_env));
+}
+
+}  // namespace plumb::backends

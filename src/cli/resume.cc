@@ -1,0 +1,82 @@
+// plumb resume RUN: continue an interrupted, failed or killed run. Only samples that never
+// ended are sent again (with --retry-errors on plumb run, errored ones too); metrics are then
+// recomputed from the database, so the numbers equal those of an uninterrupted run.
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "plumb/runner.h"
+#include "plumb/store.h"
+
+namespace plumb::cli {
+
+int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags, bool retry_errors,
+                ProgressMode progress, double max_judge_error_rate) {
+  auto run = store.GetRun(run_id);
+  if (!run) return ReportError(run.error());
+  if (run->parent_run_id) {
+    return ReportError(InvalidArgument(fmt::format(
+        "run {} re-graded run {} (plumb rescore); rescore run {} again instead", run_id, *run->parent_run_id,
+        *run->parent_run_id)));
+  }
+  auto suite = ctx.LoadSuiteOfRun(*run);
+  if (!suite) return ReportError(suite.error());
+  auto options = OptionsOfRun(*run);
+  if (!options) return ReportError(options.error());
+  flags.InheritFrom(run->settings);
+  flags.seed = run->seed;
+  std::unique_ptr<HttpScheduler> scheduler = flags.MakeScheduler();
+  auto backend = flags.MakeBackend(ctx, scheduler.get(), run->model_spec, /*judge=*/false);
+  if (!backend) return ReportError(backend.error());
+  std::vector<std::unique_ptr<Backend>> owned;
+  auto judges = flags.MakeJudges(ctx, scheduler.get(), owned);
+  if (!judges) return ReportError(judges.error());
+  if (suite->manifest.content_hash != run->suite_hash) {
+    return ReportError(InvalidArgument(fmt::format(
+        "suite '{}' changed since run {} started (content hash {} now, {} then): a resumed run must "
+        "answer the same items",
+        run->suite_id, run_id, suite->manifest.content_hash.substr(0, 12), run->suite_hash.substr(0, 12))));
+  }
+  if (retry_errors) {
+    auto reset = store.ResetErroredSamples(run_id);
+    if (!reset) return ReportError(reset.error());
+    std::fprintf(stderr, "plumb: run %lld: %lld errored samples will be sent again\n",
+                 static_cast<long long>(run_id), static_cast<long long>(*reset));
+  } else if (run->status == "completed") {
+    return ReportError(InvalidArgument(fmt::format(
+        "run {} is completed: nothing to resume (plumb run --retry-errors {} re-sends its errored samples)",
+        run_id, run_id)));
+  }
+  options->concurrency = flags.concurrency;
+  options->progress = progress;
+  options->settings = flags.Settings();
+  options->max_judge_error_rate = max_judge_error_rate;
+  auto summary = ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options, Interrupted(), *judges);
+  if (!summary) return ReportError(summary.error());
+  return ReportRun(store, *summary, max_judge_error_rate);
+}
+
+Action SetupResume(CLI::App& app, Context& ctx) {
+  struct Flags {
+    std::string run;
+    bool retry_errors = false;
+    double max_judge_error_rate = 5.0;
+    std::string progress = "auto";
+    ModelFlags m;
+  };
+  auto f = std::make_shared<Flags>();
+  app.add_option("run", f->run, "Run id or 'latest'")->required();
+  app.add_flag("--retry-errors", f->retry_errors, "Also send again the samples that ended in an error");
+  app.add_option("--max-judge-error-rate", f->max_judge_error_rate, "Judge error rate (%) above which the run exits 3")
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--progress", f->progress, "Progress display")->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
+  f->m.Add(app, /*model_flags=*/true);
+  return [f, &ctx]() {
+    auto store = OpenSqliteStore(ctx.db_path);
+    if (!store) return ReportError(store.error());
+    auto id = ResolveRunId(**store, f->run);
+    if (!id) return ReportError(id.error());
+    return ContinueRun(ctx, **store, *id, f->m, f->retry_errors, ParseProgress(f->progress), f->max_judge_error_rate);
+  };
+}
+
+}  // namespace plumb::cli

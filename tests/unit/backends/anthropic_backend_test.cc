@@ -1,0 +1,304 @@
+// anthropic/<model>: request building and response mapping as pure functions.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "plumb/backend.h"
+#include "plumb/log.h"
+
+namespace plumb {
+namespace {
+
+class FakeEnv {
+ public:
+  explicit FakeEnv(std::map<std::string, std::string> vars) : vars_(std::move(vars)) {}
+  std::function<const char*(const char*)> Fn() const {
+    return [this](const char* name) -> const char* {
+      auto it = vars_.find(name);
+      return it == vars_.end() ? nullptr : it->second.c_str();
+    };
+  }
+
+ private:
+  std::map<std::string, std::string> vars_;
+};
+
+// A scheduler that must never be used: these tests call the pure functions directly.
+class NoScheduler : public HttpScheduler {
+ public:
+  void Submit(HttpRequest, Interpret, Done) override { ADD_FAILURE() << "no I/O expected"; }
+  void Cancel() override {}
+  SchedulerStats Stats() const override { return {}; }
+};
+
+struct Fixture {
+  NoScheduler scheduler;
+  BackendRegistry registry{"backend kind"};
+  Fixture() { RegisterBuiltinBackends(registry); }
+  Result<std::unique_ptr<Backend>> Make(const std::string& spec, const FakeEnv& env,
+                                        const std::string& base_url = "",
+                                        const std::string& key_env = "",
+                                        std::map<std::string, std::string> options = {}) {
+    BackendContext ctx;
+    ctx.spec = spec;
+    ctx.base_url = base_url;
+    ctx.api_key_env = key_env;
+    ctx.options = std::move(options);
+    ctx.scheduler = &scheduler;
+    ctx.getenv = env.Fn();
+    return CreateBackend(registry, ctx);
+  }
+};
+
+HttpBackend& AsHttp(std::unique_ptr<Backend>& b) { return dynamic_cast<HttpBackend&>(*b); }
+
+std::string Header(const HttpRequest& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return "<absent>";
+}
+
+TEST(AnthropicBackend, BuildsMessagesRequest) {
+  Fixture f;
+  FakeEnv env(std::map<std::string, std::string>{{"ANTHROPIC_API_KEY", "sk-ant-test-key-0123456789"}});
+  auto b = f.Make("anthropic/claude-sonnet-4-5", env);
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  EXPECT_EQ((*b)->Id(), "anthropic-messages@1");
+  ModelCall call;
+  call.messages = {{"system", "Be safe."},
+                   {"user", "Hi"},
+                   {"assistant", "Hello."},
+                   {"system", "Answer with one letter."},
+                   {"user", "A or B?"}};
+  call.params.temperature = 0;
+  call.params.max_tokens = 120;
+  call.params.top_p = 0.9;
+  call.params.seed = 7;
+  call.params.stop = {"END"};
+  call.params.top_logprobs = 5;
+  call.params.json_schema = Json{{"type", "object"}};
+  auto req = AsHttp(*b).BuildRequest(call);
+  ASSERT_TRUE(req.has_value());
+  EXPECT_EQ(req->method, "POST");
+  EXPECT_EQ(req->url, "https://api.anthropic.com/v1/messages");
+  EXPECT_EQ(Header(*req, "x-api-key"), "sk-ant-test-key-0123456789");
+  EXPECT_EQ(Header(*req, "anthropic-version"), "2023-06-01");
+  EXPECT_EQ(Header(*req, "content-type"), "application/json");
+  EXPECT_EQ(Header(*req, "Authorization"), "<absent>");
+  Json body = Json::parse(req->body);
+  EXPECT_EQ(body["model"], "claude-sonnet-4-5");
+  EXPECT_EQ(body["max_tokens"], 120);
+  EXPECT_EQ(body["system"], "Be safe.\n\nAnswer with one letter.");
+  ASSERT_EQ(body["messages"].size(), 3u);
+  EXPECT_EQ(body["messages"][0], (Json{{"role", "user"}, {"content", "Hi"}}));
+  EXPECT_EQ(body["messages"][1], (Json{{"role", "assistant"}, {"content", "Hello."}}));
+  EXPECT_EQ(body["messages"][2], (Json{{"role", "user"}, {"content", "A or B?"}}));
+  EXPECT_EQ(body["temperature"], 0.0);
+  EXPECT_EQ(body["top_p"], 0.9);
+  EXPECT_EQ(body["stop_sequences"], Json::array({"END"}));
+  // The API has no seed, logprobs or structured output.
+  EXPECT_FALSE(body.contains("seed"));
+  EXPECT_FALSE(body.contains("logprobs"));
+  EXPECT_FALSE(body.contains("top_logprobs"));
+  EXPECT_FALSE(body.contains("response_format"));
+  EXPECT_FALSE(body.contains("stop"));
+}
+
+TEST(AnthropicBackend, DefaultsMaxTokensAndOmitsUnsetParams) {
+  Fixture f;
+  FakeEnv env({});
+  auto b = f.Make("anthropic/m", env, "http://127.0.0.1:8080/");
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  ModelCall call;
+  call.messages = {{"user", "Hi"}};
+  auto req = AsHttp(*b).BuildRequest(call);
+  ASSERT_TRUE(req.has_value());
+  EXPECT_EQ(req->url, "http://127.0.0.1:8080/v1/messages");
+  EXPECT_EQ(Header(*req, "x-api-key"), "<absent>") << "no key, no header";
+  EXPECT_EQ(Header(*req, "anthropic-version"), "2023-06-01");
+  Json body = Json::parse(req->body);
+  EXPECT_EQ(body["max_tokens"], 1024);
+  EXPECT_FALSE(body.contains("system"));
+  EXPECT_FALSE(body.contains("temperature"));
+  EXPECT_FALSE(body.contains("top_p"));
+  EXPECT_FALSE(body.contains("stop_sequences"));
+}
+
+TEST(AnthropicBackend, RejectsUnknownRoles) {
+  Fixture f;
+  FakeEnv env({});
+  auto b = f.Make("anthropic/m", env, "http://127.0.0.1:8080");
+  ModelCall call;
+  call.messages = {{"user", "Hi"}, {"tool", "{}"}};
+  auto req = AsHttp(*b).BuildRequest(call);
+  ASSERT_FALSE(req.has_value());
+  EXPECT_EQ(req.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(req.error().message(), "backend 'anthropic': message 1 has unknown role 'tool'");
+}
+
+TEST(AnthropicBackend, BaseUrlFromEnvironment) {
+  Fixture f;
+  FakeEnv env(std::map<std::string, std::string>{{"ANTHROPIC_BASE_URL", "http://127.0.0.1:8000/"}});
+  auto b = f.Make("anthropic/m", env);
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  EXPECT_EQ(AsHttp(*b).BuildRequest(ModelCall{})->url, "http://127.0.0.1:8000/v1/messages");
+  // --base-url wins over the environment.
+  auto flag = f.Make("anthropic/m", env, "https://proxy.example.com");
+  EXPECT_EQ(AsHttp(*flag).BuildRequest(ModelCall{})->url, "https://proxy.example.com/v1/messages");
+}
+
+TEST(AnthropicBackend, MissingKeyForOfficialApiIsAClearError) {
+  Fixture f;
+  FakeEnv env({});
+  auto b = f.Make("anthropic/claude-sonnet-4-5", env);
+  ASSERT_FALSE(b.has_value());
+  EXPECT_EQ(b.error().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(b.error().message(),
+            "backend 'anthropic': ANTHROPIC_API_KEY is not set (export it, or name another "
+            "variable with --api-key-env)");
+  auto named = f.Make("anthropic/m", env, "", "MY_KEY");
+  ASSERT_FALSE(named.has_value());
+  EXPECT_EQ(named.error().message(),
+            "backend 'anthropic': MY_KEY is not set (export it, or name another variable with "
+            "--api-key-env)");
+}
+
+TEST(AnthropicBackend, KeyFromNamedVariable) {
+  Fixture f;
+  FakeEnv env(std::map<std::string, std::string>{{"MY_KEY", "sk-ant-named-key-424242"}});
+  auto b = f.Make("anthropic/m", env, "", "MY_KEY");
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  EXPECT_EQ(Header(*AsHttp(*b).BuildRequest(ModelCall{}), "x-api-key"), "sk-ant-named-key-424242");
+}
+
+TEST(AnthropicBackend, RejectsBadUrlsOptionsAndSpecs) {
+  Fixture f;
+  FakeEnv env({});
+  auto url = f.Make("anthropic/m", env, "localhost:8000");
+  EXPECT_EQ(url.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(url.error().message(),
+            "backend 'anthropic': base URL 'localhost:8000' must start with http:// or https:// "
+            "(see --base-url)");
+  auto opt = f.Make("anthropic/m", env, "http://127.0.0.1:1", "", {{"beta", "x"}});
+  EXPECT_EQ(opt.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(opt.error().message(), "backend 'anthropic': unknown --backend-option 'beta' (known: none)");
+  EXPECT_EQ(f.Make("anthropic/", env).error().code(), StatusCode::kInvalidArgument);
+}
+
+class AnthropicParseTest : public ::testing::Test {
+ protected:
+  Fixture f;
+  FakeEnv env{{{"ANTHROPIC_API_KEY", "sk-ant-parse-test-key-999"}}};
+  std::unique_ptr<Backend> b;
+  void SetUp() override { b = std::move(f.Make("anthropic/claude-m", env)).value(); }
+  Result<Completion> Parse(int status, const std::string& body) {
+    HttpResponse r;
+    r.status = status;
+    r.body = body;
+    return AsHttp(b).ParseResponse(r);
+  }
+  static std::string Error(const std::string& type, const std::string& message) {
+    return Json{{"type", "error"}, {"error", {{"type", type}, {"message", message}}}}.dump();
+  }
+};
+
+TEST_F(AnthropicParseTest, ParsesTextBlocksAndUsage) {
+  auto c = Parse(200, R"({
+    "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF", "type": "message", "role": "assistant",
+    "model": "claude-m",
+    "content": [{"type": "thinking", "thinking": "Let me see.", "signature": "abc"},
+                {"type": "text", "text": "Answer: "},
+                {"type": "text", "text": "B"}],
+    "stop_reason": "end_turn", "stop_sequence": null,
+    "usage": {"input_tokens": 12, "cache_creation_input_tokens": 100,
+              "cache_read_input_tokens": 2000, "output_tokens": 4}})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->text, "Answer: B");
+  EXPECT_EQ(c->finish_reason, "end_turn");
+  EXPECT_EQ(*c->prompt_tokens, 2112);
+  EXPECT_EQ(*c->completion_tokens, 4);
+  EXPECT_TRUE(c->first_token_logprobs.empty());
+}
+
+TEST_F(AnthropicParseTest, UsageWithoutCacheFields) {
+  auto c = Parse(200, R"({"type":"message","role":"assistant","content":[{"type":"text","text":"A"}],
+    "stop_reason":"max_tokens","usage":{"input_tokens":7,"output_tokens":1}})");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->finish_reason, "max_tokens");
+  EXPECT_EQ(*c->prompt_tokens, 7);
+  EXPECT_EQ(*c->completion_tokens, 1);
+}
+
+TEST_F(AnthropicParseTest, EmptyContentIsEmptyText) {
+  auto c = Parse(200, R"({"type":"message","role":"assistant","content":[],"stop_reason":"refusal"})");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->text, "");
+  EXPECT_EQ(c->finish_reason, "refusal");
+  EXPECT_FALSE(c->prompt_tokens.has_value());
+}
+
+TEST_F(AnthropicParseTest, MalformedBodiesAreRetryable) {
+  auto c = Parse(200, R"({"content":[{"type":"text",)");
+  EXPECT_EQ(c.error().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(IsRetryable(c.error().code()));
+  EXPECT_EQ(c.error().message(), "backend 'anthropic': HTTP 200 with a malformed JSON body");
+  EXPECT_EQ(Parse(200, R"({"type":"message"})").error().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Parse(200, R"([1,2])").error().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Parse(200, R"({"content":[{"type":"text","text":5}]})").error().code(),
+            StatusCode::kUnavailable);
+}
+
+TEST_F(AnthropicParseTest, MapsStatusCodes) {
+  auto code = [&](int status, const std::string& body) { return Parse(status, body).error().code(); };
+  EXPECT_EQ(code(401, Error("authentication_error", "invalid x-api-key")), StatusCode::kUnauthenticated);
+  EXPECT_EQ(code(403, Error("permission_error", "no access")), StatusCode::kPermissionDenied);
+  EXPECT_EQ(code(404, Error("not_found_error", "model: claude-m")), StatusCode::kNotFound);
+  EXPECT_EQ(code(408, "timeout"), StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(code(413, Error("request_too_large", "too large")), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(429, Error("rate_limit_error", "slow down")), StatusCode::kResourceExhausted);
+  EXPECT_EQ(code(500, Error("api_error", "internal")), StatusCode::kUnavailable);
+  EXPECT_EQ(code(502, "<html>bad gateway</html>"), StatusCode::kUnavailable);
+  EXPECT_EQ(code(529, Error("overloaded_error", "Overloaded")), StatusCode::kUnavailable);
+  EXPECT_EQ(code(400, Error("invalid_request_error", "prompt is too long")),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(AnthropicParseTest, ErrorMessagesVerbatim) {
+  EXPECT_EQ(Parse(400, Error("invalid_request_error", "max_tokens: must be positive")).error().message(),
+            "backend 'anthropic': HTTP 400: max_tokens: must be positive");
+  EXPECT_EQ(Parse(404, Error("not_found_error", "model: claude-m")).error().message(),
+            "backend 'anthropic': HTTP 404: model: claude-m (check the model name 'claude-m' and "
+            "--base-url)");
+  EXPECT_EQ(Parse(529, Error("overloaded_error", "Overloaded")).error().message(),
+            "backend 'anthropic': HTTP 529: Overloaded");
+  // A body that is not the API's error shape is quoted as is.
+  EXPECT_EQ(Parse(503, "upstream connect error").error().message(),
+            "backend 'anthropic': HTTP 503: upstream connect error");
+  // Shortened to 300 characters.
+  auto c = Parse(400, Error("invalid_request_error", std::string(1000, 'x')));
+  EXPECT_EQ(c.error().message(), "backend 'anthropic': HTTP 400: " + std::string(300, 'x') + "...");
+}
+
+TEST_F(AnthropicParseTest, UnauthorizedNeverEchoesTheKey) {
+  auto c = Parse(401, Error("authentication_error", "invalid x-api-key: sk-ant-parse-test-key-999"));
+  EXPECT_EQ(c.error().code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(c.error().message(),
+            "backend 'anthropic': HTTP 401: invalid x-api-key: [redacted] (check "
+            "ANTHROPIC_API_KEY or --api-key-env)");
+}
+
+TEST_F(AnthropicParseTest, ProxyKeyThatDoesNotLookLikeAKeyIsRedacted) {
+  FakeEnv proxy_env{{{"PROXY_KEY", "plain-proxy-secret-7788"}}};
+  auto proxy = f.Make("anthropic/m", proxy_env, "https://llm-proxy.example.com", "PROXY_KEY");
+  ASSERT_TRUE(proxy.has_value()) << proxy.error().message();
+  HttpResponse r;
+  r.status = 403;
+  r.body = R"({"type":"error","error":{"type":"permission_error","message":"key plain-proxy-secret-7788 may not use m"}})";
+  auto c = AsHttp(*proxy).ParseResponse(r);
+  EXPECT_EQ(c.error().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(c.error().message(), "backend 'anthropic': HTTP 403: key [redacted] may not use m");
+}
+
+}  // namespace
+}  // namespace plumb
