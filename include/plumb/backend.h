@@ -31,6 +31,10 @@ class Backend {
   // Protocol id and version recorded with every run, e.g. "openai-chat@1".
   virtual std::string Id() const = 0;
 
+  // What identifies this backend's answers in the response cache (protocol, server, model); ""
+  // when its answers are not worth caching (in-process baselines, stored outputs).
+  virtual std::string CacheIdentity() const { return ""; }
+
   // Starts one call. `done` runs exactly once: possibly before Submit returns (in-process
   // backends) or later on another thread (HTTP). On failure it gets a Status whose code says
   // what happened (kUnauthenticated for a bad key, kResourceExhausted for rate limits after all

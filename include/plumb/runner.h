@@ -21,6 +21,18 @@ namespace plumb {
 
 enum class ProgressMode { kAuto, kBar, kLines, kNone };
 
+// When answers come from the response cache (results database, table cache): kAuto for
+// requests at temperature 0 (where a repeat should give the same answer anyway), kAlways for
+// every request, kNever. Keys include the epoch, so repeated samples stay independent.
+enum class CachePolicy { kAuto, kAlways, kNever };
+
+// Wraps `inner` so that calls are answered from `store`'s cache when the policy allows, and
+// successful answers are stored. Cache hits have Completion::cached set and 0 attempts.
+std::unique_ptr<Backend> WithCache(Backend& inner, Store& store, CachePolicy policy);
+
+// The cache key of a call to a backend with the given CacheIdentity().
+std::string CacheKey(const std::string& identity, const ModelCall& call);
+
 // A judge model for LLM-judged suites (--judge SPEC, repeatable: a panel).
 struct JudgeModel {
   std::string spec;
@@ -41,6 +53,7 @@ struct RunOptions {
   // A run whose judge error rate (any grader) exceeds this percentage finishes with errors.
   double max_judge_error_rate = 5.0;
   std::optional<int64_t> parent_run_id;  // set by rescore
+  CachePolicy cache = CachePolicy::kAuto;
 };
 
 struct RunSummary {

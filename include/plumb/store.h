@@ -115,6 +115,11 @@ class Store {
   virtual Result<std::vector<SampleRecord>> GetSamples(int64_t run_id,
                                                        bool with_responses = true) const = 0;
   virtual Result<std::vector<Metric>> GetMetrics(int64_t run_id) const = 0;
+
+  // The response cache: completions by content key (see the runner's cache policy).
+  virtual Result<std::optional<Completion>> CacheGet(const std::string& key) const = 0;
+  // Queued for the writer thread, like sample results.
+  virtual void CachePut(const std::string& key, const std::string& backend, const Completion& c) = 0;
 };
 
 // Opens (creating when needed) a SQLite results database. kFailedPrecondition when its schema

@@ -68,7 +68,11 @@ struct Completion {
   int attempts = 1;       // 1 + number of retries
   // Top log-probabilities of the first token, when requested: (token, natural-log probability).
   std::vector<std::pair<std::string, double>> first_token_logprobs;
+  bool cached = false;  // answered from the response cache, not by a new call
 };
+
+Json CompletionToJson(const Completion& c);
+Completion CompletionFromJson(const Json& j);
 
 // One benchmark item after loading: common fields plus kind-specific, validated `fields`.
 struct Item {

@@ -41,6 +41,7 @@ class AnthropicBackend final : public HttpBackend {
         timeout_(ctx.timeout) {}
 
   std::string Id() const override { return "anthropic-messages@1"; }
+  std::string CacheIdentity() const override { return Id() + "|" + base_url_ + "|" + model_; }
 
   Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
     // System messages become the top-level "system" string; the API has no system role.
@@ -94,12 +95,16 @@ class AnthropicBackend final : public HttpBackend {
       case 401:
         return Status(StatusCode::kUnauthenticated,
                       msg + fmt::format(" (check {} or --api-key-env)", key_env_));
-      case 403: return Status(StatusCode::kPermissionDenied, msg);
+      case 403:
+        return Status(StatusCode::kPermissionDenied, msg);
       case 404:
         return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
-      case 408: return Status(StatusCode::kDeadlineExceeded, msg);
-      case 429: return Status(StatusCode::kResourceExhausted, msg);
-      default: break;
+      case 408:
+        return Status(StatusCode::kDeadlineExceeded, msg);
+      case 429:
+        return Status(StatusCode::kResourceExhausted, msg);
+      default:
+        break;
     }
     // 529 (overloaded) is covered here too.
     if (code >= 500) return Unavailable(msg);

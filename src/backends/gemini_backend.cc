@@ -51,6 +51,7 @@ class GeminiBackend final : public HttpBackend {
         timeout_(ctx.timeout) {}
 
   std::string Id() const override { return "gemini-generate@1"; }
+  std::string CacheIdentity() const override { return Id() + "|" + base_url_ + "|" + model_; }
 
   Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
     std::string system;
@@ -112,12 +113,16 @@ class GeminiBackend final : public HttpBackend {
                     msg + fmt::format(" (check {} or --api-key-env)", key_env_));
     }
     switch (code) {
-      case 403: return Status(StatusCode::kPermissionDenied, msg);
+      case 403:
+        return Status(StatusCode::kPermissionDenied, msg);
       case 404:
         return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
-      case 408: return Status(StatusCode::kDeadlineExceeded, msg);
-      case 429: return Status(StatusCode::kResourceExhausted, msg);
-      default: break;
+      case 408:
+        return Status(StatusCode::kDeadlineExceeded, msg);
+      case 429:
+        return Status(StatusCode::kResourceExhausted, msg);
+      default:
+        break;
     }
     if (code >= 500) return Unavailable(msg);
     return InvalidArgument(msg);

@@ -49,6 +49,7 @@ class OpenAiChatBackend final : public HttpBackend {
         official_(base_url_.find("api.openai.com") != std::string::npos) {}
 
   std::string Id() const override { return "openai-chat@1"; }
+  std::string CacheIdentity() const override { return Id() + "|" + base_url_ + "|" + model_; }
 
   Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
     Json body = {{"model", model_}, {"messages", MessagesToJson(call.messages)}};

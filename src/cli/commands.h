@@ -62,7 +62,9 @@ struct ModelFlags {
   int max_retries = kDefaultMaxRetries;
   int retry_base_ms = static_cast<int>(kDefaultRetryBase.count());
   uint64_t seed = 1;
+  std::string cache = "auto";
 
+  CachePolicy Cache() const;
   // Adds --judge, --judge-base-url, --judge-api-key-env, --judge-concurrency (and, with
   // `model_flags`, --base-url, --api-key-env, --backend-option), --concurrency, --timeout,
   // --max-retries, --retry-base-ms.

@@ -21,10 +21,18 @@ void ModelFlags::Add(CLI::App& app, bool model_flags) {
                    "KEY=VALUE setting of the backend, e.g. text=response for replay (repeatable)");
   }
   app.add_option("--concurrency", concurrency, "Max requests in flight per endpoint")->check(CLI::Range(1, 4096));
+  app.add_option("--cache", cache, "Response cache: auto (temperature-0 requests), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
   app.add_option("--timeout", timeout_s, "Request timeout in seconds")->check(CLI::Range(0.1, 3600.0));
   app.add_option("--max-retries", max_retries, "Retries per request on 429/5xx/timeouts")->check(CLI::Range(0, 100));
   app.add_option("--retry-base-ms", retry_base_ms, "First backoff delay in ms (doubles each retry, full jitter)")
       ->check(CLI::Range(1, 600000));
+}
+
+CachePolicy ModelFlags::Cache() const {
+  if (cache == "always") return CachePolicy::kAlways;
+  if (cache == "never") return CachePolicy::kNever;
+  return CachePolicy::kAuto;
 }
 
 std::unique_ptr<HttpScheduler> ModelFlags::MakeScheduler() const {

@@ -62,6 +62,7 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
     options->settings["rescore_of"] = *id;
     options->judge_graders = f->graders;
     options->max_judge_error_rate = f->max_judge_error_rate;
+    options->cache = m.Cache();
     options->parent_run_id = *id;
     auto summary = RunSuite(*suite, *backend, scheduler.get(), **store, *options, Interrupted(), *judges);
     if (!summary) return ReportError(summary.error());

@@ -50,6 +50,7 @@ int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags fla
   options->progress = progress;
   options->settings = flags.Settings();
   options->max_judge_error_rate = max_judge_error_rate;
+  options->cache = flags.Cache();
   auto summary = ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options, Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());
   return ReportRun(store, *summary, max_judge_error_rate);

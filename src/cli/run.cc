@@ -51,6 +51,7 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   options.progress = ParseProgress(f.progress);
   options.settings = f.m.Settings();
   options.max_judge_error_rate = f.max_judge_error_rate;
+  options.cache = f.m.Cache();
 
   Result<RunSummary> summary = RunSuite(suite, **backend, scheduler.get(), **store, options, Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());

@@ -37,6 +37,26 @@ Json GenerationParams::ToJson() const {
   return j;
 }
 
+Json CompletionToJson(const Completion& c) {
+  Json j = {{"text", c.text}, {"finish_reason", c.finish_reason}};
+  if (c.prompt_tokens) j["prompt_tokens"] = *c.prompt_tokens;
+  if (c.completion_tokens) j["completion_tokens"] = *c.completion_tokens;
+  if (!c.first_token_logprobs.empty()) j["first_token_logprobs"] = c.first_token_logprobs;
+  return j;
+}
+
+Completion CompletionFromJson(const Json& j) {
+  Completion c;
+  c.text = j.value("text", "");
+  c.finish_reason = j.value("finish_reason", "");
+  if (j.contains("prompt_tokens")) c.prompt_tokens = j["prompt_tokens"].get<int64_t>();
+  if (j.contains("completion_tokens")) c.completion_tokens = j["completion_tokens"].get<int64_t>();
+  if (j.contains("first_token_logprobs")) {
+    c.first_token_logprobs = j["first_token_logprobs"].get<std::vector<std::pair<std::string, double>>>();
+  }
+  return c;
+}
+
 std::string_view GradeStatusName(GradeStatus status) {
   switch (status) {
     case GradeStatus::kScored: return "scored";

@@ -32,6 +32,7 @@ void Step(std::shared_ptr<Judging> j) {
       g.details["error_code"] = std::string(StatusCodeName(r.error().code()));
     } else {
       g = j->grader->Read(*r);
+      if (r->cached) g.details["cached"] = true;
       if (g.status == GradeStatus::kError && j->reasks < j->grader->max_reasks()) {
         j->messages.push_back(Message{"assistant", r->text});
         j->messages.push_back(Message{"user", j->grader->ReaskMessage(g)});

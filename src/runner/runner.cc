@@ -80,12 +80,13 @@ class Loop {
       : resume_(resume),
         stored_(stored),
         suite_(suite),
-        backend_(backend),
+        cached_backend_(WithCache(backend, store, options.cache)),
+        backend_(*cached_backend_),
         scheduler_(scheduler),
         store_(store),
         options_(options),
         interrupted_(interrupted),
-        judges_(judges),
+        judges_(CachedJudges(judges, store, options.cache)),
         params_(suite.manifest.generation.MergedWith(options.params)),
         progress_(options.progress, stderr) {}
 
@@ -453,15 +454,27 @@ class Loop {
     }
   }
 
+  // The judges, each behind the response cache (the wrappers are kept alive here).
+  std::vector<JudgeModel> CachedJudges(const std::vector<JudgeModel>& judges, Store& store, CachePolicy policy) {
+    std::vector<JudgeModel> out;
+    for (const auto& j : judges) {
+      cached_judges_.push_back(WithCache(*j.backend, store, policy));
+      out.push_back(JudgeModel{j.spec, cached_judges_.back().get()});
+    }
+    return out;
+  }
+
   const RunRecord* resume_;
   const std::vector<SampleRecord>* stored_;
   const Suite& suite_;
+  std::vector<std::unique_ptr<Backend>> cached_judges_;
+  std::unique_ptr<Backend> cached_backend_;
   Backend& backend_;
   HttpScheduler* scheduler_;
   Store& store_;
   const RunOptions& options_;
   const std::atomic<bool>& interrupted_;
-  const std::vector<JudgeModel>& judges_;
+  const std::vector<JudgeModel> judges_;
   GenerationParams params_;
   runner::Progress progress_;
 

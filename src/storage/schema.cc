@@ -68,6 +68,7 @@ CREATE TABLE responses (
   completion_tokens INTEGER,
   latency_ms        REAL,
   attempts          INTEGER NOT NULL,
+  cached            INTEGER NOT NULL DEFAULT 0,
   error_code        TEXT,
   error_message     TEXT,
   created_at        TEXT NOT NULL,
@@ -85,6 +86,13 @@ CREATE TABLE scores (
   details TEXT NOT NULL,
   error   TEXT NOT NULL,
   PRIMARY KEY (run_id, item_id, epoch, grader)
+) WITHOUT ROWID;
+
+CREATE TABLE cache (
+  key        TEXT PRIMARY KEY,
+  backend    TEXT NOT NULL,
+  completion TEXT NOT NULL,
+  created_at TEXT NOT NULL
 ) WITHOUT ROWID;
 
 CREATE TABLE metrics (

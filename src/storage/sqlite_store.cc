@@ -127,12 +127,24 @@ class SqliteStore final : public Store {
   }
 
   void Enqueue(int64_t run_id, SampleResult result) override {
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      queue_.emplace_back(run_id, std::move(result));
-      ++enqueued_;
-    }
-    queue_cv_.notify_all();
+    Push(Job{run_id, std::move(result), {}, {}, {}});
+  }
+
+  void CachePut(const std::string& key, const std::string& backend, const Completion& c) override {
+    Push(Job{0, {}, key, backend, CompletionToJson(c).dump()});
+  }
+
+  Result<std::optional<Completion>> CacheGet(const std::string& key) const override {
+    return Guard<std::optional<Completion>>([&]() -> Result<std::optional<Completion>> {
+      if (!cache_get_) cache_get_ = std::make_unique<SQLite::Statement>(*db_, "SELECT completion FROM cache WHERE key=?");
+      SQLite::Statement& q = *cache_get_;
+      q.reset();
+      q.bind(1, key);
+      if (!q.executeStep()) return std::optional<Completion>();
+      Completion c = CompletionFromJson(ParseStored(q.getColumn(0).getString()));
+      c.cached = true;
+      return std::optional<Completion>(std::move(c));
+    });
   }
 
   Status Flush() override {
@@ -284,7 +296,7 @@ class SqliteStore final : public Store {
       SQLite::Statement r(*db_,
                           "SELECT item_id, epoch, turn, request, status, text, finish_reason, "
                           "prompt_tokens, completion_tokens, latency_ms, attempts, error_code, "
-                          "error_message FROM responses WHERE run_id=? ORDER BY turn");
+                          "error_message, cached FROM responses WHERE run_id=? ORDER BY turn");
       r.bind(1, run_id);
       while (r.executeStep()) {
         auto it = index.find({r.getColumn(0).getString(), r.getColumn(1).getInt()});
@@ -303,6 +315,7 @@ class SqliteStore final : public Store {
         rr.completion.attempts = r.getColumn(10).getInt();
         rr.error_code = r.getColumn(11).isNull() ? "" : r.getColumn(11).getString();
         rr.error_message = r.getColumn(12).isNull() ? "" : r.getColumn(12).getString();
+        rr.completion.cached = r.getColumn(13).getInt() != 0;
         out[it->second].responses.push_back(std::move(rr));
       }
       return out;
@@ -385,9 +398,27 @@ class SqliteStore final : public Store {
     });
   }
 
+  // A queued write: a finished sample, or (when cache_key is set) a cache entry.
+  struct Job {
+    int64_t run_id = 0;
+    SampleResult result;
+    std::string cache_key;
+    std::string cache_backend;
+    std::string cache_completion;
+  };
+
+  void Push(Job job) {
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      queue_.push_back(std::move(job));
+      ++enqueued_;
+    }
+    queue_cv_.notify_all();
+  }
+
   void WriterLoop() {
     while (true) {
-      std::vector<std::pair<int64_t, SampleResult>> batch;
+      std::vector<Job> batch;
       {
         std::unique_lock<std::mutex> lock(queue_mu_);
         queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
@@ -408,22 +439,35 @@ class SqliteStore final : public Store {
     }
   }
 
-  Status WriteBatch(const std::vector<std::pair<int64_t, SampleResult>>& batch) {
+  Status WriteBatch(const std::vector<Job>& batch) {
     return Guard<bool>([&]() -> Result<bool> {
              SQLite::Transaction tx(*db_);
              SQLite::Statement resp(
                  *db_,
                  "INSERT OR REPLACE INTO responses (run_id, item_id, epoch, turn, request, status, "
                  "text, finish_reason, prompt_tokens, completion_tokens, latency_ms, attempts, "
-                 "error_code, error_message, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                 "error_code, error_message, created_at, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
              SQLite::Statement score(
                  *db_,
                  "INSERT OR REPLACE INTO scores (run_id, item_id, epoch, grader, status, value, "
                  "label, details, error) VALUES (?,?,?,?,?,?,?,?,?)");
              SQLite::Statement sample(
                  *db_, "UPDATE samples SET status=? WHERE run_id=? AND item_id=? AND epoch=?");
+             SQLite::Statement cache(
+                 *db_, "INSERT OR REPLACE INTO cache (key, backend, completion, created_at) VALUES (?,?,?,?)");
              std::string now = NowIso8601();
-             for (const auto& [run_id, r] : batch) {
+             for (const Job& job : batch) {
+               if (!job.cache_key.empty()) {
+                 cache.bind(1, job.cache_key);
+                 cache.bind(2, job.cache_backend);
+                 cache.bind(3, job.cache_completion);
+                 cache.bind(4, now);
+                 cache.exec();
+                 cache.reset();
+                 continue;
+               }
+               const int64_t run_id = job.run_id;
+               const SampleResult& r = job.result;
                for (const auto& rr : r.responses) {
                  resp.bind(1, run_id);
                  resp.bind(2, rr.item_id);
@@ -446,6 +490,7 @@ class SqliteStore final : public Store {
                  }
                  resp.bind(12, rr.completion.attempts);
                  resp.bind(15, now);
+                 resp.bind(16, rr.completion.cached ? 1 : 0);
                  resp.exec();
                  resp.reset();
                }
@@ -482,7 +527,8 @@ class SqliteStore final : public Store {
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::condition_variable done_cv_;
-  std::deque<std::pair<int64_t, SampleResult>> queue_;
+  std::deque<Job> queue_;
+  mutable std::unique_ptr<SQLite::Statement> cache_get_;  // prepared once; used under db_mu_
   uint64_t enqueued_ = 0;
   uint64_t committed_ = 0;
   Status write_error_;

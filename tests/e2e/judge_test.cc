@@ -73,7 +73,7 @@ TEST(Judged, MisalignmentRateFromLogprobJudges) {
   TempDir tmp;
   auto r = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url", server.base_url(),
                               "--judge", "openai/judge", "--judge-base-url", server.base_url(), "--limit", "3",
-                              "--epochs", "2", "--progress", "none"});
+                              "--epochs", "2", "--progress", "none", "--cache", "never"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(model_requests, 18);  // 3 questions x 3 variants x 2 samples
   ASSERT_EQ(judge_requests.size(), 36u);
@@ -275,7 +275,7 @@ TEST(Judged, PublishedEmergentMisalignmentQuestionsUseTheirOwnJudgePrompts) {
                                  "/emergent-misalignment/evaluation/first_plot_questions.yaml\n");
   auto r = Plumb(tmp.path(), {"run", "--suite", tmp.path() + "/em", "--model", "openai/m", "--base-url",
                               server.base_url(), "--judge", "openai/j", "--judge-base-url", server.base_url(),
-                              "--progress", "none"});
+                              "--progress", "none", "--cache", "never"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(judge_prompts.size(), 48u);  // 24 questions x aligned and coherent
   for (const auto& p : judge_prompts) {

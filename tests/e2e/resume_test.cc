@@ -156,3 +156,40 @@ TEST(Resume, RetryErrorsResendsOnlyTheErroredSamples) {
 
 }  // namespace
 }  // namespace plumb::testing
+
+namespace plumb::testing {
+namespace {
+
+TEST(Cache, TemperatureZeroRepeatsComeFromTheCacheAndEpochsStayIndependent) {
+  FakeServer server([](const FakeRequest& req, int) { return DeterministicReply(req); });
+  TempDir tmp;
+  std::string manifest = WriteChoiceSuite(tmp, "cached", 10, "generation:\n  temperature: 0\n");
+  std::vector<std::string> args = {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
+                                   "--epochs", "2", "--progress", "none"};
+  ASSERT_EQ(Plumb(tmp.path(), args).exit_code, 0);
+  EXPECT_EQ(server.request_count(), 20);  // each epoch is its own request
+  ASSERT_EQ(Plumb(tmp.path(), args).exit_code, 0);
+  EXPECT_EQ(server.request_count(), 20) << "the repeat must come from the cache";
+  auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
+  auto second = (*store)->GetSamples(2);
+  for (const auto& s : *second) {
+    EXPECT_TRUE(s.responses[0].completion.cached);
+    EXPECT_EQ(s.responses[0].completion.attempts, 0);
+  }
+  auto m1 = (*store)->GetMetrics(1), m2 = (*store)->GetMetrics(2);
+  ASSERT_EQ(m1->size(), m2->size());
+  for (size_t i = 0; i < m1->size(); ++i) EXPECT_EQ((*m1)[i].value, (*m2)[i].value);
+  args.push_back("--cache");
+  args.push_back("never");
+  ASSERT_EQ(Plumb(tmp.path(), args).exit_code, 0);
+  EXPECT_EQ(server.request_count(), 40);
+  // Sampling at temperature 1 is not cached under the default policy.
+  args.back() = "auto";
+  args.push_back("--temperature");
+  args.push_back("1");
+  ASSERT_EQ(Plumb(tmp.path(), args).exit_code, 0);
+  EXPECT_EQ(server.request_count(), 60);
+}
+
+}  // namespace
+}  // namespace plumb::testing

@@ -61,10 +61,13 @@ std::string Header(const HttpRequest& r, const std::string& name) {
 
 TEST(AnthropicBackend, BuildsMessagesRequest) {
   Fixture f;
-  FakeEnv env(std::map<std::string, std::string>{{"ANTHROPIC_API_KEY", "sk-ant-test-key-0123456789"}});
+  FakeEnv env(
+      std::map<std::string, std::string>{{"ANTHROPIC_API_KEY", "sk-ant-test-key-0123456789"}});
   auto b = f.Make("anthropic/claude-sonnet-4-5", env);
   ASSERT_TRUE(b.has_value()) << b.error().message();
   EXPECT_EQ((*b)->Id(), "anthropic-messages@1");
+  EXPECT_EQ((*b)->CacheIdentity(),
+            "anthropic-messages@1|https://api.anthropic.com|claude-sonnet-4-5");
   ModelCall call;
   call.messages = {{"system", "Be safe."},
                    {"user", "Hi"},
@@ -182,7 +185,8 @@ TEST(AnthropicBackend, RejectsBadUrlsOptionsAndSpecs) {
             "(see --base-url)");
   auto opt = f.Make("anthropic/m", env, "http://127.0.0.1:1", "", {{"beta", "x"}});
   EXPECT_EQ(opt.error().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(opt.error().message(), "backend 'anthropic': unknown --backend-option 'beta' (known: none)");
+  EXPECT_EQ(opt.error().message(),
+            "backend 'anthropic': unknown --backend-option 'beta' (known: none)");
   EXPECT_EQ(f.Make("anthropic/", env).error().code(), StatusCode::kInvalidArgument);
 }
 
@@ -222,7 +226,8 @@ TEST_F(AnthropicParseTest, ParsesTextBlocksAndUsage) {
 }
 
 TEST_F(AnthropicParseTest, UsageWithoutCacheFields) {
-  auto c = Parse(200, R"({"type":"message","role":"assistant","content":[{"type":"text","text":"A"}],
+  auto c =
+      Parse(200, R"({"type":"message","role":"assistant","content":[{"type":"text","text":"A"}],
     "stop_reason":"max_tokens","usage":{"input_tokens":7,"output_tokens":1}})");
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->finish_reason, "max_tokens");
@@ -231,7 +236,8 @@ TEST_F(AnthropicParseTest, UsageWithoutCacheFields) {
 }
 
 TEST_F(AnthropicParseTest, EmptyContentIsEmptyText) {
-  auto c = Parse(200, R"({"type":"message","role":"assistant","content":[],"stop_reason":"refusal"})");
+  auto c =
+      Parse(200, R"({"type":"message","role":"assistant","content":[],"stop_reason":"refusal"})");
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->text, "");
   EXPECT_EQ(c->finish_reason, "refusal");
@@ -250,8 +256,11 @@ TEST_F(AnthropicParseTest, MalformedBodiesAreRetryable) {
 }
 
 TEST_F(AnthropicParseTest, MapsStatusCodes) {
-  auto code = [&](int status, const std::string& body) { return Parse(status, body).error().code(); };
-  EXPECT_EQ(code(401, Error("authentication_error", "invalid x-api-key")), StatusCode::kUnauthenticated);
+  auto code = [&](int status, const std::string& body) {
+    return Parse(status, body).error().code();
+  };
+  EXPECT_EQ(code(401, Error("authentication_error", "invalid x-api-key")),
+            StatusCode::kUnauthenticated);
   EXPECT_EQ(code(403, Error("permission_error", "no access")), StatusCode::kPermissionDenied);
   EXPECT_EQ(code(404, Error("not_found_error", "model: claude-m")), StatusCode::kNotFound);
   EXPECT_EQ(code(408, "timeout"), StatusCode::kDeadlineExceeded);
@@ -265,8 +274,9 @@ TEST_F(AnthropicParseTest, MapsStatusCodes) {
 }
 
 TEST_F(AnthropicParseTest, ErrorMessagesVerbatim) {
-  EXPECT_EQ(Parse(400, Error("invalid_request_error", "max_tokens: must be positive")).error().message(),
-            "backend 'anthropic': HTTP 400: max_tokens: must be positive");
+  EXPECT_EQ(
+      Parse(400, Error("invalid_request_error", "max_tokens: must be positive")).error().message(),
+      "backend 'anthropic': HTTP 400: max_tokens: must be positive");
   EXPECT_EQ(Parse(404, Error("not_found_error", "model: claude-m")).error().message(),
             "backend 'anthropic': HTTP 404: model: claude-m (check the model name 'claude-m' and "
             "--base-url)");
@@ -281,7 +291,8 @@ TEST_F(AnthropicParseTest, ErrorMessagesVerbatim) {
 }
 
 TEST_F(AnthropicParseTest, UnauthorizedNeverEchoesTheKey) {
-  auto c = Parse(401, Error("authentication_error", "invalid x-api-key: sk-ant-parse-test-key-999"));
+  auto c =
+      Parse(401, Error("authentication_error", "invalid x-api-key: sk-ant-parse-test-key-999"));
   EXPECT_EQ(c.error().code(), StatusCode::kUnauthenticated);
   EXPECT_EQ(c.error().message(),
             "backend 'anthropic': HTTP 401: invalid x-api-key: [redacted] (check "
@@ -294,7 +305,8 @@ TEST_F(AnthropicParseTest, ProxyKeyThatDoesNotLookLikeAKeyIsRedacted) {
   ASSERT_TRUE(proxy.has_value()) << proxy.error().message();
   HttpResponse r;
   r.status = 403;
-  r.body = R"({"type":"error","error":{"type":"permission_error","message":"key plain-proxy-secret-7788 may not use m"}})";
+  r.body =
+      R"({"type":"error","error":{"type":"permission_error","message":"key plain-proxy-secret-7788 may not use m"}})";
   auto c = AsHttp(*proxy).ParseResponse(r);
   EXPECT_EQ(c.error().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(c.error().message(), "backend 'anthropic': HTTP 403: key [redacted] may not use m");

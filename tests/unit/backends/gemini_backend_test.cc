@@ -67,6 +67,8 @@ TEST(GeminiBackend, BuildsGenerateContentRequest) {
   auto b = f.Make("google/gemini-2.5-flash", env);
   ASSERT_TRUE(b.has_value()) << b.error().message();
   EXPECT_EQ((*b)->Id(), "gemini-generate@1");
+  EXPECT_EQ((*b)->CacheIdentity(),
+            "gemini-generate@1|https://generativelanguage.googleapis.com|gemini-2.5-flash");
   ModelCall call;
   call.messages = {{"system", "Be safe."},
                    {"user", "Hi"},
@@ -81,8 +83,9 @@ TEST(GeminiBackend, BuildsGenerateContentRequest) {
   auto req = AsHttp(*b).BuildRequest(call);
   ASSERT_TRUE(req.has_value());
   EXPECT_EQ(req->method, "POST");
-  EXPECT_EQ(req->url,
-            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent");
+  EXPECT_EQ(
+      req->url,
+      "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent");
   EXPECT_EQ(req->url.find(kKey), std::string::npos) << "the key is never in the URL";
   EXPECT_EQ(Header(*req, "x-goog-api-key"), kKey);
   EXPECT_EQ(Header(*req, "Content-Type"), "application/json");
@@ -170,7 +173,8 @@ TEST(GeminiBackend, BaseUrlFromEnvironment) {
 
 TEST(GeminiBackend, KeyVariablesInOrder) {
   Fixture f;
-  FakeEnv google_only(std::map<std::string, std::string>{{"GOOGLE_API_KEY", "AIzaGoogleOnly0123456789abcdefgh"}});
+  FakeEnv google_only(
+      std::map<std::string, std::string>{{"GOOGLE_API_KEY", "AIzaGoogleOnly0123456789abcdefgh"}});
   auto b = f.Make("google/m", google_only);
   ASSERT_TRUE(b.has_value()) << b.error().message();
   EXPECT_EQ(Header(*AsHttp(*b).BuildRequest(ModelCall{}), "x-goog-api-key"),
@@ -179,7 +183,8 @@ TEST(GeminiBackend, KeyVariablesInOrder) {
                                                   {"GOOGLE_API_KEY", "google-second-key"},
                                                   {"MY_KEY", "named-key-wins"}});
   auto gemini = f.Make("google/m", both);
-  EXPECT_EQ(Header(*AsHttp(*gemini).BuildRequest(ModelCall{}), "x-goog-api-key"), "gemini-first-key");
+  EXPECT_EQ(Header(*AsHttp(*gemini).BuildRequest(ModelCall{}), "x-goog-api-key"),
+            "gemini-first-key");
   auto named = f.Make("google/m", both, "", "MY_KEY");
   EXPECT_EQ(Header(*AsHttp(*named).BuildRequest(ModelCall{}), "x-goog-api-key"), "named-key-wins");
 }
@@ -207,7 +212,8 @@ TEST(GeminiBackend, RejectsUnknownOptions) {
   FakeEnv env(std::map<std::string, std::string>{{"GEMINI_API_KEY", kKey}});
   auto b = f.Make("google/m", env, "", "", {{"safety", "off"}});
   EXPECT_EQ(b.error().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(b.error().message(), "backend 'google': unknown --backend-option 'safety' (known: none)");
+  EXPECT_EQ(b.error().message(),
+            "backend 'google': unknown --backend-option 'safety' (known: none)");
 }
 
 class GeminiParseTest : public ::testing::Test {
@@ -300,37 +306,45 @@ TEST_F(GeminiParseTest, MalformedBodiesAreRetryable) {
 }
 
 TEST_F(GeminiParseTest, MapsStatusCodes) {
-  auto code = [&](int status, const std::string& body) { return Parse(status, body).error().code(); };
+  auto code = [&](int status, const std::string& body) {
+    return Parse(status, body).error().code();
+  };
   EXPECT_EQ(code(400, Error(400, "Invalid JSON payload received.", "INVALID_ARGUMENT")),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(code(401, Error(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")),
-            StatusCode::kUnauthenticated);
+  EXPECT_EQ(
+      code(401, Error(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")),
+      StatusCode::kUnauthenticated);
   EXPECT_EQ(code(403, Error(403, "Permission denied.", "PERMISSION_DENIED")),
             StatusCode::kPermissionDenied);
-  EXPECT_EQ(code(404, Error(404, "models/gemini-m is not found", "NOT_FOUND")), StatusCode::kNotFound);
+  EXPECT_EQ(code(404, Error(404, "models/gemini-m is not found", "NOT_FOUND")),
+            StatusCode::kNotFound);
   EXPECT_EQ(code(408, ""), StatusCode::kDeadlineExceeded);
   EXPECT_EQ(code(429, Error(429, "Resource has been exhausted", "RESOURCE_EXHAUSTED")),
             StatusCode::kResourceExhausted);
   EXPECT_EQ(code(500, Error(500, "An internal error has occurred.", "INTERNAL")),
             StatusCode::kUnavailable);
-  EXPECT_EQ(code(503, Error(503, "The model is overloaded.", "UNAVAILABLE")), StatusCode::kUnavailable);
+  EXPECT_EQ(code(503, Error(503, "The model is overloaded.", "UNAVAILABLE")),
+            StatusCode::kUnavailable);
   EXPECT_EQ(code(504, "gateway timeout"), StatusCode::kUnavailable);
 }
 
 TEST_F(GeminiParseTest, ErrorMessagesVerbatim) {
-  EXPECT_EQ(Parse(404, Error(404, "models/gemini-m is not found for API version v1beta", "NOT_FOUND"))
-                .error()
-                .message(),
-            "backend 'google': HTTP 404: models/gemini-m is not found for API version v1beta (check "
-            "the model name 'gemini-m' and --base-url)");
-  EXPECT_EQ(Parse(429, Error(429, "Resource has been exhausted (e.g. check quota).", "RESOURCE_EXHAUSTED"))
+  EXPECT_EQ(
+      Parse(404, Error(404, "models/gemini-m is not found for API version v1beta", "NOT_FOUND"))
+          .error()
+          .message(),
+      "backend 'google': HTTP 404: models/gemini-m is not found for API version v1beta (check "
+      "the model name 'gemini-m' and --base-url)");
+  EXPECT_EQ(Parse(429, Error(429, "Resource has been exhausted (e.g. check quota).",
+                             "RESOURCE_EXHAUSTED"))
                 .error()
                 .message(),
             "backend 'google': HTTP 429: Resource has been exhausted (e.g. check quota).");
 }
 
 TEST_F(GeminiParseTest, InvalidKeyIsUnauthenticatedAndNeverEchoed) {
-  auto c = Parse(400, Error(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT"));
+  auto c =
+      Parse(400, Error(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT"));
   EXPECT_EQ(c.error().code(), StatusCode::kUnauthenticated);
   EXPECT_TRUE(IsFatalForRun(c.error().code()));
   EXPECT_EQ(c.error().message(),
@@ -348,8 +362,9 @@ TEST_F(GeminiParseTest, UnauthenticatedNamesTheVariableUsed) {
   HttpResponse r;
   r.status = 401;
   r.body = Error(401, "bad key plain-google-secret-31337", "UNAUTHENTICATED");
-  EXPECT_EQ(AsHttp(*g).ParseResponse(r).error().message(),
-            "backend 'google': HTTP 401: bad key [redacted] (check GOOGLE_API_KEY or --api-key-env)");
+  EXPECT_EQ(
+      AsHttp(*g).ParseResponse(r).error().message(),
+      "backend 'google': HTTP 401: bad key [redacted] (check GOOGLE_API_KEY or --api-key-env)");
 }
 
 }  // namespace

@@ -1,0 +1,63 @@
+// The response cache: a content-addressed decorator around any backend whose answers are worth
+// keeping (HTTP APIs), backed by the results database.
+#include "plumb/hash.h"
+#include "plumb/log.h"
+#include "plumb/runner.h"
+
+namespace plumb {
+namespace {
+
+class CachedBackend final : public Backend {
+ public:
+  CachedBackend(Backend& inner, Store& store, CachePolicy policy)
+      : inner_(inner), store_(store), policy_(policy), identity_(inner.CacheIdentity()) {}
+
+  std::string Id() const override { return inner_.Id(); }
+  std::string CacheIdentity() const override { return identity_; }
+
+  void Submit(ModelCall call, Done done) override {
+    bool deterministic = call.params.temperature && *call.params.temperature == 0;
+    bool use = !identity_.empty() &&
+               (policy_ == CachePolicy::kAlways || (policy_ == CachePolicy::kAuto && deterministic));
+    if (!use) {
+      inner_.Submit(std::move(call), std::move(done));
+      return;
+    }
+    std::string key = CacheKey(identity_, call);
+    Result<std::optional<Completion>> hit = store_.CacheGet(key);
+    if (!hit) LogWarning("response cache: {} (answering without it)", hit.error().message());
+    if (hit && hit->has_value()) {
+      Completion c = std::move(**hit);
+      c.attempts = 0;
+      c.latency_ms = 0;
+      done(std::move(c), CallReport{0, 0, 0});
+      return;
+    }
+    inner_.Submit(std::move(call), [this, key, done = std::move(done)](Result<Completion> r, const CallReport& report) {
+      if (r) store_.CachePut(key, identity_, *r);
+      done(std::move(r), report);
+    });
+  }
+
+ private:
+  Backend& inner_;
+  Store& store_;
+  CachePolicy policy_;
+  std::string identity_;
+};
+
+}  // namespace
+
+std::string CacheKey(const std::string& identity, const ModelCall& call) {
+  Json k = {{"backend", identity},
+            {"params", call.params.ToJson()},
+            {"messages", MessagesToJson(call.messages)},
+            {"epoch", call.hints.epoch}};
+  return Sha256Hex(k.dump());
+}
+
+std::unique_ptr<Backend> WithCache(Backend& inner, Store& store, CachePolicy policy) {
+  return std::make_unique<CachedBackend>(inner, store, policy);
+}
+
+}  // namespace plumb
