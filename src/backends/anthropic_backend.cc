@@ -108,6 +108,10 @@ class AnthropicBackend final : public HttpBackend {
     }
     // 529 (overloaded) is covered here too.
     if (code >= 500) return Unavailable(msg);
+    // An empty prepaid balance fails every later request too: stop the run, as for a quota.
+    if (code == 400 && detail.find("credit balance") != std::string::npos) {
+      return FailedPrecondition(msg + " (add credits to the account, then plumb resume)");
+    }
     return InvalidArgument(msg);
   }
 

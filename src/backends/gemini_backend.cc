@@ -125,6 +125,10 @@ class GeminiBackend final : public HttpBackend {
         break;
     }
     if (code >= 500) return Unavailable(msg);
+    // Billing or region problems (status FAILED_PRECONDITION) fail every later request too.
+    if (body.is_object() && body.value("error", Json::object()).value("status", "") == "FAILED_PRECONDITION") {
+      return FailedPrecondition(msg + " (check the project's billing and region)");
+    }
     return InvalidArgument(msg);
   }
 
