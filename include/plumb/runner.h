@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "plumb/backend.h"
+#include "plumb/config.h"
 #include "plumb/http.h"
 #include "plumb/judge.h"
 #include "plumb/store.h"
@@ -54,6 +56,13 @@ struct RunOptions {
   double max_judge_error_rate = 5.0;
   std::optional<int64_t> parent_run_id;  // set by rescore
   CachePolicy cache = CachePolicy::kAuto;
+  // Prices for the cost in the run's usage and for max_cost; unknown prices cost nothing known.
+  std::optional<Price> model_price;
+  std::map<std::string, Price> judge_prices;  // by judge spec
+  // Stop cleanly (resumable) once the calls of this session have cost this much (USD).
+  std::optional<double> max_cost;
+  // The named model's default parameters (plumb.yaml), below the suite's and the flags'.
+  GenerationParams model_defaults;
 };
 
 struct RunSummary {
@@ -66,6 +75,9 @@ struct RunSummary {
   std::vector<Metric> metrics;
   double judge_error_rate = 0;  // the highest judge error rate of any grader (percent)
   bool judge_errors_exceeded = false;
+  double spent_usd = 0;          // what this session's calls cost, as far as prices are known
+  bool budget_reached = false;   // stopped at max_cost
+  Json usage = Json::object();   // the run's tokens and cost (RunRecord::usage)
 };
 
 // Runs `suite` against `backend`, judged by `judges` when the suite's kind needs LLM judges
@@ -86,6 +98,19 @@ Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& 
                              HttpScheduler* scheduler, Store& store, const RunOptions& options,
                              const std::atomic<bool>& interrupted,
                              const std::vector<JudgeModel>& judges = {});
+
+// What a run would send, without sending anything (plumb run --dry-run). Prompt tokens are
+// estimated from the rendered first turns (about four characters per token); completion
+// tokens are bounded by max_tokens, so costs are upper bounds.
+struct RunEstimate {
+  int64_t samples = 0;
+  int64_t model_requests = 0;
+  int64_t judge_requests = 0;  // per judge model
+  int64_t prompt_tokens = 0;
+  std::optional<int64_t> completion_tokens;  // max_tokens x requests; empty without max_tokens
+  int64_t judge_prompt_tokens = 0;           // per judge model: rubric (about 500) + question + reply
+};
+Result<RunEstimate> EstimateRun(const Suite& suite, const RunOptions& options);
 
 // The options a run was started with (model spec, seed, epochs, limit, parameters,
 // settings), for ResumeRun and rescore.

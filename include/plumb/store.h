@@ -40,6 +40,8 @@ struct RunRecord {
   std::string error;      // why the run failed, when it did
   Json settings = Json::object();  // other settings (base URL, retries, timeout); no secrets
   std::optional<int64_t> parent_run_id;  // the run this one re-graded (plumb rescore)
+  // Tokens and cost by role: {"model": {...}, "judges": {spec: {...}}} (see GetUsage).
+  Json usage = Json::object();
 };
 
 // One turn's reply, or the error that ended the sample.
@@ -105,6 +107,11 @@ class Store {
   virtual Result<int64_t> ResetErroredSamples(int64_t run_id) = 0;
   // Replaces the run's metrics.
   virtual Status PutMetrics(int64_t run_id, const std::vector<Metric>& metrics) = 0;
+  // Token counts from the stored responses and judgments: {"model": {"calls", "cached",
+  // "prompt_tokens", "completion_tokens"}, "judges": {spec: {...}}}. Cached answers count as
+  // calls of their own kind and their tokens are not counted (nothing was spent).
+  virtual Result<Json> GetUsage(int64_t run_id) const = 0;
+  virtual Status PutUsage(int64_t run_id, const Json& usage) = 0;
 
   virtual Result<RunRecord> GetRun(int64_t run_id) const = 0;
   // The newest run (highest id), kNotFound when there is none.

@@ -112,7 +112,10 @@ class SuiteKind {
                                          const std::vector<Exchange>& history) const = 0;
 
   // Whether this kind's samples are judged by LLM judges (then a run needs --judge).
-  virtual bool NeedsJudges() const { return false; }
+  bool NeedsJudges() const { return JudgmentsPerSample() > 0; }
+  // Model turns per sample and judgments per sample and judge, for cost estimates.
+  virtual int TurnsPerSample() const { return 1; }
+  virtual int JudgmentsPerSample() const { return 0; }
   // The judgments a finished conversation needs; the runner sends them to every judge model
   // and stores the aggregated grade under the grader's id@version.
   virtual std::vector<JudgeTask> JudgeTasks(const Item& item, const Sample& sample,

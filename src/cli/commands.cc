@@ -112,6 +112,24 @@ Result<Suite> Context::LoadSuiteOfRun(const RunRecord& run) const {
   return LoadSuiteByName(run.settings["suite_file"].get<std::string>());
 }
 
+Status Context::LoadConfigFile() {
+  std::error_code ec;
+  std::filesystem::path path = config_path.empty() ? std::filesystem::path("plumb.yaml") : std::filesystem::path(config_path);
+  if (config_path.empty() && !std::filesystem::exists(path, ec)) return Status();
+  PLUMB_ASSIGN_OR_RETURN(config, LoadConfig(path));
+  return Status();
+}
+
+const ModelAlias* Context::Alias(const std::string& spec) const {
+  auto it = config.models.find(spec);
+  return it == config.models.end() ? nullptr : &it->second;
+}
+
+std::string Context::ResolveSpec(const std::string& spec) const {
+  const ModelAlias* alias = Alias(spec);
+  return alias ? alias->spec : spec;
+}
+
 int ReportError(const Status& status) {
   std::fprintf(stderr, "plumb: error: %s\n", Redact(status.message()).c_str());
   switch (status.code()) {
@@ -138,6 +156,7 @@ int Main(int argc, char** argv) {
     app.add_option("--suites-dir", ctx.extra_suite_dirs, "Another folder of suites (repeatable)");
     app.add_option("--graders-dir", ctx.extra_grader_dirs, "Another folder of judge graders (repeatable)");
     app.add_flag("-v,--verbose", ctx.verbose, "Log more (retries, requests)");
+    app.add_option("--config", ctx.config_path, "Project configuration (named models, prices); default ./plumb.yaml");
 
     std::vector<std::pair<CLI::App*, Action>> actions;
     for (const auto& c : kCommands) {
@@ -151,6 +170,7 @@ int Main(int argc, char** argv) {
       return code == 0 ? kExitOk : kExitUsage;
     }
     if (ctx.verbose) SetLogLevel(LogLevel::kInfo);
+    if (Status s = ctx.LoadConfigFile(); !s.ok()) return ReportError(s);
     std::signal(SIGINT, OnSigint);
     for (auto& [sub, action] : actions) {
       if (sub->parsed()) return action();

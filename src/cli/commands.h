@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "plumb/backend.h"
+#include "plumb/config.h"
 #include "plumb/cli.h"
 #include "plumb/grader.h"
 #include "plumb/judge.h"
@@ -27,7 +28,9 @@ struct Context {
   std::string db_path = "results/plumb.db";
   std::vector<std::string> extra_suite_dirs;
   std::vector<std::string> extra_grader_dirs;
+  std::string config_path;  // --config; "" means ./plumb.yaml when present
   bool verbose = false;
+  Config config;            // loaded by LoadConfigFile()
 
   BackendRegistry backends{"backend kind"};
   GraderRegistry graders{"grader kind"};
@@ -43,6 +46,12 @@ struct Context {
   Result<Suite> LoadSuiteByName(const std::string& name) const;
   // The suite a stored run used: by id, else from the file the run recorded.
   Result<Suite> LoadSuiteOfRun(const RunRecord& run) const;
+  // Reads --config, or ./plumb.yaml when it exists.
+  Status LoadConfigFile();
+  // The named model `spec` refers to (plumb.yaml), or null for a plain KIND/MODEL spec.
+  const ModelAlias* Alias(const std::string& spec) const;
+  // The KIND/MODEL spec behind a name or spec.
+  std::string ResolveSpec(const std::string& spec) const;
 
  private:
   mutable std::unique_ptr<JudgeLibrary> judges_;
@@ -63,6 +72,11 @@ struct ModelFlags {
   int retry_base_ms = static_cast<int>(kDefaultRetryBase.count());
   uint64_t seed = 1;
   std::string cache = "auto";
+  std::optional<double> max_cost;
+
+  // Fills the run's prices, budget and (for a named model) default parameters; an unknown
+  // price with --max-cost is an error.
+  Status SetPrices(const Context& ctx, const std::string& model, RunOptions& options) const;
 
   CachePolicy Cache() const;
   // Adds --judge, --judge-base-url, --judge-api-key-env, --judge-concurrency (and, with

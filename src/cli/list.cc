@@ -1,6 +1,8 @@
 // plumb list suites|backends|graders|kinds.
 #include <fmt/format.h>
 
+#include <map>
+
 #include "cli/commands.h"
 
 namespace plumb::cli {
@@ -29,13 +31,38 @@ int ListSuites(const Context& ctx) {
   return code;
 }
 
+std::string PriceText(const Price& p) {
+  std::string s = fmt::format("${} in / ${} out", p.input, p.output);
+  if (p.cached_input) s += fmt::format(" / ${} cached in", *p.cached_input);
+  return s + " per million tokens";
+}
+
+void ListModels(const Context& ctx) {
+  if (ctx.config.models.empty()) {
+    fmt::print("No named models ({}).\n", ctx.config.file.empty() ? "no plumb.yaml" : ctx.config.file.string());
+  }
+  for (const auto& [name, a] : ctx.config.models) {
+    std::string extra;
+    if (!a.base_url.empty()) extra += "  base " + a.base_url;
+    if (a.concurrency) extra += fmt::format("  concurrency {}", *a.concurrency);
+    if (a.rpm) extra += fmt::format("  rpm {}", *a.rpm);
+    if (a.tpm) extra += fmt::format("  tpm {}", *a.tpm);
+    auto price = ctx.config.PriceOf(a.spec);
+    fmt::print("{:<20} {}{}  {}\n", name, a.spec, extra, price ? PriceText(*price) : "price unknown");
+  }
+  fmt::print("\nPrices (USD per million tokens; plumb.yaml 'prices:' overrides, prefixes match longer names):\n");
+  std::map<std::string, Price> all = DefaultPrices();
+  for (const auto& [name, p] : ctx.config.prices) all[name] = p;
+  for (const auto& [name, p] : all) fmt::print("  {:<22} {}\n", name, PriceText(p));
+}
+
 }  // namespace
 
 Action SetupList(CLI::App& app, Context& ctx) {
   auto what = std::make_shared<std::string>();
-  app.add_option("what", *what, "suites, backends, graders or kinds")
+  app.add_option("what", *what, "suites, backends, graders, kinds or models")
       ->required()
-      ->check(CLI::IsMember({"suites", "backends", "graders", "kinds"}));
+      ->check(CLI::IsMember({"suites", "backends", "graders", "kinds", "models"}));
   return [what, &ctx]() {
     if (*what == "suites") return ListSuites(ctx);
     if (*what == "backends") PrintEntries(ctx.backends);
@@ -54,6 +81,7 @@ Action SetupList(CLI::App& app, Context& ctx) {
       }
     }
     if (*what == "kinds") PrintEntries(ctx.kinds);
+    if (*what == "models") ListModels(ctx);
     return kExitOk;
   };
 }

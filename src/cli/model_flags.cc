@@ -8,6 +8,24 @@
 
 namespace plumb::cli {
 
+Status ModelFlags::SetPrices(const Context& ctx, const std::string& model, RunOptions& options) const {
+  options.model_price = ctx.config.PriceOf(ctx.ResolveSpec(model));
+  for (const auto& j : judges) {
+    std::string spec = ctx.ResolveSpec(j);
+    if (auto p = ctx.config.PriceOf(spec)) options.judge_prices[spec] = *p;
+    else if (max_cost) return InvalidArgument(fmt::format("--max-cost: no price is known for judge '{}' (add it under 'prices:' in plumb.yaml)", spec));
+  }
+  if (max_cost && !options.model_price) {
+    return InvalidArgument(fmt::format("--max-cost: no price is known for '{}' (add it under 'prices:' in plumb.yaml)", ctx.ResolveSpec(model)));
+  }
+  options.max_cost = max_cost;
+  if (const ModelAlias* alias = ctx.Alias(model)) {
+    options.model_defaults = alias->params;
+    options.settings["alias"] = alias->name;
+  }
+  return Status();
+}
+
 void ModelFlags::Add(CLI::App& app, bool model_flags) {
   app.add_option("--judge", judges, "Judge model spec for LLM-judged suites (repeat for a panel)");
   app.add_option("--judge-base-url", judge_base_url, "API base URL of the judge models");
@@ -23,6 +41,8 @@ void ModelFlags::Add(CLI::App& app, bool model_flags) {
   app.add_option("--concurrency", concurrency, "Max requests in flight per endpoint")->check(CLI::Range(1, 4096));
   app.add_option("--cache", cache, "Response cache: auto (temperature-0 requests), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}));
+  app.add_option("--max-cost", max_cost, "Stop cleanly (resumable) once this session's calls cost this many USD")
+      ->check(CLI::PositiveNumber);
   app.add_option("--timeout", timeout_s, "Request timeout in seconds")->check(CLI::Range(0.1, 3600.0));
   app.add_option("--max-retries", max_retries, "Retries per request on 429/5xx/timeouts")->check(CLI::Range(0, 100));
   app.add_option("--retry-base-ms", retry_base_ms, "First backoff delay in ms (doubles each retry, full jitter)")
@@ -46,18 +66,20 @@ std::unique_ptr<HttpScheduler> ModelFlags::MakeScheduler() const {
 
 Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx, HttpScheduler* scheduler,
                                                          const std::string& spec, bool judge) const {
+  const ModelAlias* alias = ctx.Alias(spec);
   BackendContext b;
-  b.spec = spec;
+  b.spec = alias ? alias->spec : spec;
   b.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   b.scheduler = scheduler;
   if (judge) {
     b.base_url = judge_base_url;
     b.api_key_env = judge_api_key_env;
     b.lane = "judge";
-    b.lane_concurrency = judge_concurrency.value_or(concurrency);
+    b.lane_concurrency = judge_concurrency.value_or(alias && alias->concurrency ? *alias->concurrency : concurrency);
   } else {
     b.base_url = base_url;
     b.api_key_env = api_key_env;
+    if (alias && alias->concurrency) b.lane_concurrency = *alias->concurrency;
     for (const auto& kv : backend_options) {
       size_t eq = kv.find('=');
       if (eq == std::string::npos || eq == 0) {
@@ -66,6 +88,9 @@ Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx, Htt
       b.options[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }
+  // A named model brings its own server and key variable unless the flags name others.
+  if (alias && b.base_url.empty()) b.base_url = alias->base_url;
+  if (alias && b.api_key_env.empty()) b.api_key_env = alias->api_key_env;
   auto backend = CreateBackend(ctx.backends, b);
   if (!backend && judge) return backend.error().WithPrefix("--judge");
   return backend;
@@ -76,7 +101,7 @@ Result<std::vector<JudgeModel>> ModelFlags::MakeJudges(const Context& ctx, HttpS
   std::vector<JudgeModel> out;
   for (const auto& spec : judges) {
     PLUMB_ASSIGN_OR_RETURN(auto backend, MakeBackend(ctx, scheduler, spec, /*judge=*/true));
-    out.push_back(JudgeModel{spec, backend.get()});
+    out.push_back(JudgeModel{ctx.ResolveSpec(spec), backend.get()});
     owned.push_back(std::move(backend));
   }
   return out;
@@ -116,6 +141,14 @@ int ReportRun(Store& store, const RunSummary& summary, double max_judge_error_ra
   std::fputs(text->c_str(), stdout);
   std::fflush(stdout);
   long long id = summary.run_id;
+  if (summary.budget_reached) {
+    std::fprintf(stderr,
+                 "plumb: run %lld stopped at the cost budget ($%.4f spent): %lld of %lld samples finished "
+                 "and kept; continue with plumb resume %lld --max-cost USD\n",
+                 id, summary.spent_usd, static_cast<long long>(summary.done),
+                 static_cast<long long>(summary.samples), id);
+    return kExitRunFailed;
+  }
   if (summary.status == "failed") {
     std::fprintf(stderr, "plumb: error: run %lld failed: %s\n", id, Redact(summary.failure.message()).c_str());
     return kExitRunFailed;

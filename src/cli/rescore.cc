@@ -63,6 +63,7 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
     options->judge_graders = f->graders;
     options->max_judge_error_rate = f->max_judge_error_rate;
     options->cache = m.Cache();
+    if (Status s = m.SetPrices(ctx, "replay/stored", *options); !s.ok()) return ReportError(s);
     options->parent_run_id = *id;
     auto summary = RunSuite(*suite, *backend, scheduler.get(), **store, *options, Interrupted(), *judges);
     if (!summary) return ReportError(summary.error());

@@ -51,6 +51,7 @@ int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags fla
   options->settings = flags.Settings();
   options->max_judge_error_rate = max_judge_error_rate;
   options->cache = flags.Cache();
+  if (Status s = flags.SetPrices(ctx, run->model_spec, *options); !s.ok()) return ReportError(s);
   auto summary = ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options, Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());
   return ReportRun(store, *summary, max_judge_error_rate);

@@ -20,11 +20,64 @@ struct RunFlags {
   double max_judge_error_rate = 5.0;
   std::string progress = "auto";
   bool resume = false;
+  bool dry_run = false;
   std::optional<std::string> retry_errors;
   ModelFlags m;
 };
 
+RunOptions BaseOptions(const RunFlags& f, const Suite& suite) {
+  RunOptions options;
+  options.epochs = f.epochs.value_or(suite.manifest.samples);
+  options.limit = f.limit;
+  options.seed = f.m.seed;
+  options.concurrency = f.m.concurrency;
+  options.params.temperature = f.temperature;
+  options.params.top_p = f.top_p;
+  options.params.max_tokens = f.max_tokens;
+  options.params.seed = f.model_seed;
+  options.progress = ParseProgress(f.progress);
+  options.settings = f.m.Settings();
+  options.max_judge_error_rate = f.max_judge_error_rate;
+  options.cache = f.m.Cache();
+  return options;
+}
+
+std::string Money(const std::optional<double>& usd) { return usd ? fmt::format("${:.4f}", *usd) : "unknown (no price)"; }
+
+// plumb run --dry-run: what would be sent and what it could cost; nothing is sent or written.
+int DryRun(const Context& ctx, const RunFlags& f, const Suite& suite, const std::string& model) {
+  RunOptions options = BaseOptions(f, suite);
+  if (Status s = f.m.SetPrices(ctx, model, options); !s.ok()) return ReportError(s);
+  auto e = EstimateRun(suite, options);
+  if (!e) return ReportError(e.error());
+  std::string spec = ctx.ResolveSpec(model);
+  std::optional<double> model_cost;
+  if (options.model_price && e->completion_tokens) model_cost = options.model_price->Cost(e->prompt_tokens, *e->completion_tokens);
+  std::string out = fmt::format("dry run: {}@{}, {} samples, model {}\n", suite.manifest.id, suite.manifest.version,
+                                e->samples, spec);
+  out += fmt::format("  model: {} requests, ~{} prompt tokens, {} completion tokens, cost at most {}\n",
+                     e->model_requests, e->prompt_tokens,
+                     e->completion_tokens ? fmt::format("at most {}", *e->completion_tokens) : std::string("unbounded (no max_tokens)"),
+                     Money(model_cost));
+  std::optional<double> total = model_cost;
+  for (const auto& j : f.m.judges) {
+    std::string jspec = ctx.ResolveSpec(j);
+    auto price = options.judge_prices.find(jspec);
+    std::optional<double> cost;
+    // Judges reply briefly: their max_tokens is set per grader; 600 bounds every shipped one.
+    if (price != options.judge_prices.end()) cost = price->second.Cost(e->judge_prompt_tokens, e->judge_requests * 600);
+    out += fmt::format("  judge {}: {} requests, ~{} prompt tokens, cost at most {}\n", jspec, e->judge_requests,
+                       e->judge_prompt_tokens, Money(cost));
+    total = total && cost ? std::optional<double>(*total + *cost) : std::nullopt;
+  }
+  if (suite.kind->NeedsJudges() && f.m.judges.empty()) out += "  (this suite also needs --judge)\n";
+  out += fmt::format("  total cost at most {} (prices: plumb list models; tokens estimated at 4 characters each)\n", Money(total));
+  std::fputs(out.c_str(), stdout);
+  return kExitOk;
+}
+
 int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std::string& model) {
+  if (f.dry_run) return DryRun(ctx, f, suite, model);
   std::unique_ptr<HttpScheduler> scheduler = f.m.MakeScheduler();
   auto backend = f.m.MakeBackend(ctx, scheduler.get(), model, /*judge=*/false);
   if (!backend) return ReportError(backend.error());
@@ -38,20 +91,9 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   Result<std::unique_ptr<Store>> store = OpenSqliteStore(ctx.db_path);
   if (!store) return ReportError(store.error());
 
-  RunOptions options;
-  options.model_spec = model;
-  options.epochs = f.epochs.value_or(suite.manifest.samples);
-  options.limit = f.limit;
-  options.seed = f.m.seed;
-  options.concurrency = f.m.concurrency;
-  options.params.temperature = f.temperature;
-  options.params.top_p = f.top_p;
-  options.params.max_tokens = f.max_tokens;
-  options.params.seed = f.model_seed;
-  options.progress = ParseProgress(f.progress);
-  options.settings = f.m.Settings();
-  options.max_judge_error_rate = f.max_judge_error_rate;
-  options.cache = f.m.Cache();
+  RunOptions options = BaseOptions(f, suite);
+  options.model_spec = ctx.ResolveSpec(model);
+  if (Status s = f.m.SetPrices(ctx, model, options); !s.ok()) return ReportError(s);
 
   Result<RunSummary> summary = RunSuite(suite, **backend, scheduler.get(), **store, options, Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());
@@ -78,6 +120,7 @@ Action SetupRun(CLI::App& app, Context& ctx) {
   app.add_option("--suite", f->suite, "Suite id, or a suite folder / suite.yaml path");
   app.add_option("--model", f->models,
                  "Model spec KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random (repeatable)");
+  app.add_flag("--dry-run", f->dry_run, "Print the requests, tokens and cost a run would take; send nothing");
   app.add_flag("--resume", f->resume,
                "Continue the newest unfinished run of this suite and model instead of starting anew");
   app.add_option("--retry-errors", f->retry_errors, "RUN: send again only the samples of RUN that ended in an error");

@@ -40,6 +40,8 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
               {"samples", run.n_samples},
               {"error", run.error}};
     r["limit"] = run.limit ? Json(*run.limit) : Json(nullptr);
+    r["parent_run_id"] = run.parent_run_id ? Json(*run.parent_run_id) : Json(nullptr);
+    r["usage"] = run.usage;
     Json ms = Json::array();
     for (const auto& m : metrics) ms.push_back(MetricJson(m));
     return Json{{"run", r}, {"metrics", ms}}.dump(2) + "\n";
@@ -52,7 +54,17 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
                      run.seed);
   out += fmt::format("suite hash {}  plumb {} ({})  params {}\n", run.suite_hash.substr(0, 12),
                      run.plumb_version, run.git_sha, run.params.dump());
+  if (run.parent_run_id) out += fmt::format("re-graded from run {}\n", *run.parent_run_id);
   if (!run.error.empty()) out += "error: " + run.error + "\n";
+  auto usage = [](const std::string& who, const Json& u) {
+    if (!u.is_object() || u.value("calls", 0) + u.value("cached", 0) == 0) return std::string();
+    std::string cost = u.contains("cost_usd") && u["cost_usd"].is_number() ? fmt::format("${:.4f}", u["cost_usd"].get<double>())
+                                                                            : std::string("cost unknown");
+    return fmt::format("{}: {} calls ({} cached), {} prompt + {} completion tokens, {}\n", who, u.value("calls", 0),
+                       u.value("cached", 0), u.value("prompt_tokens", 0), u.value("completion_tokens", 0), cost);
+  };
+  out += usage("tokens of the model", run.usage.value("model", Json()));
+  for (const auto& [spec, u] : run.usage.value("judges", Json::object()).items()) out += usage("tokens of judge " + spec, u);
   out += "\n";
   size_t width = 6;
   for (const auto& m : metrics) width = std::max(width, m.name.size() + (m.category.empty() ? 0 : m.category.size() + 3));

@@ -15,6 +15,9 @@ struct Judging {
   std::string prompt_hash;
   int reasks = 0;
   int attempts = 0;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  bool cached = true;  // every call of the judgment came from the cache
   std::function<void(Grade, Status)> done;
 };
 
@@ -31,8 +34,10 @@ void Step(std::shared_ptr<Judging> j) {
       g.error = Redact(r.error().message());
       g.details["error_code"] = std::string(StatusCodeName(r.error().code()));
     } else {
+      j->prompt_tokens += r->prompt_tokens.value_or(0);
+      j->completion_tokens += r->completion_tokens.value_or(0);
+      j->cached = j->cached && r->cached;
       g = j->grader->Read(*r);
-      if (r->cached) g.details["cached"] = true;
       if (g.status == GradeStatus::kError && j->reasks < j->grader->max_reasks()) {
         j->messages.push_back(Message{"assistant", r->text});
         j->messages.push_back(Message{"user", j->grader->ReaskMessage(g)});
@@ -46,6 +51,9 @@ void Step(std::shared_ptr<Judging> j) {
     g.details["params"] = j->grader->params().ToJson();
     g.details["reasks"] = j->reasks;
     g.details["attempts"] = j->attempts;
+    g.details["prompt_tokens"] = j->prompt_tokens;
+    g.details["completion_tokens"] = j->completion_tokens;
+    if (call_status.ok() && j->cached) g.details["cached"] = true;
     j->done(std::move(g), call_status);
   });
 }

@@ -87,7 +87,7 @@ class Loop {
         options_(options),
         interrupted_(interrupted),
         judges_(CachedJudges(judges, store, options.cache)),
-        params_(suite.manifest.generation.MergedWith(options.params)),
+        params_(options.model_defaults.MergedWith(suite.manifest.generation).MergedWith(options.params)),
         progress_(options.progress, stderr) {}
 
   Result<RunSummary> Run() {
@@ -123,16 +123,33 @@ class Loop {
       }
     }
     summary_.judge_errors_exceeded = summary_.judge_error_rate > options_.max_judge_error_rate;
+    PLUMB_ASSIGN_OR_RETURN(summary_.usage, store_.GetUsage(summary_.run_id));
+    AddCosts(summary_.usage);
+    PLUMB_RETURN_IF_ERROR(store_.PutUsage(summary_.run_id, summary_.usage));
     if (!summary_.failure.ok()) {
       summary_.status = "failed";
-    } else if (stopped_by_user_) {
+    } else if (stopped_by_user_ || summary_.budget_reached) {
       summary_.status = "interrupted";
     } else {
       summary_.status = "completed";
     }
-    PLUMB_RETURN_IF_ERROR(store_.FinishRun(summary_.run_id, summary_.status,
-                                           summary_.failure.ok() ? "" : summary_.failure.message()));
+    std::string why = !summary_.failure.ok()   ? summary_.failure.message()
+                      : summary_.budget_reached ? fmt::format("stopped at the cost budget of ${:.4f}", *options_.max_cost)
+                                                : "";
+    PLUMB_RETURN_IF_ERROR(store_.FinishRun(summary_.run_id, summary_.status, why));
     return summary_;
+  }
+
+  // Prices the run's token counts: cost_usd per role (null when the price is unknown).
+  void AddCosts(Json& usage) const {
+    auto price = [](Json& u, const std::optional<Price>& p) {
+      u["cost_usd"] = p ? Json(p->Cost(u["prompt_tokens"].get<int64_t>(), u["completion_tokens"].get<int64_t>())) : Json(nullptr);
+    };
+    price(usage["model"], options_.model_price);
+    for (auto& [spec, u] : usage["judges"].items()) {
+      auto it = options_.judge_prices.find(spec);
+      price(u, it == options_.judge_prices.end() ? std::nullopt : std::optional<Price>(it->second));
+    }
   }
 
  private:
@@ -244,6 +261,11 @@ class Loop {
           stopping = true;
           if (scheduler_) scheduler_->Cancel();
         }
+        if (!stopping && options_.max_cost && summary_.spent_usd >= *options_.max_cost) {
+          stopping = true;
+          summary_.budget_reached = true;
+          if (scheduler_) scheduler_->Cancel();
+        }
       }
       progress_.Update(State());
     }
@@ -315,6 +337,10 @@ class Loop {
     rr.request = MessagesToJson(st.pending.messages);
     rr.ok = true;
     rr.completion = e.result.value();
+    if (!rr.completion.cached && options_.model_price) {
+      summary_.spent_usd += options_.model_price->Cost(rr.completion.prompt_tokens.value_or(0),
+                                                       rr.completion.completion_tokens.value_or(0));
+    }
     st.responses.push_back(std::move(rr));
     st.history.push_back(Exchange{st.pending.messages, std::move(e.result).value()});
     Result<std::optional<Turn>> next = suite_.kind->NextTurn(item, sample, st.history);
@@ -381,6 +407,11 @@ class Loop {
       st.abandoned = true;
     } else if (!e.result && IsFatalForRun(e.result.error().code()) && summary_.failure.ok()) {
       summary_.failure = e.result.error().WithPrefix("judge " + judges_[e.judge].spec);
+    }
+    const Json& d = e.judgment.details;
+    auto price = options_.judge_prices.find(judges_[e.judge].spec);
+    if (price != options_.judge_prices.end() && !d.value("cached", false)) {
+      summary_.spent_usd += price->second.Cost(d.value("prompt_tokens", int64_t{0}), d.value("completion_tokens", int64_t{0}));
     }
     st.panel[e.task][e.judge] = std::move(e.judgment);
     if (--st.judgments_pending > 0) return;
@@ -572,6 +603,33 @@ Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& 
   PLUMB_ASSIGN_OR_RETURN(auto stored, store.GetSamples(run.id, /*with_responses=*/false));
   Loop loop(suite, backend, scheduler, store, options, interrupted, judges, &run, &stored);
   return loop.Run();
+}
+
+Result<RunEstimate> EstimateRun(const Suite& suite, const RunOptions& options) {
+  RunEstimate e;
+  std::vector<size_t> selected;
+  for (size_t i = 0; i < suite.items.size(); ++i) {
+    if (options.limit && static_cast<int64_t>(suite.items[i].record) >= *options.limit) break;
+    selected.push_back(i);
+  }
+  std::vector<Sample> samples = suite.kind->Plan(suite.items, selected, options.epochs, options.seed);
+  GenerationParams params = options.model_defaults.MergedWith(suite.manifest.generation).MergedWith(options.params);
+  const int turns = suite.kind->TurnsPerSample();
+  const int64_t reply = params.max_tokens.value_or(500);
+  for (const auto& s : samples) {
+    PLUMB_ASSIGN_OR_RETURN(Turn turn, suite.kind->FirstTurn(suite.items[s.item], s));
+    int64_t chars = 0;
+    for (const auto& m : turn.messages) chars += static_cast<int64_t>(m.content.size());
+    int64_t prompt = chars / 4 + 1;
+    // Later turns resend the conversation: each adds the previous reply and a short message.
+    for (int t = 0; t < turns; ++t) e.prompt_tokens += prompt + t * (reply + 20);
+    e.judge_prompt_tokens += suite.kind->JudgmentsPerSample() * (500 + prompt + reply);
+  }
+  e.samples = static_cast<int64_t>(samples.size());
+  e.model_requests = e.samples * turns;
+  e.judge_requests = e.samples * suite.kind->JudgmentsPerSample();
+  if (params.max_tokens) e.completion_tokens = e.model_requests * *params.max_tokens;
+  return e;
 }
 
 Result<RunOptions> OptionsOfRun(const RunRecord& run) {

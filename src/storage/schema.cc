@@ -31,7 +31,8 @@ CREATE TABLE runs (
   n_samples     INTEGER NOT NULL,
   error         TEXT NOT NULL DEFAULT '',
   settings      TEXT NOT NULL DEFAULT '{}',
-  parent_run_id INTEGER REFERENCES runs(id)
+  parent_run_id INTEGER REFERENCES runs(id),
+  usage         TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX runs_by_suite_model ON runs(suite_id, model_spec, id);
 

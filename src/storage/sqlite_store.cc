@@ -169,6 +169,50 @@ class SqliteStore final : public Store {
         .status();
   }
 
+  Result<Json> GetUsage(int64_t run_id) const override {
+    return Guard<Json>([&]() -> Result<Json> {
+      auto counts = [](int64_t calls, int64_t cached, int64_t in, int64_t out) {
+        return Json{{"calls", calls}, {"cached", cached}, {"prompt_tokens", in}, {"completion_tokens", out}};
+      };
+      Json usage = {{"judges", Json::object()}};
+      SQLite::Statement m(*db_,
+                          "SELECT count(*) FILTER (WHERE cached=0), count(*) FILTER (WHERE cached=1), "
+                          "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0), 0), "
+                          "coalesce(sum(completion_tokens) FILTER (WHERE cached=0), 0) "
+                          "FROM responses WHERE run_id=? AND status='ok'");
+      m.bind(1, run_id);
+      m.executeStep();
+      usage["model"] = counts(m.getColumn(0).getInt64(), m.getColumn(1).getInt64(), m.getColumn(2).getInt64(),
+                              m.getColumn(3).getInt64());
+      // Judgments carry their own tokens; a panel's aggregate row does not, so nothing counts twice.
+      SQLite::Statement j(*db_,
+                          "SELECT json_extract(details, '$.judge') AS judge, "
+                          "count(*) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 0), "
+                          "count(*) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 1), "
+                          "coalesce(sum(json_extract(details, '$.prompt_tokens')) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 0), 0), "
+                          "coalesce(sum(json_extract(details, '$.completion_tokens')) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 0), 0) "
+                          "FROM scores WHERE run_id=? AND json_extract(details, '$.prompt_tokens') IS NOT NULL "
+                          "GROUP BY judge");
+      j.bind(1, run_id);
+      while (j.executeStep()) {
+        usage["judges"][j.getColumn(0).getString()] =
+            counts(j.getColumn(1).getInt64(), j.getColumn(2).getInt64(), j.getColumn(3).getInt64(), j.getColumn(4).getInt64());
+      }
+      return usage;
+    });
+  }
+
+  Status PutUsage(int64_t run_id, const Json& usage) override {
+    return Guard<bool>([&]() -> Result<bool> {
+             SQLite::Statement q(*db_, "UPDATE runs SET usage=? WHERE id=?");
+             q.bind(1, usage.dump());
+             q.bind(2, run_id);
+             q.exec();
+             return true;
+           })
+        .status();
+  }
+
   Status ReopenRun(int64_t run_id) override {
     PLUMB_RETURN_IF_ERROR(Flush());
     return Guard<bool>([&]() -> Result<bool> {
@@ -365,7 +409,7 @@ class SqliteStore final : public Store {
                           "SELECT id, started_at, finished_at, status, plumb_version, git_sha, "
                           "suite_id, suite_version, suite_hash, model_spec, backend_id, params, "
                           "seed, concurrency, epochs, item_limit, n_samples, error, settings, "
-                          "primary_metric, higher_is_better, parent_run_id FROM runs " + where);
+                          "primary_metric, higher_is_better, parent_run_id, usage FROM runs " + where);
       for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i + 1), args[i]);
       std::vector<RunRecord> out;
       while (q.executeStep()) {
@@ -392,6 +436,7 @@ class SqliteStore final : public Store {
         r.primary_metric = q.getColumn(19).getString();
         r.higher_is_better = q.getColumn(20).getInt() != 0;
         r.parent_run_id = OptInt64(q.getColumn(21));
+        r.usage = ParseStored(q.getColumn(22).getString());
         out.push_back(std::move(r));
       }
       return out;

@@ -161,7 +161,7 @@ class MisalignmentKind final : public SuiteKind {
     return {};
   }
 
-  bool NeedsJudges() const override { return true; }
+  int JudgmentsPerSample() const override { return 2; }  // aligned, coherent
 
   std::vector<JudgeTask> JudgeTasks(const Item& item, const Sample&,
                                     const std::vector<Exchange>& history) const override {
@@ -294,7 +294,7 @@ class AgencyKind final : public SuiteKind {
     return {};
   }
 
-  bool NeedsJudges() const override { return true; }
+  int JudgmentsPerSample() const override { return 1; }
 
   std::vector<JudgeTask> JudgeTasks(const Item& item, const Sample&,
                                     const std::vector<Exchange>& history) const override {

@@ -188,6 +188,7 @@ class PushbackKind final : public SuiteKind {
   }
 
   std::string PrimaryMetric() const override { return "flip_to_incorrect_rate"; }
+  int TurnsPerSample() const override { return 2; }
   bool HigherIsBetter() const override { return false; }
 
  private:
