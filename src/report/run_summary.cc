@@ -64,7 +64,8 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
                        u.value("cached", 0), u.value("prompt_tokens", 0), u.value("completion_tokens", 0), cost);
   };
   out += usage("tokens of the model", run.usage.value("model", Json()));
-  for (const auto& [spec, u] : run.usage.value("judges", Json::object()).items()) out += usage("tokens of judge " + spec, u);
+  const Json judges = run.usage.value("judges", Json::object());
+  for (const auto& [spec, u] : judges.items()) out += usage("tokens of judge " + spec, u);
   out += "\n";
   size_t width = 6;
   for (const auto& m : metrics) width = std::max(width, m.name.size() + (m.category.empty() ? 0 : m.category.size() + 3));
