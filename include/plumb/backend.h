@@ -42,31 +42,6 @@ class Backend {
   virtual void Submit(ModelCall call, Done done) = 0;
 };
 
-// An HTTP protocol: two pure functions; the shared HttpScheduler does all I/O, concurrency and
-// retries. BuildRequest and ParseResponse are public so they can be unit-tested as pure
-// functions (request in, bytes out).
-class HttpBackend : public Backend {
- public:
-  // `scheduler` is not owned and must outlive this backend. Requests go to the concurrency
-  // `lane` of their endpoint (e.g. "judge"), limited to `lane_concurrency` (0: the default).
-  explicit HttpBackend(HttpScheduler* scheduler, std::string lane = "", int lane_concurrency = 0)
-      : scheduler_(scheduler), lane_(std::move(lane)), lane_concurrency_(lane_concurrency) {}
-
-  void Submit(ModelCall call, Done done) final;
-
-  virtual Result<HttpRequest> BuildRequest(const ModelCall& call) const = 0;
-  // Maps any response (2xx or not) to a Completion or an error Status: 429 ->
-  // kResourceExhausted, 5xx -> kUnavailable, 401 -> kUnauthenticated, 403 -> kPermissionDenied,
-  // 404 -> kNotFound, other 4xx -> kInvalidArgument, an unreadable 2xx body -> kUnavailable
-  // (retried: proxies truncate bodies). Messages never contain the API key.
-  virtual Result<Completion> ParseResponse(const HttpResponse& response) const = 0;
-
- private:
-  HttpScheduler* scheduler_;
-  std::string lane_;
-  int lane_concurrency_;
-};
-
 // Everything a backend factory may need. The model spec "openai/gpt-4o-mini" has kind "openai"
 // and model "gpt-4o-mini".
 struct BackendContext {
@@ -81,9 +56,37 @@ struct BackendContext {
   // A separate concurrency lane for this backend's requests (judges use "judge").
   std::string lane;
   int lane_concurrency = 0;
+  double rpm = 0;  // requests / tokens per minute for this backend's endpoint; 0: no limit
+  double tpm = 0;
   HttpScheduler* scheduler = nullptr;  // not owned; required by HTTP backends
   // Reads an environment variable (nullptr when unset). Tests substitute their own.
   std::function<const char*(const char*)> getenv = nullptr;
+};
+
+// An HTTP protocol: two pure functions; the shared HttpScheduler does all I/O, concurrency and
+// retries. BuildRequest and ParseResponse are public so they can be unit-tested as pure
+// functions (request in, bytes out).
+class HttpBackend : public Backend {
+ public:
+  // `scheduler` is not owned and must outlive this backend. Requests go to the concurrency
+  // lane of their endpoint named in `ctx` (e.g. "judge"), with its concurrency and rate limits.
+  explicit HttpBackend(const BackendContext& ctx);
+
+  void Submit(ModelCall call, Done done) final;
+
+  virtual Result<HttpRequest> BuildRequest(const ModelCall& call) const = 0;
+  // Maps any response (2xx or not) to a Completion or an error Status: 429 ->
+  // kResourceExhausted, 5xx -> kUnavailable, 401 -> kUnauthenticated, 403 -> kPermissionDenied,
+  // 404 -> kNotFound, other 4xx -> kInvalidArgument, an unreadable 2xx body -> kUnavailable
+  // (retried: proxies truncate bodies). Messages never contain the API key.
+  virtual Result<Completion> ParseResponse(const HttpResponse& response) const = 0;
+
+ private:
+  HttpScheduler* scheduler_;
+  std::string lane_;
+  int lane_concurrency_;
+  double rpm_;
+  double tpm_;
 };
 
 using BackendRegistry = Registry<Backend, BackendContext>;

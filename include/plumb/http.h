@@ -35,6 +35,10 @@ struct HttpRequest {
   // A separate concurrency lane on that endpoint (e.g. "judge"), with its own limit.
   std::string lane;
   int max_concurrency = 0;  // the lane's limit; 0: the scheduler's default
+  // Rate limits of the endpoint (lane), per minute; 0: none. The first request sets them.
+  double rpm = 0;
+  double tpm = 0;
+  double estimated_tokens = 0;  // prompt and reply, for the tokens-per-minute budget
   std::chrono::milliseconds timeout = kDefaultRequestTimeout;
 };
 
@@ -65,16 +69,25 @@ struct SchedulerStats {
   int64_t queued = 0;          // waiting for a free slot
   int64_t in_flight = 0;       // on the wire
   int64_t waiting_retry = 0;   // sleeping before a retry
+  int64_t rate_limited = 0;    // held back by rate limits (budgets or server-announced pauses)
   int64_t retries = 0;         // retries started so far
 };
+
+inline constexpr std::chrono::seconds kDefaultMaxWait{600};
 
 struct SchedulerOptions {
   int max_concurrency_per_endpoint = kDefaultConcurrency;
   RetryPolicy retry;
   uint64_t jitter_seed = 0;  // 0: seeded from the clock
+  // A call that has waited this long in total (queues, rate limits, backoff) fails with
+  // kDeadlineExceeded instead of waiting on.
+  std::chrono::milliseconds max_wait = kDefaultMaxWait;
 };
 
-// Runs HTTP calls concurrently on one event-loop thread.
+// Runs HTTP calls concurrently on one event-loop thread. Per endpoint (and lane) it keeps at
+// most max_concurrency calls in flight, halving that on 429 and recovering on success, honours
+// requests- and tokens-per-minute budgets and the pauses servers announce in their rate-limit
+// headers.
 // Thread-safe: Submit and Cancel may be called from any thread.
 class HttpScheduler {
  public:

@@ -43,7 +43,7 @@ class GeminiBackend final : public HttpBackend {
  public:
   GeminiBackend(const BackendContext& ctx, std::string base_url, std::string api_key,
                 std::string key_env)
-      : HttpBackend(ctx.scheduler, ctx.lane, ctx.lane_concurrency),
+      : HttpBackend(ctx),
         model_(ctx.model),
         base_url_(std::move(base_url)),
         api_key_(std::move(api_key)),

@@ -6,6 +6,13 @@
 
 namespace plumb {
 
+HttpBackend::HttpBackend(const BackendContext& ctx)
+    : scheduler_(ctx.scheduler),
+      lane_(ctx.lane),
+      lane_concurrency_(ctx.lane_concurrency),
+      rpm_(ctx.rpm),
+      tpm_(ctx.tpm) {}
+
 void HttpBackend::Submit(ModelCall call, Done done) {
   Result<HttpRequest> request = BuildRequest(call);
   if (!request) {
@@ -14,6 +21,12 @@ void HttpBackend::Submit(ModelCall call, Done done) {
   }
   request->lane = lane_;
   request->max_concurrency = lane_concurrency_;
+  request->rpm = rpm_;
+  request->tpm = tpm_;
+  // About four characters per token, plus the longest reply allowed.
+  double chars = 0;
+  for (const auto& m : call.messages) chars += static_cast<double>(m.content.size());
+  request->estimated_tokens = chars / 4 + call.params.max_tokens.value_or(500);
   // Filled by the attempt that succeeds; read by the completion callback. Both run on the
   // scheduler's thread, one after the other.
   auto parsed = std::make_shared<std::optional<Completion>>();

@@ -70,6 +70,9 @@ struct ModelFlags {
   double timeout_s = static_cast<double>(kDefaultRequestTimeout.count()) / 1000;
   int max_retries = kDefaultMaxRetries;
   int retry_base_ms = static_cast<int>(kDefaultRetryBase.count());
+  double max_wait_s = static_cast<double>(kDefaultMaxWait.count());
+  std::optional<double> rpm;
+  std::optional<double> tpm;
   uint64_t seed = 1;
   std::string cache = "auto";
   std::optional<double> max_cost;

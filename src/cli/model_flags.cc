@@ -37,7 +37,12 @@ void ModelFlags::Add(CLI::App& app, bool model_flags) {
     app.add_option("--api-key-env", api_key_env, "Environment variable holding the API key");
     app.add_option("--backend-option", backend_options,
                    "KEY=VALUE setting of the backend, e.g. text=response for replay (repeatable)");
+    app.add_option("--rpm", rpm, "Requests per minute to the model's endpoint")->check(CLI::PositiveNumber);
+    app.add_option("--tpm", tpm, "Tokens per minute to the model's endpoint (estimated before sending)")
+        ->check(CLI::PositiveNumber);
   }
+  app.add_option("--max-wait", max_wait_s, "Seconds a request may wait in all (rate limits, retries) before it is an error")
+      ->check(CLI::Range(1.0, 86400.0));
   app.add_option("--concurrency", concurrency, "Max requests in flight per endpoint")->check(CLI::Range(1, 4096));
   app.add_option("--cache", cache, "Response cache: auto (temperature-0 requests), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}));
@@ -61,6 +66,7 @@ std::unique_ptr<HttpScheduler> ModelFlags::MakeScheduler() const {
   so.retry.max_retries = max_retries;
   so.retry.base_delay = std::chrono::milliseconds(retry_base_ms);
   so.jitter_seed = seed;
+  so.max_wait = std::chrono::milliseconds(static_cast<int64_t>(max_wait_s * 1000));
   return MakeCurlScheduler(so);
 }
 
@@ -88,9 +94,13 @@ Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx, Htt
       b.options[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }
-  // A named model brings its own server and key variable unless the flags name others.
+  // A named model brings its own server, key variable and rate limits unless the flags say
+  // otherwise.
   if (alias && b.base_url.empty()) b.base_url = alias->base_url;
   if (alias && b.api_key_env.empty()) b.api_key_env = alias->api_key_env;
+  if (alias) b.rpm = alias->rpm.value_or(0), b.tpm = alias->tpm.value_or(0);
+  if (!judge && rpm) b.rpm = *rpm;
+  if (!judge && tpm) b.tpm = *tpm;
   auto backend = CreateBackend(ctx.backends, b);
   if (!backend && judge) return backend.error().WithPrefix("--judge");
   return backend;
@@ -115,6 +125,8 @@ void ModelFlags::InheritFrom(const Json& run_settings) {
   text("api_key_env", api_key_env);
   text("judge_base_url", judge_base_url);
   text("judge_api_key_env", judge_api_key_env);
+  if (!rpm && run_settings.contains("rpm")) rpm = run_settings["rpm"].get<double>();
+  if (!tpm && run_settings.contains("tpm")) tpm = run_settings["tpm"].get<double>();
   if (backend_options.empty() && run_settings.contains("backend_options")) {
     for (const auto& o : run_settings["backend_options"]) backend_options.push_back(o.get<std::string>());
   }
@@ -131,6 +143,8 @@ Json ModelFlags::Settings() const {
   if (!judge_api_key_env.empty()) s["judge_api_key_env"] = judge_api_key_env;
   if (judge_concurrency) s["judge_concurrency"] = *judge_concurrency;
   if (!backend_options.empty()) s["backend_options"] = backend_options;
+  if (rpm) s["rpm"] = *rpm;
+  if (tpm) s["tpm"] = *tpm;
   return s;
 }
 

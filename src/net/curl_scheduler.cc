@@ -29,6 +29,7 @@
 #include "plumb/http.h"
 #include "plumb/log.h"
 #include "plumb/text.h"
+#include "net/rate_limiter.h"
 
 namespace plumb {
 namespace {
@@ -179,6 +180,7 @@ class CurlScheduler final : public HttpScheduler {
     s.queued = stats_queued_.load();
     s.in_flight = stats_in_flight_.load();
     s.waiting_retry = stats_waiting_.load();
+    s.rate_limited = stats_rate_limited_.load();
     s.retries = stats_retries_.load();
     return s;
   }
@@ -186,8 +188,10 @@ class CurlScheduler final : public HttpScheduler {
  private:
   struct Endpoint {
     int in_flight = 0;
-    int limit = 0;  // set by the first request to the endpoint
+    bool configured = false;  // by the first request to the endpoint
+    net::RateLimiter limiter;
     std::deque<Call*> ready;
+    std::optional<Clock::time_point> held_until;  // ready calls wait for the rate limits
   };
 
   void Wake() {
@@ -233,9 +237,11 @@ class CurlScheduler final : public HttpScheduler {
           Call* raw = c.get();
           calls_[raw] = std::move(c);
           Endpoint& ep = endpoints_[raw->endpoint];
-          if (ep.limit == 0) {
-            ep.limit = raw->request.max_concurrency > 0 ? raw->request.max_concurrency
-                                                        : options_.max_concurrency_per_endpoint;
+          if (!ep.configured) {
+            const HttpRequest& r = raw->request;
+            ep.limiter.Configure(r.max_concurrency > 0 ? r.max_concurrency : options_.max_concurrency_per_endpoint,
+                                 r.rpm, r.tpm);
+            ep.configured = true;
           }
           ep.ready.push_back(raw);
         }
@@ -253,6 +259,9 @@ class CurlScheduler final : public HttpScheduler {
       int timeout_ms = 1000;
       if (curl_deadline_) timeout_ms = std::min(timeout_ms, CeilMs(*curl_deadline_ - now));
       if (!timers_.empty()) timeout_ms = std::min(timeout_ms, CeilMs(timers_.begin()->first - now));
+      for (const auto& [_, ep] : endpoints_) {
+        if (ep.held_until && !ep.ready.empty()) timeout_ms = std::min(timeout_ms, CeilMs(*ep.held_until - now));
+      }
       int n = epoll_wait(epoll_, events, 64, std::max(timeout_ms, 0));
       int running = 0;
       for (int i = 0; i < n; ++i) {
@@ -301,15 +310,38 @@ class CurlScheduler final : public HttpScheduler {
 
   // Starts queued calls up to each endpoint's limit.
   void StartReady() {
+    auto now = Clock::now();
+    int64_t held = 0;
     for (auto& [name, ep] : endpoints_) {
-      while (ep.in_flight < ep.limit && !ep.ready.empty()) {
+      ep.held_until.reset();
+      while (ep.in_flight < ep.limiter.concurrency() && !ep.ready.empty()) {
         Call* call = ep.ready.front();
+        if (now - call->submitted > options_.max_wait) {  // waited too long in the queue
+          ep.ready.pop_front();
+          stats_queued_--;
+          Complete(call, GaveUpWaiting(call, now), now);
+          continue;
+        }
+        Clock::time_point when = ep.limiter.NextStart(now, call->request.estimated_tokens);
+        if (when > now) {
+          ep.held_until = when;
+          held += static_cast<int64_t>(ep.ready.size());
+          break;
+        }
         ep.ready.pop_front();
         stats_queued_--;
+        ep.limiter.OnStart(now, call->request.estimated_tokens);
         Start(call);
         ep.in_flight++;
       }
     }
+    stats_rate_limited_ = held;
+  }
+
+  Status GaveUpWaiting(const Call* call, Clock::time_point now) const {
+    return Status(StatusCode::kDeadlineExceeded,
+                  fmt::format("{}: gave up after waiting {:.0f} s for rate limits and retries (see --max-wait)",
+                              Redact(call->endpoint), MsBetween(call->submitted, now) / 1000));
   }
 
   CURL* TakeHandle() {
@@ -381,12 +413,14 @@ class CurlScheduler final : public HttpScheduler {
     } else {
       call->response.status = static_cast<int>(http_status);
       status = call->interpret(call->response);
+      endpoints_[call->endpoint].limiter.OnResponse(now, status.code() == StatusCode::kResourceExhausted,
+                                                    call->response.headers);
     }
     if (!status.ok() && IsRetryable(status.code()) &&
         call->attempts <= options_.retry.max_retries) {
       LogInfo("{}: attempt {} failed ({}); retrying", Redact(call->endpoint), call->attempts,
               status.message());
-      ScheduleRetry(call, now);
+      ScheduleRetry(call, now, status);
       return;
     }
     if (!status.ok() && IsRetryable(status.code())) {
@@ -397,7 +431,7 @@ class CurlScheduler final : public HttpScheduler {
     Complete(call, status, now);
   }
 
-  void ScheduleRetry(Call* call, Clock::time_point now) {
+  void ScheduleRetry(Call* call, Clock::time_point now, const Status& last) {
     double delay_ms = -1;
     auto& h = call->response.headers;
     if (auto it = h.find("retry-after-ms"); it != h.end()) {
@@ -420,6 +454,11 @@ class CurlScheduler final : public HttpScheduler {
       delay_ms = rng_.Uniform() * cap;
     }
     delay_ms = std::min<double>(delay_ms, 10 * static_cast<double>(kMaxRetryDelay.count()));
+    if (MsBetween(call->submitted, now) + delay_ms > static_cast<double>(options_.max_wait.count())) {
+      Status gave_up = GaveUpWaiting(call, now);
+      Complete(call, Status(gave_up.code(), gave_up.message() + "; last: " + last.message()), now);
+      return;
+    }
     stats_retries_++;
     stats_waiting_++;
     timers_.emplace(now + std::chrono::microseconds(static_cast<int64_t>(delay_ms * 1000)), call);
@@ -474,6 +513,7 @@ class CurlScheduler final : public HttpScheduler {
   std::atomic<int64_t> stats_in_flight_{0};
   std::atomic<int64_t> stats_waiting_{0};
   std::atomic<int64_t> stats_retries_{0};
+  std::atomic<int64_t> stats_rate_limited_{0};
 };
 
 }  // namespace

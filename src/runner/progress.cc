@@ -37,6 +37,7 @@ std::string Progress::Render(const ProgressState& s, bool bar) const {
   }
   line += fmt::format("{}/{} ({:.0f}%)  {:.1f}/s  errors {}", s.done, s.total, pct, rate, s.errors);
   if (s.retrying > 0) line += fmt::format("  waiting to retry {}", s.retrying);
+  if (s.rate_limited > 0) line += fmt::format("  held by rate limits {}", s.rate_limited);
   line += "  ETA " + eta;
   return line;
 }

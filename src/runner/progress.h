@@ -14,7 +14,8 @@ struct ProgressState {
   int64_t done = 0;
   int64_t total = 0;
   int64_t errors = 0;
-  int64_t retrying = 0;  // calls sleeping before a retry
+  int64_t retrying = 0;      // calls sleeping before a retry
+  int64_t rate_limited = 0;  // calls held back by rate limits
 };
 
 class Progress {

@@ -277,7 +277,11 @@ class Loop {
     s.done = summary_.done;
     s.total = summary_.samples;
     s.errors = summary_.errors;
-    if (scheduler_) s.retrying = scheduler_->Stats().waiting_retry;
+    if (scheduler_) {
+      SchedulerStats stats = scheduler_->Stats();
+      s.retrying = stats.waiting_retry;
+      s.rate_limited = stats.rate_limited;
+    }
     return s;
   }
 
