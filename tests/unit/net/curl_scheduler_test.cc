@@ -198,6 +198,61 @@ TEST(CurlScheduler, CancelAbandonsEverything) {
   EXPECT_EQ(cancelled, 6);
 }
 
+TEST(CurlScheduler, RequestsPerMinuteSpaceRequestsOut) {
+  FakeServer server([](const FakeRequest&, int) { return FakeReply{}; });
+  auto s = MakeCurlScheduler(Fast(8));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<double> totals;
+  for (int i = 0; i < 12; ++i) {  // rpm 60: ten at once, then one a second
+    HttpRequest r;
+    r.url = server.base_url();
+    r.rpm = 60;
+    s->Submit(r, [](const HttpResponse&) { return Status(); }, [&](const Status& st, const CallReport& rep) {
+      EXPECT_TRUE(st.ok());
+      std::lock_guard<std::mutex> lock(mu);
+      totals.push_back(rep.total_ms);
+      cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return totals.size() == 12; });
+  std::sort(totals.begin(), totals.end());
+  EXPECT_LT(totals[9], 900);
+  EXPECT_GE(totals[10], 900);
+  EXPECT_GE(totals[11], 1900);
+}
+
+TEST(CurlScheduler, PausesWhenTheServerSaysTheBudgetIsSpent) {
+  FakeServer server([](const FakeRequest&, int index) {
+    FakeReply r;
+    if (index == 0) r.headers = {{"x-ratelimit-remaining-requests", "0"}, {"x-ratelimit-reset-requests", "1s"}};
+    return r;
+  });
+  auto s = MakeCurlScheduler(Fast(1));
+  auto out = RunCalls(*s, server.base_url(), 2);
+  double later = std::max(out[0].report.total_ms, out[1].report.total_ms);
+  EXPECT_GE(later, 950);
+}
+
+TEST(CurlScheduler, GivesUpWhenTheTotalWaitWouldExceedMaxWait) {
+  FakeServer server([](const FakeRequest&, int) {
+    FakeReply r;
+    r.status = 429;
+    r.body = "{}";
+    r.headers = {{"Retry-After", "5"}};
+    return r;
+  });
+  SchedulerOptions o = Fast(1);
+  o.max_wait = std::chrono::milliseconds(1000);
+  auto s = MakeCurlScheduler(o);
+  auto out = RunCalls(*s, server.base_url(), 1);
+  EXPECT_EQ(out[0].status.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(out[0].status.message().find("gave up after waiting"), std::string::npos) << out[0].status.message();
+  EXPECT_NE(out[0].status.message().find("last: 429"), std::string::npos) << out[0].status.message();
+  EXPECT_LT(out[0].report.total_ms, 1000);
+}
+
 TEST(RetryAfter, ParsesSecondsAndDates) {
   EXPECT_DOUBLE_EQ(ParseRetryAfterSeconds("7"), 7);
   EXPECT_DOUBLE_EQ(ParseRetryAfterSeconds(" 2.5 "), 2.5);
