@@ -25,6 +25,7 @@ struct Args {
   int concurrency = 64;
   int latency_ms = 200;
   int repeats = 3;
+  int cache_items = 10000;
 };
 
 Args Parse(int argc, char** argv) {
@@ -36,9 +37,10 @@ Args Parse(int argc, char** argv) {
     else if (k == "--concurrency") a.concurrency = std::stoi(v);
     else if (k == "--latency-ms") a.latency_ms = std::stoi(v);
     else if (k == "--repeats") a.repeats = std::stoi(v);
+    else if (k == "--cache-items") a.cache_items = std::stoi(v);
     else {
       fmt::print(stderr, "usage: plumb_bench [--plumb PATH] [--n N] [--concurrency C] "
-                         "[--latency-ms MS] [--repeats R]\n");
+                         "[--latency-ms MS] [--repeats R] [--cache-items N]\n");
       std::exit(2);
     }
   }
@@ -98,5 +100,34 @@ int main(int argc, char** argv) {
   fmt::print("result: peak rss {:.1f} MB (target <= 50) {}\n", rss_mb, ok_rss ? "ok" : "MISSED");
   fmt::print("server: {} requests, max {} concurrent, {} connections\n", server.request_count(),
              server.max_concurrent(), server.connections());
-  return ok_ratio && ok_cpu && ok_rss ? 0 : 1;
+
+  // A fully cached re-run: the same temperature-0 suite again against the same database.
+  FakeServer fast([](const FakeRequest&, int) {
+    FakeReply r;
+    r.text = "Answer: B";
+    return r;
+  });
+  std::string cache_items;
+  for (int i = 0; i < a.cache_items; ++i) {
+    cache_items += fmt::format(
+        R"({{"id": "c{}", "prompt": "Cached scenario {}?", "options": ["a", "b", "c", "d"], "aligned": "B"}})" "\n", i, i);
+  }
+  tmp.Write("cache-suite/items.jsonl", cache_items);
+  std::string cache_manifest =
+      tmp.Write("cache-suite/suite.yaml", "id: cache-suite\nkind: choice\ngeneration:\n  temperature: 0\n");
+  std::vector<std::string> args = {a.plumb, "run", "--suite", cache_manifest, "--model", "openai/bench", "--base-url",
+                                   fast.base_url(), "--concurrency", "64", "--progress", "none", "--db",
+                                   tmp.path() + "/cache.db"};
+  auto fill = Spawn(args);
+  auto cached = Spawn(args);
+  if (fill.exit_code != 0 || cached.exit_code != 0) {
+    fmt::print(stderr, "cache runs failed: {}{}\n", fill.err, cached.err);
+    return 1;
+  }
+  bool ok_cache = cached.wall_seconds < 1.0 && fast.request_count() == a.cache_items;
+  fmt::print("cache: {} items, first run {:.3f} s ({} requests), fully cached re-run {:.3f} s, cpu {:.3f} s "
+             "(target < 1 s) {}\n",
+             a.cache_items, fill.wall_seconds, fast.request_count(), cached.wall_seconds, cached.cpu_seconds,
+             ok_cache ? "ok" : "MISSED");
+  return ok_ratio && ok_cpu && ok_rss && ok_cache ? 0 : 1;
 }

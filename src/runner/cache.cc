@@ -49,11 +49,22 @@ class CachedBackend final : public Backend {
 }  // namespace
 
 std::string CacheKey(const std::string& identity, const ModelCall& call) {
-  Json k = {{"backend", identity},
-            {"params", call.params.ToJson()},
-            {"messages", MessagesToJson(call.messages)},
-            {"epoch", call.hints.epoch}};
-  return Sha256Hex(k.dump());
+  // Hashed field by field (each prefixed by its length) rather than through a JSON document:
+  // the key is computed for every call and must stay cheap.
+  Sha256 h;
+  auto add = [&h](std::string_view field) {
+    std::string len = std::to_string(field.size()) + ":";
+    h.Update(len);
+    h.Update(field);
+  };
+  add(identity);
+  add(call.params.ToJson().dump());
+  for (const auto& m : call.messages) {
+    add(m.role);
+    add(m.content);
+  }
+  add(std::to_string(call.hints.epoch));
+  return h.HexDigest();
 }
 
 std::unique_ptr<Backend> WithCache(Backend& inner, Store& store, CachePolicy policy) {

@@ -54,6 +54,8 @@ class SqliteStore final : public Store {
   }
 
   ~SqliteStore() override {
+    cache_get_.reset();  // before its connection
+    cache_db_.reset();
     if (writer_.joinable()) {
       {
         std::lock_guard<std::mutex> lock(queue_mu_);
@@ -135,8 +137,15 @@ class SqliteStore final : public Store {
   }
 
   Result<std::optional<Completion>> CacheGet(const std::string& key) const override {
-    return Guard<std::optional<Completion>>([&]() -> Result<std::optional<Completion>> {
-      if (!cache_get_) cache_get_ = std::make_unique<SQLite::Statement>(*db_, "SELECT completion FROM cache WHERE key=?");
+    // Lookups use their own read connection: in WAL mode it never waits for the writer
+    // thread's transactions, which hold the main connection.
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    try {
+      if (!cache_db_) {
+        cache_db_ = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READONLY);
+        cache_db_->setBusyTimeout(10'000);
+        cache_get_ = std::make_unique<SQLite::Statement>(*cache_db_, "SELECT completion FROM cache WHERE key=?");
+      }
       SQLite::Statement& q = *cache_get_;
       q.reset();
       q.bind(1, key);
@@ -144,7 +153,9 @@ class SqliteStore final : public Store {
       Completion c = CompletionFromJson(ParseStored(q.getColumn(0).getString()));
       c.cached = true;
       return std::optional<Completion>(std::move(c));
-    });
+    } catch (const SQLite::Exception& e) {
+      return DataLoss(fmt::format("results database '{}': {}", path_, e.what()));
+    }
   }
 
   Status Flush() override {
@@ -573,7 +584,10 @@ class SqliteStore final : public Store {
   std::condition_variable queue_cv_;
   std::condition_variable done_cv_;
   std::deque<Job> queue_;
-  mutable std::unique_ptr<SQLite::Statement> cache_get_;  // prepared once; used under db_mu_
+  // The cache's read connection and statement, opened on first use, under cache_mu_.
+  mutable std::mutex cache_mu_;
+  mutable std::unique_ptr<SQLite::Database> cache_db_;
+  mutable std::unique_ptr<SQLite::Statement> cache_get_;
   uint64_t enqueued_ = 0;
   uint64_t committed_ = 0;
   Status write_error_;
