@@ -40,6 +40,10 @@ class Backend {
   // what happened (kUnauthenticated for a bad key, kResourceExhausted for rate limits after all
   // retries, kFailedPrecondition for an exhausted quota, ...). Must not block for long.
   virtual void Submit(ModelCall call, Done done) = 0;
+
+  // Abandons work the backend itself holds (HTTP work is abandoned through the scheduler):
+  // queued and running calls end with kCancelled. Called when a run stops early.
+  virtual void Cancel() {}
 };
 
 // Everything a backend factory may need. The model spec "openai/gpt-4o-mini" has kind "openai"

@@ -13,6 +13,7 @@ Result<std::unique_ptr<Backend>> MakeAnthropicBackend(const BackendContext& ctx)
 Result<std::unique_ptr<Backend>> MakeGeminiBackend(const BackendContext& ctx);
 Result<std::unique_ptr<Backend>> MakeBuiltinBackend(const BackendContext& ctx);
 Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx);
+Result<std::unique_ptr<Backend>> MakeExecBackend(const BackendContext& ctx);
 
 }  // namespace plumb::backends
 

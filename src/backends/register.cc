@@ -15,6 +15,9 @@ void RegisterBuiltinBackends(BackendRegistry& registry) {
                     backends::MakeOpenAiChatBackend);
   registry.Register("anthropic", "Anthropic Messages API", backends::MakeAnthropicBackend);
   registry.Register("google", "Google Gemini API (gemini-*)", backends::MakeGeminiBackend);
+  registry.Register("exec",
+                    "a subprocess speaking JSON lines: exec/<command> (--backend-option processes=N)",
+                    backends::MakeExecBackend);
   registry.Register("replay",
                     "stored outputs: replay/<file.jsonl|file.csv>, keyed by item id (and epoch, turn)",
                     backends::MakeReplayBackend);

@@ -14,6 +14,7 @@ class CachedBackend final : public Backend {
 
   std::string Id() const override { return inner_.Id(); }
   std::string CacheIdentity() const override { return identity_; }
+  void Cancel() override { inner_.Cancel(); }
 
   void Submit(ModelCall call, Done done) override {
     bool deterministic = call.params.temperature && *call.params.temperature == 0;

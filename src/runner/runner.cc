@@ -205,7 +205,7 @@ class Loop {
     FillWindow();
     Result<int64_t> run_id = store_.CreateRun(run, items, keys, presentations);
     if (!run_id) {
-      if (scheduler_) scheduler_->Cancel();
+      CancelCalls();
       while (calls_ > 0) {
         if (events_.Pop(std::chrono::milliseconds(100))) --calls_;
       }
@@ -248,7 +248,7 @@ class Loop {
       if (!stopping && interrupted_.load()) {
         stopping = true;
         stopped_by_user_ = true;
-        if (scheduler_) scheduler_->Cancel();
+        CancelCalls();
       }
       if (e) {
         --calls_;
@@ -259,17 +259,23 @@ class Loop {
         }
         if (!stopping && !summary_.failure.ok()) {
           stopping = true;
-          if (scheduler_) scheduler_->Cancel();
+          CancelCalls();
         }
         if (!stopping && options_.max_cost && summary_.spent_usd >= *options_.max_cost) {
           stopping = true;
           summary_.budget_reached = true;
-          if (scheduler_) scheduler_->Cancel();
+          CancelCalls();
         }
       }
       progress_.Update(State());
     }
     progress_.Finish(State());
+  }
+
+  void CancelCalls() {
+    if (scheduler_) scheduler_->Cancel();
+    backend_.Cancel();
+    for (const auto& j : judges_) j.backend->Cancel();
   }
 
   runner::ProgressState State() const {

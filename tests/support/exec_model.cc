@@ -1,0 +1,55 @@
+// A test model for the exec backend: answers JSON-line requests. Flags:
+//   --sleep-ms N        wait before each answer
+//   --error-on ITEM     answer {"error"} for that item
+//   --crash-on ITEM     exit(3) on that item the first time (a marker file in --state DIR)
+//   --die               exit at once, before reading anything
+// Every answer is "Answer: A pid=<pid>" with 7 prompt and 2 completion tokens.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+int main(int argc, char** argv) {
+  int sleep_ms = 0;
+  std::string error_on, crash_on, state = "/tmp";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--die") return 2;
+    if (i + 1 >= argc) break;
+    if (a == "--sleep-ms") sleep_ms = std::stoi(argv[++i]);
+    else if (a == "--error-on") error_on = argv[++i];
+    else if (a == "--crash-on") crash_on = argv[++i];
+    else if (a == "--state") state = argv[++i];
+  }
+  std::cerr << "exec_model ready" << std::endl;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    auto req = nlohmann::json::parse(line);
+    std::string item = req["item_id"];
+    if (item == crash_on) {
+      std::string marker = state + "/crashed-" + item;
+      if (!std::ifstream(marker)) {
+        std::ofstream(marker) << "x";
+        std::cerr << "crashing on " << item << std::endl;
+        return 3;
+      }
+    }
+    if (sleep_ms) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    nlohmann::json out = {{"id", req["id"]}};
+    if (item == error_on) {
+      out["error"] = "cannot answer " + item;
+    } else {
+      out["text"] = "Answer: A pid=" + std::to_string(getpid());
+      out["prompt_tokens"] = 7;
+      out["completion_tokens"] = 2;
+    }
+    std::cout << out.dump() << std::endl;
+  }
+  return 0;
+}
