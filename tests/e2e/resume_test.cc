@@ -142,7 +142,8 @@ TEST(Resume, RetryErrorsResendsOnlyTheErroredSamples) {
   EXPECT_NE(retry.err.find("run 1: 1 errored samples will be sent again"), std::string::npos) << retry.err;
   EXPECT_EQ(requests.load() - before, 1);
   auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
-  for (const auto& s : *(*store)->GetSamples(1)) {
+  auto samples = (*store)->GetSamples(1);
+  for (const auto& s : *samples) {
     EXPECT_EQ(s.status, "done");
     EXPECT_EQ(s.responses.size(), 1u);
   }
