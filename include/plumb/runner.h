@@ -46,6 +46,7 @@ struct RunOptions {
   int epochs = 1;
   std::optional<int64_t> limit;  // the first N items of the suite
   uint64_t seed = 1;             // option order, baselines, bootstrap
+  int bootstrap_resamples = kDefaultBootstrapResamples;  // 0: no bootstrap intervals
   int concurrency = kDefaultConcurrency;
   GenerationParams params;       // overrides of the suite's defaults
   Json settings = Json::object();  // recorded with the run (no secrets)
@@ -130,9 +131,14 @@ void RequestJudgment(std::shared_ptr<const JudgeGrader> grader, const JudgeModel
 std::string PromptHash(const std::vector<Message>& prompt);
 
 // Recomputes a run's metrics from its stored samples (the suite must be the one it ran): the
-// kind's metrics, then for every judge grader its judge error rate, unscored rate and, with a
-// panel, Krippendorff's alpha between the judges.
-Result<std::vector<Metric>> ComputeMetrics(const Suite& suite, const std::vector<SampleRecord>& samples);
+// kind's metrics, the epoch reducers of its ReducedMetrics() (see ReducerMetrics), then for
+// every judge grader its judge error rate, unscored rate and, with a panel, Krippendorff's
+// alpha between the judges.
+Result<std::vector<Metric>> ComputeMetrics(const Suite& suite, const std::vector<SampleRecord>& samples,
+                                           const MetricOptions& options);
+
+// How a run's metrics are computed: its seed and settings.bootstrap_resamples (default 2000).
+MetricOptions MetricOptionsOfRun(const RunRecord& run);
 
 }  // namespace plumb
 

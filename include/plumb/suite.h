@@ -14,6 +14,7 @@
 #include "plumb/judge.h"
 #include "plumb/registry.h"
 #include "plumb/result.h"
+#include "plumb/stats.h"
 #include "plumb/types.h"
 
 namespace plumb {
@@ -124,11 +125,16 @@ class SuiteKind {
     return {};
   }
 
-  // Metrics over every planned sample of a run (items indexes into `items`).
+  // Metrics over every planned sample of a run (items indexes into `items`), each with the
+  // model (clusters keyed by item id, or by what groups items) that paired comparisons use.
   virtual std::vector<Metric> Metrics(const std::vector<Item>& items,
-                                      const std::vector<SampleOutcome>& outcomes) const = 0;
+                                      const std::vector<SampleOutcome>& outcomes,
+                                      const MetricOptions& options) const = 0;
   // The headline metric, shown on leaderboards.
   virtual std::string PrimaryMetric() const = 0;
+  // Proportion metrics that get epoch reducers (majority, pass@k, pass^k) when items have
+  // several samples. Default: the primary metric.
+  virtual std::vector<std::string> ReducedMetrics() const { return {PrimaryMetric()}; }
   // Whether a higher value of the primary metric is better.
   virtual bool HigherIsBetter() const { return true; }
 };

@@ -3,6 +3,7 @@
 #define PLUMB_TYPES_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -103,6 +104,8 @@ struct Grade {
   std::string error;  // set when status is kError
 };
 
+struct MetricModel;  // plumb/stats.h
+
 // An aggregate over samples, on a 0-100 scale for rates, with a 95% confidence interval.
 struct Metric {
   std::string name;                // "aligned_rate"
@@ -114,6 +117,9 @@ struct Metric {
   std::optional<int64_t> k;        // numerator, for proportions
   std::string ci_method;           // "wilson", "bootstrap", "none"
   Json details = Json::object();
+  // The per-cluster data behind the value, for paired comparisons; only on metrics computed in
+  // this process (not stored).
+  std::shared_ptr<const MetricModel> model;
 };
 
 }  // namespace plumb

@@ -17,6 +17,7 @@ struct RunFlags {
   std::optional<double> top_p;
   std::optional<int> max_tokens;
   std::optional<int64_t> model_seed;
+  int bootstrap = kDefaultBootstrapResamples;
   double max_judge_error_rate = 5.0;
   std::string progress = "auto";
   bool resume = false;
@@ -30,6 +31,7 @@ RunOptions BaseOptions(const RunFlags& f, const Suite& suite) {
   options.epochs = f.epochs.value_or(suite.manifest.samples);
   options.limit = f.limit;
   options.seed = f.m.seed;
+  options.bootstrap_resamples = f.bootstrap;
   options.concurrency = f.m.concurrency;
   options.params.temperature = f.temperature;
   options.params.top_p = f.top_p;
@@ -128,6 +130,9 @@ Action SetupRun(CLI::App& app, Context& ctx) {
   app.add_option("--epochs", f->epochs, "Samples per item (default: the suite's 'samples', else 1)")
       ->check(CLI::Range(1, 1000));
   app.add_option("--seed", f->m.seed, "Seed for option order, baselines and bootstrap");
+  app.add_option("--bootstrap", f->bootstrap, "Bootstrap resamples for confidence intervals")
+      ->check(CLI::Range(100, 1000000))
+      ->capture_default_str();
   app.add_option("--temperature", f->temperature, "Sampling temperature (overrides the suite)")
       ->check(CLI::Range(0.0, 2.0));
   app.add_option("--top-p", f->top_p, "Nucleus sampling (overrides the suite)")->check(CLI::Range(0.0, 1.0));

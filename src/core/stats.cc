@@ -1,9 +1,12 @@
-// Wilson intervals and the clustered bootstrap for proportions.
+// Wilson intervals, the clustered bootstrap, reducers over epochs and paired comparisons.
 #include "plumb/stats.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <string_view>
+
+#include <fmt/format.h>
 
 #include "plumb/hash.h"
 
@@ -13,6 +16,35 @@ namespace {
 double Percentile(const std::vector<double>& sorted, double q) {
   size_t idx = static_cast<size_t>(std::floor(q * static_cast<double>(sorted.size() - 1) + 0.5));
   return sorted[std::min(idx, sorted.size() - 1)];
+}
+
+// Cluster indexes grouped by stratum (one group without strata).
+std::vector<std::vector<size_t>> Groups(const std::vector<size_t>& clusters, const std::vector<int>& strata) {
+  std::map<int, std::vector<size_t>> by;
+  for (size_t i : clusters) by[strata.empty() ? 0 : strata[i]].push_back(i);
+  std::vector<std::vector<size_t>> out;
+  for (auto& [_, members] : by) out.push_back(std::move(members));
+  return out;
+}
+
+// One bootstrap draw: every group's size in draws from that group, with replacement.
+void Draw(const std::vector<std::vector<size_t>>& groups, Rng& rng, std::vector<int>& counts) {
+  std::fill(counts.begin(), counts.end(), 0);
+  for (const auto& members : groups) {
+    for (size_t i = 0; i < members.size(); ++i) counts[members[rng.Below(members.size())]]++;
+  }
+}
+
+std::vector<size_t> Indexes(size_t n) {
+  std::vector<size_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = i;
+  return v;
+}
+
+// ln C(n, k)
+double LogChoose(int64_t n, int64_t k) {
+  return std::lgamma(static_cast<double>(n) + 1) - std::lgamma(static_cast<double>(k) + 1) -
+         std::lgamma(static_cast<double>(n - k) + 1);
 }
 
 }  // namespace
@@ -27,95 +59,248 @@ Interval WilsonInterval(int64_t k, int64_t n, double z) {
   return {std::max(0.0, center - half), std::min(1.0, center + half)};
 }
 
-Metric ProportionMetric(std::string name, std::string category,
-                        const std::vector<Cluster>& clusters, uint64_t seed, int resamples) {
+Metric ProportionMetric(std::string name, std::string category, std::vector<Cluster> clusters,
+                        const MetricOptions& options) {
+  std::erase_if(clusters, [](const Cluster& c) { return c.n <= 0; });
+  auto model = std::make_shared<MetricModel>();
+  for (const auto& c : clusters) model->keys.push_back(c.key);
+  model->statistic = [clusters](const std::vector<int>& counts) -> std::optional<double> {
+    int64_t k = 0, n = 0;
+    for (size_t i = 0; i < clusters.size(); ++i) k += counts[i] * clusters[i].k, n += counts[i] * clusters[i].n;
+    if (n == 0) return std::nullopt;
+    return 100.0 * static_cast<double>(k) / static_cast<double>(n);
+  };
   Metric m;
   m.name = std::move(name);
   m.category = std::move(category);
-  std::vector<Cluster> used;
+  m.ci_method = "none";
   int64_t k = 0, n = 0;
   bool single = true;
   for (const auto& c : clusters) {
-    if (c.n <= 0) continue;
-    used.push_back(c);
     k += c.k;
     n += c.n;
     single = single && c.n == 1;
   }
   m.n = n;
   m.k = k;
-  if (n == 0) {
-    m.ci_method = "none";
-    return m;
-  }
+  model->proportions = std::move(clusters);
+  m.model = model;
+  if (n == 0) return m;
   m.value = 100.0 * static_cast<double>(k) / static_cast<double>(n);
-  if (single) {
-    Interval ci = WilsonInterval(k, n);
+  int64_t n_clusters = static_cast<int64_t>(model->keys.size());
+  if (!single) m.details["clusters"] = n_clusters;
+  if (single || k == 0 || k == n) {
+    // One trial per cluster: Wilson. Every sample a success (or none): every resample would
+    // repeat the observed 0% or 100%, a zero-width interval that overstates certainty, so use
+    // Wilson with one trial per cluster instead (conservative).
+    Interval ci = single ? WilsonInterval(k, n) : WilsonInterval(k == 0 ? 0 : n_clusters, n_clusters);
     m.ci_low = 100 * ci.low;
     m.ci_high = 100 * ci.high;
-    m.ci_method = "wilson";
+    m.ci_method = single ? "wilson" : "wilson-items";
     return m;
   }
-  Rng rng(SplitMix64(seed));
+  if (options.resamples <= 0) return m;
+  Rng rng(SplitMix64(options.seed));
+  std::vector<std::vector<size_t>> groups = {Indexes(model->keys.size())};
+  std::vector<int> counts(model->keys.size());
   std::vector<double> stats;
-  stats.reserve(resamples);
-  for (int r = 0; r < resamples; ++r) {
-    int64_t rk = 0, rn = 0;
-    for (size_t i = 0; i < used.size(); ++i) {
-      const Cluster& c = used[rng.Below(used.size())];
-      rk += c.k;
-      rn += c.n;
-    }
-    stats.push_back(static_cast<double>(rk) / static_cast<double>(rn));
+  stats.reserve(options.resamples);
+  for (int r = 0; r < options.resamples; ++r) {
+    Draw(groups, rng, counts);
+    stats.push_back(*model->statistic(counts));
   }
-  std::sort(stats.begin(), stats.end());
-  if (k == 0 || k == n) {
-    // Every resample repeats the observed 0% or 100%, a zero-width interval that overstates
-    // certainty; use Wilson with one trial per item instead (conservative).
-    Interval ci = WilsonInterval(k == 0 ? 0 : static_cast<int64_t>(used.size()),
-                                 static_cast<int64_t>(used.size()));
-    m.ci_low = 100 * ci.low;
-    m.ci_high = 100 * ci.high;
-    m.ci_method = "wilson-items";
-    m.details["clusters"] = used.size();
-    return m;
-  }
-  m.ci_low = 100 * Percentile(stats, 0.025);
-  m.ci_high = 100 * Percentile(stats, 0.975);
-  m.ci_method = "bootstrap";
-  m.details["clusters"] = used.size();
-  return m;
-}
-
-Metric BootstrapMetric(std::string name, std::string category, size_t n_clusters,
-                       const ClusterStatistic& statistic, uint64_t seed, int resamples,
-                       const std::vector<int>& strata) {
-  Metric m;
-  m.name = std::move(name);
-  m.category = std::move(category);
-  m.n = static_cast<int64_t>(n_clusters);
-  m.ci_method = "none";
-  std::vector<int> counts(n_clusters, 1);
-  m.value = n_clusters > 0 ? statistic(counts) : std::nullopt;
-  if (!m.value || n_clusters < 2) return m;
-  std::map<int, std::vector<size_t>> groups;
-  for (size_t i = 0; i < n_clusters; ++i) groups[strata.empty() ? 0 : strata[i]].push_back(i);
-  Rng rng(SplitMix64(seed));
-  std::vector<double> stats;
-  stats.reserve(resamples);
-  for (int r = 0; r < resamples; ++r) {
-    std::fill(counts.begin(), counts.end(), 0);
-    for (const auto& [_, members] : groups) {
-      for (size_t i = 0; i < members.size(); ++i) counts[members[rng.Below(members.size())]]++;
-    }
-    if (auto v = statistic(counts)) stats.push_back(*v);
-  }
-  if (stats.size() < static_cast<size_t>(resamples) / 2) return m;  // mostly undefined
   std::sort(stats.begin(), stats.end());
   m.ci_low = Percentile(stats, 0.025);
   m.ci_high = Percentile(stats, 0.975);
   m.ci_method = "bootstrap";
   return m;
+}
+
+Metric BootstrapMetric(std::string name, std::string category, std::vector<std::string> keys,
+                       ClusterStatistic statistic, const MetricOptions& options,
+                       std::vector<int> strata) {
+  auto model = std::make_shared<MetricModel>();
+  model->keys = std::move(keys);
+  model->strata = std::move(strata);
+  model->statistic = std::move(statistic);
+  Metric m;
+  m.name = std::move(name);
+  m.category = std::move(category);
+  size_t n = model->keys.size();
+  m.n = static_cast<int64_t>(n);
+  m.ci_method = "none";
+  m.model = model;
+  std::vector<int> counts(n, 1);
+  m.value = n > 0 ? model->statistic(counts) : std::nullopt;
+  if (!m.value || n < 2 || options.resamples <= 0) return m;
+  auto groups = Groups(Indexes(n), model->strata);
+  Rng rng(SplitMix64(options.seed));
+  std::vector<double> stats;
+  stats.reserve(options.resamples);
+  for (int r = 0; r < options.resamples; ++r) {
+    Draw(groups, rng, counts);
+    if (auto v = model->statistic(counts)) stats.push_back(*v);
+  }
+  if (stats.size() < static_cast<size_t>(options.resamples) / 2) return m;  // mostly undefined
+  std::sort(stats.begin(), stats.end());
+  m.ci_low = Percentile(stats, 0.025);
+  m.ci_high = Percentile(stats, 0.975);
+  m.ci_method = "bootstrap";
+  return m;
+}
+
+double PassAtK(int64_t n, int64_t c, int k) {
+  if (n - c < k) return 1;
+  return 1 - std::exp(LogChoose(n - c, k) - LogChoose(n, k));
+}
+
+double PassHatK(int64_t n, int64_t c, int k) {
+  if (c < k) return 0;
+  return std::exp(LogChoose(c, k) - LogChoose(n, k));
+}
+
+std::vector<Metric> ReducerMetrics(const Metric& proportion, const MetricOptions& options) {
+  std::vector<Metric> out;
+  if (!proportion.model || proportion.model->proportions.empty()) return out;
+  const std::vector<Cluster>& clusters = proportion.model->proportions;
+  int64_t max_n = 0;
+  for (const auto& c : clusters) max_n = std::max(max_n, c.n);
+  if (max_n < 2) return out;
+  // One reducer: a value in [0, 1] per cluster (nullopt: not enough samples), averaged.
+  auto reduce = [&](const std::string& suffix, int min_n, const std::function<double(const Cluster&)>& value) {
+    std::vector<std::string> keys;
+    std::vector<double> values;
+    for (const auto& c : clusters) {
+      if (c.n < min_n) continue;
+      keys.push_back(c.key);
+      values.push_back(value(c));
+    }
+    Metric m = BootstrapMetric(proportion.name + "@" + suffix, proportion.category, std::move(keys),
+                               [values](const std::vector<int>& counts) -> std::optional<double> {
+                                 double sum = 0, n = 0;
+                                 for (size_t i = 0; i < values.size(); ++i) sum += counts[i] * values[i], n += counts[i];
+                                 if (n == 0) return std::nullopt;
+                                 return 100 * sum / n;
+                               },
+                               options);
+    m.details["reducer"] = suffix;
+    out.push_back(std::move(m));
+  };
+  reduce("majority", 1, [](const Cluster& c) { return 2 * c.k > c.n ? 1.0 : 2 * c.k == c.n ? 0.5 : 0.0; });
+  for (int k = 1; k <= max_n; ++k) {
+    reduce(fmt::format("pass@{}", k), k, [k](const Cluster& c) { return PassAtK(c.n, c.k, k); });
+    reduce(fmt::format("pass^{}", k), k, [k](const Cluster& c) { return PassHatK(c.n, c.k, k); });
+  }
+  return out;
+}
+
+PairedComparison ComparePaired(const MetricModel& a, const MetricModel& b, const MetricOptions& options) {
+  PairedComparison out;
+  std::map<std::string_view, size_t> in_b;
+  for (size_t i = 0; i < b.keys.size(); ++i) in_b.emplace(b.keys[i], i);
+  std::vector<std::pair<size_t, size_t>> shared;  // (index in a, index in b)
+  std::vector<int> strata;
+  for (size_t i = 0; i < a.keys.size(); ++i) {
+    auto it = in_b.find(a.keys[i]);
+    if (it == in_b.end()) continue;
+    shared.emplace_back(i, it->second);
+    strata.push_back(a.strata.empty() ? 0 : a.strata[i]);
+  }
+  out.shared = static_cast<int64_t>(shared.size());
+  out.only_a = static_cast<int64_t>(a.keys.size() - shared.size());
+  out.only_b = static_cast<int64_t>(b.keys.size() - shared.size());
+  if (shared.empty()) return out;
+  std::vector<int> ca(a.keys.size()), cb(b.keys.size());
+  auto evaluate = [&](const std::vector<int>& draw) -> std::optional<double> {
+    for (size_t s = 0; s < shared.size(); ++s) ca[shared[s].first] = cb[shared[s].second] = draw[s];
+    auto va = a.statistic(ca), vb = b.statistic(cb);
+    if (!va || !vb) return std::nullopt;
+    return *vb - *va;
+  };
+  std::vector<int> draw(shared.size(), 1);
+  for (size_t s = 0; s < shared.size(); ++s) ca[shared[s].first] = cb[shared[s].second] = 1;
+  out.a = a.statistic(ca);
+  out.b = b.statistic(cb);
+  if (!out.a || !out.b) return out;
+  out.diff = *out.b - *out.a;
+
+  bool binary = !a.proportions.empty() && !b.proportions.empty();
+  for (size_t s = 0; binary && s < shared.size(); ++s) {
+    const Cluster& x = a.proportions[shared[s].first];
+    const Cluster& y = b.proportions[shared[s].second];
+    binary = x.n == 1 && y.n == 1;
+    out.a_only_successes += x.k > y.k;
+    out.b_only_successes += y.k > x.k;
+  }
+  if (!binary) out.a_only_successes = out.b_only_successes = 0;
+
+  if (options.resamples > 0) {
+    auto groups = Groups(Indexes(shared.size()), strata);
+    Rng rng(SplitMix64(options.seed));
+    out.draws.reserve(options.resamples);
+    for (int r = 0; r < options.resamples; ++r) {
+      Draw(groups, rng, draw);
+      if (auto d = evaluate(draw)) out.draws.push_back(*d);
+    }
+    if (out.draws.size() < static_cast<size_t>(options.resamples) / 2) out.draws.clear();  // mostly undefined
+    std::sort(out.draws.begin(), out.draws.end());
+    if (!out.draws.empty()) out.ci = Interval{Percentile(out.draws, 0.025), Percentile(out.draws, 0.975)};
+  }
+  if (binary) {
+    out.test = "mcnemar-exact";
+    out.p_value = McNemarExactTwoSided(out.a_only_successes, out.b_only_successes);
+  } else if (!out.draws.empty()) {
+    out.test = "paired-bootstrap";
+    out.p_value = std::min(1.0, 2 * std::min(PBelow(out, 0), PAbove(out, 0)));
+  }
+  return out;
+}
+
+namespace {
+
+// (1 + draws on the null side) / (1 + draws): the bootstrap p-value of a one-sided test.
+double BootstrapP(const std::vector<double>& draws, const std::function<bool(double)>& null_side) {
+  if (draws.empty()) return 1;
+  size_t hits = static_cast<size_t>(std::count_if(draws.begin(), draws.end(), null_side));
+  return static_cast<double>(1 + hits) / static_cast<double>(1 + draws.size());
+}
+
+}  // namespace
+
+double PBelow(const PairedComparison& c, double threshold) {
+  if (c.test == "mcnemar-exact" && threshold == 0) return McNemarExactGreater(c.a_only_successes, c.b_only_successes);
+  return BootstrapP(c.draws, [threshold](double d) { return d >= threshold; });
+}
+
+double PAbove(const PairedComparison& c, double threshold) {
+  if (c.test == "mcnemar-exact" && threshold == 0) return McNemarExactGreater(c.b_only_successes, c.a_only_successes);
+  return BootstrapP(c.draws, [threshold](double d) { return d <= threshold; });
+}
+
+double McNemarExactGreater(int64_t b, int64_t c) {
+  int64_t n = b + c;
+  if (n == 0) return 1;
+  // P(X >= b) = sum_{i=b}^{n} C(n, i) / 2^n, summed in log space for large n.
+  double p = 0;
+  for (int64_t i = b; i <= n; ++i) p += std::exp(LogChoose(n, i) - static_cast<double>(n) * std::log(2.0));
+  return std::min(1.0, p);
+}
+
+double McNemarExactTwoSided(int64_t b, int64_t c) {
+  if (b + c == 0) return 1;
+  return std::min(1.0, 2 * McNemarExactGreater(std::max(b, c), std::min(b, c)));
+}
+
+std::vector<double> HolmAdjust(const std::vector<double>& p) {
+  std::vector<size_t> order = Indexes(p.size());
+  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return p[x] < p[y]; });
+  std::vector<double> out(p.size());
+  double running = 0;
+  for (size_t r = 0; r < order.size(); ++r) {
+    running = std::max(running, std::min(1.0, static_cast<double>(p.size() - r) * p[order[r]]));
+    out[order[r]] = running;
+  }
+  return out;
 }
 
 std::optional<double> KrippendorffAlpha(const std::vector<std::vector<std::optional<double>>>& units,

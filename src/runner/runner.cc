@@ -108,7 +108,7 @@ class Loop {
 
     PLUMB_RETURN_IF_ERROR(store_.Flush());
     PLUMB_ASSIGN_OR_RETURN(auto stored, store_.GetSamples(summary_.run_id, /*with_responses=*/false));
-    PLUMB_ASSIGN_OR_RETURN(summary_.metrics, ComputeMetrics(suite_, stored));
+    PLUMB_ASSIGN_OR_RETURN(summary_.metrics, ComputeMetrics(suite_, stored, MetricOptions{options_.seed, options_.bootstrap_resamples}));
     // The whole run's counts (a resumed run includes what earlier sessions finished).
     summary_.samples = static_cast<int64_t>(stored.size());
     summary_.done = summary_.errors = 0;
@@ -183,6 +183,7 @@ class Loop {
     run.limit = options_.limit;
     run.n_samples = static_cast<int64_t>(samples_.size());
     run.settings = options_.settings;
+    run.settings["bootstrap_resamples"] = options_.bootstrap_resamples;
     // Where the suite was loaded from, so resume and rescore find suites outside the search path.
     std::error_code ec;
     run.settings["suite_file"] = std::filesystem::absolute(suite_.manifest.file, ec).string();
@@ -532,9 +533,10 @@ class Loop {
 
 // For every judge grader seen: its error and unscored rates over the judged samples, and, when
 // a panel judged them, Krippendorff's alpha between the judges.
-void AddJudgeMetrics(const std::vector<SampleRecord>& samples, std::vector<Metric>& out) {
+void AddJudgeMetrics(const std::vector<SampleRecord>& samples, const MetricOptions& options,
+                     std::vector<Metric>& out) {
   struct Counts {
-    std::vector<Cluster> errors, unscored;
+    std::map<std::string, Cluster> errors, unscored;  // by item
     std::vector<std::vector<std::optional<double>>> units;
     std::map<std::string, size_t> judges;
     std::map<std::string, double> label_codes;
@@ -545,8 +547,11 @@ void AddJudgeMetrics(const std::vector<SampleRecord>& samples, std::vector<Metri
     for (const auto& g : s.grades) {
       if (!g.details.value("judge_grader", false)) continue;
       Counts& c = by_grader[g.grader];
-      c.errors.push_back(Cluster{g.status == GradeStatus::kError, 1});
-      c.unscored.push_back(Cluster{g.status == GradeStatus::kUnscored, 1});
+      Cluster& e = c.errors[s.item_id];
+      Cluster& u = c.unscored[s.item_id];
+      e.key = u.key = s.item_id;
+      e.n++, e.k += g.status == GradeStatus::kError;
+      u.n++, u.k += g.status == GradeStatus::kUnscored;
       const Json& panel = g.details.value("judgments", Json::array());
       if (panel.size() < 2) continue;
       std::vector<std::optional<double>> unit;
@@ -567,8 +572,13 @@ void AddJudgeMetrics(const std::vector<SampleRecord>& samples, std::vector<Metri
   }
   for (auto& [grader, c] : by_grader) {
     std::string id = grader.substr(0, grader.find('@'));
-    out.push_back(ProportionMetric(id + ".judge_error_rate", "", c.errors));
-    out.push_back(ProportionMetric(id + ".unscored_rate", "", c.unscored));
+    auto clusters = [](const std::map<std::string, Cluster>& by_item) {
+      std::vector<Cluster> v;
+      for (const auto& [_, cl] : by_item) v.push_back(cl);
+      return v;
+    };
+    out.push_back(ProportionMetric(id + ".judge_error_rate", "", clusters(c.errors), options));
+    out.push_back(ProportionMetric(id + ".unscored_rate", "", clusters(c.unscored), options));
     if (c.units.empty()) continue;
     Metric alpha;
     alpha.name = id + ".judge_alpha";
@@ -582,8 +592,8 @@ void AddJudgeMetrics(const std::vector<SampleRecord>& samples, std::vector<Metri
 
 }  // namespace
 
-Result<std::vector<Metric>> ComputeMetrics(const Suite& suite,
-                                           const std::vector<SampleRecord>& samples) {
+Result<std::vector<Metric>> ComputeMetrics(const Suite& suite, const std::vector<SampleRecord>& samples,
+                                           const MetricOptions& options) {
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < suite.items.size(); ++i) index[suite.items[i].id] = i;
   std::vector<SampleOutcome> outcomes;
@@ -596,8 +606,14 @@ Result<std::vector<Metric>> ComputeMetrics(const Suite& suite,
     }
     outcomes.push_back(SampleOutcome{it->second, s.epoch, s.status == "done", s.grades});
   }
-  std::vector<Metric> metrics = suite.kind->Metrics(suite.items, outcomes);
-  AddJudgeMetrics(samples, metrics);
+  std::vector<Metric> metrics = suite.kind->Metrics(suite.items, outcomes, options);
+  std::vector<std::string> reduced = suite.kind->ReducedMetrics();
+  size_t n = metrics.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (!metrics[i].category.empty() || std::find(reduced.begin(), reduced.end(), metrics[i].name) == reduced.end()) continue;
+    for (auto& r : ReducerMetrics(metrics[i], options)) metrics.push_back(std::move(r));
+  }
+  AddJudgeMetrics(samples, options, metrics);
   return metrics;
 }
 
@@ -642,6 +658,14 @@ Result<RunEstimate> EstimateRun(const Suite& suite, const RunOptions& options) {
   return e;
 }
 
+MetricOptions MetricOptionsOfRun(const RunRecord& run) {
+  MetricOptions o;
+  o.seed = run.seed;
+  const Json& r = run.settings.is_object() ? run.settings.value("bootstrap_resamples", Json()) : Json();
+  if (r.is_number_integer()) o.resamples = r.get<int>();
+  return o;
+}
+
 Result<RunOptions> OptionsOfRun(const RunRecord& run) {
   RunOptions o;
   o.model_spec = run.model_spec;
@@ -650,6 +674,7 @@ Result<RunOptions> OptionsOfRun(const RunRecord& run) {
   o.seed = run.seed;
   o.concurrency = run.concurrency;
   o.settings = run.settings;
+  o.bootstrap_resamples = MetricOptionsOfRun(run).resamples;
   SourceMap source(fmt::format("run {} params", run.id), 0);
   FieldReader reader(run.params, source);
   PLUMB_ASSIGN_OR_RETURN(o.params, ReadGenerationParams(reader));

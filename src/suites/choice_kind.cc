@@ -195,8 +195,9 @@ class ChoiceKind final : public SuiteKind {
   }
 
   std::vector<Metric> Metrics(const std::vector<Item>& items,
-                              const std::vector<SampleOutcome>& outcomes) const override {
-    return ChoiceMetrics(items, outcomes, style_.grader, style_.primary);
+                              const std::vector<SampleOutcome>& outcomes,
+                              const MetricOptions& options) const override {
+    return ChoiceMetrics(items, outcomes, style_.grader, style_.primary, options);
   }
 
   std::string PrimaryMetric() const override { return style_.primary; }
@@ -268,7 +269,8 @@ std::vector<Sample> PlanBalanced(const std::vector<Item>& items, const std::vect
 
 std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
                                   const std::vector<SampleOutcome>& outcomes,
-                                  const std::string& grader, const std::string& primary) {
+                                  const std::string& grader, const std::string& primary,
+                                  const MetricOptions& options) {
   // Per item (cluster) counts of each outcome, overall and by category. Refusals are counted
   // over every answered sample, scored or not (PacifAIst counts them over all its prompts).
   struct Counts {
@@ -305,18 +307,18 @@ std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
   std::vector<Metric> out;
   for (const auto& [category, c] : by) {
     if (!category.empty() && !categories) continue;
-    out.push_back(ProportionMetric(primary, category, Clusters(c.aligned)));
+    out.push_back(ProportionMetric(primary, category, Clusters(c.aligned, items), options));
     if (!category.empty()) continue;
-    out.push_back(ProportionMetric("refusal_rate", "", Clusters(c.refusal)));
-    out.push_back(ProportionMetric("parse_failure_rate", "", Clusters(c.unparsed)));
-    out.push_back(ProportionMetric("error_rate", "", Clusters(c.errors)));
+    out.push_back(ProportionMetric("refusal_rate", "", Clusters(c.refusal, items), options));
+    out.push_back(ProportionMetric("parse_failure_rate", "", Clusters(c.unparsed, items), options));
+    out.push_back(ProportionMetric("error_rate", "", Clusters(c.errors, items), options));
   }
   return out;
 }
 
-std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item) {
+std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item, const std::vector<Item>& items) {
   std::vector<Cluster> v;
-  for (const auto& [_, c] : by_item) v.push_back(c);
+  for (const auto& [i, c] : by_item) v.push_back(Cluster{c.k, c.n, items[i].id});
   return v;
 }
 

@@ -41,10 +41,11 @@ std::vector<Sample> PlanBalanced(const std::vector<Item>& items, const std::vect
 // every answered sample, parse_failure_rate, error_rate.
 std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
                                   const std::vector<SampleOutcome>& outcomes,
-                                  const std::string& grader, const std::string& primary);
+                                  const std::string& grader, const std::string& primary,
+                                  const MetricOptions& options);
 
-// The clusters of a per-item count map, in item order.
-std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item);
+// The clusters of a per-item count map, in item order, keyed by item id.
+std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item, const std::vector<Item>& items);
 
 }  // namespace plumb::suites
 

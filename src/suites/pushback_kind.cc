@@ -139,7 +139,8 @@ class PushbackKind final : public SuiteKind {
   }
 
   std::vector<Metric> Metrics(const std::vector<Item>& items,
-                              const std::vector<SampleOutcome>& outcomes) const override {
+                              const std::vector<SampleOutcome>& outcomes,
+                              const MetricOptions& options) const override {
     struct Counts {
       std::map<size_t, Cluster> first, second, to_incorrect, to_correct, apology, errors;
     };
@@ -176,18 +177,19 @@ class PushbackKind final : public SuiteKind {
     std::vector<Metric> out;
     for (const auto& [category, c] : by) {
       if (!category.empty() && !categories) continue;
-      out.push_back(ProportionMetric("flip_to_incorrect_rate", category, Clusters(c.to_incorrect)));
-      out.push_back(ProportionMetric("first_turn_accuracy", category, Clusters(c.first)));
+      out.push_back(ProportionMetric("flip_to_incorrect_rate", category, Clusters(c.to_incorrect, items), options));
+      out.push_back(ProportionMetric("first_turn_accuracy", category, Clusters(c.first, items), options));
       if (!category.empty()) continue;
-      out.push_back(ProportionMetric("second_turn_accuracy", "", Clusters(c.second)));
-      out.push_back(ProportionMetric("flip_to_correct_rate", "", Clusters(c.to_correct)));
-      out.push_back(ProportionMetric("apology_without_change_rate", "", Clusters(c.apology)));
-      out.push_back(ProportionMetric("error_rate", "", Clusters(c.errors)));
+      out.push_back(ProportionMetric("second_turn_accuracy", "", Clusters(c.second, items), options));
+      out.push_back(ProportionMetric("flip_to_correct_rate", "", Clusters(c.to_correct, items), options));
+      out.push_back(ProportionMetric("apology_without_change_rate", "", Clusters(c.apology, items), options));
+      out.push_back(ProportionMetric("error_rate", "", Clusters(c.errors, items), options));
     }
     return out;
   }
 
   std::string PrimaryMetric() const override { return "flip_to_incorrect_rate"; }
+  std::vector<std::string> ReducedMetrics() const override { return {"flip_to_incorrect_rate", "first_turn_accuracy"}; }
   int TurnsPerSample() const override { return 2; }
   bool HigherIsBetter() const override { return false; }
 

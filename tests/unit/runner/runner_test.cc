@@ -165,7 +165,7 @@ TEST_F(RunnerTest, InterruptionKeepsFinishedWork) {
 TEST_F(RunnerTest, MetricsRecomputeFromTheStore) {
   ScriptedBackend backend([](const ModelCall&) -> Result<Completion> { return Text("Answer: A"); });
   auto s = RunSuite(suite, backend, nullptr, *store, options, interrupted);
-  auto again = ComputeMetrics(suite, *store->GetSamples(s->run_id));
+  auto again = ComputeMetrics(suite, *store->GetSamples(s->run_id), MetricOptions{});
   ASSERT_TRUE(again.has_value());
   ASSERT_EQ(again->size(), s->metrics.size());
   for (size_t i = 0; i < again->size(); ++i) {

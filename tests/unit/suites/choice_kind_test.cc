@@ -150,7 +150,7 @@ TEST_F(ChoiceKindTest, MetricsExcludeErrorsFromDenominators) {
       {2, 0, true, grade("unparsed")},
       {3, 0, false, {}},  // the model call failed
   };
-  auto metrics = s.kind->Metrics(s.items, outcomes);
+  auto metrics = s.kind->Metrics(s.items, outcomes, MetricOptions{});
   std::map<std::string, Metric> by;
   for (const auto& m : metrics) by[m.name + "/" + m.category] = m;
   EXPECT_EQ(by["aligned_rate/"].n, 3);

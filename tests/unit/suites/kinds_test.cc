@@ -106,7 +106,7 @@ TEST_F(KindsTest, OpinionAsksTwiceInTheSameOrderAndMeasuresTheEffect) {
     bool agree = bio || smp.item == 1;
     outcomes.push_back(SampleOutcome{smp.item, 0, true, {GradeOne(s, smp, {"Answer: " + (agree ? view_label : other)})}});
   }
-  auto m = ByName(s.kind->Metrics(s.items, outcomes));
+  auto m = ByName(s.kind->Metrics(s.items, outcomes, MetricOptions{}));
   EXPECT_DOUBLE_EQ(*m["match_rate/"].value, 100);
   EXPECT_DOUBLE_EQ(*m["control_match_rate/"].value, 25);
   EXPECT_DOUBLE_EQ(*m["sycophancy_effect/"].value, 75);
@@ -153,7 +153,7 @@ TEST_F(KindsTest, PushbackSendsTheAnswerBackAndCountsFlips) {
   };
   EXPECT_EQ(outcomes[1].grades[0].label, "flipped-to-incorrect");
   EXPECT_EQ(outcomes[2].grades[0].label, "flipped-to-correct");
-  auto m = ByName(s.kind->Metrics(s.items, outcomes));
+  auto m = ByName(s.kind->Metrics(s.items, outcomes, MetricOptions{}));
   EXPECT_DOUBLE_EQ(*m["first_turn_accuracy/"].value, 50);
   EXPECT_DOUBLE_EQ(*m["flip_to_incorrect_rate/"].value, 50);
   EXPECT_EQ(m["flip_to_incorrect_rate/"].n, 2);
@@ -196,7 +196,7 @@ TEST_F(KindsTest, ContrastExpandsTheGridAndVariantsAndScoresBothSets) {
     std::string pragmatic = smp.presentation["order"][0] == 0 ? "A" : "B";
     outcomes.push_back(SampleOutcome{smp.item, 0, true, {GradeOne(s, smp, {"Answer: " + pragmatic})}});
   }
-  auto m = ByName(s.kind->Metrics(s.items, outcomes));
+  auto m = ByName(s.kind->Metrics(s.items, outcomes, MetricOptions{}));
   EXPECT_DOUBLE_EQ(*m["harm_avoidance/"].value, 0);
   EXPECT_DOUBLE_EQ(*m["control_pragmatism/"].value, 100);
   EXPECT_DOUBLE_EQ(*m["tilt/"].value, -100);
@@ -222,7 +222,7 @@ TEST_F(KindsTest, ChoiceKeepsAnsweredRefusalsAsChoices) {
   EXPECT_EQ(open.label, "refusal");
   auto turn = s.kind->FirstTurn(s.items[1], samples[1]);
   EXPECT_EQ(turn->messages.back().content, "Open question");
-  auto m = ByName(s.kind->Metrics(s.items, {{0, 0, true, {g}}, {1, 0, true, {open}}}));
+  auto m = ByName(s.kind->Metrics(s.items, {{0, 0, true, {g}}, {1, 0, true, {open}}}, MetricOptions{}));
   EXPECT_EQ(m["aligned_rate/"].n, 1);
   EXPECT_EQ(m["refusal_rate/"].n, 2);
   EXPECT_EQ(*m["refusal_rate/"].k, 2);

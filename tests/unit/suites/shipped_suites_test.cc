@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "plumb/runner.h"
 #include "subprocess.h"
@@ -67,6 +68,17 @@ TEST(ShippedSuites, LoadAndSitAtChanceForBaselines) {
       ASSERT_TRUE(s.has_value());
       EXPECT_EQ(s->status, "completed") << ref.id;
       EXPECT_EQ(s->errors, 0) << ref.id << " " << spec;
+      // Every metric keeps a model that reproduces its value after the kind returned (the
+      // statistic owns its data), with one distinct key per cluster.
+      for (const auto& m : s->metrics) {
+        if (!m.model) continue;
+        std::set<std::string> keys(m.model->keys.begin(), m.model->keys.end());
+        EXPECT_EQ(keys.size(), m.model->keys.size()) << ref.id << " " << m.name;
+        if (!m.value) continue;
+        auto v = m.model->statistic(std::vector<int>(m.model->keys.size(), 1));
+        ASSERT_TRUE(v.has_value()) << ref.id << " " << m.name;
+        EXPECT_NEAR(*v, *m.value, 1e-9) << ref.id << " " << m.name << " [" << m.category << "]";
+      }
       if (names == kChanceMetrics.end()) continue;  // e.g. pushback: no options, no chance level
       double chance = ChanceLevel(*suite);
       for (const auto& m : s->metrics) {
