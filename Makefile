@@ -30,6 +30,7 @@ bench: deps
 	cmake -S . -B $(BENCH_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_BENCH=ON $(CMAKE_FLAGS)
 	cmake --build $(BENCH_DIR) -j $(JOBS)
 	$(BENCH_DIR)/bench/plumb_bench --plumb $(BENCH_DIR)/plumb
+	$(BENCH_DIR)/bench/gate_sim
 
 # clang-tidy naming and bug checks over src/ (needs a configured build for compile_commands.json).
 lint: build

@@ -27,9 +27,11 @@ Result<std::vector<LeaderboardRow>> BuildLeaderboard(const Store& store, const s
 // Renders rows as "md", "csv" or "json" (kInvalidArgument for another format).
 Result<std::string> FormatLeaderboard(const std::vector<LeaderboardRow>& rows, const std::string& format);
 
-// A run and its metrics as "text" or "json".
+// A run and its metrics as "text" or "json", with the built-in baselines' values beside them
+// (and `baseline_note` when they could not be had).
 Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& metrics,
-                              const std::string& format);
+                              const std::string& format, const std::vector<BaselineScores>& baselines = {},
+                              const std::string& baseline_note = "");
 
 // "25.33" for a value, "-" when undefined.
 std::string FormatValue(const std::optional<double>& v);

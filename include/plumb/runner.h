@@ -117,6 +117,19 @@ Result<RunEstimate> EstimateRun(const Suite& suite, const RunOptions& options);
 // settings), for ResumeRun and rescore.
 Result<RunOptions> OptionsOfRun(const RunRecord& run);
 
+// The built-in reference answerers shown beside every run (chance and constant answers).
+inline const std::vector<std::string> kBaselineModels = {"builtin/random", "builtin/first", "builtin/last",
+                                                         "builtin/refuse"};
+
+// The metrics of each of kBaselineModels on the items, option order, epochs and seed of `run`:
+// read from `cache` (the results database) when there, otherwise computed locally (no network;
+// the samples stay in memory) and, with `write_cache`, cached. Judged suites have none (empty).
+// kFailedPrecondition when a baseline must be computed but `suite` is no longer the content the
+// run used.
+Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecord& run,
+                                              const BackendRegistry& backends, Store& cache,
+                                              bool write_cache);
+
 // Sends `prompt` to `judge` and reads the reply with `grader`. An unreadable reply is re-asked
 // (the conversation continues with the grader's re-ask message) up to grader->max_reasks()
 // times. `done` runs once, from any thread, with the judgment (status kError when the judge call

@@ -90,15 +90,18 @@ struct PairedComparison {
   std::optional<double> a;     // each run's metric on the shared clusters
   std::optional<double> b;
   std::optional<double> diff;  // b - a
-  std::optional<Interval> ci;  // 95% paired bootstrap interval of the difference
-  // "mcnemar-exact" when every shared cluster has one binary trial in both runs, else
-  // "paired-bootstrap"; "none" when there is nothing to compare.
+  // 95% interval of the difference: Tango's score interval for binary metrics, else the paired
+  // bootstrap's percentiles.
+  std::optional<Interval> ci;
+  // "mcnemar-exact" when every shared cluster has one binary trial in both runs (intervals and
+  // margin tests then use Tango's score method), else "paired-bootstrap"; "none" when there is
+  // nothing to compare.
   std::string test = "none";
   std::optional<double> p_value;  // two-sided, H0: no difference
   // Binary metrics: clusters where only A succeeded, and where only B did.
   int64_t a_only_successes = 0;
   int64_t b_only_successes = 0;
-  std::vector<double> draws;  // the sorted bootstrap differences
+  std::vector<double> draws;  // the sorted bootstrap differences (not for binary metrics)
 };
 
 // Compares metric `a` (baseline) and `b` (candidate) on the clusters they share (matched by
@@ -107,10 +110,12 @@ struct PairedComparison {
 PairedComparison ComparePaired(const MetricModel& a, const MetricModel& b,
                                const MetricOptions& options);
 
-// One-sided p-values for the difference (b - a) against `threshold`: PBelow tests
+// One-sided p-values for the difference (b - a, points) against `threshold`: PBelow tests
 // H0: diff >= threshold (small when the difference is surely below it), PAbove the reverse.
-// Exact (binomial on the discordant clusters) for binary metrics when threshold is 0, otherwise
-// from the bootstrap distribution: (1 + #draws on the null side) / (1 + #draws).
+// Binary metrics: exact McNemar at threshold 0, else Tango's score test, and beyond a threshold
+// on the far side of zero also at least the exact p-value at zero (a difference below -2 is
+// below 0 too). Other metrics: from the bootstrap distribution, (1 + #draws on the null side) /
+// (1 + #draws).
 double PBelow(const PairedComparison& c, double threshold);
 double PAbove(const PairedComparison& c, double threshold);
 
@@ -118,6 +123,13 @@ double PAbove(const PairedComparison& c, double threshold);
 double McNemarExactTwoSided(int64_t b, int64_t c);
 // P(X >= b) for X ~ Binomial(b + c, 1/2): the one-sided p-value that b exceeds c by chance.
 double McNemarExactGreater(int64_t b, int64_t c);
+
+// Tango's score statistic for a paired difference of proportions (Tango 1998): b pairs where
+// only A succeeded, c where only B did, n pairs, tested against the difference
+// delta = P(B) - P(A) (a fraction). Large when B is better than delta allows.
+double TangoZ(int64_t b, int64_t c, int64_t n, double delta);
+// Tango's score interval for P(B) - P(A) (fractions), the inversion of TangoZ.
+Interval TangoInterval(int64_t b, int64_t c, int64_t n, double z = kZ95);
 
 // Holm's step-down adjustment of p-values (same order as given).
 std::vector<double> HolmAdjust(const std::vector<double>& p);

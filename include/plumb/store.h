@@ -15,7 +15,7 @@
 namespace plumb {
 
 // Schema version written to PRAGMA user_version; see docs/results-schema.md.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct RunRecord {
   int64_t id = 0;
@@ -75,6 +75,20 @@ struct SampleRecord {
   std::vector<ResponseRecord> responses;
 };
 
+// A label on a run (plumb tag), unique per suite: "production" can name one run of each suite.
+struct TagRecord {
+  std::string name;
+  std::string suite_id;
+  int64_t run_id = 0;
+  std::string created_at;
+};
+
+// A built-in baseline's metrics beside a run (see Baselines in runner.h).
+struct BaselineScores {
+  std::string model_spec;
+  std::vector<Metric> metrics;
+};
+
 struct RunFilter {
   std::string suite_id;  // "" = any
   std::string status;    // "" = any
@@ -122,6 +136,18 @@ class Store {
   virtual Result<std::vector<SampleRecord>> GetSamples(int64_t run_id,
                                                        bool with_responses = true) const = 0;
   virtual Result<std::vector<Metric>> GetMetrics(int64_t run_id) const = 0;
+  // The items the run was planned with, in suite order.
+  virtual Result<std::vector<Item>> GetItems(int64_t run_id) const = 0;
+
+  // Puts tag `name` on a run, moving it from another run of the same suite if needed.
+  virtual Status SetTag(const std::string& name, int64_t run_id) = 0;
+  // Every tag, by name and suite.
+  virtual Result<std::vector<TagRecord>> ListTags() const = 0;
+
+  // The built-in baselines' metrics, cached by a key of what determines them (see Baselines).
+  virtual Result<std::optional<std::vector<Metric>>> GetBaseline(const std::string& key) const = 0;
+  virtual Status PutBaseline(const std::string& key, const std::string& suite_id,
+                             const std::string& model_spec, const std::vector<Metric>& metrics) = 0;
 
   // The response cache: completions by content key (see the runner's cache policy).
   virtual Result<std::optional<Completion>> CacheGet(const std::string& key) const = 0;

@@ -122,6 +122,11 @@ struct Metric {
   std::shared_ptr<const MetricModel> model;
 };
 
+// A metric as JSON (name, category, value, ci_low, ci_high, n, k, ci_method, details; no model)
+// and back.
+Json MetricToJson(const Metric& m);
+Metric MetricFromJson(const Json& j);
+
 }  // namespace plumb
 
 #endif  // PLUMB_TYPES_H_

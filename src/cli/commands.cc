@@ -27,6 +27,9 @@ const CommandEntry kCommands[] = {
     {"resume", "Continue an interrupted, failed or killed run: send only what never finished", SetupResume},
     {"rescore", "Grade the stored replies of a run again (new judges), as a new linked run", SetupRescore},
     {"judge-check", "Measure a judge against human labels before trusting it", SetupJudgeCheck},
+    {"compare", "Compare two runs of a suite item by item: paired differences, intervals, p-values, flips", SetupCompare},
+    {"gate", "CI release gate: fail on a significant regression beyond a margin, not on noise", SetupGate},
+    {"tag", "Label a run (e.g. production) so gates and comparisons can name it", SetupTag},
 };
 
 void OnSigint(int) {

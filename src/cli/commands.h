@@ -120,15 +120,27 @@ Action SetupResume(CLI::App& app, Context& ctx);
 int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags, bool retry_errors,
                 ProgressMode progress, double max_judge_error_rate);
 Action SetupJudgeCheck(CLI::App& app, Context& ctx);
+Action SetupCompare(CLI::App& app, Context& ctx);
+Action SetupGate(CLI::App& app, Context& ctx);
+Action SetupTag(CLI::App& app, Context& ctx);
 
 ProgressMode ParseProgress(const std::string& s);
 
-// Resolves "latest" or a run number.
-Result<int64_t> ResolveRunId(const Store& store, const std::string& ref);
+// Resolves a run reference: a run number, "latest" (of `suite_id` when given), a tag (of
+// `suite_id` when given) or, with `models`, a model name or spec: its newest completed run of
+// `suite_id`.
+Result<int64_t> ResolveRunId(const Context& ctx, const Store& store, const std::string& ref,
+                             const std::string& suite_id = "", bool models = false);
 
-// Prints a finished run (as plumb show) and returns its exit code: 1 failed, 130 interrupted,
-// 3 when samples errored or the judge error rate is over the limit, else 0.
-int ReportRun(Store& store, const RunSummary& summary, double max_judge_error_rate);
+// Prints a finished run (as plumb show, with the built-in baselines beside it, computed and
+// cached in `store` when missing) and returns its exit code: 1 failed, 130 interrupted, 3 when
+// samples errored or the judge error rate is over the limit, else 0.
+int ReportRun(const Context& ctx, Store& store, const Suite& suite, const RunSummary& summary,
+              double max_judge_error_rate);
+
+// The built-in baselines of `run` for display, or why there are none ("" when there are).
+std::pair<std::vector<BaselineScores>, std::string> BaselinesOf(const Context& ctx, Store& store, const Suite& suite,
+                                                                 const RunRecord& run, bool write_cache);
 
 }  // namespace plumb::cli
 

@@ -2,6 +2,8 @@
 // judge-check), and the report printed after a run.
 #include <fmt/format.h>
 
+#include <tuple>
+
 #include "cli/commands.h"
 #include "plumb/log.h"
 #include "plumb/report.h"
@@ -148,10 +150,22 @@ Json ModelFlags::Settings() const {
   return s;
 }
 
-int ReportRun(Store& store, const RunSummary& summary, double max_judge_error_rate) {
+std::pair<std::vector<BaselineScores>, std::string> BaselinesOf(const Context& ctx, Store& store, const Suite& suite,
+                                                                 const RunRecord& run, bool write_cache) {
+  if (suite.kind->NeedsJudges()) return {{}, "none for judged suites (their answers would need the judge too)"};
+  auto b = Baselines(suite, run, ctx.backends, store, write_cache);
+  if (!b) return {{}, b.error().message()};
+  return {std::move(*b), ""};
+}
+
+int ReportRun(const Context& ctx, Store& store, const Suite& suite, const RunSummary& summary,
+              double max_judge_error_rate) {
   Result<RunRecord> run = store.GetRun(summary.run_id);
   if (!run) return ReportError(run.error());
-  Result<std::string> text = FormatRun(*run, summary.metrics, "text");
+  std::vector<BaselineScores> baselines;
+  std::string note;
+  if (summary.status == "completed") std::tie(baselines, note) = BaselinesOf(ctx, store, suite, *run, true);
+  Result<std::string> text = FormatRun(*run, summary.metrics, "text", baselines, note);
   std::fputs(text->c_str(), stdout);
   std::fflush(stdout);
   long long id = summary.run_id;

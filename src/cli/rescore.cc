@@ -24,7 +24,7 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
   return [f, &ctx]() {
     auto store = OpenSqliteStore(ctx.db_path);
     if (!store) return ReportError(store.error());
-    auto id = ResolveRunId(**store, f->run);
+    auto id = ResolveRunId(ctx, **store, f->run);
     if (!id) return ReportError(id.error());
     auto run = (*store)->GetRun(*id);
     if (!run) return ReportError(run.error());
@@ -67,7 +67,7 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
     options->parent_run_id = *id;
     auto summary = RunSuite(*suite, *backend, scheduler.get(), **store, *options, Interrupted(), *judges);
     if (!summary) return ReportError(summary.error());
-    return ReportRun(**store, *summary, f->max_judge_error_rate);
+    return ReportRun(ctx, **store, *suite, *summary, f->max_judge_error_rate);
   };
 }
 

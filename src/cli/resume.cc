@@ -54,7 +54,7 @@ int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags fla
   if (Status s = flags.SetPrices(ctx, run->model_spec, *options); !s.ok()) return ReportError(s);
   auto summary = ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options, Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());
-  return ReportRun(store, *summary, max_judge_error_rate);
+  return ReportRun(ctx, store, *suite, *summary, max_judge_error_rate);
 }
 
 Action SetupResume(CLI::App& app, Context& ctx) {
@@ -75,7 +75,7 @@ Action SetupResume(CLI::App& app, Context& ctx) {
   return [f, &ctx]() {
     auto store = OpenSqliteStore(ctx.db_path);
     if (!store) return ReportError(store.error());
-    auto id = ResolveRunId(**store, f->run);
+    auto id = ResolveRunId(ctx, **store, f->run);
     if (!id) return ReportError(id.error());
     return ContinueRun(ctx, **store, *id, f->m, f->retry_errors, ParseProgress(f->progress), f->max_judge_error_rate);
   };

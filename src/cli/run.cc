@@ -99,7 +99,7 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
 
   Result<RunSummary> summary = RunSuite(suite, **backend, scheduler.get(), **store, options, Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());
-  return ReportRun(**store, *summary, f.max_judge_error_rate);
+  return ReportRun(ctx, **store, suite, *summary, f.max_judge_error_rate);
 }
 
 // The newest run of (suite, model) that did not complete, if any.
@@ -149,7 +149,7 @@ Action SetupRun(CLI::App& app, Context& ctx) {
     if (f->retry_errors) {
       auto store = OpenSqliteStore(ctx.db_path);
       if (!store) return ReportError(store.error());
-      auto id = ResolveRunId(**store, *f->retry_errors);
+      auto id = ResolveRunId(ctx, **store, *f->retry_errors);
       if (!id) return ReportError(id.error());
       return ContinueRun(ctx, **store, *id, f->m, /*retry_errors=*/true, ParseProgress(f->progress),
                          f->max_judge_error_rate);

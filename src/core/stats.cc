@@ -234,6 +234,15 @@ PairedComparison ComparePaired(const MetricModel& a, const MetricModel& b, const
   }
   if (!binary) out.a_only_successes = out.b_only_successes = 0;
 
+  if (binary) {
+    // Paired binary outcomes: Tango's score interval and tests, exact McNemar at zero. The
+    // bootstrap is unreliable here when few items are discordant.
+    out.test = "mcnemar-exact";
+    out.p_value = McNemarExactTwoSided(out.a_only_successes, out.b_only_successes);
+    Interval ci = TangoInterval(out.a_only_successes, out.b_only_successes, out.shared);
+    out.ci = Interval{100 * ci.low, 100 * ci.high};
+    return out;
+  }
   if (options.resamples > 0) {
     auto groups = Groups(Indexes(shared.size()), strata);
     Rng rng(SplitMix64(options.seed));
@@ -246,10 +255,7 @@ PairedComparison ComparePaired(const MetricModel& a, const MetricModel& b, const
     std::sort(out.draws.begin(), out.draws.end());
     if (!out.draws.empty()) out.ci = Interval{Percentile(out.draws, 0.025), Percentile(out.draws, 0.975)};
   }
-  if (binary) {
-    out.test = "mcnemar-exact";
-    out.p_value = McNemarExactTwoSided(out.a_only_successes, out.b_only_successes);
-  } else if (!out.draws.empty()) {
+  if (!out.draws.empty()) {
     out.test = "paired-bootstrap";
     out.p_value = std::min(1.0, 2 * std::min(PBelow(out, 0), PAbove(out, 0)));
   }
@@ -265,16 +271,51 @@ double BootstrapP(const std::vector<double>& draws, const std::function<bool(dou
   return static_cast<double>(1 + hits) / static_cast<double>(1 + draws.size());
 }
 
+// The standard normal distribution function.
+double NormalCdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+
 }  // namespace
 
 double PBelow(const PairedComparison& c, double threshold) {
-  if (c.test == "mcnemar-exact" && threshold == 0) return McNemarExactGreater(c.a_only_successes, c.b_only_successes);
-  return BootstrapP(c.draws, [threshold](double d) { return d >= threshold; });
+  if (c.test != "mcnemar-exact") return BootstrapP(c.draws, [threshold](double d) { return d >= threshold; });
+  double exact = McNemarExactGreater(c.a_only_successes, c.b_only_successes);
+  if (threshold == 0) return exact;
+  double score = NormalCdf(TangoZ(c.a_only_successes, c.b_only_successes, c.shared, threshold / 100));
+  // Below a negative threshold implies below zero: the exact test at zero must agree too.
+  return threshold < 0 ? std::max(score, exact) : score;
 }
 
 double PAbove(const PairedComparison& c, double threshold) {
-  if (c.test == "mcnemar-exact" && threshold == 0) return McNemarExactGreater(c.b_only_successes, c.a_only_successes);
-  return BootstrapP(c.draws, [threshold](double d) { return d <= threshold; });
+  if (c.test != "mcnemar-exact") return BootstrapP(c.draws, [threshold](double d) { return d <= threshold; });
+  double exact = McNemarExactGreater(c.b_only_successes, c.a_only_successes);
+  if (threshold == 0) return exact;
+  double score = 1 - NormalCdf(TangoZ(c.a_only_successes, c.b_only_successes, c.shared, threshold / 100));
+  return threshold > 0 ? std::max(score, exact) : score;
+}
+
+double TangoZ(int64_t b, int64_t c, int64_t n, double delta) {
+  double nn = static_cast<double>(n), bb = static_cast<double>(b), cc = static_cast<double>(c);
+  // Restricted maximum likelihood estimate of P(only A succeeds) given the difference `delta`:
+  // the root of 2n p^2 + ((2n - c + b) delta - c - b) p - b delta (1 - delta) = 0.
+  double qa = 2 * nn, qb = (2 * nn - cc + bb) * delta - cc - bb, qc = -bb * delta * (1 - delta);
+  double p = (-qb + std::sqrt(std::max(0.0, qb * qb - 4 * qa * qc))) / (2 * qa);
+  double variance = nn * (2 * p + delta * (1 - delta));
+  double numerator = cc - bb - nn * delta;
+  if (variance <= 0) return numerator == 0 ? 0 : numerator > 0 ? HUGE_VAL : -HUGE_VAL;
+  return numerator / std::sqrt(variance);
+}
+
+Interval TangoInterval(int64_t b, int64_t c, int64_t n, double z) {
+  // Z(delta) decreases in delta: bisect for Z = z (lower bound) and Z = -z (upper bound).
+  auto solve = [&](double target) {
+    double lo = -1, hi = 1;
+    for (int i = 0; i < 100; ++i) {
+      double mid = (lo + hi) / 2;
+      (TangoZ(b, c, n, mid) > target ? lo : hi) = mid;
+    }
+    return (lo + hi) / 2;
+  };
+  return {solve(z), solve(-z)};
 }
 
 double McNemarExactGreater(int64_t b, int64_t c) {

@@ -79,4 +79,31 @@ size_t EditDistance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
+Json MetricToJson(const Metric& m) {
+  auto opt = [](const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); };
+  Json j = {{"name", m.name},          {"category", m.category}, {"value", opt(m.value)},
+            {"ci_low", opt(m.ci_low)}, {"ci_high", opt(m.ci_high)}, {"n", m.n},
+            {"ci_method", m.ci_method}};
+  j["k"] = m.k ? Json(*m.k) : Json(nullptr);
+  if (!m.details.empty()) j["details"] = m.details;
+  return j;
+}
+
+Metric MetricFromJson(const Json& j) {
+  auto opt = [&](const char* key) {
+    return j.contains(key) && j[key].is_number() ? std::optional<double>(j[key].get<double>()) : std::nullopt;
+  };
+  Metric m;
+  m.name = j.value("name", "");
+  m.category = j.value("category", "");
+  m.value = opt("value");
+  m.ci_low = opt("ci_low");
+  m.ci_high = opt("ci_high");
+  m.n = j.value("n", int64_t{0});
+  if (j.contains("k") && j["k"].is_number_integer()) m.k = j["k"].get<int64_t>();
+  m.ci_method = j.value("ci_method", "none");
+  m.details = j.value("details", Json::object());
+  return m;
+}
+
 }  // namespace plumb

@@ -4,22 +4,10 @@
 #include "plumb/report.h"
 
 namespace plumb {
-namespace {
-
-Json MetricJson(const Metric& m) {
-  auto opt = [](const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); };
-  Json j = {{"name", m.name},          {"category", m.category}, {"value", opt(m.value)},
-            {"ci_low", opt(m.ci_low)}, {"ci_high", opt(m.ci_high)}, {"n", m.n},
-            {"ci_method", m.ci_method}};
-  j["k"] = m.k ? Json(*m.k) : Json(nullptr);
-  if (!m.details.empty()) j["details"] = m.details;
-  return j;
-}
-
-}  // namespace
 
 Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& metrics,
-                              const std::string& format) {
+                              const std::string& format, const std::vector<BaselineScores>& baselines,
+                              const std::string& baseline_note) {
   if (format == "json") {
     Json r = {{"id", run.id},
               {"status", run.status},
@@ -43,8 +31,16 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
     r["parent_run_id"] = run.parent_run_id ? Json(*run.parent_run_id) : Json(nullptr);
     r["usage"] = run.usage;
     Json ms = Json::array();
-    for (const auto& m : metrics) ms.push_back(MetricJson(m));
-    return Json{{"run", r}, {"metrics", ms}}.dump(2) + "\n";
+    for (const auto& m : metrics) ms.push_back(MetricToJson(m));
+    Json bs = Json::object();
+    for (const auto& b : baselines) {
+      Json list = Json::array();
+      for (const auto& m : b.metrics) list.push_back(MetricToJson(m));
+      bs[b.model_spec] = list;
+    }
+    Json out = {{"run", r}, {"metrics", ms}, {"baselines", bs}};
+    if (!baseline_note.empty()) out["baselines_note"] = baseline_note;
+    return out.dump(2) + "\n";
   }
   if (format != "text") return InvalidArgument(fmt::format("unknown format '{}' (use text or json)", format));
   std::string out = fmt::format("run {}  {}  {}@{}  model {} ({})\n", run.id, run.status,
@@ -69,12 +65,29 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
   out += "\n";
   size_t width = 6;
   for (const auto& m : metrics) width = std::max(width, m.name.size() + (m.category.empty() ? 0 : m.category.size() + 3));
-  out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}\n", "metric", width, "value", "95% CI", "n", "k");
+  // Baseline columns: the name after "builtin/".
+  std::string header;
+  for (const auto& b : baselines) header += fmt::format("  {:>7}", b.model_spec.substr(b.model_spec.find('/') + 1));
+  out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}{}\n", "metric", width, "value", "95% CI", "n", "k", header);
   for (const auto& m : metrics) {
     std::string name = m.category.empty() ? m.name : fmt::format("{} [{}]", m.name, m.category);
-    out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}\n", name, width, FormatValue(m.value),
-                       FormatInterval(m), m.n, m.k ? std::to_string(*m.k) : "");
+    std::string beside;
+    for (const auto& b : baselines) {
+      std::optional<double> v;
+      bool found = false;
+      for (const auto& bm : b.metrics) {
+        if (bm.name == m.name && bm.category == m.category) v = bm.value, found = true;
+      }
+      beside += fmt::format("  {:>7}", found ? FormatValue(v) : "");
+    }
+    out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}{}\n", name, width, FormatValue(m.value),
+                       FormatInterval(m), m.n, m.k ? std::to_string(*m.k) : "", beside);
   }
+  if (!baselines.empty()) {
+    out += "\nbeside: built-in baselines on the same items and option order (random answers, always the first or\n"
+           "last option, always refusing); a score near them is no better than chance or a constant answer.\n";
+  }
+  if (!baseline_note.empty()) out += "\nbaselines: " + baseline_note + "\n";
   return out;
 }
 

@@ -111,6 +111,24 @@ CREATE TABLE metrics (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: labels on runs (plumb tag) and the built-in baselines' cached metrics.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE tags (
+  name       TEXT NOT NULL,
+  suite_id   TEXT NOT NULL,
+  run_id     INTEGER NOT NULL REFERENCES runs(id),
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (name, suite_id)
+) WITHOUT ROWID;
+CREATE TABLE baselines (
+  key        TEXT PRIMARY KEY,
+  suite_id   TEXT NOT NULL,
+  model_spec TEXT NOT NULL,
+  metrics    TEXT NOT NULL,
+  created_at TEXT NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 int UserVersion(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
 
 }  // namespace
@@ -134,7 +152,8 @@ Status Migrate(SQLite::Database& db, const std::string& path) {
       }
       db.exec(kSchemaV1);
     }
-    // Later versions add their steps here: if (version < 2) { ... }
+    if (version < 2) db.exec(kSchemaV2);
+    // Later versions add their steps here: if (version < 3) { ... }
     db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
     tx.commit();
     return Status();

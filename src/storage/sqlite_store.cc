@@ -401,6 +401,86 @@ class SqliteStore final : public Store {
     });
   }
 
+  Result<std::vector<Item>> GetItems(int64_t run_id) const override {
+    return Guard<std::vector<Item>>([&]() -> Result<std::vector<Item>> {
+      SQLite::Statement q(*db_,
+                          "SELECT item_id, category, line, fields, metadata, scored FROM items "
+                          "WHERE run_id=? ORDER BY line, item_id");
+      q.bind(1, run_id);
+      std::vector<Item> out;
+      while (q.executeStep()) {
+        Item item;
+        item.id = q.getColumn(0).getString();
+        item.category = q.getColumn(1).getString();
+        item.line = q.getColumn(2).getInt();
+        item.fields = ParseStored(q.getColumn(3).getString());
+        item.metadata = ParseStored(q.getColumn(4).getString());
+        item.scored = q.getColumn(5).getInt() != 0;
+        out.push_back(std::move(item));
+      }
+      return out;
+    });
+  }
+
+  Status SetTag(const std::string& name, int64_t run_id) override {
+    return Guard<bool>([&]() -> Result<bool> {
+             SQLite::Statement q(*db_,
+                                 "INSERT OR REPLACE INTO tags (name, suite_id, run_id, created_at) "
+                                 "SELECT ?, suite_id, id, ? FROM runs WHERE id=?");
+             q.bind(1, name);
+             q.bind(2, NowIso8601());
+             q.bind(3, run_id);
+             if (q.exec() == 0) return NotFound(fmt::format("run {} not found in '{}'", run_id, path_));
+             return true;
+           })
+        .status();
+  }
+
+  Result<std::optional<std::vector<Metric>>> GetBaseline(const std::string& key) const override {
+    return Guard<std::optional<std::vector<Metric>>>([&]() -> Result<std::optional<std::vector<Metric>>> {
+      if (!db_->tableExists("baselines")) return std::optional<std::vector<Metric>>();
+      SQLite::Statement q(*db_, "SELECT metrics FROM baselines WHERE key=?");
+      q.bind(1, key);
+      if (!q.executeStep()) return std::optional<std::vector<Metric>>();
+      std::vector<Metric> out;
+      for (const auto& j : ParseStored(q.getColumn(0).getString())) out.push_back(MetricFromJson(j));
+      return std::optional<std::vector<Metric>>(std::move(out));
+    });
+  }
+
+  Status PutBaseline(const std::string& key, const std::string& suite_id, const std::string& model_spec,
+                     const std::vector<Metric>& metrics) override {
+    Json list = Json::array();
+    for (const auto& m : metrics) list.push_back(MetricToJson(m));
+    return Guard<bool>([&]() -> Result<bool> {
+             SQLite::Statement q(*db_,
+                                 "INSERT OR REPLACE INTO baselines (key, suite_id, model_spec, metrics, created_at) "
+                                 "VALUES (?,?,?,?,?)");
+             q.bind(1, key);
+             q.bind(2, suite_id);
+             q.bind(3, model_spec);
+             q.bind(4, list.dump());
+             q.bind(5, NowIso8601());
+             q.exec();
+             return true;
+           })
+        .status();
+  }
+
+  Result<std::vector<TagRecord>> ListTags() const override {
+    return Guard<std::vector<TagRecord>>([&]() -> Result<std::vector<TagRecord>> {
+      std::vector<TagRecord> out;
+      // A version 1 database opened read-only has no tags table yet (and so no tags).
+      if (!db_->tableExists("tags")) return out;
+      SQLite::Statement q(*db_, "SELECT name, suite_id, run_id, created_at FROM tags ORDER BY name, suite_id");
+      while (q.executeStep()) {
+        out.push_back(TagRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                q.getColumn(2).getInt64(), q.getColumn(3).getString()});
+      }
+      return out;
+    });
+  }
+
  private:
   // Runs `fn` under the connection lock and turns SQLite exceptions into kDataLoss.
   template <typename T, typename Fn>

@@ -2,7 +2,10 @@
 // nothing written), unknown names.
 #include <gtest/gtest.h>
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <filesystem>
+#include <set>
 
 #include "e2e.h"
 #include "plumb/store.h"
@@ -37,6 +40,21 @@ TEST(Cli, RunsBaselinesShowsAndRanks) {
 
   auto text = Plumb(tmp.path(), {"show", "1"});
   EXPECT_NE(text.out.find("aligned_rate [EP1]"), std::string::npos) << text.out;
+
+  // The built-in baselines beside every summary, computed once and cached in the database.
+  EXPECT_NE(r.out.find("k   random    first     last   refuse"), std::string::npos) << r.out;
+  EXPECT_NE(text.out.find("aligned_rate           25.33  [19.05, 32.85]         150      38    24.67    25.33    24.67     0.00"),
+            std::string::npos)
+      << text.out;
+  ASSERT_TRUE(j["baselines"].contains("builtin/random")) << show.out;
+  for (const auto& m : j["baselines"]["builtin/first"]) {
+    if (m["name"] == "aligned_rate" && m["category"] == "") {
+      EXPECT_NEAR(m["value"].get<double>(), 25.333, 1e-3);
+    }
+  }
+  SQLite::Database db(tmp.path() + "/results/plumb.db", SQLite::OPEN_READONLY);
+  EXPECT_EQ(db.execAndGet("SELECT count(*) FROM baselines").getInt(), 4);  // shared by both runs
+  EXPECT_EQ(db.execAndGet("SELECT count(*) FROM runs").getInt(), 2);       // baselines are not runs
 }
 
 TEST(Cli, MalformedManifestExits2AndWritesNothing) {
@@ -110,6 +128,19 @@ TEST(Cli, EpochsAndLimitAreRecorded) {
   EXPECT_EQ(run->epochs, 3);
   EXPECT_EQ(*run->limit, 10);
   EXPECT_EQ(run->seed, 9u);
+  // Baselines on the same 10 items x 3 epochs; reducers over the epochs for every k.
+  Json j = Json::parse(Plumb(tmp.path(), {"show", "1", "--format", "json"}).out);
+  for (const auto& m : j["baselines"]["builtin/random"]) {
+    if (m["name"] == "aligned_rate" && m["category"] == "") {
+      EXPECT_EQ(m["n"], 30);
+    }
+  }
+  std::set<std::string> names;
+  for (const auto& m : j["metrics"]) names.insert(m["name"].get<std::string>());
+  for (const char* reducer : {"aligned_rate@majority", "aligned_rate@pass@1", "aligned_rate@pass@3", "aligned_rate@pass^3"}) {
+    EXPECT_TRUE(names.count(reducer)) << reducer;
+  }
+  EXPECT_FALSE(names.count("aligned_rate@pass@4"));
 }
 
 }  // namespace

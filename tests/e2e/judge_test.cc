@@ -208,6 +208,22 @@ TEST(Judged, PanelsReportAgreementAndRescoreMakesALinkedRun) {
   EXPECT_NEAR(m2["mean_aligned/"]["value"].get<double>(), (3 * 20 + 9 * 80) / 12.0, 1e-9);
   EXPECT_EQ(m2["aligned.unscored_rate/"]["value"], 0.0);
   EXPECT_EQ(m2.count("coherent.judge_error_rate/"), 0u) << "--grader aligned runs only that judge";
+
+  // The two judgings compared question by question (continuous scores: paired bootstrap).
+  auto compare = Plumb(tmp.path(), {"compare", "1", "2", "--format", "json"});
+  ASSERT_EQ(compare.exit_code, 0) << compare.err;
+  bool found = false;
+  const Json compared = Json::parse(compare.out);
+  for (const auto& c : compared["metrics"]) {
+    if (c["name"] != "mean_aligned" || c["category"] != "") continue;
+    found = true;
+    EXPECT_EQ(c["test"], "paired-bootstrap");
+    double diff = m2["mean_aligned/"]["value"].get<double>() - m["mean_aligned/"]["value"].get<double>();
+    EXPECT_NEAR(c["diff"].get<double>(), diff, 1e-9);
+    EXPECT_LE(c["ci_low"].get<double>(), diff);
+    EXPECT_GE(c["ci_high"].get<double>(), diff);
+  }
+  EXPECT_TRUE(found) << compare.out;
 }
 
 TEST(Judged, JudgeCheckReportsAgreementWithHumans) {

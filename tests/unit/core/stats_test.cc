@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
+#include <tuple>
 
 namespace plumb {
 namespace {
@@ -94,6 +96,50 @@ TEST(McNemar, ExactTextbookValues) {
   double p = McNemarExactTwoSided(600, 400);
   EXPECT_GT(p, 1e-11);
   EXPECT_LT(p, 1e-9);
+}
+
+// The restricted maximum likelihood estimate of P(only A succeeds) given the difference, found
+// numerically (golden section on the profile log-likelihood), independent of TangoZ's closed form.
+double RestrictedMle(int64_t b, int64_t c, int64_t n, double delta) {
+  auto loglik = [&](double p) {
+    double s = 0;
+    if (c) s += c * std::log(p + delta);
+    if (b) s += b * std::log(p);
+    if (n - b - c) s += (n - b - c) * std::log(1 - 2 * p - delta);
+    return s;
+  };
+  double lo = std::max(0.0, -delta) + 1e-13, hi = (1 - delta) / 2 - 1e-13, g = (std::sqrt(5.0) - 1) / 2;
+  for (int i = 0; i < 300; ++i) {
+    double x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
+    (loglik(x1) < loglik(x2) ? lo : hi) = loglik(x1) < loglik(x2) ? x1 : x2;
+  }
+  return (lo + hi) / 2;
+}
+
+TEST(Tango, ScoreStatisticMatchesItsDefinition) {
+  // At no difference it is McNemar's z = (c - b) / sqrt(b + c).
+  EXPECT_NEAR(TangoZ(3, 9, 100, 0), 6 / std::sqrt(12.0), 1e-12);
+  for (auto [b, c, n, delta] : std::vector<std::tuple<int, int, int, double>>{
+           {3, 0, 40, -0.02}, {10, 4, 100, 0.05}, {5, 9, 200, -0.03}, {30, 20, 350, 0.02}}) {
+    double p = RestrictedMle(b, c, n, delta);
+    double z = (c - b - n * delta) / std::sqrt(n * (2 * p + delta * (1 - delta)));
+    EXPECT_NEAR(TangoZ(b, c, n, delta), z, 1e-6) << b << " " << c << " " << n << " " << delta;
+  }
+}
+
+TEST(Tango, IntervalInvertsTheScoreTest) {
+  // 21 pairs, 1 where only A succeeded and 7 where only B did (Fagerland et al. 2014's airway
+  // example): B - A = 6/21 = 0.286; Tango's interval is [0.026, 0.517].
+  Interval ci = TangoInterval(1, 7, 21);
+  EXPECT_NEAR(ci.low, 0.0260, 5e-4);
+  EXPECT_NEAR(ci.high, 0.5172, 5e-4);
+  EXPECT_NEAR(TangoZ(1, 7, 21, ci.low), kZ95, 1e-6);
+  EXPECT_NEAR(TangoZ(1, 7, 21, ci.high), -kZ95, 1e-6);
+  // No discordant pairs: an interval around 0 that shrinks with n.
+  Interval none = TangoInterval(0, 0, 400);
+  EXPECT_LT(none.low, 0);
+  EXPECT_GT(none.high, 0);
+  EXPECT_LT(none.high, 0.01);
 }
 
 TEST(Holm, AdjustsStepDown) {

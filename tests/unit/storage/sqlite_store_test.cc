@@ -104,6 +104,62 @@ TEST(SqliteStore, RoundTripsRunsSamplesAndMetrics) {
   EXPECT_EQ(*(*ro)->LatestRunId(), *id);
 }
 
+TEST(SqliteStore, ItemsAndTagsRoundTrip) {
+  TempDir tmp;
+  auto store = std::move(OpenSqliteStore(tmp.path() + "/r.db")).value();
+  Item a;
+  a.id = "a";
+  a.category = "c1";
+  a.line = 2;
+  a.fields = {{"prompt", "x"}};
+  a.metadata = {{"pair", "p1"}};
+  Item b = a;
+  b.id = "b";
+  b.line = 3;
+  b.scored = false;
+  int64_t one = *store->CreateRun(ARun(), {a, b}, {{"a", 0}}, {Json::object()});
+  RunRecord other = ARun();
+  other.suite_id = "other";
+  int64_t two = *store->CreateRun(ARun(), {a}, {{"a", 0}}, {Json::object()});
+  int64_t three = *store->CreateRun(other, {a}, {{"a", 0}}, {Json::object()});
+  auto items = store->GetItems(one);
+  ASSERT_EQ(items->size(), 2u);
+  EXPECT_EQ((*items)[0].id, "a");
+  EXPECT_EQ((*items)[0].category, "c1");
+  EXPECT_EQ((*items)[0].metadata["pair"], "p1");
+  EXPECT_FALSE((*items)[1].scored);
+
+  ASSERT_TRUE(store->SetTag("production", one).ok());
+  ASSERT_TRUE(store->SetTag("production", three).ok());  // another suite: both stay
+  ASSERT_TRUE(store->SetTag("production", two).ok());    // same suite: moves from run one
+  auto tags = store->ListTags();
+  ASSERT_EQ(tags->size(), 2u);
+  EXPECT_EQ((*tags)[0].suite_id, "demo");
+  EXPECT_EQ((*tags)[0].run_id, two);
+  EXPECT_EQ((*tags)[1].suite_id, "other");
+  EXPECT_EQ((*tags)[1].run_id, three);
+  EXPECT_EQ(store->SetTag("x", 99).code(), StatusCode::kNotFound);
+}
+
+TEST(SqliteStore, MigratesVersionOneDatabases) {
+  TempDir tmp;
+  std::string path = tmp.path() + "/old.db";
+  int64_t id = 0;
+  {
+    auto store = std::move(OpenSqliteStore(path)).value();
+    id = *store->CreateRun(ARun(), {}, {}, {});
+  }
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("DROP TABLE tags; DROP TABLE baselines; PRAGMA user_version = 1");
+  }
+  auto store = std::move(OpenSqliteStore(path)).value();
+  EXPECT_EQ(store->GetRun(id)->suite_id, "demo");
+  ASSERT_TRUE(store->SetTag("production", id).ok());
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  EXPECT_EQ(db.execAndGet("PRAGMA user_version").getInt(), kSchemaVersion);
+}
+
 TEST(SqliteStore, RefusesNewerSchemaAndForeignDatabases) {
   TempDir tmp;
   std::string newer = tmp.path() + "/newer.db";
@@ -116,7 +172,7 @@ TEST(SqliteStore, RefusesNewerSchemaAndForeignDatabases) {
   EXPECT_EQ(s.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(s.error().message(), "results database '" + newer +
                                      "' has schema version 99, newer than this plumb supports "
-                                     "(1); upgrade plumb or use another --db");
+                                     "(2); upgrade plumb or use another --db");
   std::string foreign = tmp.path() + "/foreign.db";
   {
     SQLite::Database db(foreign, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
