@@ -99,7 +99,9 @@ struct GateCheck {
   bool higher_is_better = true;
   double margin = 0;
   MetricComparison comparison;
-  std::string test;              // what decided: "mcnemar-exact" (margin 0, binary) or "paired-bootstrap"
+  // What decided: "mcnemar-exact" (binary, margin 0), "tango-score" (binary, with the exact test
+  // at zero as a floor) or "paired-bootstrap".
+  std::string test;
   double p_regression = 1;       // H0: no worse than the margin; small = a real regression
   double p_noninferiority = 1;   // H0: worse than the margin; small = shown non-inferior
   double p_regression_adjusted = 1;

@@ -112,7 +112,8 @@ PairedComparison ComparePaired(const MetricModel& a, const MetricModel& b,
 
 // One-sided p-values for the difference (b - a, points) against `threshold`: PBelow tests
 // H0: diff >= threshold (small when the difference is surely below it), PAbove the reverse.
-// Binary metrics: exact McNemar at threshold 0, else Tango's score test, and beyond a threshold
+// Binary metrics: exact McNemar at threshold 0, else Tango's score test (continuity-corrected by
+// 1/2), and beyond a threshold
 // on the far side of zero also at least the exact p-value at zero (a difference below -2 is
 // below 0 too). Other metrics: from the bootstrap distribution, (1 + #draws on the null side) /
 // (1 + #draws).
@@ -126,8 +127,9 @@ double McNemarExactGreater(int64_t b, int64_t c);
 
 // Tango's score statistic for a paired difference of proportions (Tango 1998): b pairs where
 // only A succeeded, c where only B did, n pairs, tested against the difference
-// delta = P(B) - P(A) (a fraction). Large when B is better than delta allows.
-double TangoZ(int64_t b, int64_t c, int64_t n, double delta);
+// delta = P(B) - P(A) (a fraction). Large when B is better than delta allows. `continuity`
+// moves the observed c - b that much toward the null (the gate's tests use 1/2).
+double TangoZ(int64_t b, int64_t c, int64_t n, double delta, double continuity = 0);
 // Tango's score interval for P(B) - P(A) (fractions), the inversion of TangoZ.
 Interval TangoInterval(int64_t b, int64_t c, int64_t n, double z = kZ95);
 

@@ -132,8 +132,8 @@ class SuiteKind {
                                       const MetricOptions& options) const = 0;
   // The headline metric, shown on leaderboards.
   virtual std::string PrimaryMetric() const = 0;
-  // Proportion metrics that get epoch reducers (majority, pass@k, pass^k) when items have
-  // several samples. Default: the primary metric.
+  // Proportion metrics whose clusters are single items, which get epoch reducers (majority,
+  // pass@k, pass^k) when a run has several epochs. Default: the primary metric.
   virtual std::vector<std::string> ReducedMetrics() const { return {PrimaryMetric()}; }
   // Whether a higher value of the primary metric is better.
   virtual bool HigherIsBetter() const { return true; }

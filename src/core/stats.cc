@@ -271,6 +271,10 @@ double BootstrapP(const std::vector<double>& draws, const std::function<bool(dou
   return static_cast<double>(1 + hits) / static_cast<double>(1 + draws.size());
 }
 
+// The continuity correction of the gate's score tests: without it, Tango's test rejects slightly
+// more often than alpha at the margin with 150 items (7% instead of 5% in bench/gate_sim).
+constexpr double kContinuity = 0.5;
+
 // The standard normal distribution function.
 double NormalCdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
@@ -280,7 +284,7 @@ double PBelow(const PairedComparison& c, double threshold) {
   if (c.test != "mcnemar-exact") return BootstrapP(c.draws, [threshold](double d) { return d >= threshold; });
   double exact = McNemarExactGreater(c.a_only_successes, c.b_only_successes);
   if (threshold == 0) return exact;
-  double score = NormalCdf(TangoZ(c.a_only_successes, c.b_only_successes, c.shared, threshold / 100));
+  double score = NormalCdf(TangoZ(c.a_only_successes, c.b_only_successes, c.shared, threshold / 100, kContinuity));
   // Below a negative threshold implies below zero: the exact test at zero must agree too.
   return threshold < 0 ? std::max(score, exact) : score;
 }
@@ -289,11 +293,11 @@ double PAbove(const PairedComparison& c, double threshold) {
   if (c.test != "mcnemar-exact") return BootstrapP(c.draws, [threshold](double d) { return d <= threshold; });
   double exact = McNemarExactGreater(c.b_only_successes, c.a_only_successes);
   if (threshold == 0) return exact;
-  double score = 1 - NormalCdf(TangoZ(c.a_only_successes, c.b_only_successes, c.shared, threshold / 100));
+  double score = 1 - NormalCdf(TangoZ(c.a_only_successes, c.b_only_successes, c.shared, threshold / 100, kContinuity));
   return threshold > 0 ? std::max(score, exact) : score;
 }
 
-double TangoZ(int64_t b, int64_t c, int64_t n, double delta) {
+double TangoZ(int64_t b, int64_t c, int64_t n, double delta, double continuity) {
   double nn = static_cast<double>(n), bb = static_cast<double>(b), cc = static_cast<double>(c);
   // Restricted maximum likelihood estimate of P(only A succeeds) given the difference `delta`:
   // the root of 2n p^2 + ((2n - c + b) delta - c - b) p - b delta (1 - delta) = 0.
@@ -301,6 +305,7 @@ double TangoZ(int64_t b, int64_t c, int64_t n, double delta) {
   double p = (-qb + std::sqrt(std::max(0.0, qb * qb - 4 * qa * qc))) / (2 * qa);
   double variance = nn * (2 * p + delta * (1 - delta));
   double numerator = cc - bb - nn * delta;
+  numerator = numerator > 0 ? std::max(0.0, numerator - continuity) : std::min(0.0, numerator + continuity);
   if (variance <= 0) return numerator == 0 ? 0 : numerator > 0 ? HUGE_VAL : -HUGE_VAL;
   return numerator / std::sqrt(variance);
 }

@@ -153,7 +153,7 @@ Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons, c
       }
       k.comparison = *found;
       const PairedComparison& p = found->paired;
-      k.test = p.test == "mcnemar-exact" && k.margin > 0 ? "paired-bootstrap" : p.test;
+      k.test = p.test == "mcnemar-exact" && k.margin > 0 ? "tango-score" : p.test;
       if (p.diff) {
         k.p_regression = k.higher_is_better ? PBelow(p, -k.margin) : PAbove(p, k.margin);
         k.p_noninferiority = k.higher_is_better ? PAbove(p, -k.margin) : PBelow(p, k.margin);
@@ -206,7 +206,8 @@ Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons, c
 Result<std::string> FormatGate(const GateResult& r, const std::string& format) {
   const GatePolicy& p = r.policy;
   std::string policy_line = fmt::format("policy: {} (alpha {:g}, {}, inconclusive {})", p.source, p.alpha,
-                                        p.holm ? fmt::format("Holm across {} checks", r.checks.size()) : "no correction",
+                                        p.holm ? fmt::format("Holm across {} check{}", r.checks.size(), r.checks.size() == 1 ? "" : "s")
+                                               : "no correction",
                                         p.inconclusive_fails ? "fails" : "passes");
   if (format == "json") {
     Json checks = Json::array();

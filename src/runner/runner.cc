@@ -607,7 +607,9 @@ Result<std::vector<Metric>> ComputeMetrics(const Suite& suite, const std::vector
     outcomes.push_back(SampleOutcome{it->second, s.epoch, s.status == "done", s.grades});
   }
   std::vector<Metric> metrics = suite.kind->Metrics(suite.items, outcomes, options);
-  std::vector<std::string> reduced = suite.kind->ReducedMetrics();
+  int epochs = 0;
+  for (const auto& o : outcomes) epochs = std::max(epochs, o.epoch + 1);
+  std::vector<std::string> reduced = epochs > 1 ? suite.kind->ReducedMetrics() : std::vector<std::string>();
   size_t n = metrics.size();
   for (size_t i = 0; i < n; ++i) {
     if (!metrics[i].category.empty() || std::find(reduced.begin(), reduced.end(), metrics[i].name) == reduced.end()) continue;

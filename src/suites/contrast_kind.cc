@@ -288,7 +288,8 @@ class ContrastKind final : public SuiteKind {
   }
 
   std::string PrimaryMetric() const override { return "mb_score"; }
-  std::vector<std::string> ReducedMetrics() const override { return {"harm_avoidance", "control_pragmatism"}; }
+  // Its clusters are scenarios (several grid cells), not an item's repeated samples.
+  std::vector<std::string> ReducedMetrics() const override { return {}; }
 
  private:
   std::unique_ptr<ChoiceProtocol> protocol_;
