@@ -135,12 +135,13 @@ Result<int64_t> ResolveRunId(const Context& ctx, const Store& store, const std::
 // Prints a finished run (as plumb show, with the built-in baselines beside it, computed and
 // cached in `store` when missing) and returns its exit code: 1 failed, 130 interrupted, 3 when
 // samples errored or the judge error rate is over the limit, else 0.
+// `baselines`, when given, were computed already (see BaselinesOf).
+using BaselineView = std::pair<std::vector<BaselineScores>, std::string>;
 int ReportRun(const Context& ctx, Store& store, const Suite& suite, const RunSummary& summary,
-              double max_judge_error_rate);
+              double max_judge_error_rate, std::optional<BaselineView> baselines = std::nullopt);
 
 // The built-in baselines of `run` for display, or why there are none ("" when there are).
-std::pair<std::vector<BaselineScores>, std::string> BaselinesOf(const Context& ctx, Store& store, const Suite& suite,
-                                                                 const RunRecord& run, bool write_cache);
+BaselineView BaselinesOf(const Context& ctx, Store& store, const Suite& suite, const RunRecord& run, bool write_cache);
 
 }  // namespace plumb::cli
 

@@ -150,8 +150,7 @@ Json ModelFlags::Settings() const {
   return s;
 }
 
-std::pair<std::vector<BaselineScores>, std::string> BaselinesOf(const Context& ctx, Store& store, const Suite& suite,
-                                                                 const RunRecord& run, bool write_cache) {
+BaselineView BaselinesOf(const Context& ctx, Store& store, const Suite& suite, const RunRecord& run, bool write_cache) {
   if (suite.kind->NeedsJudges()) return {{}, "none for judged suites (their answers would need the judge too)"};
   auto b = Baselines(suite, run, ctx.backends, store, write_cache);
   if (!b) return {{}, b.error().message()};
@@ -159,13 +158,15 @@ std::pair<std::vector<BaselineScores>, std::string> BaselinesOf(const Context& c
 }
 
 int ReportRun(const Context& ctx, Store& store, const Suite& suite, const RunSummary& summary,
-              double max_judge_error_rate) {
+              double max_judge_error_rate, std::optional<BaselineView> baselines) {
   Result<RunRecord> run = store.GetRun(summary.run_id);
   if (!run) return ReportError(run.error());
-  std::vector<BaselineScores> baselines;
-  std::string note;
-  if (summary.status == "completed") std::tie(baselines, note) = BaselinesOf(ctx, store, suite, *run, true);
-  Result<std::string> text = FormatRun(*run, summary.metrics, "text", baselines, note);
+  if (summary.status != "completed") {
+    baselines = BaselineView();
+  } else if (!baselines) {
+    baselines = BaselinesOf(ctx, store, suite, *run, true);
+  }
+  Result<std::string> text = FormatRun(*run, summary.metrics, "text", baselines->first, baselines->second);
   std::fputs(text->c_str(), stdout);
   std::fflush(stdout);
   long long id = summary.run_id;

@@ -1,6 +1,8 @@
 // plumb run: evaluate one or more models on a suite.
 #include <fmt/format.h>
 
+#include <future>
+
 #include "cli/commands.h"
 #include "plumb/runner.h"
 #include "plumb/store.h"
@@ -97,9 +99,22 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   options.model_spec = ctx.ResolveSpec(model);
   if (Status s = f.m.SetPrices(ctx, model, options); !s.ok()) return ReportError(s);
 
-  Result<RunSummary> summary = RunSuite(suite, **backend, scheduler.get(), **store, options, Interrupted(), *judges);
+  // The built-in baselines need no network: they are computed (or read from the cache) while the
+  // model answers, from what they depend on.
+  RunRecord planned;
+  planned.suite_id = suite.manifest.id;
+  planned.suite_hash = suite.manifest.content_hash;
+  planned.seed = options.seed;
+  planned.epochs = options.epochs;
+  planned.limit = options.limit;
+  planned.settings["bootstrap_resamples"] = options.bootstrap_resamples;
+  Store& results = **store;
+  auto baselines = std::async(std::launch::async, [&] { return BaselinesOf(ctx, results, suite, planned, true); });
+
+  Result<RunSummary> summary = RunSuite(suite, **backend, scheduler.get(), results, options, Interrupted(), *judges);
+  BaselineView beside = baselines.get();
   if (!summary) return ReportError(summary.error());
-  return ReportRun(ctx, **store, suite, *summary, f.max_judge_error_rate);
+  return ReportRun(ctx, results, suite, *summary, f.max_judge_error_rate, std::move(beside));
 }
 
 // The newest run of (suite, model) that did not complete, if any.
