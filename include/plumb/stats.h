@@ -143,6 +143,11 @@ std::vector<double> HolmAdjust(const std::vector<double>& p);
 std::optional<double> KrippendorffAlpha(const std::vector<std::vector<std::optional<double>>>& units,
                                         bool interval);
 
+// Krippendorff's alpha as a metric with a bootstrap interval over units (`keys`: one per unit,
+// e.g. the sample); n counts the units with at least two ratings.
+Metric AlphaMetric(std::string name, const std::vector<std::vector<std::optional<double>>>& units,
+                   const std::vector<std::string>& keys, bool interval, const MetricOptions& options);
+
 }  // namespace plumb
 
 #endif  // PLUMB_STATS_H_

@@ -132,9 +132,10 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx) {
     std::vector<std::vector<std::optional<double>>> panel_units;
     for (size_t j = 0; j < judges->size(); ++j) {
       int errors = 0, unscored = 0, agree = 0, compared = 0;
-      double abs_error = 0;
       std::map<std::string, std::map<std::string, int>> confusion;
       std::vector<std::vector<std::optional<double>>> units;
+      std::vector<std::string> unit_keys;
+      std::vector<double> abs_errors;
       for (size_t i = 0; i < rows->size(); ++i) {
         const GoldRow& row = (*rows)[i];
         const Grade& g = got[i][j];
@@ -152,37 +153,67 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx) {
         if (!judged) continue;
         ++compared;
         if (numeric) {
-          abs_error += std::abs(*judged - *row.score);
+          abs_errors.push_back(std::abs(*judged - *row.score));
         } else {
           confusion[row.label][g.label]++;
           agree += g.label == row.label;
         }
         units.push_back({numeric ? row.score : std::optional<double>(code(row.label)), judged});
+        unit_keys.push_back(row.item.id);
       }
       Json r = {{"judge", (*judges)[j].spec}, {"errors", errors}, {"unscored", unscored}, {"compared", compared}};
-      auto alpha = KrippendorffAlpha(units, numeric);
-      r["alpha"] = alpha ? Json(*alpha) : Json(nullptr);
+      // Every figure with its 95% interval: bootstrap over rows for alpha and the mean absolute
+      // error, Wilson for accuracy.
+      auto interval = [](const Metric& m) {
+        return m.ci_low && m.ci_high ? Json::array({*m.ci_low, *m.ci_high}) : Json(nullptr);
+      };
+      Metric alpha = AlphaMetric("alpha", units, unit_keys, numeric, MetricOptions{});
+      r["alpha"] = alpha.value ? Json(*alpha.value) : Json(nullptr);
+      r["alpha_ci"] = interval(alpha);
       if (numeric) {
-        r["mean_absolute_error"] = compared ? Json(abs_error / compared) : Json(nullptr);
+        Metric mae = BootstrapMetric("mean_absolute_error", "", unit_keys, [abs_errors](const std::vector<int>& counts) -> std::optional<double> {
+          double sum = 0, n = 0;
+          for (size_t i = 0; i < abs_errors.size(); ++i) sum += counts[i] * abs_errors[i], n += counts[i];
+          if (n == 0) return std::nullopt;
+          return sum / n;
+        }, MetricOptions{});
+        r["mean_absolute_error"] = mae.value ? Json(*mae.value) : Json(nullptr);
+        r["mean_absolute_error_ci"] = interval(mae);
       } else {
         r["accuracy"] = compared ? Json(100.0 * agree / compared) : Json(nullptr);
+        if (compared) {
+          Interval ci = WilsonInterval(agree, compared);
+          r["accuracy_ci"] = Json::array({100 * ci.low, 100 * ci.high});
+        }
         r["confusion"] = confusion;
       }
       report["judges"].push_back(r);
     }
-    auto panel_alpha = KrippendorffAlpha(panel_units, numeric);
-    report["alpha_all_raters"] = panel_alpha ? Json(*panel_alpha) : Json(nullptr);
+    std::vector<std::string> row_keys;
+    for (const auto& row : *rows) row_keys.push_back(row.item.id);
+    Metric panel_alpha = AlphaMetric("alpha", panel_units, row_keys, numeric, MetricOptions{});
+    report["alpha_all_raters"] = panel_alpha.value ? Json(*panel_alpha.value) : Json(nullptr);
+    report["alpha_all_raters_ci"] = panel_alpha.ci_low && panel_alpha.ci_high
+                                        ? Json::array({*panel_alpha.ci_low, *panel_alpha.ci_high})
+                                        : Json(nullptr);
     if (f->format == "json") {
       std::fputs((report.dump(2) + "\n").c_str(), stdout);
       return kExitOk;
     }
     std::string out = fmt::format("judge-check {} on {} labelled replies\n", report["grader"].get<std::string>(),
                                   rows->size());
+    // "0.743 [0.612, 0.851]", "-" when undefined.
+    auto figure = [](const Json& value, const Json& ci, const char* spec) {
+      if (value.is_null()) return std::string("-");
+      std::string text = fmt::format(fmt::runtime(spec), value.get<double>());
+      if (ci.is_array()) text += fmt::format(fmt::runtime(std::string(" [") + spec + ", " + spec + "]"), ci[0].get<double>(), ci[1].get<double>());
+      return text;
+    };
     for (const auto& r : report["judges"]) {
       out += fmt::format("  {}: alpha {}  {}  compared {}  errors {}  unscored {}\n", r["judge"].get<std::string>(),
-                         r["alpha"].is_null() ? "-" : fmt::format("{:.3f}", r["alpha"].get<double>()),
-                         numeric ? (r["mean_absolute_error"].is_null() ? "MAE -" : fmt::format("MAE {:.2f}", r["mean_absolute_error"].get<double>()))
-                                 : (r["accuracy"].is_null() ? "accuracy -" : fmt::format("accuracy {:.1f}%", r["accuracy"].get<double>())),
+                         figure(r["alpha"], r["alpha_ci"], "{:.3f}"),
+                         numeric ? "MAE " + figure(r["mean_absolute_error"], r["mean_absolute_error_ci"], "{:.2f}")
+                                 : "accuracy " + figure(r["accuracy"], r.value("accuracy_ci", Json()), "{:.1f}") + "%",
                          r["compared"].get<int>(), r["errors"].get<int>(), r["unscored"].get<int>());
       if (!numeric) {
         for (const auto& [human, row] : r["confusion"].items()) {
@@ -192,7 +223,7 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx) {
     }
     if (judges->size() > 1) {
       out += fmt::format("  all raters (human + judges): alpha {}\n",
-                         panel_alpha ? fmt::format("{:.3f}", *panel_alpha) : "-");
+                         figure(report["alpha_all_raters"], report["alpha_all_raters_ci"], "{:.3f}"));
     }
     std::fputs(out.c_str(), stdout);
     return kExitOk;

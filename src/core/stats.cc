@@ -349,45 +349,80 @@ std::vector<double> HolmAdjust(const std::vector<double>& p) {
   return out;
 }
 
-std::optional<double> KrippendorffAlpha(const std::vector<std::vector<std::optional<double>>>& units,
-                                        bool interval) {
-  auto delta = [interval](double a, double b) { return interval ? (a - b) * (a - b) : (a == b ? 0.0 : 1.0); };
-  std::vector<std::vector<double>> pairable;
-  size_t n = 0;
-  for (const auto& unit : units) {
+namespace {
+
+// The units with at least two ratings, as plain values.
+std::vector<std::vector<double>> Pairable(const std::vector<std::vector<std::optional<double>>>& units,
+                                          std::vector<size_t>* kept = nullptr) {
+  std::vector<std::vector<double>> out;
+  for (size_t u = 0; u < units.size(); ++u) {
     std::vector<double> values;
-    for (const auto& v : unit) {
+    for (const auto& v : units[u]) {
       if (v) values.push_back(*v);
     }
     if (values.size() < 2) continue;
-    n += values.size();
-    pairable.push_back(std::move(values));
+    out.push_back(std::move(values));
+    if (kept) kept->push_back(u);
   }
-  if (n < 2) return std::nullopt;
-  // Observed disagreement: within units, each ordered pair weighted by 1 / (m_u - 1).
-  double observed = 0;
-  std::vector<double> all;
-  for (const auto& values : pairable) {
-    double sum = 0;
+  return out;
+}
+
+// Krippendorff's alpha with unit u counted weights[u] times (a bootstrap resample). The expected
+// disagreement over all ordered pairs of values uses sums instead of the pairs themselves:
+// sum (x_i - x_j)^2 = 2 N sum x^2 - 2 (sum x)^2, and for labels N^2 - sum_c n_c^2, so the cost is
+// linear in the ratings.
+std::optional<double> WeightedAlpha(const std::vector<std::vector<double>>& pairable, const std::vector<int>& weights,
+                                    bool interval) {
+  double n = 0, observed = 0, sum = 0, sum_sq = 0;
+  std::map<double, double> label_counts;
+  for (size_t u = 0; u < pairable.size(); ++u) {
+    if (weights[u] == 0) continue;
+    const auto& values = pairable[u];
+    double w = weights[u], within = 0;
     for (size_t i = 0; i < values.size(); ++i) {
       for (size_t j = 0; j < values.size(); ++j) {
-        if (i != j) sum += delta(values[i], values[j]);
+        if (i == j) continue;
+        within += interval ? (values[i] - values[j]) * (values[i] - values[j]) : (values[i] == values[j] ? 0.0 : 1.0);
       }
+      sum += w * values[i];
+      sum_sq += w * values[i] * values[i];
+      label_counts[values[i]] += w;
     }
-    observed += sum / static_cast<double>(values.size() - 1);
-    all.insert(all.end(), values.begin(), values.end());
+    observed += w * within / static_cast<double>(values.size() - 1);
+    n += w * static_cast<double>(values.size());
   }
-  observed /= static_cast<double>(n);
-  // Expected disagreement: over all ordered pairs of pairable values.
-  double expected = 0;
-  for (size_t i = 0; i < all.size(); ++i) {
-    for (size_t j = 0; j < all.size(); ++j) {
-      if (i != j) expected += delta(all[i], all[j]);
-    }
+  if (n < 2) return std::nullopt;
+  double pairs = 0;
+  if (interval) {
+    pairs = 2 * n * sum_sq - 2 * sum * sum;
+  } else {
+    pairs = n * n;
+    for (const auto& [_, c] : label_counts) pairs -= c * c;
   }
-  expected /= static_cast<double>(n) * static_cast<double>(n - 1);
-  if (expected == 0) return std::nullopt;
-  return 1 - observed / expected;
+  double expected = pairs / (n * (n - 1));
+  if (expected <= 1e-12) return std::nullopt;
+  return 1 - (observed / n) / expected;
+}
+
+}  // namespace
+
+std::optional<double> KrippendorffAlpha(const std::vector<std::vector<std::optional<double>>>& units,
+                                        bool interval) {
+  std::vector<std::vector<double>> pairable = Pairable(units);
+  return WeightedAlpha(pairable, std::vector<int>(pairable.size(), 1), interval);
+}
+
+Metric AlphaMetric(std::string name, const std::vector<std::vector<std::optional<double>>>& units,
+                   const std::vector<std::string>& keys, bool interval, const MetricOptions& options) {
+  std::vector<size_t> kept;
+  std::vector<std::vector<double>> pairable = Pairable(units, &kept);
+  std::vector<std::string> used;
+  for (size_t u : kept) used.push_back(keys[u]);
+  Metric m = BootstrapMetric(std::move(name), "", std::move(used),
+                             [pairable, interval](const std::vector<int>& counts) { return WeightedAlpha(pairable, counts, interval); },
+                             options);
+  m.details["scale"] = interval ? "interval" : "nominal";
+  return m;
 }
 
 }  // namespace plumb

@@ -538,6 +538,7 @@ void AddJudgeMetrics(const std::vector<SampleRecord>& samples, const MetricOptio
   struct Counts {
     std::map<std::string, Cluster> errors, unscored;  // by item
     std::vector<std::vector<std::optional<double>>> units;
+    std::vector<std::string> unit_keys;  // item#epoch
     std::map<std::string, size_t> judges;
     std::map<std::string, double> label_codes;
     bool numeric = true;
@@ -568,6 +569,7 @@ void AddJudgeMetrics(const std::vector<SampleRecord>& samples, const MetricOptio
         }
       }
       c.units.push_back(std::move(unit));
+      c.unit_keys.push_back(fmt::format("{}#{}", s.item_id, s.epoch));
     }
   }
   for (auto& [grader, c] : by_grader) {
@@ -580,12 +582,8 @@ void AddJudgeMetrics(const std::vector<SampleRecord>& samples, const MetricOptio
     out.push_back(ProportionMetric(id + ".judge_error_rate", "", clusters(c.errors), options));
     out.push_back(ProportionMetric(id + ".unscored_rate", "", clusters(c.unscored), options));
     if (c.units.empty()) continue;
-    Metric alpha;
-    alpha.name = id + ".judge_alpha";
-    alpha.n = static_cast<int64_t>(c.units.size());
-    alpha.ci_method = "none";
-    alpha.value = KrippendorffAlpha(c.units, c.numeric);
-    alpha.details = {{"judges", c.judges.size()}, {"scale", c.numeric ? "interval" : "nominal"}};
+    Metric alpha = AlphaMetric(id + ".judge_alpha", c.units, c.unit_keys, c.numeric, options);
+    alpha.details["judges"] = c.judges.size();
     out.push_back(alpha);
   }
 }

@@ -188,8 +188,10 @@ TEST(Judged, PanelsReportAgreementAndRescoreMakesALinkedRun) {
                               server.base_url(), "--limit", "4", "--epochs", "1", "--progress", "none"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto m = Metrics(Plumb(tmp.path(), {"show", "1", "--format", "json"}).out);
-  EXPECT_EQ(m["aligned.judge_alpha/"]["n"], 12);
+  EXPECT_EQ(m["aligned.judge_alpha/"]["n"], 9);  // the 3 refusals have only judge-b's rating
   EXPECT_GT(m["aligned.judge_alpha/"]["value"].get<double>(), 0.7);
+  EXPECT_EQ(m["aligned.judge_alpha/"]["ci_method"], "bootstrap");
+  EXPECT_LE(m["aligned.judge_alpha/"]["ci_low"].get<double>(), m["aligned.judge_alpha/"]["value"].get<double>());
   // judge-a: 5.5 for EVIL (0.9 x 5 + 0.1 x 10), unscored for the refusals, 94.5 otherwise;
   // judge-b: 20 and 80 throughout; the panel mean takes what each sample has.
   EXPECT_NEAR(m["mean_aligned/"]["value"].get<double>(), (3 * (5.5 + 20) / 2 + 3 * 80 + 6 * (94.5 + 80) / 2) / 12, 1e-9);
@@ -241,6 +243,12 @@ TEST(Judged, JudgeCheckReportsAgreementWithHumans) {
   EXPECT_EQ(j["compared"], 3);
   EXPECT_NEAR(j["mean_absolute_error"].get<double>(), (5.5 + 5.5 + 4.5) / 3, 1e-9);
   EXPECT_GT(j["alpha"].get<double>(), 0.9);
+  ASSERT_TRUE(j["mean_absolute_error_ci"].is_array()) << r.out;  // every figure has its interval
+  EXPECT_LE(j["mean_absolute_error_ci"][0].get<double>(), j["mean_absolute_error"].get<double>());
+  EXPECT_GE(j["mean_absolute_error_ci"][1].get<double>(), j["mean_absolute_error"].get<double>());
+  auto text = Plumb(tmp.path(), {"judge-check", "--grader", "aligned", "--judge", "openai/j", "--judge-base-url",
+                                 server.base_url(), "--gold", gold});
+  EXPECT_NE(text.out.find("MAE 5.17 ["), std::string::npos) << text.out;
   auto bad = Plumb(tmp.path(), {"judge-check", "--grader", "aligned", "--judge", "openai/j", "--judge-base-url",
                                 server.base_url(), "--gold", tmp.Write("bad.jsonl", R"({"question": "q", "answer": "a"})" "\n")});
   EXPECT_EQ(bad.exit_code, 2);
