@@ -2,6 +2,9 @@
 #ifndef PLUMB_REPORT_H_
 #define PLUMB_REPORT_H_
 
+#include <atomic>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,22 +13,86 @@
 
 namespace plumb {
 
-// One leaderboard row: a model's latest completed run of a suite and its headline metric.
-struct LeaderboardRow {
-  std::string suite_id;
-  int suite_version = 0;
-  std::string model_spec;
-  RunRecord run;
-  Metric metric;            // the suite's primary metric, whole suite
-  std::optional<Metric> errors;  // error_rate, when the suite reports one
+// What a leaderboard shows.
+struct LeaderboardQuery {
+  std::vector<std::string> suites;  // empty: every suite with a completed run
+  std::string metric;               // "" = each suite's primary metric
+  std::optional<bool> higher_is_better;  // required for a metric other than the primary one
+  bool all_runs = false;            // every completed run is a row (default: newest per model)
+  std::vector<int64_t> runs;        // only these runs (chosen runs instead of the newest)
 };
 
-// Rows for every (suite, model) pair with a completed run, newest run each, ordered by suite
-// and then best first. `suite_id` "" means all suites.
-Result<std::vector<LeaderboardRow>> BuildLeaderboard(const Store& store, const std::string& suite_id);
+// One row: a model's run of a suite and the ranked metric.
+struct LeaderboardRow {
+  std::string model_spec;
+  RunRecord run;                       // id 0 for a built-in baseline from the cache
+  Metric metric;                       // the ranked metric, whole suite
+  std::optional<Metric> errors;        // error_rate
+  std::optional<Metric> judge_errors;  // the highest <grader>.judge_error_rate
+  bool reference = false;              // a built-in baseline: shown, never ranked
+  int rank = 0;                        // shared when intervals overlap; 0 for references
+  std::vector<Metric> categories;      // the ranked metric per category
+};
 
-// Renders rows as "md", "csv" or "json" (kInvalidArgument for another format).
-Result<std::string> FormatLeaderboard(const std::vector<LeaderboardRow>& rows, const std::string& format);
+struct LeaderboardSection {
+  std::string suite_id;
+  int suite_version = 0;
+  std::string metric;
+  bool higher_is_better = true;
+  std::vector<LeaderboardRow> rows;  // best first; references among them by value
+};
+
+struct Leaderboard {
+  std::vector<LeaderboardSection> sections;  // by suite id
+  std::string generated_at;
+  std::vector<std::string> notes;
+};
+
+// The built-in baselines' metrics for the configuration of `run` (empty when unavailable).
+using BaselineSource = std::function<std::vector<BaselineScores>(const RunRecord& run)>;
+
+// Rank = 1 + the number of ranked rows whose 95% interval lies entirely on the better side of
+// this row's interval; rows whose intervals overlap share a rank.
+inline constexpr const char* kRankFootnote =
+    "Rank = 1 + the number of models whose 95% interval lies entirely above this model's (below, "
+    "when lower is better), so models whose intervals overlap share a rank. Reference rows are the "
+    "built-in baselines (chance and constant answers) on the same items; they are not ranked.";
+
+// Reads the leaderboard from the metrics table (no per-sample scan). Rows of builtin/* models are
+// references; `baselines` adds the built-in baselines that were not run as models.
+Result<Leaderboard> BuildLeaderboard(const Store& store, const LeaderboardQuery& query,
+                                     const BaselineSource& baselines = nullptr);
+
+// Renders as "md", "csv", "json", "latex" or "html" (a self-contained page).
+Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::string& format);
+
+// What plumb report renders.
+struct ReportOptions {
+  std::vector<int64_t> runs;  // these runs; empty: the leaderboard's (newest per model and suite)
+  int max_items = 1000;       // drill-down samples per run
+  BaselineSource baselines;   // reference rows
+  std::string source;         // the database, named in the header
+};
+
+// One self-contained HTML page (no network, no external scripts or fonts): leaderboard tables
+// (sortable), bar charts with interval whiskers, per-category heat maps, judge-score
+// distributions and each run's items (prompt, reply, parsed answer, judgments with reasons).
+// Every model output is escaped.
+Result<std::string> RenderReport(const Store& store, const ReportOptions& options);
+
+// plumb serve: the report, the leaderboard and a JSON API, live and read-only (docs/serve.md).
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port
+  int max_items = 1000;
+  BaselineSource baselines;
+  std::string source;
+};
+
+// Serves until `stop` becomes true; `on_listening` is called with the port once it listens.
+// kUnavailable when the port cannot be bound.
+Status Serve(const Store& store, const ServeOptions& options, const std::atomic<bool>& stop,
+             const std::function<void(int port)>& on_listening);
 
 // A run and its metrics as "text" or "json", with the built-in baselines' values beside them
 // (and `baseline_note` when they could not be had).

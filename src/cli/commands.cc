@@ -22,7 +22,9 @@ struct CommandEntry {
 const CommandEntry kCommands[] = {
     {"run", "Evaluate a model on a suite and record the results", SetupRun},
     {"show", "Show a run and its metrics", SetupShow},
-    {"leaderboard", "Rank models by each suite's primary metric", SetupLeaderboard},
+    {"leaderboard", "Rank models per suite (md, csv, json, LaTeX, HTML) with intervals and baselines", SetupLeaderboard},
+    {"report", "Write a self-contained HTML report: leaderboard, charts, heat maps, every item", SetupReport},
+    {"serve", "Serve the report, leaderboard and a JSON API from the database on localhost", SetupServe},
     {"list", "List suites, backends, graders or suite kinds", SetupList},
     {"resume", "Continue an interrupted, failed or killed run: send only what never finished", SetupResume},
     {"rescore", "Grade the stored replies of a run again (new judges), as a new linked run", SetupRescore},

@@ -56,7 +56,8 @@ Interval WilsonInterval(int64_t k, int64_t n, double z) {
   double denom = 1 + z2 / nn;
   double center = (p + z2 / (2 * nn)) / denom;
   double half = z * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn)) / denom;
-  return {std::max(0.0, center - half), std::min(1.0, center + half)};
+  // At k = 0 (k = n) the bound is exactly 0 (1); rounding would otherwise leave ~1e-16.
+  return {k == 0 ? 0.0 : std::max(0.0, center - half), k == n ? 1.0 : std::min(1.0, center + half)};
 }
 
 Metric ProportionMetric(std::string name, std::string category, std::vector<Cluster> clusters,

@@ -1,10 +1,15 @@
-// Leaderboards: the latest completed run per (suite, model), ranked by the suite's primary metric.
+// Leaderboards: per suite, one row per model (its newest completed run, or chosen runs), ranked
+// by a metric with ranks shared where intervals overlap, the built-in baselines as references.
+// Read from the metrics table only, so the size of the scores table does not matter.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "plumb/report.h"
+#include "plumb/text.h"
+#include "report/html.h"
 
 namespace plumb {
 namespace {
@@ -19,106 +24,258 @@ std::string CsvField(const std::string& s) {
   return out + "\"";
 }
 
-std::string Opt(const std::optional<double>& v) { return v ? fmt::format("{:.4f}", *v) : ""; }
+// Shortest text that parses back to the same double ("" when undefined): exports round-trip.
+std::string Exact(const std::optional<double>& v) { return v ? fmt::format("{}", *v) : ""; }
 
 Json OptJson(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
 
+bool IsBuiltin(const std::string& spec) { return spec.rfind("builtin/", 0) == 0; }
+
+// The row of `run` from its stored metrics.
+LeaderboardRow RowOf(const RunRecord& run, const std::vector<Metric>& metrics, const std::string& metric) {
+  LeaderboardRow row;
+  row.model_spec = run.model_spec;
+  row.run = run;
+  row.reference = IsBuiltin(run.model_spec);
+  row.metric.name = metric;
+  for (const auto& m : metrics) {
+    if (!m.category.empty()) {
+      if (m.name == metric) row.categories.push_back(m);
+      continue;
+    }
+    if (m.name == metric) row.metric = m;
+    if (m.name == "error_rate") row.errors = m;
+    if (m.name.size() > 17 && m.name.compare(m.name.size() - 17, 17, ".judge_error_rate") == 0 && m.value &&
+        (!row.judge_errors || *m.value > *row.judge_errors->value)) {
+      row.judge_errors = m;
+    }
+  }
+  return row;
+}
+
+// Orders rows best first (undefined last) and ranks the non-reference ones.
+void Rank(LeaderboardSection& s) {
+  bool hib = s.higher_is_better;
+  auto better = [hib](double a, double b) { return hib ? a > b : a < b; };
+  std::stable_sort(s.rows.begin(), s.rows.end(), [&](const LeaderboardRow& a, const LeaderboardRow& b) {
+    if (a.metric.value.has_value() != b.metric.value.has_value()) return a.metric.value.has_value();
+    if (a.metric.value && *a.metric.value != *b.metric.value) return better(*a.metric.value, *b.metric.value);
+    return a.model_spec < b.model_spec;
+  });
+  for (auto& r : s.rows) {
+    if (r.reference || !r.metric.value) continue;
+    // This row's interval, and whether another's lies entirely on its better side.
+    double lo = r.metric.ci_low.value_or(*r.metric.value), hi = r.metric.ci_high.value_or(*r.metric.value);
+    r.rank = 1;
+    for (const auto& o : s.rows) {
+      if (&o == &r || o.reference || !o.metric.value) continue;
+      double olo = o.metric.ci_low.value_or(*o.metric.value), ohi = o.metric.ci_high.value_or(*o.metric.value);
+      r.rank += hib ? olo > hi : ohi < lo;
+    }
+  }
+}
+
+std::string RankText(const LeaderboardRow& r) { return r.reference ? "ref" : r.rank ? std::to_string(r.rank) : "-"; }
+
+std::string Date(const RunRecord& r) { return r.id == 0 || r.finished_at.size() < 10 ? "-" : r.finished_at.substr(0, 10); }
+
+std::string ErrorsText(const LeaderboardRow& r) {
+  return r.errors && r.errors->k ? std::to_string(*r.errors->k) : (r.run.id == 0 ? "-" : "0");
+}
+
+std::string JudgeErrorsText(const LeaderboardRow& r) {
+  return r.judge_errors ? fmt::format("{:.1f}%", *r.judge_errors->value) : "-";
+}
+
+std::string LatexEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '\\': out += "\\textbackslash{}"; break;
+      case '&': case '%': case '$': case '#': case '_': case '{': case '}': out += '\\'; out += c; break;
+      case '~': out += "\\textasciitilde{}"; break;
+      case '^': out += "\\textasciicircum{}"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string Heading(const LeaderboardSection& s) {
+  return fmt::format("{} (v{}): {}, {} is better", s.suite_id, s.suite_version, s.metric,
+                     s.higher_is_better ? "higher" : "lower");
+}
+
 }  // namespace
 
-std::string FormatValue(const std::optional<double>& v) {
-  return v ? fmt::format("{:.2f}", *v) : "-";
-}
+std::string FormatValue(const std::optional<double>& v) { return v ? fmt::format("{:.2f}", *v) : "-"; }
 
 std::string FormatInterval(const Metric& m) {
   if (!m.ci_low || !m.ci_high) return "";
   return fmt::format("[{:.2f}, {:.2f}]", *m.ci_low, *m.ci_high);
 }
 
-Result<std::vector<LeaderboardRow>> BuildLeaderboard(const Store& store, const std::string& suite_id) {
-  PLUMB_ASSIGN_OR_RETURN(auto runs, store.ListRuns(RunFilter{suite_id, "completed"}));
-  std::map<std::pair<std::string, std::string>, RunRecord> latest;
-  for (auto& r : runs) latest[{r.suite_id, r.model_spec}] = r;  // ordered by id: last wins
-  std::vector<LeaderboardRow> rows;
-  for (auto& [key, run] : latest) {
-    PLUMB_ASSIGN_OR_RETURN(auto metrics, store.GetMetrics(run.id));
-    LeaderboardRow row;
-    row.suite_id = run.suite_id;
-    row.suite_version = run.suite_version;
-    row.model_spec = run.model_spec;
-    row.metric.name = run.primary_metric;
-    for (const auto& m : metrics) {
-      if (!m.category.empty()) continue;
-      if (m.name == run.primary_metric) row.metric = m;
-      if (m.name == "error_rate") row.errors = m;
+Result<Leaderboard> BuildLeaderboard(const Store& store, const LeaderboardQuery& query, const BaselineSource& baselines) {
+  Leaderboard board;
+  board.generated_at = NowIso8601();
+  // The runs of each suite that make rows, in id order.
+  std::map<std::string, std::vector<RunRecord>> by_suite;
+  if (!query.runs.empty()) {
+    for (int64_t id : query.runs) {
+      PLUMB_ASSIGN_OR_RETURN(RunRecord r, store.GetRun(id));
+      by_suite[r.suite_id].push_back(std::move(r));
     }
-    row.run = std::move(run);
-    rows.push_back(std::move(row));
+  } else {
+    std::vector<std::string> suites = query.suites.empty() ? std::vector<std::string>{""} : query.suites;
+    for (const auto& suite : suites) {
+      PLUMB_ASSIGN_OR_RETURN(auto runs, store.ListRuns(RunFilter{suite, "completed"}));
+      if (runs.empty() && !suite.empty()) board.notes.push_back(fmt::format("suite '{}' has no completed runs", suite));
+      std::map<std::pair<std::string, std::string>, RunRecord> latest;
+      for (auto& r : runs) {
+        if (query.all_runs) {
+          by_suite[r.suite_id].push_back(std::move(r));
+        } else {
+          latest[{r.suite_id, r.model_spec}] = std::move(r);  // ordered by id: the newest wins
+        }
+      }
+      for (auto& [key, r] : latest) by_suite[key.first].push_back(std::move(r));
+    }
   }
-  std::stable_sort(rows.begin(), rows.end(), [](const LeaderboardRow& a, const LeaderboardRow& b) {
-    if (a.suite_id != b.suite_id) return a.suite_id < b.suite_id;
-    // Undefined values (no samples) rank last whichever direction is better.
-    if (a.metric.value.has_value() != b.metric.value.has_value()) return a.metric.value.has_value();
-    double va = a.metric.value.value_or(0), vb = b.metric.value.value_or(0);
-    if (!a.run.higher_is_better) va = -va, vb = -vb;
-    if (va != vb) return va > vb;
-    return a.model_spec < b.model_spec;
-  });
-  return rows;
+  for (auto& [suite_id, runs] : by_suite) {
+    std::sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) { return a.id < b.id; });
+    const RunRecord& newest = runs.back();
+    LeaderboardSection s;
+    s.suite_id = suite_id;
+    s.suite_version = newest.suite_version;
+    s.metric = query.metric.empty() ? newest.primary_metric : query.metric;
+    s.higher_is_better = newest.higher_is_better;
+    bool found = false;
+    for (const auto& run : runs) {
+      PLUMB_ASSIGN_OR_RETURN(auto metrics, store.GetMetrics(run.id));
+      LeaderboardRow row = RowOf(run, metrics, s.metric);
+      found = found || row.metric.value.has_value() || !row.metric.ci_method.empty();
+      s.rows.push_back(std::move(row));
+    }
+    if (!found && !query.metric.empty()) {
+      board.notes.push_back(fmt::format("suite '{}' does not report metric '{}'", suite_id, query.metric));
+      continue;
+    }
+    // Runs record only the primary metric's direction (its reducers, "<primary>@...", share it).
+    bool primary = s.metric == newest.primary_metric || s.metric.rfind(newest.primary_metric + "@", 0) == 0;
+    if (query.higher_is_better) {
+      s.higher_is_better = *query.higher_is_better;
+    } else if (!primary) {
+      return InvalidArgument(fmt::format(
+          "metric '{}' is not suite '{}''s primary metric: say which way is better with --direction higher|lower",
+          s.metric, suite_id));
+    }
+    if (baselines) {
+      std::set<std::string> present;
+      for (const auto& r : s.rows) present.insert(r.model_spec);
+      for (auto& b : baselines(newest)) {
+        if (present.count(b.model_spec)) continue;
+        RunRecord none;
+        none.model_spec = b.model_spec;
+        LeaderboardRow row = RowOf(none, b.metrics, s.metric);
+        row.reference = true;
+        s.rows.push_back(std::move(row));
+      }
+    }
+    Rank(s);
+    board.sections.push_back(std::move(s));
+  }
+  if (!query.metric.empty() && board.sections.empty() && !by_suite.empty()) {
+    return InvalidArgument(fmt::format("no suite on this leaderboard reports metric '{}' (plumb show RUN lists a run's metrics)",
+                                       query.metric));
+  }
+  return board;
 }
 
-Result<std::string> FormatLeaderboard(const std::vector<LeaderboardRow>& rows,
-                                      const std::string& format) {
+Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::string& format) {
   std::string out;
   if (format == "md") {
-    if (rows.empty()) return std::string("No completed runs yet.\n");
-    std::string suite;
-    int rank = 0;
-    for (const auto& r : rows) {
-      if (r.suite_id != suite) {
-        suite = r.suite_id;
-        rank = 0;
-        out += fmt::format("{}## {} (v{}): {}{}\n\n", out.empty() ? "" : "\n", r.suite_id,
-                           r.suite_version, r.metric.name,
-                           r.run.higher_is_better ? ", higher is better" : ", lower is better");
-        out += "| # | model | " + r.metric.name + " | 95% CI | n | errors | run | finished |\n";
-        out += "|---|---|---:|---|---:|---:|---:|---|\n";
+    if (board.sections.empty()) return std::string("No completed runs yet.\n");
+    for (const auto& s : board.sections) {
+      out += fmt::format("{}## {}\n\n", out.empty() ? "" : "\n", Heading(s));
+      out += fmt::format("| # | model | {} | 95% CI | n | errors | judge errors | run | date | plumb |\n", s.metric);
+      out += "|---|---|---:|---|---:|---:|---:|---:|---|---|\n";
+      for (const auto& r : s.rows) {
+        std::string model = r.reference ? "_" + r.model_spec + "_" : r.model_spec;
+        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", RankText(r), model,
+                           FormatValue(r.metric.value), FormatInterval(r.metric), r.metric.n, ErrorsText(r),
+                           JudgeErrorsText(r), r.run.id ? std::to_string(r.run.id) : "-", Date(r.run),
+                           r.run.id ? r.run.plumb_version : "-");
       }
-      std::string errors = r.errors && r.errors->k ? std::to_string(*r.errors->k) : "0";
-      out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", ++rank, r.model_spec,
-                         FormatValue(r.metric.value), FormatInterval(r.metric), r.metric.n, errors,
-                         r.run.id, r.run.finished_at);
     }
+    out += std::string("\n") + kRankFootnote + "\n";
+    for (const auto& n : board.notes) out += "\nNote: " + n + "\n";
     return out;
   }
   if (format == "csv") {
-    out = "suite,suite_version,model,metric,value,ci_low,ci_high,n,errors,run_id,finished_at\n";
-    for (const auto& r : rows) {
-      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", CsvField(r.suite_id), r.suite_version,
-                         CsvField(r.model_spec), CsvField(r.metric.name), Opt(r.metric.value),
-                         Opt(r.metric.ci_low), Opt(r.metric.ci_high), r.metric.n,
-                         r.errors && r.errors->k ? *r.errors->k : 0, r.run.id, r.run.finished_at);
+    out = "suite,suite_version,metric,higher_is_better,rank,reference,model,value,ci_low,ci_high,n,k,errors,"
+          "judge_error_rate,run_id,finished_at,plumb_version\n";
+    for (const auto& s : board.sections) {
+      for (const auto& r : s.rows) {
+        out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", CsvField(s.suite_id), s.suite_version,
+                           CsvField(s.metric), s.higher_is_better ? 1 : 0, r.rank, r.reference ? 1 : 0,
+                           CsvField(r.model_spec), Exact(r.metric.value), Exact(r.metric.ci_low), Exact(r.metric.ci_high),
+                           r.metric.n, r.metric.k ? std::to_string(*r.metric.k) : "",
+                           r.errors && r.errors->k ? *r.errors->k : 0,
+                           Exact(r.judge_errors ? r.judge_errors->value : std::nullopt), r.run.id,
+                           CsvField(r.run.finished_at), CsvField(r.run.plumb_version));
+      }
     }
     return out;
   }
   if (format == "json") {
-    Json arr = Json::array();
-    for (const auto& r : rows) {
-      arr.push_back({{"suite", r.suite_id},
-                     {"suite_version", r.suite_version},
-                     {"model", r.model_spec},
-                     {"metric", r.metric.name},
-                     {"higher_is_better", r.run.higher_is_better},
-                     {"value", OptJson(r.metric.value)},
-                     {"ci_low", OptJson(r.metric.ci_low)},
-                     {"ci_high", OptJson(r.metric.ci_high)},
-                     {"n", r.metric.n},
-                     {"errors", r.errors && r.errors->k ? *r.errors->k : 0},
-                     {"run_id", r.run.id},
-                     {"finished_at", r.run.finished_at}});
+    Json sections = Json::array();
+    for (const auto& s : board.sections) {
+      Json rows = Json::array();
+      for (const auto& r : s.rows) {
+        Json j = {{"rank", r.rank ? Json(r.rank) : Json(nullptr)},
+                  {"reference", r.reference},
+                  {"model", r.model_spec},
+                  {"value", OptJson(r.metric.value)},
+                  {"ci_low", OptJson(r.metric.ci_low)},
+                  {"ci_high", OptJson(r.metric.ci_high)},
+                  {"n", r.metric.n},
+                  {"k", r.metric.k ? Json(*r.metric.k) : Json(nullptr)},
+                  {"errors", r.errors && r.errors->k ? *r.errors->k : 0},
+                  {"judge_error_rate", OptJson(r.judge_errors ? r.judge_errors->value : std::nullopt)},
+                  {"run_id", r.run.id ? Json(r.run.id) : Json(nullptr)},
+                  {"finished_at", r.run.finished_at},
+                  {"plumb_version", r.run.plumb_version}};
+        rows.push_back(j);
+      }
+      sections.push_back({{"suite", s.suite_id},
+                          {"suite_version", s.suite_version},
+                          {"metric", s.metric},
+                          {"higher_is_better", s.higher_is_better},
+                          {"rows", rows}});
     }
-    return arr.dump(2) + "\n";
+    return Json{{"generated_at", board.generated_at}, {"suites", sections}, {"footnote", kRankFootnote}, {"notes", board.notes}}
+               .dump(2) + "\n";
   }
-  return InvalidArgument(fmt::format("unknown format '{}' (use md, csv or json)", format));
+  if (format == "latex") {
+    // One booktabs table per suite; reference rows in italics.
+    for (const auto& s : board.sections) {
+      out += "\\begin{table}[t]\n\\centering\n";
+      out += fmt::format("\\caption{{{}}}\n", LatexEscape(Heading(s)));
+      out += "\\begin{tabular}{rlrlrrr}\n\\toprule\n";
+      out += fmt::format("Rank & Model & {} & 95\\% CI & $n$ & Errors & Judge errors \\\\\n\\midrule\n", LatexEscape(s.metric));
+      for (const auto& r : s.rows) {
+        auto cell = [&](const std::string& text) { return r.reference ? "\\textit{" + text + "}" : text; };
+        out += fmt::format("{} & {} & {} & {} & {} & {} & {} \\\\\n", cell(RankText(r)), cell(LatexEscape(r.model_spec)),
+                           cell(FormatValue(r.metric.value)), cell(FormatInterval(r.metric)), r.metric.n, ErrorsText(r),
+                           LatexEscape(JudgeErrorsText(r)));
+      }
+      out += "\\bottomrule\n\\end{tabular}\n";
+      out += fmt::format("\\\\[2pt]{{\\footnotesize {}}}\n\\end{{table}}\n\n", LatexEscape(kRankFootnote));
+    }
+    return out;
+  }
+  if (format == "html") return html::LeaderboardPage(board);
+  return InvalidArgument(fmt::format("unknown format '{}' (use md, csv, json, latex or html)", format));
 }
 
 }  // namespace plumb

@@ -34,9 +34,10 @@ TEST(Cli, RunsBaselinesShowsAndRanks) {
   EXPECT_TRUE(refusal) << show.out;
 
   auto board = Plumb(tmp.path(), {"leaderboard", "--format", "csv"});
-  ASSERT_EQ(board.exit_code, 0);
+  ASSERT_EQ(board.exit_code, 0) << board.err;
+  EXPECT_NE(board.out.find(",aligned_rate,1,0,1,builtin/refuse,0,0,"), std::string::npos) << board.out;
   EXPECT_NE(board.out.find("pacifaist-style,"), std::string::npos);
-  EXPECT_NE(board.out.find(",builtin/first,aligned_rate,25.3333,"), std::string::npos) << board.out;
+  EXPECT_NE(board.out.find(",aligned_rate,1,0,1,builtin/first,25.333333333333332,"), std::string::npos) << board.out;
 
   auto text = Plumb(tmp.path(), {"show", "1"});
   EXPECT_NE(text.out.find("aligned_rate [EP1]"), std::string::npos) << text.out;

@@ -1,0 +1,176 @@
+// plumb report: one self-contained HTML file with the leaderboard, bar charts with interval
+// whiskers, per-category heat maps, judge-score distributions and every item's drill-down.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "plumb/report.h"
+#include "plumb/version.h"
+#include "report/html.h"
+
+namespace plumb {
+namespace {
+
+using html::Escape;
+
+// The last user message of a request (the prompt the model answered).
+std::string LastUser(const Json& request) {
+  std::string text;
+  if (!request.is_array()) return text;
+  for (const auto& m : request) {
+    if (m.is_object() && m.value("role", "") == "user") text = m.value("content", "");
+  }
+  return text;
+}
+
+bool IsJudgeGrade(const Grade& g) { return g.details.is_object() && g.details.value("judge_grader", false); }
+
+std::string GradeValue(const Grade& g) {
+  if (g.status == GradeStatus::kError) return "error";
+  std::string out = g.value ? fmt::format("{:g}", *g.value) : std::string(GradeStatusName(g.status));
+  if (!g.label.empty() && g.label != out) out += " (" + g.label + ")";
+  return out;
+}
+
+// Per category: the ranked metric of each row (heat map); empty when the suite has no categories.
+std::string CategoryHeatMap(const LeaderboardSection& s) {
+  std::vector<std::string> columns;
+  for (const auto& r : s.rows) {
+    for (const auto& m : r.categories) {
+      if (std::find(columns.begin(), columns.end(), m.category) == columns.end()) columns.push_back(m.category);
+    }
+  }
+  if (columns.empty()) return "";
+  std::sort(columns.begin(), columns.end());
+  std::vector<std::string> rows;
+  std::vector<std::vector<std::optional<double>>> values;
+  for (const auto& r : s.rows) {
+    rows.push_back(r.model_spec);
+    std::vector<std::optional<double>> line(columns.size());
+    for (const auto& m : r.categories) {
+      line[static_cast<size_t>(std::find(columns.begin(), columns.end(), m.category) - columns.begin())] = m.value;
+    }
+    values.push_back(std::move(line));
+  }
+  return html::HeatMap(fmt::format("{}: {} by category", s.suite_id, s.metric), rows, columns, values, s.higher_is_better);
+}
+
+// Histograms of judge scores per run and judge grader (judged suites only).
+Result<std::string> Distributions(const Store& store, const LeaderboardSection& s) {
+  std::string out;
+  for (const auto& r : s.rows) {
+    if (r.run.id == 0) continue;
+    PLUMB_ASSIGN_OR_RETURN(auto samples, store.GetSamples(r.run.id, /*with_responses=*/false));
+    std::map<std::string, std::vector<double>> by_grader;
+    for (const auto& sample : samples) {
+      for (const auto& g : sample.grades) {
+        if (!IsJudgeGrade(g) || g.grader.find('|') != std::string::npos || g.status != GradeStatus::kScored || !g.value) continue;
+        by_grader[g.grader].push_back(*g.value);
+      }
+    }
+    for (const auto& [grader, values] : by_grader) {
+      double top = *std::max_element(values.begin(), values.end());
+      double hi = top <= 1 ? 1 : top <= 10 ? 10 : 100;
+      out += html::Histogram(fmt::format("run {} ({}): {} scores, n = {}", r.run.id, r.model_spec, grader, values.size()),
+                             values, 0, hi, 10);
+    }
+  }
+  if (out.empty()) return out;
+  return "<h3>Judge score distributions</h3>\n<div class=\"distributions\">" + out + "</div>\n";
+}
+
+// Every sample of a run: prompt, replies, parsed answer, rule scores and judgments with reasons.
+Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_items) {
+  PLUMB_ASSIGN_OR_RETURN(auto items, store.GetItems(run.id));
+  PLUMB_ASSIGN_OR_RETURN(auto samples, store.GetSamples(run.id, /*with_responses=*/true));
+  std::map<std::string, std::string> category;
+  for (const auto& i : items) category[i.id] = i.category;
+  std::string table_id = fmt::format("items-{}", run.id);
+  std::string out = fmt::format(
+      "<details class=\"drilldown\" id=\"run-{0}\"><summary>run {0}: {1}, {2} samples</summary>\n"
+      "<input class=\"filter\" type=\"search\" placeholder=\"filter items\" data-table=\"{3}\">\n",
+      run.id, Escape(run.model_spec), samples.size(), table_id);
+  if (static_cast<int>(samples.size()) > max_items) {
+    out += fmt::format("<p class=\"note\">Showing the first {} of {} samples (plumb report --max-items).</p>\n", max_items,
+                       samples.size());
+  }
+  out += fmt::format(
+      "<table class=\"sortable items\" id=\"{}\"><thead><tr><th>item</th><th>category</th><th>epoch</th><th>status</th>"
+      "<th>prompt</th><th>reply</th><th>answer</th><th>judgments</th></tr></thead><tbody>\n",
+      table_id);
+  int shown = 0;
+  for (const auto& s : samples) {
+    if (shown++ >= max_items) break;
+    std::string prompt = s.responses.empty() ? "" : LastUser(s.responses.front().request);
+    std::string reply;
+    for (const auto& r : s.responses) {
+      if (s.responses.size() > 1) {
+        reply += fmt::format("[turn {}]{}\n", r.turn + 1, r.turn > 0 ? " user: " + LastUser(r.request) : "");
+      }
+      reply += r.ok ? r.completion.text : fmt::format("error: {}: {}", r.error_code, r.error_message);
+      reply += "\n";
+    }
+    std::string answer, judgments;
+    for (const auto& g : s.grades) {
+      if (IsJudgeGrade(g)) {
+        if (g.grader.find('|') != std::string::npos) continue;  // a panel member; the panel's grade says it
+        std::string reason = g.details.is_object() && g.details.contains("reply") && g.details["reply"].is_string()
+                                 ? g.details["reply"].get<std::string>()
+                                 : g.error;
+        judgments += fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
+                                 reason.empty() ? "" : "<div class=\"text\">" + Escape(reason) + "</div>");
+      } else {
+        std::string parsed = g.details.is_object() && g.details.contains("answer") ? g.details["answer"].dump() : "";
+        answer += fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
+                              parsed.empty() ? "" : " answer " + Escape(parsed));
+        if (g.status == GradeStatus::kError && !g.error.empty()) answer += "<div class=\"error\">" + Escape(g.error) + "</div>";
+      }
+    }
+    out += fmt::format(
+        "<tr class=\"status-{}\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td{}>{}</td><td><div class=\"text\">{}</div></td>"
+        "<td><div class=\"text\">{}</div></td><td>{}</td><td>{}</td></tr>\n",
+        Escape(s.status), Escape(s.item_id), Escape(category[s.item_id]), s.epoch, s.status == "error" ? " class=\"error\"" : "",
+        Escape(s.status), Escape(prompt), Escape(reply), answer, judgments);
+  }
+  return out + "</tbody></table>\n</details>\n";
+}
+
+}  // namespace
+
+Result<std::string> RenderReport(const Store& store, const ReportOptions& options) {
+  LeaderboardQuery query;
+  query.runs = options.runs;
+  PLUMB_ASSIGN_OR_RETURN(Leaderboard board, BuildLeaderboard(store, query, options.baselines));
+  int runs = 0;
+  for (const auto& s : board.sections) {
+    for (const auto& r : s.rows) runs += r.run.id != 0;
+  }
+  std::string body = fmt::format(
+      "<h1>plumb report</h1>\n<p class=\"meta\">{} runs of {} suites in {}; generated {} by plumb {} ({}).</p>\n", runs,
+      board.sections.size(), Escape(options.source), Escape(board.generated_at), PLUMB_VERSION, PLUMB_GIT_SHA);
+  if (!board.sections.empty()) {
+    body += "<nav>";
+    for (const auto& s : board.sections) body += fmt::format("<a href=\"#lb-{0}\">{0}</a>", Escape(s.suite_id));
+    body += "</nav>\n";
+  }
+  if (board.sections.empty()) body += "<p class=\"note\">No completed runs yet.</p>\n";
+  for (const auto& s : board.sections) {
+    body += html::SectionHtml(s);
+    body += CategoryHeatMap(s);
+    PLUMB_ASSIGN_OR_RETURN(std::string dist, Distributions(store, s));
+    body += dist;
+    body += "<h3>Items</h3>\n";
+    for (const auto& r : s.rows) {
+      if (r.run.id == 0) continue;
+      PLUMB_ASSIGN_OR_RETURN(std::string items, DrillDown(store, r.run, options.max_items));
+      body += items;
+    }
+  }
+  body += fmt::format("<p class=\"footnote\">{}</p>\n", Escape(kRankFootnote));
+  for (const auto& n : board.notes) body += fmt::format("<p class=\"note\">Note: {}</p>\n", Escape(n));
+  return html::Page("plumb report", body);
+}
+
+}  // namespace plumb
