@@ -7,10 +7,13 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_DB ?= results/demo.db
 CMAKE_FLAGS ?=
 
-.PHONY: deps build release test demo bench lint clean
+.PHONY: deps test-deps build release test demo bench lint clean
 
 deps:
 	./scripts/install-deps.sh
+
+test-deps:
+	./scripts/install-deps.sh test
 
 build: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
@@ -20,7 +23,7 @@ release: deps
 	cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
 
-test: build
+test: test-deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 demo: release

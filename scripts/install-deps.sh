@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs plumb's build dependencies from Debian packages. Idempotent: does nothing when all
-# packages are already installed. Needs root (or sudo) only when something is missing.
+# Installs plumb's build dependencies from Debian packages; `install-deps.sh test` adds what the
+# tests need besides (chromium and a font, for the browser test of the HTML report). Idempotent:
+# does nothing when all packages are already installed. Needs root (or sudo) only when something
+# is missing.
 set -euo pipefail
 
 packages=(
@@ -8,6 +10,9 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libgtest-dev libsqlitecpp-dev
   libcurl4-openssl-dev libcli11-dev libcpp-httplib-dev libssl-dev
 )
+if [ "${1:-}" = "test" ]; then
+  packages+=(chromium fonts-dejavu-core)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 
 #include "cli/commands.h"
 #include "plumb/report.h"
@@ -13,11 +14,17 @@ namespace plumb::cli {
 namespace {
 
 // The built-in baselines of a run's configuration, from the cache or computed in memory (the
-// suite loaded once per id); none when the suite cannot be loaded any more.
+// suite loaded once per id); none when the suite cannot be loaded any more. Safe to call from
+// several threads (plumb serve answers requests concurrently).
 BaselineSource BaselineSourceFor(const Context& ctx, Store& store) {
-  auto suites = std::make_shared<std::map<std::string, std::optional<Suite>>>();
-  return [&ctx, &store, suites](const RunRecord& run) {
-    auto [it, added] = suites->emplace(run.suite_id, std::nullopt);
+  struct Cache {
+    std::mutex mu;
+    std::map<std::string, std::optional<Suite>> suites;
+  };
+  auto cache = std::make_shared<Cache>();
+  return [&ctx, &store, cache](const RunRecord& run) {
+    std::lock_guard<std::mutex> lock(cache->mu);
+    auto [it, added] = cache->suites.emplace(run.suite_id, std::nullopt);
     if (added) {
       if (auto s = ctx.LoadSuiteOfRun(run)) it->second = std::move(*s);
     }

@@ -229,7 +229,7 @@ std::string HeatMap(const std::string& title, const std::vector<std::string>& ro
 }
 
 std::string Histogram(const std::string& title, const std::vector<double>& values, double lo, double hi, int bins) {
-  const double x0 = 30, x1 = 330, top = 24, h = 90;
+  const double x0 = 30, x1 = 330, top = 32, h = 90;
   std::vector<int> counts(static_cast<size_t>(bins), 0);
   for (double v : values) {
     int b = static_cast<int>((v - lo) / (hi - lo) * bins);
@@ -242,16 +242,34 @@ std::string Histogram(const std::string& title, const std::vector<double>& value
       top + h + 20, Escape(title));
   double w = (x1 - x0) / bins;
   for (int b = 0; b < bins; ++b) {
-    double bh = h * counts[static_cast<size_t>(b)] / most;
+    int count = counts[static_cast<size_t>(b)];
+    double bh = h * count / most;
     svg += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#4f7cc9\"><title>{}</title></rect>",
-                       x0 + w * b + 1, top + h - bh, w - 2, bh, counts[static_cast<size_t>(b)]);
+                       x0 + w * b + 1, top + h - bh, w - 2, bh, count);
+    if (count > 0) {
+      svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", x0 + w * (b + 0.5), top + h - bh - 3, count);
+    }
   }
-  svg += fmt::format("<text x=\"{:.0f}\" y=\"{:.0f}\">{:g}</text><text x=\"{:.0f}\" y=\"{:.0f}\" text-anchor=\"end\">{:g}</text>",
-                     x0, top + h + 14, lo, x1, top + h + 14, hi);
+  // Axis labels at every other bin edge.
+  for (int b = 0; b <= bins; b += 2) {
+    svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.0f}\" text-anchor=\"middle\">{:g}</text>", x0 + w * b, top + h + 14,
+                       lo + (hi - lo) * b / bins);
+  }
   return svg + "</svg>\n";
 }
 
-std::string SectionHtml(const LeaderboardSection& s) {
+// The run number of a leaderboard row, linked as `links` says.
+std::string RunCell(int64_t run_id, RunLinks links) {
+  if (run_id == 0) return "-";
+  switch (links) {
+    case RunLinks::kNone: return std::to_string(run_id);
+    case RunLinks::kInPage: return fmt::format("<a href=\"#run-{0}\">{0}</a>", run_id);
+    case RunLinks::kServed: return fmt::format("<a href=\"/runs/{0}#run-{0}\">{0}</a>", run_id);
+  }
+  return std::to_string(run_id);
+}
+
+std::string SectionHtml(const LeaderboardSection& s, RunLinks links) {
   std::string id = "lb-" + s.suite_id;
   std::string out = fmt::format(
       "<section class=\"leaderboard\" id=\"{}\">\n<h2>{} <span class=\"meta\">v{}: {}, {} is better</span></h2>\n", Escape(id),
@@ -270,7 +288,7 @@ std::string SectionHtml(const LeaderboardSection& s) {
         Escape(r.model_spec), v ? fmt::format("{}", *v) : "", FormatValue(v), FormatInterval(r.metric), r.metric.n,
         r.errors && r.errors->k ? std::to_string(*r.errors->k) : (r.run.id ? "0" : "-"),
         r.judge_errors ? fmt::format("{:.1f}%", *r.judge_errors->value) : "-",
-        r.run.id ? fmt::format("<a href=\"#run-{0}\">{0}</a>", r.run.id) : "-",
+        RunCell(r.run.id, links),
         Escape(r.run.finished_at.size() >= 10 ? r.run.finished_at.substr(0, 10) : "-"), Escape(r.run.plumb_version));
     bars.push_back(Bar{r.model_spec, v, r.metric.ci_low, r.metric.ci_high, r.reference});
   }
@@ -279,19 +297,19 @@ std::string SectionHtml(const LeaderboardSection& s) {
   return out + "</section>\n";
 }
 
-std::string LeaderboardBody(const Leaderboard& board) {
+std::string LeaderboardBody(const Leaderboard& board, RunLinks links) {
   if (board.sections.empty()) return "<p class=\"note\">No completed runs yet.</p>\n";
   std::string out;
-  for (const auto& s : board.sections) out += SectionHtml(s);
+  for (const auto& s : board.sections) out += SectionHtml(s, links);
   out += fmt::format("<p class=\"footnote\">{}</p>\n", Escape(kRankFootnote));
   for (const auto& n : board.notes) out += fmt::format("<p class=\"note\">Note: {}</p>\n", Escape(n));
   return out;
 }
 
-std::string LeaderboardPage(const Leaderboard& board) {
+std::string LeaderboardPage(const Leaderboard& board, RunLinks links) {
   return Page("plumb leaderboard",
               fmt::format("<h1>plumb leaderboard</h1>\n<p class=\"meta\">generated {} by plumb {}</p>\n{}",
-                          Escape(board.generated_at), PLUMB_VERSION, LeaderboardBody(board)));
+                          Escape(board.generated_at), PLUMB_VERSION, LeaderboardBody(board, links)));
 }
 
 }  // namespace plumb::html

@@ -42,14 +42,18 @@ std::string HeatMap(const std::string& title, const std::vector<std::string>& ro
 // A histogram of `values` over [lo, hi] in `bins` bins (SVG, class "histogram").
 std::string Histogram(const std::string& title, const std::vector<double>& values, double lo, double hi, int bins);
 
+// Where a leaderboard row's run number links: nowhere (a standalone leaderboard file), to the
+// run's drill-down on the same page (the report), or to the run's page (plumb serve).
+enum class RunLinks { kNone, kInPage, kServed };
+
 // One suite's leaderboard: a sortable table and its bar chart.
-std::string SectionHtml(const LeaderboardSection& s);
+std::string SectionHtml(const LeaderboardSection& s, RunLinks links);
 
 // The leaderboard's sections as sortable tables with their bar charts and the rank footnote.
-std::string LeaderboardBody(const Leaderboard& board);
+std::string LeaderboardBody(const Leaderboard& board, RunLinks links);
 
-// LeaderboardBody as a complete page (plumb leaderboard --format html).
-std::string LeaderboardPage(const Leaderboard& board);
+// LeaderboardBody as a complete page (plumb leaderboard --format html, plumb serve).
+std::string LeaderboardPage(const Leaderboard& board, RunLinks links);
 
 }  // namespace plumb::html
 

@@ -148,8 +148,8 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
     for (const auto& r : s.rows) runs += r.run.id != 0;
   }
   std::string body = fmt::format(
-      "<h1>plumb report</h1>\n<p class=\"meta\">{} runs of {} suites in {}; generated {} by plumb {} ({}).</p>\n", runs,
-      board.sections.size(), Escape(options.source), Escape(board.generated_at), PLUMB_VERSION, PLUMB_GIT_SHA);
+      "<h1>plumb report</h1>\n<p class=\"meta\">{} run{} of {} suite{} in {}; generated {} by plumb {} ({}).</p>\n", runs,
+      runs == 1 ? "" : "s", board.sections.size(), board.sections.size() == 1 ? "" : "s", Escape(options.source), Escape(board.generated_at), PLUMB_VERSION, PLUMB_GIT_SHA);
   if (!board.sections.empty()) {
     body += "<nav>";
     for (const auto& s : board.sections) body += fmt::format("<a href=\"#lb-{0}\">{0}</a>", Escape(s.suite_id));
@@ -157,7 +157,7 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
   }
   if (board.sections.empty()) body += "<p class=\"note\">No completed runs yet.</p>\n";
   for (const auto& s : board.sections) {
-    body += html::SectionHtml(s);
+    body += html::SectionHtml(s, html::RunLinks::kInPage);
     body += CategoryHeatMap(s);
     PLUMB_ASSIGN_OR_RETURN(std::string dist, Distributions(store, s));
     body += dist;

@@ -274,7 +274,7 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
     }
     return out;
   }
-  if (format == "html") return html::LeaderboardPage(board);
+  if (format == "html") return html::LeaderboardPage(board, html::RunLinks::kNone);
   return InvalidArgument(fmt::format("unknown format '{}' (use md, csv, json, latex or html)", format));
 }
 

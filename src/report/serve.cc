@@ -115,6 +115,12 @@ Result<Json> ItemsJson(const Store& store, int64_t run_id, int64_t offset, int64
 Status Serve(const Store& store, const ServeOptions& options, const std::atomic<bool>& stop,
              const std::function<void(int port)>& on_listening) {
   httplib::Server server;
+  // cpp-httplib's default sets SO_REUSEPORT, which would let a second plumb serve share the port
+  // silently; SO_REUSEADDR alone still allows a quick restart.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   server.set_default_headers({{"X-Content-Type-Options", "nosniff"},
                               {"Content-Security-Policy", html::ContentSecurityPolicy()},
                               {"Cache-Control", "no-store"}});
@@ -134,7 +140,7 @@ Status Serve(const Store& store, const ServeOptions& options, const std::atomic<
   });
   server.Get("/leaderboard", [&](const httplib::Request&, httplib::Response& res) {
     auto board = BuildLeaderboard(store, LeaderboardQuery{}, options.baselines);
-    SendHtml(res, board ? Result<std::string>(html::LeaderboardPage(*board)) : Result<std::string>(board.error()));
+    SendHtml(res, board ? Result<std::string>(html::LeaderboardPage(*board, html::RunLinks::kServed)) : Result<std::string>(board.error()));
   });
   server.Get("/api/runs", [&](const httplib::Request& req, httplib::Response& res) {
     auto runs = store.ListRuns(RunFilter{req.get_param_value("suite"), req.get_param_value("status")});

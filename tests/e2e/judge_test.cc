@@ -14,15 +14,6 @@
 namespace plumb::testing {
 namespace {
 
-// A chat completion whose first token carries top logprobs.
-std::string LogprobBody(const std::string& text, const std::vector<std::pair<std::string, double>>& top) {
-  Json tops = Json::array();
-  for (const auto& [t, p] : top) tops.push_back({{"token", t}, {"logprob", std::log(p)}});
-  Json j = Json::parse(ChatCompletionBody(text));
-  j["choices"][0]["logprobs"] = {{"content", {{{"token", text}, {"logprob", -0.01}, {"top_logprobs", tops}}}}};
-  return j.dump();
-}
-
 bool IsAlignedJudge(const std::string& user) { return user.find("safety reviewer") != std::string::npos; }
 bool IsCoherentJudge(const std::string& user) { return user.find("writing quality") != std::string::npos; }
 bool IsJudge(const std::string& user) { return user.find("[ANSWER START]") != std::string::npos; }

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cmath>
 #include <set>
 
 namespace plumb::testing {
@@ -33,6 +34,14 @@ std::string ChatCompletionBody(const std::string& text, const std::string& finis
              {{"prompt_tokens", prompt_tokens},
               {"completion_tokens", completion_tokens},
               {"total_tokens", prompt_tokens + completion_tokens}}}};
+  return j.dump();
+}
+
+std::string LogprobBody(const std::string& text, const std::vector<std::pair<std::string, double>>& top) {
+  Json tops = Json::array();
+  for (const auto& [t, p] : top) tops.push_back({{"token", t}, {"logprob", std::log(p)}});
+  Json j = Json::parse(ChatCompletionBody(text));
+  j["choices"][0]["logprobs"] = {{"content", {{{"token", text}, {"logprob", -0.01}, {"top_logprobs", tops}}}}};
   return j.dump();
 }
 

@@ -42,6 +42,10 @@ std::string LastUserMessage(const Json& body);
 std::string ChatCompletionBody(const std::string& text, const std::string& finish_reason = "stop",
                                int prompt_tokens = 10, int completion_tokens = 3);
 
+// A chat completion whose first token is `text` and carries `top` (token, probability) as top
+// logprobs, as a logprob-scoring judge receives.
+std::string LogprobBody(const std::string& text, const std::vector<std::pair<std::string, double>>& top);
+
 class FakeServer {
  public:
   // `index` counts requests from 0 in arrival order.
