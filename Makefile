@@ -34,6 +34,7 @@ bench: deps
 	cmake --build $(BENCH_DIR) -j $(JOBS)
 	$(BENCH_DIR)/bench/plumb_bench --plumb $(BENCH_DIR)/plumb
 	$(BENCH_DIR)/bench/gate_sim
+	$(BENCH_DIR)/bench/leaderboard_bench --plumb $(BENCH_DIR)/plumb
 
 # clang-tidy naming and bug checks over src/ (needs a configured build for compile_commands.json).
 lint: build
