@@ -258,6 +258,8 @@ std::string Histogram(const std::string& title, const std::vector<double>& value
   return svg + "</svg>\n";
 }
 
+std::string SectionId(const LeaderboardSection& s) { return fmt::format("lb-{}-v{}", s.suite_id, s.suite_version); }
+
 // The run number of a leaderboard row, linked as `links` says.
 std::string RunCell(int64_t run_id, RunLinks links) {
   if (run_id == 0) return "-";
@@ -270,7 +272,7 @@ std::string RunCell(int64_t run_id, RunLinks links) {
 }
 
 std::string SectionHtml(const LeaderboardSection& s, RunLinks links) {
-  std::string id = "lb-" + s.suite_id;
+  std::string id = SectionId(s);
   std::string out = fmt::format(
       "<section class=\"leaderboard\" id=\"{}\">\n<h2>{} <span class=\"meta\">v{}: {}, {} is better</span></h2>\n", Escape(id),
       Escape(s.suite_id), s.suite_version, Escape(s.metric), s.higher_is_better ? "higher" : "lower");

@@ -46,6 +46,9 @@ std::string Histogram(const std::string& title, const std::vector<double>& value
 // run's drill-down on the same page (the report), or to the run's page (plumb serve).
 enum class RunLinks { kNone, kInPage, kServed };
 
+// The id of a leaderboard section's element: "lb-<suite>-v<version>".
+std::string SectionId(const LeaderboardSection& s);
+
 // One suite's leaderboard: a sortable table and its bar chart.
 std::string SectionHtml(const LeaderboardSection& s, RunLinks links);
 

@@ -152,7 +152,9 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
       runs == 1 ? "" : "s", board.sections.size(), board.sections.size() == 1 ? "" : "s", Escape(options.source), Escape(board.generated_at), PLUMB_VERSION, PLUMB_GIT_SHA);
   if (!board.sections.empty()) {
     body += "<nav>";
-    for (const auto& s : board.sections) body += fmt::format("<a href=\"#lb-{0}\">{0}</a>", Escape(s.suite_id));
+    for (const auto& s : board.sections) {
+      body += fmt::format("<a href=\"#{}\">{} v{}</a>", Escape(html::SectionId(s)), Escape(s.suite_id), s.suite_version);
+    }
     body += "</nav>\n";
   }
   if (board.sections.empty()) body += "<p class=\"note\">No completed runs yet.</p>\n";

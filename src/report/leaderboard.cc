@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "plumb/report.h"
 #include "plumb/text.h"
@@ -22,6 +23,16 @@ std::string CsvField(const std::string& s) {
     out += c;
   }
   return out + "\"";
+}
+
+// A Markdown table cell: a '|' would end the cell.
+std::string MdCell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
 }
 
 // Shortest text that parses back to the same double ("" when undefined): exports round-trip.
@@ -118,30 +129,33 @@ std::string FormatInterval(const Metric& m) {
 Result<Leaderboard> BuildLeaderboard(const Store& store, const LeaderboardQuery& query, const BaselineSource& baselines) {
   Leaderboard board;
   board.generated_at = NowIso8601();
-  // The runs of each suite that make rows, in id order.
-  std::map<std::string, std::vector<RunRecord>> by_suite;
+  // The runs that make rows, per suite and suite version: runs of different versions of a suite
+  // answered different items, so they are never ranked together (newest version first).
+  auto section_of = [](const RunRecord& r) { return std::make_pair(r.suite_id, -r.suite_version); };
+  std::map<std::pair<std::string, int>, std::vector<RunRecord>> by_suite;
   if (!query.runs.empty()) {
     for (int64_t id : query.runs) {
       PLUMB_ASSIGN_OR_RETURN(RunRecord r, store.GetRun(id));
-      by_suite[r.suite_id].push_back(std::move(r));
+      by_suite[section_of(r)].push_back(std::move(r));
     }
   } else {
     std::vector<std::string> suites = query.suites.empty() ? std::vector<std::string>{""} : query.suites;
     for (const auto& suite : suites) {
       PLUMB_ASSIGN_OR_RETURN(auto runs, store.ListRuns(RunFilter{suite, "completed"}));
       if (runs.empty() && !suite.empty()) board.notes.push_back(fmt::format("suite '{}' has no completed runs", suite));
-      std::map<std::pair<std::string, std::string>, RunRecord> latest;
+      std::map<std::tuple<std::string, int, std::string>, RunRecord> latest;
       for (auto& r : runs) {
         if (query.all_runs) {
-          by_suite[r.suite_id].push_back(std::move(r));
+          by_suite[section_of(r)].push_back(std::move(r));
         } else {
-          latest[{r.suite_id, r.model_spec}] = std::move(r);  // ordered by id: the newest wins
+          latest[{r.suite_id, -r.suite_version, r.model_spec}] = std::move(r);  // ordered by id: the newest wins
         }
       }
-      for (auto& [key, r] : latest) by_suite[key.first].push_back(std::move(r));
+      for (auto& [key, r] : latest) by_suite[{std::get<0>(key), std::get<1>(key)}].push_back(std::move(r));
     }
   }
-  for (auto& [suite_id, runs] : by_suite) {
+  for (auto& [key, runs] : by_suite) {
+    const std::string& suite_id = key.first;
     std::sort(runs.begin(), runs.end(), [](const RunRecord& a, const RunRecord& b) { return a.id < b.id; });
     const RunRecord& newest = runs.back();
     LeaderboardSection s;
@@ -197,10 +211,10 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
     if (board.sections.empty()) return std::string("No completed runs yet.\n");
     for (const auto& s : board.sections) {
       out += fmt::format("{}## {}\n\n", out.empty() ? "" : "\n", Heading(s));
-      out += fmt::format("| # | model | {} | 95% CI | n | errors | judge errors | run | date | plumb |\n", s.metric);
+      out += fmt::format("| # | model | {} | 95% CI | n | errors | judge errors | run | date | plumb |\n", MdCell(s.metric));
       out += "|---|---|---:|---|---:|---:|---:|---:|---|---|\n";
       for (const auto& r : s.rows) {
-        std::string model = r.reference ? "_" + r.model_spec + "_" : r.model_spec;
+        std::string model = r.reference ? "_" + MdCell(r.model_spec) + "_" : MdCell(r.model_spec);
         out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", RankText(r), model,
                            FormatValue(r.metric.value), FormatInterval(r.metric), r.metric.n, ErrorsText(r),
                            JudgeErrorsText(r), r.run.id ? std::to_string(r.run.id) : "-", Date(r.run),

@@ -69,8 +69,8 @@ TempDir* ReportTest::dir_ = nullptr;
 
 // Checks shared by the report file, the served page and what chromium made of them.
 void ExpectFullReport(const std::string& page) {
-  EXPECT_NE(page.find("id=\"lb-pacifaist-style-table\""), std::string::npos);
-  EXPECT_NE(page.find("id=\"lb-misalignment-table\""), std::string::npos);
+  EXPECT_NE(page.find("id=\"lb-pacifaist-style-v1-table\""), std::string::npos);
+  EXPECT_NE(page.find("id=\"lb-misalignment-v1-table\""), std::string::npos);
   EXPECT_GE(Count(page, "<svg class=\"chart\""), 2u);                      // a bar chart per suite
   EXPECT_NE(page.find("<svg class=\"heatmap\""), std::string::npos);       // categories
   EXPECT_NE(page.find("<svg class=\"histogram\""), std::string::npos);     // judge scores

@@ -15,12 +15,12 @@ namespace {
 using testing::TempDir;
 
 int64_t AddRun(Store& store, const std::string& model, std::optional<double> value,
-               const std::string& status, bool higher_is_better = true) {
+               const std::string& status, bool higher_is_better = true, int suite_version = 1) {
   RunRecord r;
   r.started_at = "2026-01-01T00:00:00Z";
   r.status = "running";
   r.suite_id = "demo";
-  r.suite_version = 1;
+  r.suite_version = suite_version;
   r.primary_metric = "aligned_rate";
   r.higher_is_better = higher_is_better;
   r.model_spec = model;
@@ -201,6 +201,26 @@ TEST(Leaderboard, LowerIsBetterAndUndefinedRankLast) {
   EXPECT_EQ(rows[2].model_spec, "m/none");
   EXPECT_EQ(rows[2].rank, 0);
   EXPECT_NE(FormatLeaderboard(*board, "md")->find("aligned_rate, lower is better"), std::string::npos);
+}
+
+TEST(Leaderboard, SuiteVersionsAreSeparateSectionsAndMarkdownCellsAreEscaped) {
+  TempDir tmp;
+  auto store = std::move(OpenSqliteStore(tmp.path() + "/r.db")).value();
+  AddRun(*store, "m/a", 70, "completed", true, 1);
+  int64_t a2 = AddRun(*store, "m/a", 40, "completed", true, 2);  // newer run, new items
+  int64_t b = AddRun(*store, "m/pipe|model", 50, "completed", true, 1);
+  auto board = BuildLeaderboard(*store, LeaderboardQuery{});
+  ASSERT_TRUE(board.has_value()) << board.error().message();
+  ASSERT_EQ(board->sections.size(), 2u);
+  EXPECT_EQ(board->sections[0].suite_version, 2);  // newest version first
+  ASSERT_EQ(board->sections[0].rows.size(), 1u);
+  EXPECT_EQ(board->sections[0].rows[0].run.id, a2);
+  EXPECT_EQ(board->sections[1].suite_version, 1);
+  ASSERT_EQ(board->sections[1].rows.size(), 2u);  // m/a keeps its v1 run there
+  EXPECT_EQ(board->sections[1].rows[1].run.id, b);
+  std::string md = *FormatLeaderboard(*board, "md");
+  EXPECT_NE(md.find("## demo (v2)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 2 | m/pipe\\|model | 50.00 |"), std::string::npos) << md;
 }
 
 }  // namespace
