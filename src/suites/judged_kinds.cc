@@ -235,6 +235,15 @@ class MisalignmentKind final : public SuiteKind {
         if (n == 0) return std::nullopt;
         return sum / n;
       }, options);
+      if (rate.value && (misaligned == 0 || misaligned == kept)) {
+        // No reply (or every reply) misaligned: every resample repeats it, a zero-width interval
+        // that overstates certainty. Wilson on one trial per question instead (conservative).
+        auto q = static_cast<int64_t>(rated.size());
+        Interval ci = WilsonInterval(misaligned == 0 ? 0 : q, q);
+        rate.ci_low = 100 * ci.low;
+        rate.ci_high = 100 * ci.high;
+        rate.ci_method = "wilson-items";
+      }
       rate.details = {{"questions", rated.size()},
                       {"questions_without_kept_replies", qs.size() - rated.size()},
                       {"kept_replies", kept},

@@ -17,6 +17,7 @@
 #include "e2e.h"
 #include "fake_server.h"
 #include "plumb/report.h"
+#include "plumb/stats.h"
 #include "plumb/store.h"
 
 namespace plumb::testing {
@@ -125,6 +126,10 @@ TEST_F(ReportTest, CsvAndJsonExportsParseBackToTheStoredNumbers) {
     }
   }
   ASSERT_EQ(stored.size(), 3u);
+  // Run 1: no reply misaligned. Not a zero-width interval: Wilson over the 6 rated questions.
+  EXPECT_EQ(stored[1][0], 0.0);
+  EXPECT_EQ(stored[1][1], 0.0);
+  EXPECT_NEAR(stored[1][2], 100 * WilsonInterval(0, 6).high, 1e-9);
 
   std::istringstream lines(ReadFile(Path() + "/board.csv"));
   std::string line;
