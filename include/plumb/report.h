@@ -94,6 +94,9 @@ struct ServeOptions {
 Status Serve(const Store& store, const ServeOptions& options, const std::atomic<bool>& stop,
              const std::function<void(int port)>& on_listening);
 
+// A run's record as JSON (what `plumb show --format json` prints under "run"; no secrets).
+Json RunToJson(const RunRecord& run);
+
 // A run and its metrics as "text" or "json", with the built-in baselines' values beside them
 // (and `baseline_note` when they could not be had).
 Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& metrics,

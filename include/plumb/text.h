@@ -30,6 +30,8 @@ std::string Trim(std::string_view s);
 // Replaces typographic quotes and apostrophes with ASCII ones.
 std::string NormalizeQuotes(std::string_view s);
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
+// `s` as a Markdown table cell: '|' (which would end the cell) escaped.
+std::string MarkdownCell(std::string_view s);
 
 // Current UTC time as "2026-11-26T08:15:00Z".
 std::string NowIso8601();

@@ -129,6 +129,15 @@ std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
   return out;
 }
 
+std::string MarkdownCell(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 std::string NowIso8601() {
   std::time_t t = std::time(nullptr);
   std::tm tm{};

@@ -13,31 +13,11 @@
 #include "plumb/compare.h"
 #include "plumb/json.h"
 #include "plumb/report.h"
+#include "plumb/text.h"
+#include "report/html.h"
 
 namespace plumb {
 namespace {
-
-std::string XmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-// Markdown table cells may not contain '|'.
-std::string Cell(std::string s) {
-  std::string out;
-  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
-  return out;
-}
 
 std::string CheckName(const GateCheck& c) {
   return c.category.empty() ? c.metric : fmt::format("{} [{}]", c.metric, c.category);
@@ -251,16 +231,16 @@ Result<std::string> FormatGate(const GateResult& r, const std::string& format) {
                                      k.baseline_run, FormatValue(k.comparison.a.value), FormatInterval(k.comparison.a),
                                      k.candidate_run, FormatValue(k.comparison.b.value), FormatInterval(k.comparison.b),
                                      Change(k), k.comparison.paired.shared, k.reason);
-      cases += fmt::format("    <testcase classname=\"plumb.{}\" name=\"{}\">\n", XmlEscape(k.suite_id), XmlEscape(CheckName(k)));
+      cases += fmt::format("    <testcase classname=\"plumb.{}\" name=\"{}\">\n", html::Escape(k.suite_id), html::Escape(CheckName(k)));
       if (k.verdict == "regression" || (k.verdict == "inconclusive" && p.inconclusive_fails)) {
         ++failures;
         cases += fmt::format("      <failure type=\"{}\" message=\"{}: {}\">{}</failure>\n", k.verdict, k.verdict,
-                             XmlEscape(k.reason), XmlEscape(body));
+                             html::Escape(k.reason), html::Escape(body));
       } else if (k.verdict == "inconclusive") {
         ++skipped;
-        cases += fmt::format("      <skipped message=\"inconclusive: {}\"/>\n", XmlEscape(k.reason));
+        cases += fmt::format("      <skipped message=\"inconclusive: {}\"/>\n", html::Escape(k.reason));
       }
-      cases += fmt::format("      <system-out>{}</system-out>\n    </testcase>\n", XmlEscape(body));
+      cases += fmt::format("      <system-out>{}</system-out>\n    </testcase>\n", html::Escape(body));
     }
     return fmt::format(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -268,7 +248,7 @@ Result<std::string> FormatGate(const GateResult& r, const std::string& format) {
         "  <testsuite name=\"plumb gate\" tests=\"{0}\" failures=\"{1}\" errors=\"0\" skipped=\"{2}\">\n"
         "    <properties><property name=\"verdict\" value=\"{3}\"/><property name=\"policy\" value=\"{4}\"/></properties>\n"
         "{5}  </testsuite>\n</testsuites>\n",
-        r.checks.size(), failures, skipped, r.verdict, XmlEscape(policy_line), cases);
+        r.checks.size(), failures, skipped, r.verdict, html::Escape(policy_line), cases);
   }
   if (format != "md") return InvalidArgument(fmt::format("unknown format '{}' (use md or json)", format));
   std::string verdict = r.verdict == "pass" ? "PASS" : r.verdict == "regression" ? "REGRESSION" : "INCONCLUSIVE";
@@ -280,13 +260,13 @@ Result<std::string> FormatGate(const GateResult& r, const std::string& format) {
       std::string ci = FormatInterval(m);
       return fmt::format("run {}: {}{}", run, FormatValue(m.value), ci.empty() ? "" : " " + ci);
     };
-    out += fmt::format("| {} | {} | {} | {} | {} | {:g} ({}) | {} | {} | **{}** |\n", Cell(k.suite_id), Cell(CheckName(k)),
+    out += fmt::format("| {} | {} | {} | {} | {} | {:g} ({}) | {} | {} | **{}** |\n", MarkdownCell(k.suite_id), MarkdownCell(CheckName(k)),
                        value(k.baseline_run, k.comparison.a), value(k.candidate_run, k.comparison.b), Change(k),
                        k.margin, k.higher_is_better ? "higher is better" : "lower is better", k.comparison.paired.shared,
                        k.test, k.verdict);
   }
   out += "\n";
-  for (const auto& k : r.checks) out += fmt::format("- {} {}: {}: {}\n", k.suite_id, CheckName(k), k.verdict, Cell(k.reason));
+  for (const auto& k : r.checks) out += fmt::format("- {} {}: {}: {}\n", k.suite_id, CheckName(k), k.verdict, MarkdownCell(k.reason));
   for (const auto& n : r.notes) out += "- note: " + n + "\n";
   return out;
 }

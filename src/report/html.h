@@ -14,7 +14,7 @@
 
 namespace plumb::html {
 
-// Escapes &, <, >, " and ' (safe in text and in quoted attributes).
+// Escapes &, <, >, " and ' (safe in text and in quoted attributes, of HTML and of XML).
 std::string Escape(std::string_view s);
 
 // The Content-Security-Policy of every page: nothing external, inline style, and only plumb's

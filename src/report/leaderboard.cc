@@ -25,16 +25,6 @@ std::string CsvField(const std::string& s) {
   return out + "\"";
 }
 
-// A Markdown table cell: a '|' would end the cell.
-std::string MdCell(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '|') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
 // Shortest text that parses back to the same double ("" when undefined): exports round-trip.
 std::string Exact(const std::optional<double>& v) { return v ? fmt::format("{}", *v) : ""; }
 
@@ -211,10 +201,10 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
     if (board.sections.empty()) return std::string("No completed runs yet.\n");
     for (const auto& s : board.sections) {
       out += fmt::format("{}## {}\n\n", out.empty() ? "" : "\n", Heading(s));
-      out += fmt::format("| # | model | {} | 95% CI | n | errors | judge errors | run | date | plumb |\n", MdCell(s.metric));
+      out += fmt::format("| # | model | {} | 95% CI | n | errors | judge errors | run | date | plumb |\n", MarkdownCell(s.metric));
       out += "|---|---|---:|---|---:|---:|---:|---:|---|---|\n";
       for (const auto& r : s.rows) {
-        std::string model = r.reference ? "_" + MdCell(r.model_spec) + "_" : MdCell(r.model_spec);
+        std::string model = r.reference ? "_" + MarkdownCell(r.model_spec) + "_" : MarkdownCell(r.model_spec);
         out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", RankText(r), model,
                            FormatValue(r.metric.value), FormatInterval(r.metric), r.metric.n, ErrorsText(r),
                            JudgeErrorsText(r), r.run.id ? std::to_string(r.run.id) : "-", Date(r.run),

@@ -5,31 +5,36 @@
 
 namespace plumb {
 
+Json RunToJson(const RunRecord& run) {
+  Json r = {{"id", run.id},
+            {"status", run.status},
+            {"started_at", run.started_at},
+            {"finished_at", run.finished_at},
+            {"plumb_version", run.plumb_version},
+            {"git_sha", run.git_sha},
+            {"suite", run.suite_id},
+            {"suite_version", run.suite_version},
+            {"suite_hash", run.suite_hash},
+            {"primary_metric", run.primary_metric},
+            {"higher_is_better", run.higher_is_better},
+            {"model", run.model_spec},
+            {"backend", run.backend_id},
+            {"params", run.params},
+            {"seed", run.seed},
+            {"epochs", run.epochs},
+            {"concurrency", run.concurrency},
+            {"samples", run.n_samples},
+            {"error", run.error}};
+  r["limit"] = run.limit ? Json(*run.limit) : Json(nullptr);
+  r["parent_run_id"] = run.parent_run_id ? Json(*run.parent_run_id) : Json(nullptr);
+  r["usage"] = run.usage;
+  return r;
+}
+
 Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& metrics,
                               const std::string& format, const std::vector<BaselineScores>& baselines,
                               const std::string& baseline_note) {
   if (format == "json") {
-    Json r = {{"id", run.id},
-              {"status", run.status},
-              {"started_at", run.started_at},
-              {"finished_at", run.finished_at},
-              {"plumb_version", run.plumb_version},
-              {"git_sha", run.git_sha},
-              {"suite", run.suite_id},
-              {"suite_version", run.suite_version},
-              {"suite_hash", run.suite_hash},
-              {"primary_metric", run.primary_metric},
-              {"model", run.model_spec},
-              {"backend", run.backend_id},
-              {"params", run.params},
-              {"seed", run.seed},
-              {"epochs", run.epochs},
-              {"concurrency", run.concurrency},
-              {"samples", run.n_samples},
-              {"error", run.error}};
-    r["limit"] = run.limit ? Json(*run.limit) : Json(nullptr);
-    r["parent_run_id"] = run.parent_run_id ? Json(*run.parent_run_id) : Json(nullptr);
-    r["usage"] = run.usage;
     Json ms = Json::array();
     for (const auto& m : metrics) ms.push_back(MetricToJson(m));
     Json bs = Json::object();
@@ -38,7 +43,7 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
       for (const auto& m : b.metrics) list.push_back(MetricToJson(m));
       bs[b.model_spec] = list;
     }
-    Json out = {{"run", r}, {"metrics", ms}, {"baselines", bs}};
+    Json out = {{"run", RunToJson(run)}, {"metrics", ms}, {"baselines", bs}};
     if (!baseline_note.empty()) out["baselines_note"] = baseline_note;
     return out.dump(2) + "\n";
   }

@@ -43,20 +43,9 @@ std::optional<int64_t> IntParam(const httplib::Request& req, const char* name, i
   return std::stoll(v);
 }
 
+// A run as `plumb show --format json` has it, plus its primary metric over the whole suite.
 Json RunJson(const Store& store, const RunRecord& r) {
-  Json j = {{"id", r.id},
-            {"suite", r.suite_id},
-            {"suite_version", r.suite_version},
-            {"model", r.model_spec},
-            {"status", r.status},
-            {"started_at", r.started_at},
-            {"finished_at", r.finished_at},
-            {"samples", r.n_samples},
-            {"epochs", r.epochs},
-            {"seed", r.seed},
-            {"primary_metric", r.primary_metric},
-            {"higher_is_better", r.higher_is_better},
-            {"plumb_version", r.plumb_version}};
+  Json j = RunToJson(r);
   j["primary"] = nullptr;
   if (auto metrics = store.GetMetrics(r.id)) {
     for (const auto& m : *metrics) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <random>
 
 #include "e2e.h"
@@ -47,15 +48,23 @@ TEST(Resume, KilledRunsResumeToTheNumbersOfACleanRun) {
   std::mt19937 rng(20261126);
   for (int trial = 0; trial < 3; ++trial) {
     std::string db = tmp.path() + "/killed-" + std::to_string(trial) + ".db";
-    // Kill the first session and two resumes at random points, then let a resume finish.
-    auto first = Spawn(
-        [&] {
-          auto args = with_db(base, db);
-          args.insert(args.begin(), PLUMB_BINARY);
-          return args;
-        }(),
-        {}, tmp.path(), 80 + static_cast<int>(rng() % 150), 9);
-    ASSERT_EQ(first.exit_code, 128 + 9) << "the run finished before it could be killed";
+    // Kill the first session and two resumes at random points, then let a resume finish. On a
+    // loaded machine the first kill can come before the run exists; then start again, later.
+    bool started = false;
+    for (int attempt = 0; attempt < 5 && !started; ++attempt) {
+      std::filesystem::remove(db);
+      auto first = Spawn(
+          [&] {
+            auto args = with_db(base, db);
+            args.insert(args.begin(), PLUMB_BINARY);
+            return args;
+          }(),
+          {}, tmp.path(), 80 + static_cast<int>(rng() % 150) + 200 * attempt, 9);
+      ASSERT_EQ(first.exit_code, 128 + 9) << "the run finished before it could be killed";
+      auto store = OpenSqliteStoreReadOnly(db);
+      started = store && (*store)->GetRun(1);
+    }
+    ASSERT_TRUE(started) << "the first session never got as far as creating the run";
     // Resume, killing the resume too at random points, until the run is complete.
     bool complete = false;
     for (int k = 0; k < 6 && !complete; ++k) {
@@ -72,7 +81,9 @@ TEST(Resume, KilledRunsResumeToTheNumbersOfACleanRun) {
     }
     ASSERT_TRUE(complete);
     auto store = OpenSqliteStoreReadOnly(db);
+    ASSERT_TRUE(store) << store.error().message();
     auto run = (*store)->GetRun(1);
+    ASSERT_TRUE(run) << run.error().message();
     EXPECT_EQ(run->status, "completed");
     auto samples = (*store)->GetSamples(1);
     ASSERT_EQ(samples->size(), 240u);
