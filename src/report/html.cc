@@ -92,16 +92,28 @@ std::string ScriptSource() {
 
 std::string Num(double v) { return fmt::format("{:.2f}", v); }
 
-// The axis domain of values: [0, 100] when they all fit, else their range padded by 5%.
-std::pair<double, double> Domain(const std::vector<double>& values) {
-  if (values.empty()) return {0, 100};
-  double lo = *std::min_element(values.begin(), values.end());
-  double hi = *std::max_element(values.begin(), values.end());
-  if (lo >= 0 && hi <= 100) return {0, 100};
-  lo = std::min(lo, 0.0);
-  hi = std::max(hi, 0.0);
-  double pad = (hi - lo) * 0.05 + 1e-9;
-  return {lo - pad, hi + pad};
+struct Axis {
+  double lo = 0, hi = 100, step = 25;
+};
+
+// The axis of values: [0, 100] in steps of 25 when they all fit, else their range (with 0)
+// widened to whole multiples of a round step (1, 2, 2.5 or 5 times a power of ten) that gives
+// four to eight ticks.
+Axis AxisOf(const std::vector<double>& values) {
+  if (values.empty()) return {};
+  double lo = std::min(0.0, *std::min_element(values.begin(), values.end()));
+  double hi = std::max(0.0, *std::max_element(values.begin(), values.end()));
+  if (lo >= 0 && hi <= 100) return {};
+  double raw = std::max((hi - lo) / 4, 1e-9);
+  double power = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = power * 10;
+  for (double m : {1.0, 2.0, 2.5, 5.0}) {
+    if (m * power >= raw) {
+      step = m * power;
+      break;
+    }
+  }
+  return {std::floor(lo / step) * step, std::ceil(hi / step) * step, step};
 }
 
 }  // namespace
@@ -146,7 +158,8 @@ std::string BarChart(const std::string& title, const std::vector<Bar>& bars) {
       if (v) all.push_back(*v);
     }
   }
-  auto [lo, hi] = Domain(all);
+  const Axis axis = AxisOf(all);
+  const double lo = axis.lo, hi = axis.hi;
   auto x = [&](double v) { return x0 + (v - lo) / (hi - lo) * (x1 - x0); };
   double height = top + row * static_cast<double>(bars.size()) + 28;
   std::string svg = fmt::format(
@@ -181,17 +194,22 @@ std::string BarChart(const std::string& title, const std::vector<Bar>& bars) {
   }
   double axis_y = top + row * static_cast<double>(bars.size()) + 6;
   svg += fmt::format("<line x1=\"{:.0f}\" y1=\"{:.1f}\" x2=\"{:.0f}\" y2=\"{:.1f}\" stroke=\"#8a93a5\"/>", x0, axis_y, x1, axis_y);
-  for (int t = 0; t <= 4; ++t) {
-    double v = lo + (hi - lo) * t / 4;
-    svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" fill=\"#5b6475\">{:.0f}</text>", x(v),
-                       axis_y + 14, v);
+  int ticks = static_cast<int>(std::lround((hi - lo) / axis.step));
+  for (int t = 0; t <= ticks; ++t) {
+    double v = lo + axis.step * t;
+    svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" fill=\"#5b6475\">{:g}</text>", x(v),
+                       axis_y + 14, std::abs(v) < axis.step * 1e-9 ? 0.0 : v);
   }
   return svg + "</svg>\n";
 }
 
 std::string HeatMap(const std::string& title, const std::vector<std::string>& rows, const std::vector<std::string>& columns,
                     const std::vector<std::vector<std::optional<double>>>& values, bool higher_is_better) {
-  const double label_w = 230, cell_w = 74, cell_h = 22, top = 44;
+  // Columns wide enough for their labels (up to 24 characters; longer ones are cut, whole in
+  // the tooltip).
+  size_t longest = 0;
+  for (const auto& c : columns) longest = std::max(longest, std::min<size_t>(c.size(), 24));
+  const double label_w = 230, cell_w = std::max(74.0, 7.0 * static_cast<double>(longest) + 8), cell_h = 22, top = 44;
   double lo = 1e300, hi = -1e300;
   for (const auto& r : values) {
     for (const auto& v : r) {
@@ -205,7 +223,7 @@ std::string HeatMap(const std::string& title, const std::vector<std::string>& ro
       "<text x=\"0\" y=\"14\" font-weight=\"600\">{2}</text>",
       width, height, Escape(title));
   for (size_t c = 0; c < columns.size(); ++c) {
-    std::string label = columns[c].size() > 11 ? columns[c].substr(0, 10) + "..." : columns[c];
+    std::string label = columns[c].size() > 24 ? columns[c].substr(0, 23) + "..." : columns[c];
     svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.0f}\" text-anchor=\"middle\"><title>{}</title>{}</text>",
                        label_w + 10 + cell_w * (static_cast<double>(c) + 0.5), top - 8, Escape(columns[c]), Escape(label));
   }
