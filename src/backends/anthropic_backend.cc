@@ -164,36 +164,8 @@ class AnthropicBackend final : public HttpBackend {
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeAnthropicBackend(const BackendContext& ctx) {
-  if (ctx.scheduler == nullptr) return Internal("backend 'anthropic' needs the HTTP scheduler");
-  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {}));
-  if (ctx.model.empty()) {
-    return InvalidArgument(
-        "model spec 'anthropic/': the model name is missing (e.g. anthropic/claude-sonnet-4-5)");
-  }
-  std::string base_url = ctx.base_url;
-  if (base_url.empty()) {
-    const char* env = ctx.getenv("ANTHROPIC_BASE_URL");
-    base_url = env && *env ? env : kDefaultBaseUrl;
-  }
-  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
-  if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0) {
-    return InvalidArgument(fmt::format(
-        "backend 'anthropic': base URL '{}' must start with http:// or https:// (see --base-url)",
-        Redact(base_url)));
-  }
-  std::string key_env = ctx.api_key_env.empty() ? kDefaultKeyEnv : ctx.api_key_env;
-  const char* key = ctx.getenv(key_env.c_str());
-  std::string api_key = key ? key : "";
-  bool official = base_url.find("api.anthropic.com") != std::string::npos;
-  if (api_key.empty() && (official || !ctx.api_key_env.empty())) {
-    return Status(StatusCode::kUnauthenticated,
-                  fmt::format("backend 'anthropic': {} is not set (export it, or name another "
-                              "variable with --api-key-env)",
-                              key_env));
-  }
-  RegisterSecret(api_key);
-  return std::unique_ptr<Backend>(
-      std::make_unique<AnthropicBackend>(ctx, base_url, api_key, key_env));
+  PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, ApiDefaults{"anthropic", "claude-sonnet-4-5", "ANTHROPIC_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv}, "api.anthropic.com"}));
+  return std::unique_ptr<Backend>(std::make_unique<AnthropicBackend>(ctx, e.base_url, e.api_key, e.key_env));
 }
 
 }  // namespace plumb::backends

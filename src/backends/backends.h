@@ -3,10 +3,36 @@
 #define PLUMB_BACKENDS_BACKENDS_H_
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "plumb/backend.h"
 
 namespace plumb::backends {
+
+// How a hosted chat API is reached, as its factory resolves it from the context.
+struct ApiEndpoint {
+  std::string base_url;  // without a trailing '/'
+  std::string api_key;   // "" when none is set and none is needed (a local server)
+  std::string key_env;   // the variable the key came from (or should have)
+};
+
+// What a hosted API's backend kind needs to resolve its endpoint.
+struct ApiDefaults {
+  const char* kind;                  // "openai"
+  const char* example_model;         // "gpt-4o-mini", for the missing-model message
+  const char* base_url_env;          // "OPENAI_BASE_URL"
+  const char* default_base_url;      // "https://api.openai.com/v1"
+  std::vector<const char*> key_envs; // tried in order unless --api-key-env names one
+  const char* official_host;         // a key is required when the base URL is this host
+};
+
+// Checks the shared parts of an API backend's context (scheduler, no --backend-option, a model
+// name) and resolves the base URL (--base-url, else base_url_env, else the default; http(s)
+// only) and the key (--api-key-env's variable, else key_envs in order), registered for
+// redaction. kUnauthenticated when the key is missing but needed: for the official host, and
+// whenever --api-key-env names a variable.
+Result<ApiEndpoint> ResolveApiEndpoint(const BackendContext& ctx, const ApiDefaults& api);
 
 Result<std::unique_ptr<Backend>> MakeOpenAiChatBackend(const BackendContext& ctx);
 Result<std::unique_ptr<Backend>> MakeAnthropicBackend(const BackendContext& ctx);

@@ -200,47 +200,8 @@ class GeminiBackend final : public HttpBackend {
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeGeminiBackend(const BackendContext& ctx) {
-  if (ctx.scheduler == nullptr) return Internal("backend 'google' needs the HTTP scheduler");
-  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {}));
-  if (ctx.model.empty()) {
-    return InvalidArgument(
-        "model spec 'google/': the model name is missing (e.g. google/gemini-2.5-flash)");
-  }
-  std::string base_url = ctx.base_url;
-  if (base_url.empty()) {
-    const char* env = ctx.getenv("GEMINI_BASE_URL");
-    base_url = env && *env ? env : kDefaultBaseUrl;
-  }
-  while (!base_url.empty() && base_url.back() == '/') base_url.pop_back();
-  if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0) {
-    return InvalidArgument(fmt::format(
-        "backend 'google': base URL '{}' must start with http:// or https:// (see --base-url)",
-        Redact(base_url)));
-  }
-  std::string key_env = ctx.api_key_env.empty() ? kDefaultKeyEnv : ctx.api_key_env;
-  const char* key = ctx.getenv(key_env.c_str());
-  if ((!key || !*key) && ctx.api_key_env.empty()) {
-    const char* fallback = ctx.getenv(kFallbackKeyEnv);
-    if (fallback && *fallback) {
-      key = fallback;
-      key_env = kFallbackKeyEnv;
-    }
-  }
-  std::string api_key = key ? key : "";
-  bool official = base_url.find("generativelanguage.googleapis.com") != std::string::npos;
-  if (api_key.empty() && ctx.api_key_env.empty() && official) {
-    return Status(StatusCode::kUnauthenticated,
-                  "backend 'google': GEMINI_API_KEY is not set (or GOOGLE_API_KEY; export one, or "
-                  "name another variable with --api-key-env)");
-  }
-  if (api_key.empty() && !ctx.api_key_env.empty()) {
-    return Status(StatusCode::kUnauthenticated,
-                  fmt::format("backend 'google': {} is not set (export it, or name another "
-                              "variable with --api-key-env)",
-                              key_env));
-  }
-  RegisterSecret(api_key);
-  return std::unique_ptr<Backend>(std::make_unique<GeminiBackend>(ctx, base_url, api_key, key_env));
+  PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, ApiDefaults{"google", "gemini-2.5-flash", "GEMINI_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv, kFallbackKeyEnv}, "generativelanguage.googleapis.com"}));
+  return std::unique_ptr<Backend>(std::make_unique<GeminiBackend>(ctx, e.base_url, e.api_key, e.key_env));
 }
 
 }  // namespace plumb::backends

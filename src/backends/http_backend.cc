@@ -1,10 +1,65 @@
 // HttpBackend::Submit: a protocol's request goes through the shared scheduler and its response
 // through the protocol's parser, once per attempt.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <memory>
 
+#include "backends/backends.h"
 #include "plumb/backend.h"
+#include "plumb/log.h"
 
 namespace plumb {
+
+namespace backends {
+
+Result<ApiEndpoint> ResolveApiEndpoint(const BackendContext& ctx, const ApiDefaults& api) {
+  if (ctx.scheduler == nullptr) return Internal(fmt::format("backend '{}' needs the HTTP scheduler", api.kind));
+  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {}));
+  if (ctx.model.empty()) {
+    return InvalidArgument(fmt::format("model spec '{0}/': the model name is missing (e.g. {0}/{1})", api.kind,
+                                       api.example_model));
+  }
+  ApiEndpoint e;
+  e.base_url = ctx.base_url;
+  if (e.base_url.empty()) {
+    const char* env = ctx.getenv(api.base_url_env);
+    e.base_url = env && *env ? env : api.default_base_url;
+  }
+  while (!e.base_url.empty() && e.base_url.back() == '/') e.base_url.pop_back();
+  if (e.base_url.rfind("http://", 0) != 0 && e.base_url.rfind("https://", 0) != 0) {
+    return InvalidArgument(fmt::format("backend '{}': base URL '{}' must start with http:// or https:// (see --base-url)",
+                                       api.kind, Redact(e.base_url)));
+  }
+  std::vector<std::string> envs;
+  if (ctx.api_key_env.empty()) {
+    envs.assign(api.key_envs.begin(), api.key_envs.end());
+  } else {
+    envs = {ctx.api_key_env};
+  }
+  e.key_env = envs.front();
+  for (const auto& name : envs) {
+    const char* key = ctx.getenv(name.c_str());
+    if (key && *key) {
+      e.api_key = key;
+      e.key_env = name;
+      break;
+    }
+  }
+  bool official = e.base_url.find(api.official_host) != std::string::npos;
+  if (e.api_key.empty() && (official || !ctx.api_key_env.empty())) {
+    std::string which = envs.size() > 1
+                            ? fmt::format("{} is not set (or {}; export one", envs.front(),
+                                          fmt::join(envs.begin() + 1, envs.end(), ", or "))
+                            : fmt::format("{} is not set (export it", envs.front());
+    return Status(StatusCode::kUnauthenticated,
+                  fmt::format("backend '{}': {}, or name another variable with --api-key-env)", api.kind, which));
+  }
+  RegisterSecret(e.api_key);
+  return e;
+}
+
+}  // namespace backends
 
 HttpBackend::HttpBackend(const BackendContext& ctx)
     : scheduler_(ctx.scheduler),
