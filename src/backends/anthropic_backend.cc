@@ -13,22 +13,6 @@ constexpr const char* kApiVersion = "2023-06-01";
 // The API requires max_tokens; this applies when the caller sets none.
 constexpr int kDefaultMaxTokens = 1024;
 
-// The API's own explanation of an error, when the body has one (shortened, redacted).
-std::string ErrorDetail(const Json& body, const std::string& raw) {
-  std::string msg;
-  if (body.is_object() && body.contains("error")) {
-    const Json& e = body["error"];
-    if (e.is_object() && e.contains("message") && e["message"].is_string()) {
-      msg = e["message"].get<std::string>();
-    } else if (e.is_string()) {
-      msg = e.get<std::string>();
-    }
-  }
-  if (msg.empty()) msg = raw;
-  if (msg.size() > 300) msg = msg.substr(0, 300) + "...";
-  return Redact(msg);
-}
-
 class AnthropicBackend final : public HttpBackend {
  public:
   AnthropicBackend(const BackendContext& ctx, std::string base_url, std::string api_key,
@@ -89,7 +73,7 @@ class AnthropicBackend final : public HttpBackend {
       }
       return ParseMessage(body);
     }
-    std::string detail = ErrorDetail(body.is_discarded() ? Json() : body, response.body);
+    std::string detail = ApiErrorDetail(body.is_discarded() ? Json() : body, response.body);
     std::string msg = fmt::format("backend 'anthropic': HTTP {}: {}", code, detail);
     switch (code) {
       case 401:
@@ -122,7 +106,7 @@ class AnthropicBackend final : public HttpBackend {
     };
     if (!body.is_object()) return bad("the body is not a JSON object");
     if (body.contains("type") && body["type"] == "error") {
-      return Unavailable("backend 'anthropic': error in a 2xx response: " + ErrorDetail(body, ""));
+      return Unavailable("backend 'anthropic': error in a 2xx response: " + ApiErrorDetail(body, ""));
     }
     if (!body.contains("content") || !body["content"].is_array()) return bad("no 'content'");
     Completion c;

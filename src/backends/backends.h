@@ -27,6 +27,10 @@ struct ApiDefaults {
   const char* official_host;         // a key is required when the base URL is this host
 };
 
+// The API's own explanation of an error from its JSON body ({"error": {"message": ...}} or
+// {"error": "..."}), else the raw body; at most 300 characters, secrets redacted.
+std::string ApiErrorDetail(const Json& body, const std::string& raw);
+
 // Checks the shared parts of an API backend's context (scheduler, no --backend-option, a model
 // name) and resolves the base URL (--base-url, else base_url_env, else the default; http(s)
 // only) and the key (--api-key-env's variable, else key_envs in order), registered for

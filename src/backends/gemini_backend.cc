@@ -14,22 +14,6 @@ constexpr const char* kDefaultKeyEnv = "GEMINI_API_KEY";
 constexpr const char* kFallbackKeyEnv = "GOOGLE_API_KEY";
 constexpr int kMaxLogprobs = 20;  // the API's limit
 
-// The API's own explanation of an error, when the body has one (shortened, redacted).
-std::string ErrorDetail(const Json& body, const std::string& raw) {
-  std::string msg;
-  if (body.is_object() && body.contains("error")) {
-    const Json& e = body["error"];
-    if (e.is_object() && e.contains("message") && e["message"].is_string()) {
-      msg = e["message"].get<std::string>();
-    } else if (e.is_string()) {
-      msg = e.get<std::string>();
-    }
-  }
-  if (msg.empty()) msg = raw;
-  if (msg.size() > 300) msg = msg.substr(0, 300) + "...";
-  return Redact(msg);
-}
-
 // Gemini answers a bad key with 400 INVALID_ARGUMENT rather than 401.
 bool IsBadKeyError(const Json& body) {
   if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return false;
@@ -106,7 +90,7 @@ class GeminiBackend final : public HttpBackend {
       }
       return ParseCandidate(body);
     }
-    std::string detail = ErrorDetail(body.is_discarded() ? Json() : body, response.body);
+    std::string detail = ApiErrorDetail(body.is_discarded() ? Json() : body, response.body);
     std::string msg = fmt::format("backend 'google': HTTP {}: {}", code, detail);
     if (code == 401 || (code == 400 && IsBadKeyError(body))) {
       return Status(StatusCode::kUnauthenticated,

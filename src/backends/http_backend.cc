@@ -13,6 +13,21 @@ namespace plumb {
 
 namespace backends {
 
+std::string ApiErrorDetail(const Json& body, const std::string& raw) {
+  std::string msg;
+  if (body.is_object() && body.contains("error")) {
+    const Json& e = body["error"];
+    if (e.is_object() && e.contains("message") && e["message"].is_string()) {
+      msg = e["message"].get<std::string>();
+    } else if (e.is_string()) {
+      msg = e.get<std::string>();
+    }
+  }
+  if (msg.empty()) msg = raw;
+  if (msg.size() > 300) msg = msg.substr(0, 300) + "...";
+  return Redact(msg);
+}
+
 Result<ApiEndpoint> ResolveApiEndpoint(const BackendContext& ctx, const ApiDefaults& api) {
   if (ctx.scheduler == nullptr) return Internal(fmt::format("backend '{}' needs the HTTP scheduler", api.kind));
   PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {}));

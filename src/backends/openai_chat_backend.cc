@@ -11,22 +11,6 @@ namespace {
 constexpr const char* kDefaultBaseUrl = "https://api.openai.com/v1";
 constexpr const char* kDefaultKeyEnv = "OPENAI_API_KEY";
 
-// The API's own explanation of an error, when the body has one (shortened, redacted).
-std::string ErrorDetail(const Json& body, const std::string& raw) {
-  std::string msg;
-  if (body.is_object() && body.contains("error")) {
-    const Json& e = body["error"];
-    if (e.is_object() && e.contains("message") && e["message"].is_string()) {
-      msg = e["message"].get<std::string>();
-    } else if (e.is_string()) {
-      msg = e.get<std::string>();
-    }
-  }
-  if (msg.empty()) msg = raw;
-  if (msg.size() > 300) msg = msg.substr(0, 300) + "...";
-  return Redact(msg);
-}
-
 bool IsQuotaError(const Json& body) {
   if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return false;
   const Json& e = body["error"];
@@ -87,7 +71,7 @@ class OpenAiChatBackend final : public HttpBackend {
       }
       return ParseChoice(body);
     }
-    std::string detail = ErrorDetail(body.is_discarded() ? Json() : body, response.body);
+    std::string detail = ApiErrorDetail(body.is_discarded() ? Json() : body, response.body);
     if (code == 429 && IsQuotaError(body)) {
       return FailedPrecondition(fmt::format(
           "backend 'openai': quota exhausted (insufficient_quota): {} (check the plan and "
@@ -117,7 +101,7 @@ class OpenAiChatBackend final : public HttpBackend {
     };
     if (!body.is_object()) return bad("the body is not a JSON object");
     if (body.contains("error") && !body["error"].is_null()) {
-      return Unavailable("backend 'openai': error in a 2xx response: " + ErrorDetail(body, ""));
+      return Unavailable("backend 'openai': error in a 2xx response: " + ApiErrorDetail(body, ""));
     }
     if (!body.contains("choices") || !body["choices"].is_array() || body["choices"].empty()) {
       return bad("no 'choices'");
