@@ -5,59 +5,15 @@
 
 #include "plumb/backend.h"
 #include "plumb/log.h"
+#include "unit/backends/backend_test_util.h"
 
 namespace plumb {
 namespace {
 
-class FakeEnv {
- public:
-  explicit FakeEnv(std::map<std::string, std::string> vars) : vars_(std::move(vars)) {}
-  std::function<const char*(const char*)> Fn() const {
-    return [this](const char* name) -> const char* {
-      auto it = vars_.find(name);
-      return it == vars_.end() ? nullptr : it->second.c_str();
-    };
-  }
-
- private:
-  std::map<std::string, std::string> vars_;
-};
-
-// A scheduler that must never be used: these tests call the pure functions directly.
-class NoScheduler : public HttpScheduler {
- public:
-  void Submit(HttpRequest, Interpret, Done) override { ADD_FAILURE() << "no I/O expected"; }
-  void Cancel() override {}
-  SchedulerStats Stats() const override { return {}; }
-};
-
-struct Fixture {
-  NoScheduler scheduler;
-  BackendRegistry registry{"backend kind"};
-  Fixture() { RegisterBuiltinBackends(registry); }
-  Result<std::unique_ptr<Backend>> Make(const std::string& spec, const FakeEnv& env,
-                                        const std::string& base_url = "",
-                                        const std::string& key_env = "",
-                                        std::map<std::string, std::string> options = {}) {
-    BackendContext ctx;
-    ctx.spec = spec;
-    ctx.base_url = base_url;
-    ctx.api_key_env = key_env;
-    ctx.options = std::move(options);
-    ctx.scheduler = &scheduler;
-    ctx.getenv = env.Fn();
-    return CreateBackend(registry, ctx);
-  }
-};
-
-HttpBackend& AsHttp(std::unique_ptr<Backend>& b) { return dynamic_cast<HttpBackend&>(*b); }
-
-std::string Header(const HttpRequest& r, const std::string& name) {
-  for (const auto& [k, v] : r.headers) {
-    if (k == name) return v;
-  }
-  return "<absent>";
-}
+using testing::AsHttp;
+using testing::FakeEnv;
+using testing::Fixture;
+using testing::Header;
 
 constexpr const char* kKey = "AIzaSyTestKey0123456789abcdefghijklmno";
 

@@ -5,50 +5,14 @@
 
 #include "plumb/backend.h"
 #include "plumb/log.h"
+#include "unit/backends/backend_test_util.h"
 
 namespace plumb {
 namespace {
 
-class FakeEnv {
- public:
-  explicit FakeEnv(std::map<std::string, std::string> vars) : vars_(std::move(vars)) {}
-  std::function<const char*(const char*)> Fn() const {
-    return [this](const char* name) -> const char* {
-      auto it = vars_.find(name);
-      return it == vars_.end() ? nullptr : it->second.c_str();
-    };
-  }
-
- private:
-  std::map<std::string, std::string> vars_;
-};
-
-// A scheduler that must never be used: these tests call the pure functions directly.
-class NoScheduler : public HttpScheduler {
- public:
-  void Submit(HttpRequest, Interpret, Done) override { ADD_FAILURE() << "no I/O expected"; }
-  void Cancel() override {}
-  SchedulerStats Stats() const override { return {}; }
-};
-
-struct Fixture {
-  NoScheduler scheduler;
-  BackendRegistry registry{"backend kind"};
-  Fixture() { RegisterBuiltinBackends(registry); }
-  Result<std::unique_ptr<Backend>> Make(const std::string& spec, const FakeEnv& env,
-                                        const std::string& base_url = "",
-                                        const std::string& key_env = "") {
-    BackendContext ctx;
-    ctx.spec = spec;
-    ctx.base_url = base_url;
-    ctx.api_key_env = key_env;
-    ctx.scheduler = &scheduler;
-    ctx.getenv = env.Fn();
-    return CreateBackend(registry, ctx);
-  }
-};
-
-HttpBackend& AsHttp(std::unique_ptr<Backend>& b) { return dynamic_cast<HttpBackend&>(*b); }
+using testing::AsHttp;
+using testing::FakeEnv;
+using testing::Fixture;
 
 TEST(OpenAiChat, BuildsChatCompletionRequest) {
   Fixture f;
