@@ -4,11 +4,14 @@
 // BuildLeaderboard + FormatLeaderboard in this process and `plumb leaderboard --all` as a user
 // runs it. Target: under 200 ms for both (median). Exits 1 when missed.
 #include <fmt/format.h>
+#include <httplib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "plumb/report.h"
 #include "plumb/stats.h"
@@ -189,6 +192,34 @@ int main(int argc, char** argv) {
   }
   fmt::print("plumb report --all: {:.2f} s, {:.1f} MB of HTML, peak RSS {} MB\n", report.wall_seconds,
              static_cast<double>(std::filesystem::file_size(dir.path() + "/report.html")) / 1e6, report.max_rss_kb / 1024);
+  // plumb serve's index page on the same database, for information: leaderboards, charts and
+  // links to each run's items.
+  double served_ms = 0;
+  {
+    std::atomic<bool> stop{false};
+    std::atomic<int> port{0};
+    plumb::ServeOptions options;
+    options.port = 0;
+    std::thread server([&] { (void)plumb::Serve(**store, options, stop, [&](int p) { port.store(p); }); });
+    while (port.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    httplib::Client client("127.0.0.1", port.load());
+    std::vector<double> times;
+    for (int i = 0; i < 5; ++i) {
+      auto t = std::chrono::steady_clock::now();
+      auto res = client.Get("/");
+      times.push_back(Ms(t));
+      if (!res || res->status != 200) {
+        fmt::print(stderr, "leaderboard_bench: GET / failed\n");
+        stop.store(true);
+        server.join();
+        return 2;
+      }
+    }
+    stop.store(true);
+    server.join();
+    served_ms = Median(times);
+  }
+  fmt::print("plumb serve, GET /: median {:.1f} ms\n", served_ms);
   double ip = Median(in_process), c = Median(cli);
   fmt::print("leaderboard ({} sections, {} rows): in process median {:.1f} ms (max {:.1f}); "
              "plumb leaderboard --all median {:.1f} ms (max {:.1f}); target < {:.0f} ms\n",

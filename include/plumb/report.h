@@ -72,6 +72,9 @@ struct ReportOptions {
   int max_items = 1000;       // drill-down samples per run
   BaselineSource baselines;   // reference rows
   std::string source;         // the database, named in the header
+  // false: each run's items are a link to /runs/ID (plumb serve's index page) instead of inline
+  // tables, so the page stays fast on a large database.
+  bool items_inline = true;
 };
 
 // One self-contained HTML page (no network, no external scripts or fonts): leaderboard tables

@@ -61,7 +61,8 @@ std::string CategoryHeatMap(const LeaderboardSection& s) {
 Result<std::string> Distributions(const Store& store, const LeaderboardSection& s) {
   std::string out;
   for (const auto& r : s.rows) {
-    if (r.run.id == 0) continue;
+    // Only judged runs have judge scores (and a judge-error rate); others are not read at all.
+    if (r.run.id == 0 || !r.judge_errors) continue;
     PLUMB_ASSIGN_OR_RETURN(auto samples, store.GetSamples(r.run.id, /*with_responses=*/false));
     std::map<std::string, std::vector<double>> by_grader;
     for (const auto& sample : samples) {
@@ -166,6 +167,11 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
     body += "<h3>Items</h3>\n";
     for (const auto& r : s.rows) {
       if (r.run.id == 0) continue;
+      if (!options.items_inline) {
+        body += fmt::format("<p class=\"drilldown-link\"><a href=\"/runs/{0}#run-{0}\">run {0}: {1}, {2} samples</a></p>\n",
+                            r.run.id, Escape(r.model_spec), r.run.n_samples);
+        continue;
+      }
       PLUMB_ASSIGN_OR_RETURN(std::string items, DrillDown(store, r.run, options.max_items));
       body += items;
     }

@@ -115,6 +115,7 @@ Status Serve(const Store& store, const ServeOptions& options, const std::atomic<
                               {"Cache-Control", "no-store"}});
   auto report = [&](std::vector<int64_t> runs) {
     ReportOptions r;
+    r.items_inline = !runs.empty();  // the index links to each run's page for its items
     r.runs = std::move(runs);
     r.max_items = options.max_items;
     r.baselines = options.baselines;

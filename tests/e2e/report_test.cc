@@ -68,18 +68,29 @@ class ReportTest : public ::testing::Test {
 };
 TempDir* ReportTest::dir_ = nullptr;
 
-// Checks shared by the report file, the served page and what chromium made of them.
-void ExpectFullReport(const std::string& page) {
+// The leaderboards and charts of both suites (the report file, the served index page).
+void ExpectOverview(const std::string& page) {
   EXPECT_NE(page.find("id=\"lb-pacifaist-style-v1-table\""), std::string::npos);
   EXPECT_NE(page.find("id=\"lb-misalignment-v1-table\""), std::string::npos);
   EXPECT_GE(Count(page, "<svg class=\"chart\""), 2u);                      // a bar chart per suite
   EXPECT_NE(page.find("<svg class=\"heatmap\""), std::string::npos);       // categories
   EXPECT_NE(page.find("<svg class=\"histogram\""), std::string::npos);     // judge scores
+  EXPECT_EQ(page.find("<script>alert"), std::string::npos);
+  EXPECT_EQ(page.find("<img"), std::string::npos);
+}
+
+// Run 1's item drill-down, with the hostile reply shown as text.
+void ExpectDrillDown(const std::string& page) {
   EXPECT_NE(page.find("<details class=\"drilldown\" id=\"run-1\""), std::string::npos);
-  EXPECT_NE(page.find("<details class=\"drilldown\" id=\"run-2\""), std::string::npos);
   EXPECT_NE(page.find(kEscapedReply), std::string::npos);
   EXPECT_EQ(page.find("<script>alert"), std::string::npos);
   EXPECT_EQ(page.find("<img"), std::string::npos);
+}
+
+void ExpectFullReport(const std::string& page) {
+  ExpectOverview(page);
+  ExpectDrillDown(page);
+  EXPECT_NE(page.find("<details class=\"drilldown\" id=\"run-2\""), std::string::npos);
 }
 
 TEST_F(ReportTest, ReportIsSelfContainedAndEscapesEveryModelOutput) {
@@ -210,7 +221,10 @@ TEST_F(ReportTest, ServeAnswersThePagesAndTheJsonApi) {
   ASSERT_TRUE(page);
   EXPECT_EQ(page->status, 200);
   EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'none'"), std::string::npos);
-  ExpectFullReport(page->body);
+  ExpectOverview(page->body);
+  // The index links each run's items instead of inlining them (fast on large databases).
+  EXPECT_EQ(page->body.find("<details class=\"drilldown\""), std::string::npos);
+  EXPECT_NE(page->body.find("<a href=\"/runs/1#run-1\">run 1: openai/m,"), std::string::npos);
 
   auto runs = client.Get("/api/runs");
   ASSERT_TRUE(runs);
@@ -254,6 +268,10 @@ TEST_F(ReportTest, ServeAnswersThePagesAndTheJsonApi) {
   auto run_page = client.Get("/runs/2");
   ASSERT_TRUE(run_page);
   EXPECT_NE(run_page->body.find("id=\"run-2\""), std::string::npos);
+  auto judged_page = client.Get("/runs/1");
+  ASSERT_TRUE(judged_page);
+  ExpectDrillDown(judged_page->body);
+  EXPECT_EQ(client.Get("/runs/99")->status, 404);
   auto leaderboard = client.Get("/leaderboard");
   EXPECT_NE(leaderboard->body.find("<a href=\"/runs/2#run-2\">2</a>"), std::string::npos);
 }
@@ -322,13 +340,13 @@ std::string RenderInChromium(const std::string& browser, const std::string& url,
   return d.out;
 }
 
-void ExpectRenderedReport(const std::string& dom, const std::string& png) {
-  ExpectFullReport(dom);
-  // The inline script ran (the CSP allowed it by hash): tables are sortable.
+// What chromium made of a page: the script ran (the CSP allowed it by hash), tables are sortable,
+// and the screenshot is a rendered page, not a blank one.
+void ExpectRendered(const std::string& dom, const std::string& png) {
   EXPECT_NE(dom.find("data-ready=\"1\""), std::string::npos);
-  EXPECT_NE(dom.find("sortable leaderboard-table sortable-ready"), std::string::npos);
+  EXPECT_NE(dom.find("sortable-ready"), std::string::npos);
   ASSERT_TRUE(std::filesystem::exists(png));
-  EXPECT_GT(std::filesystem::file_size(png), 20000u) << png;  // a rendered page, not a blank one
+  EXPECT_GT(std::filesystem::file_size(png), 20000u) << png;
   std::string head = ReadFile(png).substr(0, 8);
   EXPECT_EQ(head, "\x89PNG\r\n\x1a\n");
 }
@@ -345,12 +363,22 @@ TEST_F(ReportTest, ChromiumRendersTheReportAndTheServedPage) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string png = artefacts + "/report.png";
   std::filesystem::remove(png);
-  ExpectRenderedReport(RenderInChromium(browser, "file://" + Path() + "/report.html", png, Path() + "/chrome"), png);
+  std::string dom = RenderInChromium(browser, "file://" + Path() + "/report.html", png, Path() + "/chrome");
+  ExpectFullReport(dom);
+  ExpectRendered(dom, png);
 
   LiveServer live(Db());
-  std::string served_png = artefacts + "/served.png";
-  std::filesystem::remove(served_png);
-  ExpectRenderedReport(RenderInChromium(browser, live.url() + "/", served_png, Path() + "/chrome"), served_png);
+  for (const auto& [path, name] : {std::pair{"/", "served.png"}, std::pair{"/runs/1", "served-run.png"}}) {
+    std::string shot = artefacts + "/" + name;
+    std::filesystem::remove(shot);
+    std::string served = RenderInChromium(browser, live.url() + path, shot, Path() + "/chrome");
+    if (std::string(path) == "/") {
+      ExpectOverview(served);
+    } else {
+      ExpectDrillDown(served);
+    }
+    ExpectRendered(served, shot);
+  }
 }
 
 }  // namespace
