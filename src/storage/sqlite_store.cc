@@ -12,39 +12,13 @@
 #include "plumb/log.h"
 #include "plumb/store.h"
 #include "plumb/text.h"
+#include "storage/sample_rows.h"
 #include "storage/schema.h"
 
 namespace plumb {
 namespace {
 
 constexpr size_t kMaxBatch = 512;
-
-template <typename T>
-void BindOpt(SQLite::Statement& q, int i, const std::optional<T>& v) {
-  if (v) q.bind(i, *v);
-  else q.bind(i);
-}
-
-std::optional<double> OptDouble(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getDouble();
-}
-
-std::optional<int64_t> OptInt64(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getInt64();
-}
-
-Json ParseStored(const std::string& text) {
-  Json j = Json::parse(text, nullptr, false);
-  return j.is_discarded() ? Json() : j;
-}
-
-GradeStatus GradeStatusFromName(const std::string& s) {
-  if (s == "scored") return GradeStatus::kScored;
-  if (s == "unscored") return GradeStatus::kUnscored;
-  return GradeStatus::kError;
-}
 
 class SqliteStore final : public Store {
  public:
@@ -129,11 +103,11 @@ class SqliteStore final : public Store {
   }
 
   void Enqueue(int64_t run_id, SampleResult result) override {
-    Push(Job{run_id, std::move(result), {}, {}, {}});
+    Push(WriteJob{run_id, std::move(result), {}, {}, {}});
   }
 
   void CachePut(const std::string& key, const std::string& backend, const Completion& c) override {
-    Push(Job{0, {}, key, backend, CompletionToJson(c).dump()});
+    Push(WriteJob{0, {}, key, backend, CompletionToJson(c).dump()});
   }
 
   Result<std::optional<Completion>> CacheGet(const std::string& key) const override {
@@ -316,64 +290,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<SampleRecord>> GetSamples(int64_t run_id, bool with_responses) const override {
     return Guard<std::vector<SampleRecord>>([&]() -> Result<std::vector<SampleRecord>> {
-      std::vector<SampleRecord> out;
-      std::map<std::pair<std::string, int>, size_t> index;
-      SQLite::Statement q(*db_,
-                          "SELECT item_id, epoch, presentation, status FROM samples WHERE run_id=? "
-                          "ORDER BY epoch, item_id");
-      q.bind(1, run_id);
-      while (q.executeStep()) {
-        SampleRecord s;
-        s.item_id = q.getColumn(0).getString();
-        s.epoch = q.getColumn(1).getInt();
-        s.presentation = ParseStored(q.getColumn(2).getString());
-        s.status = q.getColumn(3).getString();
-        index[{s.item_id, s.epoch}] = out.size();
-        out.push_back(std::move(s));
-      }
-      SQLite::Statement g(*db_,
-                          "SELECT item_id, epoch, grader, status, value, label, details, error "
-                          "FROM scores WHERE run_id=?");
-      g.bind(1, run_id);
-      while (g.executeStep()) {
-        auto it = index.find({g.getColumn(0).getString(), g.getColumn(1).getInt()});
-        if (it == index.end()) continue;
-        Grade grade;
-        grade.grader = g.getColumn(2).getString();
-        grade.status = GradeStatusFromName(g.getColumn(3).getString());
-        grade.value = OptDouble(g.getColumn(4));
-        grade.label = g.getColumn(5).getString();
-        grade.details = ParseStored(g.getColumn(6).getString());
-        grade.error = g.getColumn(7).getString();
-        out[it->second].grades.push_back(std::move(grade));
-      }
-      if (!with_responses) return out;
-      SQLite::Statement r(*db_,
-                          "SELECT item_id, epoch, turn, request, status, text, finish_reason, "
-                          "prompt_tokens, completion_tokens, latency_ms, attempts, error_code, "
-                          "error_message, cached FROM responses WHERE run_id=? ORDER BY turn");
-      r.bind(1, run_id);
-      while (r.executeStep()) {
-        auto it = index.find({r.getColumn(0).getString(), r.getColumn(1).getInt()});
-        if (it == index.end()) continue;
-        ResponseRecord rr;
-        rr.item_id = r.getColumn(0).getString();
-        rr.epoch = r.getColumn(1).getInt();
-        rr.turn = r.getColumn(2).getInt();
-        rr.request = ParseStored(r.getColumn(3).getString());
-        rr.ok = r.getColumn(4).getString() == "ok";
-        rr.completion.text = r.getColumn(5).isNull() ? "" : r.getColumn(5).getString();
-        rr.completion.finish_reason = r.getColumn(6).isNull() ? "" : r.getColumn(6).getString();
-        rr.completion.prompt_tokens = OptInt64(r.getColumn(7));
-        rr.completion.completion_tokens = OptInt64(r.getColumn(8));
-        rr.completion.latency_ms = r.getColumn(9).isNull() ? 0 : r.getColumn(9).getDouble();
-        rr.completion.attempts = r.getColumn(10).getInt();
-        rr.error_code = r.getColumn(11).isNull() ? "" : r.getColumn(11).getString();
-        rr.error_message = r.getColumn(12).isNull() ? "" : r.getColumn(12).getString();
-        rr.completion.cached = r.getColumn(13).getInt() != 0;
-        out[it->second].responses.push_back(std::move(rr));
-      }
-      return out;
+      return ReadSamples(*db_, run_id, with_responses);
     });
   }
 
@@ -534,16 +451,7 @@ class SqliteStore final : public Store {
     });
   }
 
-  // A queued write: a finished sample, or (when cache_key is set) a cache entry.
-  struct Job {
-    int64_t run_id = 0;
-    SampleResult result;
-    std::string cache_key;
-    std::string cache_backend;
-    std::string cache_completion;
-  };
-
-  void Push(Job job) {
+  void Push(WriteJob job) {
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
       queue_.push_back(std::move(job));
@@ -554,7 +462,7 @@ class SqliteStore final : public Store {
 
   void WriterLoop() {
     while (true) {
-      std::vector<Job> batch;
+      std::vector<WriteJob> batch;
       {
         std::unique_lock<std::mutex> lock(queue_mu_);
         queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
@@ -575,81 +483,10 @@ class SqliteStore final : public Store {
     }
   }
 
-  Status WriteBatch(const std::vector<Job>& batch) {
+  Status WriteBatch(const std::vector<WriteJob>& batch) {
     return Guard<bool>([&]() -> Result<bool> {
              SQLite::Transaction tx(*db_);
-             SQLite::Statement resp(
-                 *db_,
-                 "INSERT OR REPLACE INTO responses (run_id, item_id, epoch, turn, request, status, "
-                 "text, finish_reason, prompt_tokens, completion_tokens, latency_ms, attempts, "
-                 "error_code, error_message, created_at, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-             SQLite::Statement score(
-                 *db_,
-                 "INSERT OR REPLACE INTO scores (run_id, item_id, epoch, grader, status, value, "
-                 "label, details, error) VALUES (?,?,?,?,?,?,?,?,?)");
-             SQLite::Statement sample(
-                 *db_, "UPDATE samples SET status=? WHERE run_id=? AND item_id=? AND epoch=?");
-             SQLite::Statement cache(
-                 *db_, "INSERT OR REPLACE INTO cache (key, backend, completion, created_at) VALUES (?,?,?,?)");
-             std::string now = NowIso8601();
-             for (const Job& job : batch) {
-               if (!job.cache_key.empty()) {
-                 cache.bind(1, job.cache_key);
-                 cache.bind(2, job.cache_backend);
-                 cache.bind(3, job.cache_completion);
-                 cache.bind(4, now);
-                 cache.exec();
-                 cache.reset();
-                 continue;
-               }
-               const int64_t run_id = job.run_id;
-               const SampleResult& r = job.result;
-               for (const auto& rr : r.responses) {
-                 resp.bind(1, run_id);
-                 resp.bind(2, rr.item_id);
-                 resp.bind(3, rr.epoch);
-                 resp.bind(4, rr.turn);
-                 resp.bind(5, rr.request.dump());
-                 resp.bind(6, rr.ok ? "ok" : "error");
-                 if (rr.ok) {
-                   resp.bind(7, rr.completion.text);
-                   resp.bind(8, rr.completion.finish_reason);
-                   BindOpt(resp, 9, rr.completion.prompt_tokens);
-                   BindOpt(resp, 10, rr.completion.completion_tokens);
-                   resp.bind(11, rr.completion.latency_ms);
-                   resp.bind(13);
-                   resp.bind(14);
-                 } else {
-                   for (int i = 7; i <= 11; ++i) resp.bind(i);
-                   resp.bind(13, rr.error_code);
-                   resp.bind(14, Redact(rr.error_message));
-                 }
-                 resp.bind(12, rr.completion.attempts);
-                 resp.bind(15, now);
-                 resp.bind(16, rr.completion.cached ? 1 : 0);
-                 resp.exec();
-                 resp.reset();
-               }
-               for (const auto& g : r.grades) {
-                 score.bind(1, run_id);
-                 score.bind(2, r.item_id);
-                 score.bind(3, r.epoch);
-                 score.bind(4, g.grader);
-                 score.bind(5, std::string(GradeStatusName(g.status)));
-                 BindOpt(score, 6, g.value);
-                 score.bind(7, g.label);
-                 score.bind(8, g.details.dump());
-                 score.bind(9, Redact(g.error));
-                 score.exec();
-                 score.reset();
-               }
-               sample.bind(1, r.ok ? "done" : "error");
-               sample.bind(2, run_id);
-               sample.bind(3, r.item_id);
-               sample.bind(4, r.epoch);
-               sample.exec();
-               sample.reset();
-             }
+             WriteJobs(*db_, batch);
              tx.commit();
              return true;
            })
@@ -663,7 +500,7 @@ class SqliteStore final : public Store {
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::condition_variable done_cv_;
-  std::deque<Job> queue_;
+  std::deque<WriteJob> queue_;
   // The cache's read connection and statement, opened on first use, under cache_mu_.
   mutable std::mutex cache_mu_;
   mutable std::unique_ptr<SQLite::Database> cache_db_;

@@ -1,0 +1,147 @@
+// Batched sample writes and the read of a run's samples (see sample_rows.h).
+#include "storage/sample_rows.h"
+
+#include <map>
+
+#include "plumb/log.h"
+#include "plumb/text.h"
+
+namespace plumb {
+
+void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
+  SQLite::Statement resp(
+      db,
+      "INSERT OR REPLACE INTO responses (run_id, item_id, epoch, turn, request, status, "
+      "text, finish_reason, prompt_tokens, completion_tokens, latency_ms, attempts, "
+      "error_code, error_message, created_at, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  SQLite::Statement score(
+      db,
+      "INSERT OR REPLACE INTO scores (run_id, item_id, epoch, grader, status, value, "
+      "label, details, error) VALUES (?,?,?,?,?,?,?,?,?)");
+  SQLite::Statement sample(
+      db, "UPDATE samples SET status=? WHERE run_id=? AND item_id=? AND epoch=?");
+  SQLite::Statement cache(
+      db, "INSERT OR REPLACE INTO cache (key, backend, completion, created_at) VALUES (?,?,?,?)");
+  std::string now = NowIso8601();
+  for (const WriteJob& job : batch) {
+    if (!job.cache_key.empty()) {
+      cache.bind(1, job.cache_key);
+      cache.bind(2, job.cache_backend);
+      cache.bind(3, job.cache_completion);
+      cache.bind(4, now);
+      cache.exec();
+      cache.reset();
+      continue;
+    }
+    const int64_t run_id = job.run_id;
+    const SampleResult& r = job.result;
+    for (const auto& rr : r.responses) {
+      resp.bind(1, run_id);
+      resp.bind(2, rr.item_id);
+      resp.bind(3, rr.epoch);
+      resp.bind(4, rr.turn);
+      resp.bind(5, rr.request.dump());
+      resp.bind(6, rr.ok ? "ok" : "error");
+      if (rr.ok) {
+        resp.bind(7, rr.completion.text);
+        resp.bind(8, rr.completion.finish_reason);
+        BindOpt(resp, 9, rr.completion.prompt_tokens);
+        BindOpt(resp, 10, rr.completion.completion_tokens);
+        resp.bind(11, rr.completion.latency_ms);
+        resp.bind(13);
+        resp.bind(14);
+      } else {
+        for (int i = 7; i <= 11; ++i) resp.bind(i);
+        resp.bind(13, rr.error_code);
+        resp.bind(14, Redact(rr.error_message));
+      }
+      resp.bind(12, rr.completion.attempts);
+      resp.bind(15, now);
+      resp.bind(16, rr.completion.cached ? 1 : 0);
+      resp.exec();
+      resp.reset();
+    }
+    for (const auto& g : r.grades) {
+      score.bind(1, run_id);
+      score.bind(2, r.item_id);
+      score.bind(3, r.epoch);
+      score.bind(4, g.grader);
+      score.bind(5, std::string(GradeStatusName(g.status)));
+      BindOpt(score, 6, g.value);
+      score.bind(7, g.label);
+      score.bind(8, g.details.dump());
+      score.bind(9, Redact(g.error));
+      score.exec();
+      score.reset();
+    }
+    sample.bind(1, r.ok ? "done" : "error");
+    sample.bind(2, run_id);
+    sample.bind(3, r.item_id);
+    sample.bind(4, r.epoch);
+    sample.exec();
+    sample.reset();
+  }
+}
+
+std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool with_responses) {
+  std::vector<SampleRecord> out;
+  std::map<std::pair<std::string, int>, size_t> index;
+  SQLite::Statement q(db,
+                      "SELECT item_id, epoch, presentation, status FROM samples WHERE run_id=? "
+                      "ORDER BY epoch, item_id");
+  q.bind(1, run_id);
+  while (q.executeStep()) {
+    SampleRecord s;
+    s.item_id = q.getColumn(0).getString();
+    s.epoch = q.getColumn(1).getInt();
+    s.presentation = ParseStored(q.getColumn(2).getString());
+    s.status = q.getColumn(3).getString();
+    index[{s.item_id, s.epoch}] = out.size();
+    out.push_back(std::move(s));
+  }
+  SQLite::Statement g(db,
+                      "SELECT item_id, epoch, grader, status, value, label, details, error "
+                      "FROM scores WHERE run_id=?");
+  g.bind(1, run_id);
+  while (g.executeStep()) {
+    auto it = index.find({g.getColumn(0).getString(), g.getColumn(1).getInt()});
+    if (it == index.end()) continue;
+    Grade grade;
+    grade.grader = g.getColumn(2).getString();
+    grade.status = GradeStatusFromName(g.getColumn(3).getString());
+    grade.value = OptDouble(g.getColumn(4));
+    grade.label = g.getColumn(5).getString();
+    grade.details = ParseStored(g.getColumn(6).getString());
+    grade.error = g.getColumn(7).getString();
+    out[it->second].grades.push_back(std::move(grade));
+  }
+  if (!with_responses) return out;
+  SQLite::Statement r(db,
+                      "SELECT item_id, epoch, turn, request, status, text, finish_reason, "
+                      "prompt_tokens, completion_tokens, latency_ms, attempts, error_code, "
+                      "error_message, cached FROM responses WHERE run_id=? ORDER BY turn");
+  r.bind(1, run_id);
+  while (r.executeStep()) {
+    auto it = index.find({r.getColumn(0).getString(), r.getColumn(1).getInt()});
+    if (it == index.end()) continue;
+    ResponseRecord rr;
+    rr.item_id = r.getColumn(0).getString();
+    rr.epoch = r.getColumn(1).getInt();
+    rr.turn = r.getColumn(2).getInt();
+    rr.request = ParseStored(r.getColumn(3).getString());
+    rr.ok = r.getColumn(4).getString() == "ok";
+    rr.completion.text = r.getColumn(5).isNull() ? "" : r.getColumn(5).getString();
+    rr.completion.finish_reason = r.getColumn(6).isNull() ? "" : r.getColumn(6).getString();
+    rr.completion.prompt_tokens = OptInt64(r.getColumn(7));
+    rr.completion.completion_tokens = OptInt64(r.getColumn(8));
+    rr.completion.latency_ms = r.getColumn(9).isNull() ? 0 : r.getColumn(9).getDouble();
+    rr.completion.attempts = r.getColumn(10).getInt();
+    rr.error_code = r.getColumn(11).isNull() ? "" : r.getColumn(11).getString();
+    rr.error_message = r.getColumn(12).isNull() ? "" : r.getColumn(12).getString();
+    rr.completion.cached = r.getColumn(13).getInt() != 0;
+    out[it->second].responses.push_back(std::move(rr));
+  }
+  return out;
+}
+
+}  // namespace plumb

@@ -1,0 +1,64 @@
+// Rows of the samples, responses and scores tables: the writer thread's batched inserts and the
+// read of a run's samples, plus the column helpers the SQLite store shares. Internal to the
+// store; SQLite errors are thrown as SQLite::Exception for the store to turn into a Status.
+#ifndef PLUMB_STORAGE_SAMPLE_ROWS_H_
+#define PLUMB_STORAGE_SAMPLE_ROWS_H_
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plumb/store.h"
+
+namespace plumb {
+
+template <typename T>
+inline void BindOpt(SQLite::Statement& q, int i, const std::optional<T>& v) {
+  if (v) q.bind(i, *v);
+  else q.bind(i);
+}
+
+inline std::optional<double> OptDouble(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getDouble();
+}
+
+inline std::optional<int64_t> OptInt64(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getInt64();
+}
+
+inline Json ParseStored(const std::string& text) {
+  Json j = Json::parse(text, nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+inline GradeStatus GradeStatusFromName(const std::string& s) {
+  if (s == "scored") return GradeStatus::kScored;
+  if (s == "unscored") return GradeStatus::kUnscored;
+  return GradeStatus::kError;
+}
+
+// A queued write: a finished sample, or (when cache_key is set) a cache entry.
+struct WriteJob {
+  int64_t run_id = 0;
+  SampleResult result;
+  std::string cache_key;
+  std::string cache_backend;
+  std::string cache_completion;
+};
+
+// Writes the jobs' responses, scores, sample statuses and cache entries (error texts redacted).
+// The caller holds the transaction.
+void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch);
+
+// A run's samples in (epoch, item id) order with their grades, and their responses (by turn)
+// unless `with_responses` is false.
+std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool with_responses);
+
+}  // namespace plumb
+
+#endif  // PLUMB_STORAGE_SAMPLE_ROWS_H_
