@@ -13,23 +13,28 @@
 namespace plumb::cli {
 namespace {
 
-// The built-in baselines of a run's configuration, from the cache or computed in memory (the
-// suite loaded once per id); none when the suite cannot be loaded any more. Safe to call from
-// several threads (plumb serve answers requests concurrently).
+// The built-in baselines of a run's configuration, from the database's cache or computed in
+// memory (read-only: never written back), remembered per run for this process; the suite is
+// loaded once per id; none when it cannot be loaded any more. Safe to call from several threads
+// (plumb serve answers requests concurrently).
 BaselineSource BaselineSourceFor(const Context& ctx, Store& store) {
-  struct Cache {
+  struct Memo {
     std::mutex mu;
     std::map<std::string, std::optional<Suite>> suites;
+    std::map<int64_t, std::vector<BaselineScores>> runs;
   };
-  auto cache = std::make_shared<Cache>();
-  return [&ctx, &store, cache](const RunRecord& run) {
-    std::lock_guard<std::mutex> lock(cache->mu);
-    auto [it, added] = cache->suites.emplace(run.suite_id, std::nullopt);
+  auto memo = std::make_shared<Memo>();
+  return [&ctx, &store, memo](const RunRecord& run) {
+    std::lock_guard<std::mutex> lock(memo->mu);
+    if (auto known = memo->runs.find(run.id); known != memo->runs.end()) return known->second;
+    auto [it, added] = memo->suites.emplace(run.suite_id, std::nullopt);
     if (added) {
       if (auto s = ctx.LoadSuiteOfRun(run)) it->second = std::move(*s);
     }
-    if (!it->second) return std::vector<BaselineScores>();
-    return BaselinesOf(ctx, store, *it->second, run, /*write_cache=*/false).first;
+    std::vector<BaselineScores> scores;
+    if (it->second) scores = BaselinesOf(ctx, store, *it->second, run, /*write_cache=*/false).first;
+    memo->runs[run.id] = scores;
+    return scores;
   };
 }
 
