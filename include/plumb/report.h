@@ -63,7 +63,22 @@ inline constexpr const char* kRankFootnote =
 Result<Leaderboard> BuildLeaderboard(const Store& store, const LeaderboardQuery& query,
                                      const BaselineSource& baselines = nullptr);
 
-// Renders as "md", "csv", "json", "latex" or "html" (a self-contained page).
+// The leaderboard as one table: a row per model, a column per section (suite version), each
+// cell that model's row there (nullptr where it has none). Ranked models first, by their mean
+// rank over the sections they appear in (then name); references last. Empty when there is only
+// one section or a model has several rows in one section (--all-runs).
+struct LeaderboardOverview {
+  std::vector<std::string> models;
+  std::vector<bool> reference;
+  std::vector<std::vector<const LeaderboardRow*>> cells;  // [model][section]
+};
+LeaderboardOverview Overview(const Leaderboard& board);
+
+// "81.33 [74.36, 86.76] #1" (no rank for references and undefined values; "-" for no row).
+std::string OverviewCell(const LeaderboardRow* row);
+
+// Renders as "md", "csv", "json", "latex" or "html" (a self-contained page). md, latex and html
+// start with the overview table when there is one.
 Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::string& format);
 
 // What plumb report renders.

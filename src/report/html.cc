@@ -317,9 +317,32 @@ std::string SectionHtml(const LeaderboardSection& s, RunLinks links) {
   return out + "</section>\n";
 }
 
+std::string OverviewHtml(const Leaderboard& board) {
+  LeaderboardOverview o = Overview(board);
+  if (o.models.empty()) return "";
+  std::string out =
+      "<section class=\"overview\" id=\"overview\">\n<h2>Overview</h2>\n"
+      "<table class=\"sortable overview-table\" id=\"overview-table\"><thead><tr><th>model</th>";
+  for (const auto& s : board.sections) {
+    out += fmt::format("<th><a href=\"#{}\">{} v{}</a><br>{} {}</th>", Escape(SectionId(s)), Escape(s.suite_id),
+                       s.suite_version, Escape(s.metric), s.higher_is_better ? "&#8593;" : "&#8595;");
+  }
+  out += "</tr></thead><tbody>\n";
+  for (size_t m = 0; m < o.models.size(); ++m) {
+    out += fmt::format("<tr{}><td>{}</td>", o.reference[m] ? " class=\"reference\"" : "", Escape(o.models[m]));
+    for (const auto* r : o.cells[m]) {
+      bool value = r && r->metric.value;
+      out += fmt::format("<td class=\"num\"{}>{}</td>", value ? fmt::format(" data-v=\"{}\"", *r->metric.value) : "",
+                         Escape(OverviewCell(r)));
+    }
+    out += "</tr>\n";
+  }
+  return out + "</tbody></table>\n</section>\n";
+}
+
 std::string LeaderboardBody(const Leaderboard& board, RunLinks links) {
   if (board.sections.empty()) return "<p class=\"note\">No completed runs yet.</p>\n";
-  std::string out;
+  std::string out = OverviewHtml(board);
   for (const auto& s : board.sections) out += SectionHtml(s, links);
   out += fmt::format("<p class=\"footnote\">{}</p>\n", Escape(kRankFootnote));
   for (const auto& n : board.notes) out += fmt::format("<p class=\"note\">Note: {}</p>\n", Escape(n));

@@ -52,6 +52,9 @@ std::string SectionId(const LeaderboardSection& s);
 // One suite's leaderboard: a sortable table and its bar chart.
 std::string SectionHtml(const LeaderboardSection& s, RunLinks links);
 
+// The overview table of a leaderboard with several suites ("" otherwise; see Overview).
+std::string OverviewHtml(const Leaderboard& board);
+
 // The leaderboard's sections as sortable tables with their bar charts and the rank footnote.
 std::string LeaderboardBody(const Leaderboard& board, RunLinks links);
 

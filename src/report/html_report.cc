@@ -159,6 +159,7 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
     body += "</nav>\n";
   }
   if (board.sections.empty()) body += "<p class=\"note\">No completed runs yet.</p>\n";
+  body += html::OverviewHtml(board);
   for (const auto& s : board.sections) {
     body += html::SectionHtml(s, html::RunLinks::kInPage);
     body += CategoryHeatMap(s);

@@ -195,10 +195,75 @@ Result<Leaderboard> BuildLeaderboard(const Store& store, const LeaderboardQuery&
   return board;
 }
 
+LeaderboardOverview Overview(const Leaderboard& board) {
+  LeaderboardOverview o;
+  if (board.sections.size() < 2) return o;
+  std::map<std::string, size_t> index;
+  for (size_t c = 0; c < board.sections.size(); ++c) {
+    for (const auto& r : board.sections[c].rows) {
+      auto [it, added] = index.emplace(r.model_spec, o.models.size());
+      if (added) {
+        o.models.push_back(r.model_spec);
+        o.reference.push_back(r.reference);
+        o.cells.emplace_back(board.sections.size(), nullptr);
+      }
+      if (o.cells[it->second][c] != nullptr) return LeaderboardOverview{};  // several runs of one model
+      o.cells[it->second][c] = &r;
+    }
+  }
+  // Mean rank over the sections where the model is ranked; unranked models after ranked ones.
+  std::vector<double> mean(o.models.size(), 1e9);
+  for (size_t m = 0; m < o.models.size(); ++m) {
+    double sum = 0;
+    int n = 0;
+    for (const auto* r : o.cells[m]) {
+      if (r && r->rank) sum += r->rank, ++n;
+    }
+    if (n) mean[m] = sum / n;
+  }
+  std::vector<size_t> order(o.models.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (o.reference[a] != o.reference[b]) return !o.reference[a];
+    if (mean[a] != mean[b]) return mean[a] < mean[b];
+    return o.models[a] < o.models[b];
+  });
+  LeaderboardOverview sorted;
+  for (size_t i : order) {
+    sorted.models.push_back(o.models[i]);
+    sorted.reference.push_back(o.reference[i]);
+    sorted.cells.push_back(o.cells[i]);
+  }
+  return sorted;
+}
+
+std::string OverviewCell(const LeaderboardRow* row) {
+  if (row == nullptr) return "-";
+  std::string out = FormatValue(row->metric.value);
+  if (std::string ci = FormatInterval(row->metric); !ci.empty()) out += " " + ci;
+  if (row->rank) out += fmt::format(" #{}", row->rank);
+  return out;
+}
+
 Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::string& format) {
   std::string out;
   if (format == "md") {
     if (board.sections.empty()) return std::string("No completed runs yet.\n");
+    if (LeaderboardOverview o = Overview(board); !o.models.empty()) {
+      out += "## Overview\n\n| model |";
+      for (const auto& s : board.sections) {
+        out += fmt::format(" {} v{}: {} {} |", MarkdownCell(s.suite_id), s.suite_version, MarkdownCell(s.metric),
+                           s.higher_is_better ? "↑" : "↓");
+      }
+      out += "\n|---|";
+      for (size_t c = 0; c < board.sections.size(); ++c) out += "---|";
+      out += "\n";
+      for (size_t m = 0; m < o.models.size(); ++m) {
+        out += o.reference[m] ? "| _" + MarkdownCell(o.models[m]) + "_ |" : "| " + MarkdownCell(o.models[m]) + " |";
+        for (const auto* r : o.cells[m]) out += " " + OverviewCell(r) + " |";
+        out += "\n";
+      }
+    }
     for (const auto& s : board.sections) {
       out += fmt::format("{}## {}\n\n", out.empty() ? "" : "\n", Heading(s));
       out += fmt::format("| # | model | {} | 95% CI | n | errors | judge errors | run | date | plumb |\n", MarkdownCell(s.metric));
@@ -261,7 +326,23 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
                .dump(2) + "\n";
   }
   if (format == "latex") {
-    // One booktabs table per suite; reference rows in italics.
+    // The overview, then one booktabs table per suite; reference rows in italics.
+    if (LeaderboardOverview o = Overview(board); !o.models.empty()) {
+      out += "\\begin{table}[t]\n\\centering\n\\caption{Overview}\n";
+      out += "\\begin{tabular}{l" + std::string(board.sections.size(), 'c') + "}\n\\toprule\nModel";
+      for (const auto& s : board.sections) {
+        out += fmt::format(" & {} v{}: {} ${}$", LatexEscape(s.suite_id), s.suite_version, LatexEscape(s.metric),
+                           s.higher_is_better ? "\\uparrow" : "\\downarrow");
+      }
+      out += " \\\\\n\\midrule\n";
+      for (size_t m = 0; m < o.models.size(); ++m) {
+        auto cell = [&](const std::string& text) { return o.reference[m] ? "\\textit{" + text + "}" : text; };
+        out += cell(LatexEscape(o.models[m]));
+        for (const auto* r : o.cells[m]) out += " & " + cell(LatexEscape(OverviewCell(r)));
+        out += " \\\\\n";
+      }
+      out += "\\bottomrule\n\\end{tabular}\n\\end{table}\n\n";
+    }
     for (const auto& s : board.sections) {
       out += "\\begin{table}[t]\n\\centering\n";
       out += fmt::format("\\caption{{{}}}\n", LatexEscape(Heading(s)));

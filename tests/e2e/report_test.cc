@@ -70,6 +70,7 @@ TempDir* ReportTest::dir_ = nullptr;
 
 // The leaderboards and charts of both suites (the report file, the served index page).
 void ExpectOverview(const std::string& page) {
+  EXPECT_NE(page.find("id=\"overview-table\""), std::string::npos);  // a row per model, a column per suite
   EXPECT_NE(page.find("id=\"lb-pacifaist-style-v1-table\""), std::string::npos);
   EXPECT_NE(page.find("id=\"lb-misalignment-v1-table\""), std::string::npos);
   EXPECT_GE(Count(page, "<svg class=\"chart\""), 2u);                      // a bar chart per suite

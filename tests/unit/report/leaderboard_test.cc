@@ -15,11 +15,12 @@ namespace {
 using testing::TempDir;
 
 int64_t AddRun(Store& store, const std::string& model, std::optional<double> value,
-               const std::string& status, bool higher_is_better = true, int suite_version = 1) {
+               const std::string& status, bool higher_is_better = true, int suite_version = 1,
+               const std::string& suite = "demo") {
   RunRecord r;
   r.started_at = "2026-01-01T00:00:00Z";
   r.status = "running";
-  r.suite_id = "demo";
+  r.suite_id = suite;
   r.suite_version = suite_version;
   r.primary_metric = "aligned_rate";
   r.higher_is_better = higher_is_better;
@@ -221,6 +222,43 @@ TEST(Leaderboard, SuiteVersionsAreSeparateSectionsAndMarkdownCellsAreEscaped) {
   std::string md = *FormatLeaderboard(*board, "md");
   EXPECT_NE(md.find("## demo (v2)"), std::string::npos) << md;
   EXPECT_NE(md.find("| 2 | m/pipe\\|model | 50.00 |"), std::string::npos) << md;
+}
+
+TEST(Leaderboard, OverviewHasARowPerModelAndAColumnPerSuite) {
+  TempDir tmp;
+  auto store = std::move(OpenSqliteStore(tmp.path() + "/r.db")).value();
+  AddRun(*store, "m/a", 80, "completed", true, 1, "alpha");  // [75, 85] #1
+  AddRun(*store, "m/b", 50, "completed", true, 1, "alpha");  // [45, 55] #2
+  AddRun(*store, "m/b", 20, "completed", false, 1, "beta");  // lower is better: #1
+  AddRun(*store, "builtin/random", 25, "completed", true, 1, "alpha");
+  auto board = BuildLeaderboard(*store, LeaderboardQuery{});
+  ASSERT_TRUE(board.has_value()) << board.error().message();
+  LeaderboardOverview o = Overview(*board);
+  // m/b: mean rank (2 + 1) / 2 = 1.5, m/a: 1; the reference last.
+  ASSERT_EQ(o.models, (std::vector<std::string>{"m/a", "m/b", "builtin/random"}));
+  EXPECT_EQ(o.reference, (std::vector<bool>{false, false, true}));
+  ASSERT_EQ(o.cells[0].size(), 2u);
+  EXPECT_EQ(OverviewCell(o.cells[0][0]), "80.00 [75.00, 85.00] #1");
+  EXPECT_EQ(OverviewCell(o.cells[0][1]), "-");  // m/a never ran beta
+  EXPECT_EQ(OverviewCell(o.cells[1][1]), "20.00 [15.00, 25.00] #1");
+  EXPECT_EQ(OverviewCell(o.cells[2][0]), "25.00 [20.00, 30.00]");  // references are not ranked
+  std::string md = *FormatLeaderboard(*board, "md");
+  EXPECT_EQ(md.rfind("## Overview\n\n| model | alpha v1: aligned_rate ↑ | beta v1: aligned_rate ↓ |\n", 0), 0u) << md;
+  EXPECT_NE(md.find("| _builtin/random_ | 25.00 [20.00, 30.00] | - |"), std::string::npos) << md;
+  EXPECT_NE(FormatLeaderboard(*board, "latex")->find("\\caption{Overview}"), std::string::npos);
+  EXPECT_NE(FormatLeaderboard(*board, "html")->find("id=\"overview-table\""), std::string::npos);
+
+  // Several runs of one model per suite (--all-runs): no overview.
+  AddRun(*store, "m/a", 70, "completed", true, 1, "alpha");
+  LeaderboardQuery all;
+  all.all_runs = true;
+  auto every = BuildLeaderboard(*store, all);
+  EXPECT_TRUE(Overview(*every).models.empty());
+  EXPECT_EQ(FormatLeaderboard(*every, "md")->find("## Overview"), std::string::npos);
+  // One suite: no overview either.
+  LeaderboardQuery one;
+  one.suites = {"alpha"};
+  EXPECT_TRUE(Overview(*BuildLeaderboard(*store, one)).models.empty());
 }
 
 }  // namespace
