@@ -1,4 +1,5 @@
-// Reading results back: run summaries and leaderboards, as text, Markdown, CSV or JSON.
+// Reading results back: run summaries, leaderboards (Markdown, CSV, JSON, LaTeX, HTML), the HTML
+// report and plumb serve.
 #ifndef PLUMB_REPORT_H_
 #define PLUMB_REPORT_H_
 
