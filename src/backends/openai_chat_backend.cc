@@ -20,6 +20,17 @@ bool IsQuotaError(const Json& body) {
   return is("code") || is("type");
 }
 
+// The request parameter the model refuses ({"error": {"code": "unsupported_parameter" or
+// "unsupported_value", "param": ...}}), or "" for any other error. Every later request would be
+// refused the same way.
+std::string RefusedParameter(const Json& body) {
+  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return "";
+  const Json& e = body["error"];
+  std::string code = e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>() : "";
+  if (code != "unsupported_parameter" && code != "unsupported_value") return "";
+  return e.contains("param") && e["param"].is_string() ? e["param"].get<std::string>() : "?";
+}
+
 class OpenAiChatBackend final : public HttpBackend {
  public:
   OpenAiChatBackend(const BackendContext& ctx, std::string base_url, std::string api_key,
@@ -40,7 +51,9 @@ class OpenAiChatBackend final : public HttpBackend {
     const GenerationParams& p = call.params;
     if (p.temperature) body["temperature"] = *p.temperature;
     if (p.top_p) body["top_p"] = *p.top_p;
-    if (p.max_tokens) body["max_tokens"] = *p.max_tokens;
+    // OpenAI deprecated max_tokens and its reasoning models (o-series, GPT-5) reject it; local
+    // servers (vLLM, llama.cpp, Ollama, LM Studio) know max_tokens, not always the new name.
+    if (p.max_tokens) body[official_ ? "max_completion_tokens" : "max_tokens"] = *p.max_tokens;
     if (p.seed) body["seed"] = *p.seed;
     if (!p.stop.empty()) body["stop"] = p.stop;
     if (p.top_logprobs) {
@@ -79,6 +92,14 @@ class OpenAiChatBackend final : public HttpBackend {
           detail, key_env_));
     }
     std::string msg = fmt::format("backend 'openai': HTTP {}: {}", code, detail);
+    if (code == 400) {
+      if (std::string param = RefusedParameter(body); !param.empty()) {
+        return FailedPrecondition(fmt::format(
+            "{} (model '{}' refuses the parameter '{}'; change it with the matching flag, e.g. --temperature or "
+            "--max-tokens, or in the suite's generation settings)",
+            msg, model_, param));
+      }
+    }
     switch (code) {
       case 401:
         return Status(StatusCode::kUnauthenticated,

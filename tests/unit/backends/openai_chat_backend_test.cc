@@ -35,7 +35,8 @@ TEST(OpenAiChat, BuildsChatCompletionRequest) {
   EXPECT_EQ(body["messages"][0]["role"], "system");
   EXPECT_EQ(body["messages"][1]["content"], "Hi");
   EXPECT_EQ(body["temperature"], 0.0);
-  EXPECT_EQ(body["max_tokens"], 120);
+  EXPECT_EQ(body["max_completion_tokens"], 120);  // api.openai.com: the current name
+  EXPECT_FALSE(body.contains("max_tokens"));
   EXPECT_EQ(body["top_p"], 0.9);
   EXPECT_EQ(body["seed"], 7);
   EXPECT_EQ(body["stop"][0], "\n\n");
@@ -185,6 +186,18 @@ TEST_F(ParseTest, UnauthorizedNeverEchoesTheKey) {
   EXPECT_EQ(c.error().message(),
             "backend 'openai': HTTP 401: Incorrect API key provided: [redacted]. (check "
             "OPENAI_API_KEY or --api-key-env)");
+}
+
+TEST_F(ParseTest, AParameterTheModelRefusesEndsTheRun) {
+  // What reasoning models answer to a temperature of 0: every request would get the same.
+  auto c = Parse(400, R"({"error":{"message":"Unsupported value: 'temperature' does not support 0 with this model.","type":"invalid_request_error","param":"temperature","code":"unsupported_value"}})");
+  EXPECT_EQ(c.error().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(IsFatalForRun(c.error().code()));
+  EXPECT_NE(c.error().message().find("refuses the parameter 'temperature'"), std::string::npos) << c.error().message();
+  // Any other 400 stays one sample's error.
+  auto other = Parse(400, R"({"error":{"message":"This prompt is too long.","type":"invalid_request_error","code":"context_length_exceeded"}})");
+  EXPECT_EQ(other.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(IsFatalForRun(other.error().code()));
 }
 
 }  // namespace
