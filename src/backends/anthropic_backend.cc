@@ -13,19 +13,12 @@ constexpr const char* kApiVersion = "2023-06-01";
 // The API requires max_tokens; this applies when the caller sets none.
 constexpr int kDefaultMaxTokens = 1024;
 
-class AnthropicBackend final : public HttpBackend {
+class AnthropicBackend final : public ApiBackend {
  public:
-  AnthropicBackend(const BackendContext& ctx, std::string base_url, std::string api_key,
-                   std::string key_env)
-      : HttpBackend(ctx),
-        model_(ctx.model),
-        base_url_(std::move(base_url)),
-        api_key_(std::move(api_key)),
-        key_env_(std::move(key_env)),
-        timeout_(ctx.timeout) {}
+  AnthropicBackend(const BackendContext& ctx, ApiEndpoint endpoint) : ApiBackend(ctx, std::move(endpoint)) {}
 
   std::string Id() const override { return "anthropic-messages@1"; }
-  std::string CacheIdentity() const override { return Id() + "|" + base_url_ + "|" + model_; }
+  std::string CacheIdentity() const override { return ApiCacheIdentity(); }
 
   Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
     // System messages become the top-level "system" string; the API has no system role.
@@ -137,19 +130,14 @@ class AnthropicBackend final : public HttpBackend {
     }
     return c;
   }
-
-  std::string model_;
-  std::string base_url_;
-  std::string api_key_;
-  std::string key_env_;
-  std::chrono::milliseconds timeout_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeAnthropicBackend(const BackendContext& ctx) {
-  PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, ApiDefaults{"anthropic", "claude-sonnet-4-5", "ANTHROPIC_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv}, "api.anthropic.com"}));
-  return std::unique_ptr<Backend>(std::make_unique<AnthropicBackend>(ctx, e.base_url, e.api_key, e.key_env));
+  const ApiDefaults api{"anthropic", "claude-sonnet-4-5", "ANTHROPIC_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv}, "api.anthropic.com"};
+  PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, api));
+  return std::unique_ptr<Backend>(std::make_unique<AnthropicBackend>(ctx, std::move(e)));
 }
 
 }  // namespace plumb::backends

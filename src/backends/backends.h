@@ -2,6 +2,7 @@
 #ifndef PLUMB_BACKENDS_BACKENDS_H_
 #define PLUMB_BACKENDS_BACKENDS_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,28 @@ struct ApiDefaults {
   const char* default_base_url;      // "https://api.openai.com/v1"
   std::vector<const char*> key_envs; // tried in order unless --api-key-env names one
   const char* official_host;         // a key is required when the base URL is this host
+};
+
+// A hosted chat API's backend: what every such protocol keeps of its context and endpoint.
+// Subclasses build requests and parse responses.
+class ApiBackend : public HttpBackend {
+ protected:
+  ApiBackend(const BackendContext& ctx, ApiEndpoint endpoint)
+      : HttpBackend(ctx),
+        model_(ctx.model),
+        base_url_(std::move(endpoint.base_url)),
+        api_key_(std::move(endpoint.api_key)),
+        key_env_(std::move(endpoint.key_env)),
+        timeout_(ctx.timeout) {}
+
+  // Id() | base URL | model: the same model behind another server is another cache identity.
+  std::string ApiCacheIdentity() const { return Id() + "|" + base_url_ + "|" + model_; }
+
+  std::string model_;
+  std::string base_url_;
+  std::string api_key_;
+  std::string key_env_;
+  std::chrono::milliseconds timeout_;
 };
 
 // The API's own explanation of an error from its JSON body ({"error": {"message": ...}} or

@@ -23,19 +23,12 @@ bool IsBadKeyError(const Json& body) {
          e["message"].get<std::string>().find("API key not valid") != std::string::npos;
 }
 
-class GeminiBackend final : public HttpBackend {
+class GeminiBackend final : public ApiBackend {
  public:
-  GeminiBackend(const BackendContext& ctx, std::string base_url, std::string api_key,
-                std::string key_env)
-      : HttpBackend(ctx),
-        model_(ctx.model),
-        base_url_(std::move(base_url)),
-        api_key_(std::move(api_key)),
-        key_env_(std::move(key_env)),
-        timeout_(ctx.timeout) {}
+  GeminiBackend(const BackendContext& ctx, ApiEndpoint endpoint) : ApiBackend(ctx, std::move(endpoint)) {}
 
   std::string Id() const override { return "gemini-generate@1"; }
-  std::string CacheIdentity() const override { return Id() + "|" + base_url_ + "|" + model_; }
+  std::string CacheIdentity() const override { return ApiCacheIdentity(); }
 
   Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
     std::string system;
@@ -173,19 +166,14 @@ class GeminiBackend final : public HttpBackend {
     }
     return c;
   }
-
-  std::string model_;
-  std::string base_url_;
-  std::string api_key_;
-  std::string key_env_;
-  std::chrono::milliseconds timeout_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeGeminiBackend(const BackendContext& ctx) {
-  PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, ApiDefaults{"google", "gemini-2.5-flash", "GEMINI_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv, kFallbackKeyEnv}, "generativelanguage.googleapis.com"}));
-  return std::unique_ptr<Backend>(std::make_unique<GeminiBackend>(ctx, e.base_url, e.api_key, e.key_env));
+  const ApiDefaults api{"google", "gemini-2.5-flash", "GEMINI_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv, kFallbackKeyEnv}, "generativelanguage.googleapis.com"};
+  PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, api));
+  return std::unique_ptr<Backend>(std::make_unique<GeminiBackend>(ctx, std::move(e)));
 }
 
 }  // namespace plumb::backends

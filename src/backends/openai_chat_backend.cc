@@ -31,20 +31,14 @@ std::string RefusedParameter(const Json& body) {
   return e.contains("param") && e["param"].is_string() ? e["param"].get<std::string>() : "?";
 }
 
-class OpenAiChatBackend final : public HttpBackend {
+class OpenAiChatBackend final : public ApiBackend {
  public:
-  OpenAiChatBackend(const BackendContext& ctx, std::string base_url, std::string api_key,
-                    std::string key_env)
-      : HttpBackend(ctx),
-        model_(ctx.model),
-        base_url_(std::move(base_url)),
-        api_key_(std::move(api_key)),
-        key_env_(std::move(key_env)),
-        timeout_(ctx.timeout),
+  OpenAiChatBackend(const BackendContext& ctx, ApiEndpoint endpoint)
+      : ApiBackend(ctx, std::move(endpoint)),
         official_(base_url_.find("api.openai.com") != std::string::npos) {}
 
   std::string Id() const override { return "openai-chat@1"; }
-  std::string CacheIdentity() const override { return Id() + "|" + base_url_ + "|" + model_; }
+  std::string CacheIdentity() const override { return ApiCacheIdentity(); }
 
   Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
     Json body = {{"model", model_}, {"messages", MessagesToJson(call.messages)}};
@@ -165,19 +159,15 @@ class OpenAiChatBackend final : public HttpBackend {
     return c;
   }
 
-  std::string model_;
-  std::string base_url_;
-  std::string api_key_;
-  std::string key_env_;
-  std::chrono::milliseconds timeout_;
   bool official_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeOpenAiChatBackend(const BackendContext& ctx) {
-  PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, ApiDefaults{"openai", "gpt-4o-mini", "OPENAI_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv}, "api.openai.com"}));
-  return std::unique_ptr<Backend>(std::make_unique<OpenAiChatBackend>(ctx, e.base_url, e.api_key, e.key_env));
+  const ApiDefaults api{"openai", "gpt-4o-mini", "OPENAI_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv}, "api.openai.com"};
+  PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, api));
+  return std::unique_ptr<Backend>(std::make_unique<OpenAiChatBackend>(ctx, std::move(e)));
 }
 
 }  // namespace plumb::backends
