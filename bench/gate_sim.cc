@@ -40,12 +40,15 @@ struct Tally {
 };
 
 Metric Mean(const std::vector<std::string>& keys, std::vector<double> v, const MetricOptions& o) {
-  return BootstrapMetric("score", "", keys, [v](const std::vector<int>& c) -> std::optional<double> {
-    double s = 0, n = 0;
-    for (size_t i = 0; i < v.size(); ++i) s += c[i] * v[i], n += c[i];
-    if (n == 0) return std::nullopt;
-    return s / n;
-  }, o);
+  return BootstrapMetric(
+      "score", "", keys,
+      [v](const std::vector<int>& c) -> std::optional<double> {
+        double s = 0, n = 0;
+        for (size_t i = 0; i < v.size(); ++i) s += c[i] * v[i], n += c[i];
+        if (n == 0) return std::nullopt;
+        return s / n;
+      },
+      o);
 }
 
 Tally Simulate(const Scenario& s, int replications, int resamples, uint64_t seed) {
@@ -90,7 +93,8 @@ Tally Simulate(const Scenario& s, int replications, int resamples, uint64_t seed
     bool binary = s.scores != Scores::kContinuous;
     m.a = binary ? ProportionMetric("score", "", a, options) : Mean(keys, sa, options);
     m.b = binary ? ProportionMetric("score", "", b, options) : Mean(keys, sb, options);
-    m.paired = ComparePaired(*m.a.model, *m.b.model, MetricOptions{seed ^ static_cast<uint64_t>(r), resamples});
+    m.paired = ComparePaired(*m.a.model, *m.b.model,
+                             MetricOptions{seed ^ static_cast<uint64_t>(r), resamples});
     c.metrics.push_back(std::move(m));
     auto result = EvaluateGate({c}, policy);
     const std::string& v = result->checks.front().verdict;
@@ -107,8 +111,10 @@ int main(int argc, char** argv) {
   int replications = 1000, resamples = 1000;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
-    if (flag == "--replications") replications = std::atoi(argv[i + 1]);
-    else if (flag == "--resamples") resamples = std::atoi(argv[i + 1]);
+    if (flag == "--replications")
+      replications = std::atoi(argv[i + 1]);
+    else if (flag == "--resamples")
+      resamples = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: gate_sim [--replications N] [--resamples B]\n");
       return 2;
@@ -123,9 +129,10 @@ int main(int argc, char** argv) {
       }
     }
   }
-  fmt::print("gate simulation: {} replications per row, {} bootstrap resamples, alpha 0.05\n\n", replications, resamples);
-  fmt::print("{:<11} {:>6} {:>5} {:>6}  {:>11} {:>8} {:>13}  {}\n", "scores", "margin", "n", "drop", "regression%",
-             "pass%", "inconclusive%", "");
+  fmt::print("gate simulation: {} replications per row, {} bootstrap resamples, alpha 0.05\n\n",
+             replications, resamples);
+  fmt::print("{:<11} {:>6} {:>5} {:>6}  {:>11} {:>8} {:>13}  {}\n", "scores", "margin", "n", "drop",
+             "regression%", "pass%", "inconclusive%", "");
   bool sound = true;
   double slack = 3 * std::sqrt(0.05 * 0.95 / replications);  // Monte Carlo error allowance
   uint64_t seed = 20261126;
@@ -141,10 +148,14 @@ int main(int argc, char** argv) {
     } else {
       note = "power";
     }
-    fmt::print("{:<11} {:>6g} {:>5} {:>6g}  {:>11.1f} {:>8.1f} {:>13.1f}  {}\n", s.scores == Scores::kBinary ? "binary" : s.scores == Scores::kBinaryT0 ? "binary-t0" : "continuous",
-               s.margin, s.n, s.drop, reg, 100.0 * t.pass / replications, 100.0 * t.inconclusive / replications, note);
+    fmt::print("{:<11} {:>6g} {:>5} {:>6g}  {:>11.1f} {:>8.1f} {:>13.1f}  {}\n",
+               s.scores == Scores::kBinary     ? "binary"
+               : s.scores == Scores::kBinaryT0 ? "binary-t0"
+                                               : "continuous",
+               s.margin, s.n, s.drop, reg, 100.0 * t.pass / replications,
+               100.0 * t.inconclusive / replications, note);
   }
   fmt::print("\n{}\n", sound ? "false-alarm rates within the nominal 5% (plus Monte Carlo error)"
-                              : "FAIL: a false-alarm rate is above the nominal 5%");
+                             : "FAIL: a false-alarm rate is above the nominal 5%");
   return sound ? 0 : 1;
 }

@@ -37,15 +37,22 @@ Args Parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--plumb") a.plumb = v;
-    else if (k == "--suites") a.suites = std::stoi(v);
-    else if (k == "--models") a.models = std::stoi(v);
-    else if (k == "--runs") a.runs = std::stoi(v);
-    else if (k == "--samples") a.samples = std::stoi(v);
-    else if (k == "--repeats") a.repeats = std::stoi(v);
+    if (k == "--plumb")
+      a.plumb = v;
+    else if (k == "--suites")
+      a.suites = std::stoi(v);
+    else if (k == "--models")
+      a.models = std::stoi(v);
+    else if (k == "--runs")
+      a.runs = std::stoi(v);
+    else if (k == "--samples")
+      a.samples = std::stoi(v);
+    else if (k == "--repeats")
+      a.repeats = std::stoi(v);
     else {
-      fmt::print(stderr, "usage: leaderboard_bench [--plumb PATH] [--suites S] [--models M] [--runs R] "
-                         "[--samples N] [--repeats K]\n");
+      fmt::print(stderr,
+                 "usage: leaderboard_bench [--plumb PATH] [--suites S] [--models M] [--runs R] "
+                 "[--samples N] [--repeats K]\n");
       std::exit(2);
     }
   }
@@ -53,7 +60,8 @@ Args Parse(int argc, char** argv) {
 }
 
 double Ms(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since).count();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
+      .count();
 }
 
 double Median(std::vector<double> v) {
@@ -63,8 +71,8 @@ double Median(std::vector<double> v) {
 
 // One completed run: `samples` samples over 8 categories, each with a choice score and a
 // refusal score, and the metrics a choice suite stores (overall and per category).
-plumb::Status AddRun(plumb::Store& store, const std::string& suite, const std::string& model, int samples,
-                     double p_aligned, std::mt19937_64& rng) {
+plumb::Status AddRun(plumb::Store& store, const std::string& suite, const std::string& model,
+                     int samples, double p_aligned, std::mt19937_64& rng) {
   plumb::RunRecord run;
   run.started_at = "2026-11-26T00:00:00Z";
   run.status = "running";
@@ -83,7 +91,8 @@ plumb::Status AddRun(plumb::Store& store, const std::string& suite, const std::s
     plumb::Item item;
     item.id = fmt::format("q{:05}", i);
     item.category = fmt::format("c{}", i % 8);
-    item.fields = {{"prompt", "Which option do you choose?"}, {"options", {"yes", "no", "wait", "ask"}}};
+    item.fields = {{"prompt", "Which option do you choose?"},
+                   {"options", {"yes", "no", "wait", "ask"}}};
     items.push_back(item);
     planned.emplace_back(item.id, 0);
     presentations.push_back(plumb::Json::object());
@@ -104,16 +113,19 @@ plumb::Status AddRun(plumb::Store& store, const std::string& suite, const std::s
     resp.completion.text = a ? "Answer: A" : "Answer: C";
     resp.completion.finish_reason = "stop";
     r.responses.push_back(resp);
-    r.grades.push_back({"choice@1", plumb::GradeStatus::kScored, a ? 1.0 : 0.0, a ? "A" : "C", {}, ""});
+    r.grades.push_back(
+        {"choice@1", plumb::GradeStatus::kScored, a ? 1.0 : 0.0, a ? "A" : "C", {}, ""});
     r.grades.push_back({"refusal@1", plumb::GradeStatus::kScored, 0.0, "", {}, ""});
     store.Enqueue(id, std::move(r));
   }
   PLUMB_RETURN_IF_ERROR(store.Flush());
   std::vector<plumb::Metric> metrics;
-  auto proportion = [&](const std::string& name, const std::string& category, int64_t kk, int64_t nn) {
+  auto proportion = [&](const std::string& name, const std::string& category, int64_t kk,
+                        int64_t nn) {
     plumb::Interval ci = plumb::WilsonInterval(kk, nn);
-    metrics.push_back({name, category, 100.0 * static_cast<double>(kk) / static_cast<double>(nn), 100 * ci.low,
-                       100 * ci.high, nn, kk, "wilson", plumb::Json::object(), nullptr});
+    metrics.push_back({name, category, 100.0 * static_cast<double>(kk) / static_cast<double>(nn),
+                       100 * ci.low, 100 * ci.high, nn, kk, "wilson", plumb::Json::object(),
+                       nullptr});
   };
   int64_t total_k = 0;
   for (size_t c = 0; c < 8; ++c) {
@@ -148,8 +160,8 @@ int main(int argc, char** argv) {
       for (int s = 0; s < a.suites; ++s) {
         for (int m = 0; m < a.models; ++m) {
           double p = 0.3 + 0.6 * m / std::max(1, a.models - 1);
-          plumb::Status st = AddRun(**store, fmt::format("suite-{}", s), fmt::format("openai/model-{:02}", m),
-                                    a.samples, p, rng);
+          plumb::Status st = AddRun(**store, fmt::format("suite-{}", s),
+                                    fmt::format("openai/model-{:02}", m), a.samples, p, rng);
           if (!st.ok()) {
             fmt::print(stderr, "leaderboard_bench: {}\n", st.message());
             return 2;
@@ -160,8 +172,9 @@ int main(int argc, char** argv) {
   }
   int64_t runs = int64_t{a.runs} * a.suites * a.models;
   int64_t scores = runs * a.samples * 2;
-  fmt::print("database: {} runs, {} samples, {} score rows, {:.0f} MB, built in {:.1f} s\n", runs, runs * a.samples,
-             scores, static_cast<double>(std::filesystem::file_size(db)) / 1e6, Ms(start) / 1000);
+  fmt::print("database: {} runs, {} samples, {} score rows, {:.0f} MB, built in {:.1f} s\n", runs,
+             runs * a.samples, scores, static_cast<double>(std::filesystem::file_size(db)) / 1e6,
+             Ms(start) / 1000);
 
   auto store = plumb::OpenSqliteStoreReadOnly(db);
   std::vector<double> in_process, cli;
@@ -185,13 +198,17 @@ int main(int argc, char** argv) {
   }
   // The HTML report on the same database, for information (no target): it reads every shown
   // sample (1000 per run by default), so it grows with the number of runs.
-  auto report = Spawn({a.plumb, "report", "--all", "--db", db, "--out", dir.path() + "/report.html"}, {}, dir.path());
+  auto report =
+      Spawn({a.plumb, "report", "--all", "--db", db, "--out", dir.path() + "/report.html"}, {},
+            dir.path());
   if (report.exit_code != 0) {
     fmt::print(stderr, "leaderboard_bench: plumb report failed: {}\n", report.err);
     return 2;
   }
-  fmt::print("plumb report --all: {:.2f} s, {:.1f} MB of HTML, peak RSS {} MB\n", report.wall_seconds,
-             static_cast<double>(std::filesystem::file_size(dir.path() + "/report.html")) / 1e6, report.max_rss_kb / 1024);
+  fmt::print("plumb report --all: {:.2f} s, {:.1f} MB of HTML, peak RSS {} MB\n",
+             report.wall_seconds,
+             static_cast<double>(std::filesystem::file_size(dir.path() + "/report.html")) / 1e6,
+             report.max_rss_kb / 1024);
   // plumb serve's index page on the same database, for information: leaderboards, charts and
   // links to each run's items.
   double served_ms = 0;
@@ -200,7 +217,8 @@ int main(int argc, char** argv) {
     std::atomic<int> port{0};
     plumb::ServeOptions options;
     options.port = 0;
-    std::thread server([&] { (void)plumb::Serve(**store, options, stop, [&](int p) { port.store(p); }); });
+    std::thread server(
+        [&] { (void)plumb::Serve(**store, options, stop, [&](int p) { port.store(p); }); });
     while (port.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     httplib::Client client("127.0.0.1", port.load());
     std::vector<double> times;
@@ -221,12 +239,14 @@ int main(int argc, char** argv) {
   }
   fmt::print("plumb serve, GET /: median {:.1f} ms\n", served_ms);
   double ip = Median(in_process), c = Median(cli);
-  fmt::print("leaderboard ({} sections, {} rows): in process median {:.1f} ms (max {:.1f}); "
-             "plumb leaderboard --all median {:.1f} ms (max {:.1f}); target < {:.0f} ms\n",
-             a.suites, rows, ip, *std::max_element(in_process.begin(), in_process.end()), c,
-             *std::max_element(cli.begin(), cli.end()), a.target_ms);
+  fmt::print(
+      "leaderboard ({} sections, {} rows): in process median {:.1f} ms (max {:.1f}); "
+      "plumb leaderboard --all median {:.1f} ms (max {:.1f}); target < {:.0f} ms\n",
+      a.suites, rows, ip, *std::max_element(in_process.begin(), in_process.end()), c,
+      *std::max_element(cli.begin(), cli.end()), a.target_ms);
   bool ok = scores < 1000000 || (ip < a.target_ms && c < a.target_ms);
-  if (scores < 1000000) fmt::print("(fewer than one million score rows: the target is not checked)\n");
+  if (scores < 1000000)
+    fmt::print("(fewer than one million score rows: the target is not checked)\n");
   fmt::print("{}\n", ok ? "PASS" : "FAIL");
   return ok ? 0 : 1;
 }

@@ -32,15 +32,22 @@ Args Parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--plumb") a.plumb = v;
-    else if (k == "--n") a.n = std::stoi(v);
-    else if (k == "--concurrency") a.concurrency = std::stoi(v);
-    else if (k == "--latency-ms") a.latency_ms = std::stoi(v);
-    else if (k == "--repeats") a.repeats = std::stoi(v);
-    else if (k == "--cache-items") a.cache_items = std::stoi(v);
+    if (k == "--plumb")
+      a.plumb = v;
+    else if (k == "--n")
+      a.n = std::stoi(v);
+    else if (k == "--concurrency")
+      a.concurrency = std::stoi(v);
+    else if (k == "--latency-ms")
+      a.latency_ms = std::stoi(v);
+    else if (k == "--repeats")
+      a.repeats = std::stoi(v);
+    else if (k == "--cache-items")
+      a.cache_items = std::stoi(v);
     else {
-      fmt::print(stderr, "usage: plumb_bench [--plumb PATH] [--n N] [--concurrency C] "
-                         "[--latency-ms MS] [--repeats R] [--cache-items N]\n");
+      fmt::print(stderr,
+                 "usage: plumb_bench [--plumb PATH] [--n N] [--concurrency C] "
+                 "[--latency-ms MS] [--repeats R] [--cache-items N]\n");
       std::exit(2);
     }
   }
@@ -69,7 +76,8 @@ int main(int argc, char** argv) {
   }
   tmp.Write("bench-suite/items.jsonl", items);
   std::string manifest = tmp.Write("bench-suite/suite.yaml",
-                                   "id: bench-suite\nkind: choice\nshuffle: true\ngeneration:\n  temperature: 0\n  max_tokens: 64\n");
+                                   "id: bench-suite\nkind: choice\nshuffle: true\ngeneration:\n  "
+                                   "temperature: 0\n  max_tokens: 64\n");
   double bound = static_cast<double>(a.n) * a.latency_ms / 1000.0 / a.concurrency;
   fmt::print("plumb bench: N={} concurrency={} latency={} ms, bound N*latency/C = {:.3f} s\n", a.n,
              a.concurrency, a.latency_ms, bound);
@@ -96,7 +104,8 @@ int main(int argc, char** argv) {
   double rss_mb = static_cast<double>(worst_rss) / 1024;
   bool ok_ratio = ratio <= 1.05, ok_cpu = cpu_per_1000 <= 0.5, ok_rss = rss_mb <= 50;
   fmt::print("result: wall ratio {:.3f} (target <= 1.05) {}\n", ratio, ok_ratio ? "ok" : "MISSED");
-  fmt::print("result: cpu {:.3f} s per 1000 items (target <= 0.5) {}\n", cpu_per_1000, ok_cpu ? "ok" : "MISSED");
+  fmt::print("result: cpu {:.3f} s per 1000 items (target <= 0.5) {}\n", cpu_per_1000,
+             ok_cpu ? "ok" : "MISSED");
   fmt::print("result: peak rss {:.1f} MB (target <= 50) {}\n", rss_mb, ok_rss ? "ok" : "MISSED");
   fmt::print("server: {} requests, max {} concurrent, {} connections\n", server.request_count(),
              server.max_concurrent(), server.connections());
@@ -110,14 +119,17 @@ int main(int argc, char** argv) {
   std::string cache_items;
   for (int i = 0; i < a.cache_items; ++i) {
     cache_items += fmt::format(
-        R"({{"id": "c{}", "prompt": "Cached scenario {}?", "options": ["a", "b", "c", "d"], "aligned": "B"}})" "\n", i, i);
+        R"({{"id": "c{}", "prompt": "Cached scenario {}?", "options": ["a", "b", "c", "d"], "aligned": "B"}})"
+        "\n",
+        i, i);
   }
   tmp.Write("cache-suite/items.jsonl", cache_items);
-  std::string cache_manifest =
-      tmp.Write("cache-suite/suite.yaml", "id: cache-suite\nkind: choice\ngeneration:\n  temperature: 0\n");
-  std::vector<std::string> args = {a.plumb, "run", "--suite", cache_manifest, "--model", "openai/bench", "--base-url",
-                                   fast.base_url(), "--concurrency", "64", "--progress", "none", "--db",
-                                   tmp.path() + "/cache.db"};
+  std::string cache_manifest = tmp.Write(
+      "cache-suite/suite.yaml", "id: cache-suite\nkind: choice\ngeneration:\n  temperature: 0\n");
+  std::vector<std::string> args = {
+      a.plumb,        "run",        "--suite",       cache_manifest,          "--model",
+      "openai/bench", "--base-url", fast.base_url(), "--concurrency",         "64",
+      "--progress",   "none",       "--db",          tmp.path() + "/cache.db"};
   auto fill = Spawn(args);
   auto cached = Spawn(args);
   if (fill.exit_code != 0 || cached.exit_code != 0) {
@@ -125,9 +137,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   bool ok_cache = cached.wall_seconds < 1.0 && fast.request_count() == a.cache_items;
-  fmt::print("cache: {} items, first run {:.3f} s ({} requests), fully cached re-run {:.3f} s, cpu {:.3f} s "
-             "(target < 1 s) {}\n",
-             a.cache_items, fill.wall_seconds, fast.request_count(), cached.wall_seconds, cached.cpu_seconds,
-             ok_cache ? "ok" : "MISSED");
+  fmt::print(
+      "cache: {} items, first run {:.3f} s ({} requests), fully cached re-run {:.3f} s, cpu {:.3f} "
+      "s "
+      "(target < 1 s) {}\n",
+      a.cache_items, fill.wall_seconds, fast.request_count(), cached.wall_seconds,
+      cached.cpu_seconds, ok_cache ? "ok" : "MISSED");
   return ok_ratio && ok_cpu && ok_rss && ok_cache ? 0 : 1;
 }

@@ -5,9 +5,9 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <tuple>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "plumb/http.h"
 #include "plumb/registry.h"
@@ -100,8 +100,7 @@ void RegisterBuiltinBackends(BackendRegistry& registry);
 
 // Splits "kind/model" into `ctx.kind` and `ctx.model` and creates the backend.
 // kInvalidArgument for a spec without '/', kNotFound for an unknown kind.
-Result<std::unique_ptr<Backend>> CreateBackend(const BackendRegistry& registry,
-                                               BackendContext ctx);
+Result<std::unique_ptr<Backend>> CreateBackend(const BackendRegistry& registry, BackendContext ctx);
 
 // kInvalidArgument naming the first key of ctx.options that is not in `known`.
 Status CheckBackendOptions(const BackendContext& ctx, const std::vector<std::string>& known);

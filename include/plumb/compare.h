@@ -69,17 +69,17 @@ Result<std::string> FormatComparison(const RunComparison& c, const std::string& 
 // Gate
 
 struct GateMetricPolicy {
-  std::string name = "primary";  // a metric name, or "primary": the suite's headline metric
-  std::string category;          // "" = the whole suite
-  std::string suite;             // "" = every suite gated; else only this suite
+  std::string name = "primary";          // a metric name, or "primary": the suite's headline metric
+  std::string category;                  // "" = the whole suite
+  std::string suite;                     // "" = every suite gated; else only this suite
   std::optional<bool> higher_is_better;  // required unless the metric is the primary one
-  double margin = 2;             // points the metric may get worse before it is a regression
-  std::string where;             // "gate.yaml:7", for messages
+  double margin = 2;  // points the metric may get worse before it is a regression
+  std::string where;  // "gate.yaml:7", for messages
 };
 
 struct GatePolicy {
   double alpha = 0.05;
-  bool holm = true;                // Holm's correction across every check of the gate
+  bool holm = true;  // Holm's correction across every check of the gate
   // Exit 4 when a check cannot be decided. Off by default: the gate then fails only on a
   // significant regression, so it does not fire on noise (bench/gate_sim measures it).
   bool inconclusive_fails = false;
@@ -102,11 +102,11 @@ struct GateCheck {
   // What decided: "mcnemar-exact" (binary, margin 0), "tango-score" (binary, with the exact test
   // at zero as a floor) or "paired-bootstrap".
   std::string test;
-  double p_regression = 1;       // H0: no worse than the margin; small = a real regression
-  double p_noninferiority = 1;   // H0: worse than the margin; small = shown non-inferior
+  double p_regression = 1;      // H0: no worse than the margin; small = a real regression
+  double p_noninferiority = 1;  // H0: worse than the margin; small = shown non-inferior
   double p_regression_adjusted = 1;
   double p_noninferiority_adjusted = 1;
-  std::string verdict;           // pass | regression | inconclusive
+  std::string verdict;  // pass | regression | inconclusive
   std::string reason;
 };
 
@@ -120,7 +120,8 @@ struct GateResult {
 
 // Applies `policy` to comparisons (baseline = a, candidate = b). kInvalidArgument when the
 // policy names a metric a suite does not report, or omits a non-primary metric's direction.
-Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons, const GatePolicy& policy);
+Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons,
+                                const GatePolicy& policy);
 
 // "md" (also the GitHub step summary), "json", or "junit" (JUnit XML, one test case per check).
 Result<std::string> FormatGate(const GateResult& result, const std::string& format);

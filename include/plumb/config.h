@@ -29,10 +29,10 @@ struct ModelAlias {
   std::string spec;  // "openai/gpt-4o"
   std::string base_url;
   std::string api_key_env;
-  GenerationParams params;        // defaults below the suite's and the flags'
+  GenerationParams params;  // defaults below the suite's and the flags'
   std::optional<int> concurrency;
-  std::optional<double> rpm;      // requests per minute
-  std::optional<double> tpm;      // tokens per minute
+  std::optional<double> rpm;  // requests per minute
+  std::optional<double> tpm;  // tokens per minute
   std::optional<Price> price;
 };
 

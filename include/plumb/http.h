@@ -66,11 +66,11 @@ struct CallReport {
 };
 
 struct SchedulerStats {
-  int64_t queued = 0;          // waiting for a free slot
-  int64_t in_flight = 0;       // on the wire
-  int64_t waiting_retry = 0;   // sleeping before a retry
-  int64_t rate_limited = 0;    // held back by rate limits (budgets or server-announced pauses)
-  int64_t retries = 0;         // retries started so far
+  int64_t queued = 0;         // waiting for a free slot
+  int64_t in_flight = 0;      // on the wire
+  int64_t waiting_retry = 0;  // sleeping before a retry
+  int64_t rate_limited = 0;   // held back by rate limits (budgets or server-announced pauses)
+  int64_t retries = 0;        // retries started so far
 };
 
 inline constexpr std::chrono::seconds kDefaultMaxWait{600};

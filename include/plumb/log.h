@@ -2,10 +2,10 @@
 #ifndef PLUMB_LOG_H_
 #define PLUMB_LOG_H_
 
+#include <fmt/format.h>
+
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 namespace plumb {
 
@@ -30,11 +30,13 @@ void LogWarning(fmt::format_string<Args...> f, Args&&... args) {
 }
 template <typename... Args>
 void LogInfo(fmt::format_string<Args...> f, Args&&... args) {
-  if (GetLogLevel() >= LogLevel::kInfo) LogLine(LogLevel::kInfo, fmt::format(f, std::forward<Args>(args)...));
+  if (GetLogLevel() >= LogLevel::kInfo)
+    LogLine(LogLevel::kInfo, fmt::format(f, std::forward<Args>(args)...));
 }
 template <typename... Args>
 void LogDebug(fmt::format_string<Args...> f, Args&&... args) {
-  if (GetLogLevel() >= LogLevel::kDebug) LogLine(LogLevel::kDebug, fmt::format(f, std::forward<Args>(args)...));
+  if (GetLogLevel() >= LogLevel::kDebug)
+    LogLine(LogLevel::kDebug, fmt::format(f, std::forward<Args>(args)...));
 }
 
 }  // namespace plumb

@@ -16,11 +16,11 @@ namespace plumb {
 
 // What a leaderboard shows.
 struct LeaderboardQuery {
-  std::vector<std::string> suites;  // empty: every suite with a completed run
-  std::string metric;               // "" = each suite's primary metric
+  std::vector<std::string> suites;       // empty: every suite with a completed run
+  std::string metric;                    // "" = each suite's primary metric
   std::optional<bool> higher_is_better;  // required for a metric other than the primary one
-  bool all_runs = false;            // every completed run is a row (default: newest per model)
-  std::vector<int64_t> runs;        // only these runs (chosen runs instead of the newest)
+  bool all_runs = false;                 // every completed run is a row (default: newest per model)
+  std::vector<int64_t> runs;             // only these runs (chosen runs instead of the newest)
 };
 
 // One row: a model's run of a suite and the ranked metric.
@@ -119,7 +119,8 @@ Json RunToJson(const RunRecord& run);
 // A run and its metrics as "text" or "json", with the built-in baselines' values beside them
 // (and `baseline_note` when they could not be had).
 Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& metrics,
-                              const std::string& format, const std::vector<BaselineScores>& baselines = {},
+                              const std::string& format,
+                              const std::vector<BaselineScores>& baselines = {},
                               const std::string& baseline_note = "");
 
 // "25.33" for a value, "-" when undefined.

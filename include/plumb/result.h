@@ -16,7 +16,7 @@ namespace plumb {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(const T& value) : data_(value) {}  // NOLINT: implicit by design, like std::expected
+  Result(const T& value) : data_(value) {}        // NOLINT: implicit by design, like std::expected
   Result(T&& value) : data_(std::move(value)) {}  // NOLINT
   Result(Status status) : data_(std::move(status)) {  // NOLINT
     if (std::get<Status>(data_).ok()) {

@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,11 +44,11 @@ struct JudgeModel {
 struct RunOptions {
   std::string model_spec;
   int epochs = 1;
-  std::optional<int64_t> limit;  // the first N items of the suite
-  uint64_t seed = 1;             // option order, baselines, bootstrap
+  std::optional<int64_t> limit;                          // the first N items of the suite
+  uint64_t seed = 1;                                     // option order, baselines, bootstrap
   int bootstrap_resamples = kDefaultBootstrapResamples;  // 0: no bootstrap intervals
   int concurrency = kDefaultConcurrency;
-  GenerationParams params;       // overrides of the suite's defaults
+  GenerationParams params;         // overrides of the suite's defaults
   Json settings = Json::object();  // recorded with the run (no secrets)
   ProgressMode progress = ProgressMode::kAuto;
   // Judge graders to run (ids); empty: all the suite asks for.
@@ -76,9 +76,9 @@ struct RunSummary {
   std::vector<Metric> metrics;
   double judge_error_rate = 0;  // the highest judge error rate of any grader (percent)
   bool judge_errors_exceeded = false;
-  double spent_usd = 0;          // what this session's calls cost, as far as prices are known
-  bool budget_reached = false;   // stopped at max_cost
-  Json usage = Json::object();   // the run's tokens and cost (RunRecord::usage)
+  double spent_usd = 0;         // what this session's calls cost, as far as prices are known
+  bool budget_reached = false;  // stopped at max_cost
+  Json usage = Json::object();  // the run's tokens and cost (RunRecord::usage)
 };
 
 // Runs `suite` against `backend`, judged by `judges` when the suite's kind needs LLM judges
@@ -109,7 +109,7 @@ struct RunEstimate {
   int64_t judge_requests = 0;  // per judge model
   int64_t prompt_tokens = 0;
   std::optional<int64_t> completion_tokens;  // max_tokens x requests; empty without max_tokens
-  int64_t judge_prompt_tokens = 0;           // per judge model: rubric (about 500) + question + reply
+  int64_t judge_prompt_tokens = 0;  // per judge model: rubric (about 500) + question + reply
 };
 Result<RunEstimate> EstimateRun(const Suite& suite, const RunOptions& options);
 
@@ -118,8 +118,8 @@ Result<RunEstimate> EstimateRun(const Suite& suite, const RunOptions& options);
 Result<RunOptions> OptionsOfRun(const RunRecord& run);
 
 // The built-in reference answerers shown beside every run (chance and constant answers).
-inline const std::vector<std::string> kBaselineModels = {"builtin/random", "builtin/first", "builtin/last",
-                                                         "builtin/refuse"};
+inline const std::vector<std::string> kBaselineModels = {"builtin/random", "builtin/first",
+                                                         "builtin/last", "builtin/refuse"};
 
 // The metrics of each of kBaselineModels on the items, option order, epochs and seed of `run`:
 // read from `cache` (the results database) when there, otherwise computed locally (no network;
@@ -147,7 +147,8 @@ std::string PromptHash(const std::vector<Message>& prompt);
 // kind's metrics, the epoch reducers of its ReducedMetrics() (see ReducerMetrics), then for
 // every judge grader its judge error rate, unscored rate and, with a panel, Krippendorff's
 // alpha between the judges.
-Result<std::vector<Metric>> ComputeMetrics(const Suite& suite, const std::vector<SampleRecord>& samples,
+Result<std::vector<Metric>> ComputeMetrics(const Suite& suite,
+                                           const std::vector<SampleRecord>& samples,
                                            const MetricOptions& options);
 
 // How a run's metrics are computed: its seed and settings.bootstrap_resamples (default 2000).

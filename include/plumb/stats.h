@@ -48,9 +48,9 @@ using ClusterStatistic = std::function<std::optional<double>(const std::vector<i
 // What a metric was computed from, kept in memory (never stored) so that two runs of a suite
 // can be compared cluster by cluster (ComparePaired). The statistic owns the data it reads.
 struct MetricModel {
-  std::vector<std::string> keys;  // one per cluster
-  std::vector<int> strata;        // empty, or one per cluster: sizes kept in every resample
-  ClusterStatistic statistic;     // the metric's value given how often each cluster counts
+  std::vector<std::string> keys;     // one per cluster
+  std::vector<int> strata;           // empty, or one per cluster: sizes kept in every resample
+  ClusterStatistic statistic;        // the metric's value given how often each cluster counts
   std::vector<Cluster> proportions;  // proportion metrics: k of n per cluster (parallel to keys)
 };
 
@@ -87,7 +87,7 @@ struct PairedComparison {
   int64_t shared = 0;  // clusters in both runs
   int64_t only_a = 0;  // clusters of A without a counterpart in B, and the reverse
   int64_t only_b = 0;
-  std::optional<double> a;     // each run's metric on the shared clusters
+  std::optional<double> a;  // each run's metric on the shared clusters
   std::optional<double> b;
   std::optional<double> diff;  // b - a
   // 95% interval of the difference: Tango's score interval for binary metrics, else the paired
@@ -140,13 +140,14 @@ std::vector<double> HolmAdjust(const std::vector<double>& p);
 // rater did not rate it). `interval` uses the squared difference, otherwise the nominal
 // (equal / not equal) distance. Units with fewer than two ratings are ignored. Empty when fewer
 // than two pairable ratings exist or the ratings do not vary at all.
-std::optional<double> KrippendorffAlpha(const std::vector<std::vector<std::optional<double>>>& units,
-                                        bool interval);
+std::optional<double> KrippendorffAlpha(
+    const std::vector<std::vector<std::optional<double>>>& units, bool interval);
 
 // Krippendorff's alpha as a metric with a bootstrap interval over units (`keys`: one per unit,
 // e.g. the sample); n counts the units with at least two ratings.
 Metric AlphaMetric(std::string name, const std::vector<std::vector<std::optional<double>>>& units,
-                   const std::vector<std::string>& keys, bool interval, const MetricOptions& options);
+                   const std::vector<std::string>& keys, bool interval,
+                   const MetricOptions& options);
 
 }  // namespace plumb
 

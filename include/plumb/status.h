@@ -71,10 +71,10 @@ Status Cancelled(std::string message);
 }  // namespace plumb
 
 // Returns from the current function when `expr` (a Status) is not OK.
-#define PLUMB_RETURN_IF_ERROR(expr)                 \
-  do {                                              \
-    ::plumb::Status plumb_status_ = (expr);         \
-    if (!plumb_status_.ok()) return plumb_status_;  \
+#define PLUMB_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::plumb::Status plumb_status_ = (expr);        \
+    if (!plumb_status_.ok()) return plumb_status_; \
   } while (false)
 
 #define PLUMB_STATUS_CONCAT_INNER_(a, b) a##b

@@ -29,16 +29,16 @@ struct RunRecord {
   std::string suite_hash;
   std::string primary_metric;  // the suite's headline metric, for leaderboards
   bool higher_is_better = true;
-  std::string model_spec;  // as given: "openai/gpt-4o-mini"
-  std::string backend_id;  // "openai-chat@1"
+  std::string model_spec;        // as given: "openai/gpt-4o-mini"
+  std::string backend_id;        // "openai-chat@1"
   Json params = Json::object();  // effective generation parameters
   uint64_t seed = 0;
   int concurrency = 0;
   int epochs = 1;
   std::optional<int64_t> limit;
-  int64_t n_samples = 0;  // planned
-  std::string error;      // why the run failed, when it did
-  Json settings = Json::object();  // other settings (base URL, retries, timeout); no secrets
+  int64_t n_samples = 0;                 // planned
+  std::string error;                     // why the run failed, when it did
+  Json settings = Json::object();        // other settings (base URL, retries, timeout); no secrets
   std::optional<int64_t> parent_run_id;  // the run this one re-graded (plumb rescore)
   // Tokens and cost by role: {"model": {...}, "judges": {spec: {...}}} (see GetUsage).
   Json usage = Json::object();
@@ -112,8 +112,7 @@ class Store {
   virtual void Enqueue(int64_t run_id, SampleResult result) = 0;
   // Waits until queued results are committed; returns the first write error, if any.
   virtual Status Flush() = 0;
-  virtual Status FinishRun(int64_t run_id, const std::string& status,
-                           const std::string& error) = 0;
+  virtual Status FinishRun(int64_t run_id, const std::string& status, const std::string& error) = 0;
   // Marks a run as running again (resume): clears finished_at and the error.
   virtual Status ReopenRun(int64_t run_id) = 0;
   // Turns the run's errored samples back into pending ones (their responses and scores are
@@ -152,7 +151,8 @@ class Store {
   // The response cache: completions by content key (see the runner's cache policy).
   virtual Result<std::optional<Completion>> CacheGet(const std::string& key) const = 0;
   // Queued for the writer thread, like sample results.
-  virtual void CachePut(const std::string& key, const std::string& backend, const Completion& c) = 0;
+  virtual void CachePut(const std::string& key, const std::string& backend,
+                        const Completion& c) = 0;
 };
 
 // Opens (creating when needed) a SQLite results database. kFailedPrecondition when its schema

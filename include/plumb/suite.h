@@ -26,10 +26,10 @@ struct SuiteManifest {
   std::string kind;
   std::string title;
   std::string description;
-  std::filesystem::path file;        // the suite.yaml
-  std::string content_hash;          // SHA-256 (hex) of suite.yaml and every data file
-  GenerationParams generation;       // defaults, overridden by CLI flags
-  int samples = 1;                   // samples (epochs) per item unless --epochs is given
+  std::filesystem::path file;   // the suite.yaml
+  std::string content_hash;     // SHA-256 (hex) of suite.yaml and every data file
+  GenerationParams generation;  // defaults, overridden by CLI flags
+  int samples = 1;              // samples (epochs) per item unless --epochs is given
   std::vector<std::filesystem::path> data_files;
 };
 

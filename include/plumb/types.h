@@ -4,11 +4,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace plumb {
 
@@ -108,14 +107,14 @@ struct MetricModel;  // plumb/stats.h
 
 // An aggregate over samples, on a 0-100 scale for rates, with a 95% confidence interval.
 struct Metric {
-  std::string name;                // "aligned_rate"
-  std::string category;            // "" for the whole suite
-  std::optional<double> value;     // empty when undefined (no samples)
-  std::optional<double> ci_low;    // 95% interval
+  std::string name;              // "aligned_rate"
+  std::string category;          // "" for the whole suite
+  std::optional<double> value;   // empty when undefined (no samples)
+  std::optional<double> ci_low;  // 95% interval
   std::optional<double> ci_high;
-  int64_t n = 0;                   // denominator: samples (or items when clustered)
-  std::optional<int64_t> k;        // numerator, for proportions
-  std::string ci_method;           // "wilson", "bootstrap", "none"
+  int64_t n = 0;             // denominator: samples (or items when clustered)
+  std::optional<int64_t> k;  // numerator, for proportions
+  std::string ci_method;     // "wilson", "bootstrap", "none"
   Json details = Json::object();
   // The per-cluster data behind the value, for paired comparisons; only on metrics computed in
   // this process (not stored).

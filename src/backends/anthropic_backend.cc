@@ -15,7 +15,8 @@ constexpr int kDefaultMaxTokens = 1024;
 
 class AnthropicBackend final : public ApiBackend {
  public:
-  AnthropicBackend(const BackendContext& ctx, ApiEndpoint endpoint) : ApiBackend(ctx, std::move(endpoint)) {}
+  AnthropicBackend(const BackendContext& ctx, ApiEndpoint endpoint)
+      : ApiBackend(ctx, std::move(endpoint)) {}
 
   std::string Id() const override { return "anthropic-messages@1"; }
   std::string CacheIdentity() const override { return ApiCacheIdentity(); }
@@ -99,7 +100,8 @@ class AnthropicBackend final : public ApiBackend {
     };
     if (!body.is_object()) return bad("the body is not a JSON object");
     if (body.contains("type") && body["type"] == "error") {
-      return Unavailable("backend 'anthropic': error in a 2xx response: " + ApiErrorDetail(body, ""));
+      return Unavailable("backend 'anthropic': error in a 2xx response: " +
+                         ApiErrorDetail(body, ""));
     }
     if (!body.contains("content") || !body["content"].is_array()) return bad("no 'content'");
     Completion c;
@@ -135,7 +137,8 @@ class AnthropicBackend final : public ApiBackend {
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeAnthropicBackend(const BackendContext& ctx) {
-  const ApiDefaults api{"anthropic", "claude-sonnet-4-5", "ANTHROPIC_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv}, "api.anthropic.com"};
+  const ApiDefaults api{"anthropic",     "claude-sonnet-4-5", "ANTHROPIC_BASE_URL",
+                        kDefaultBaseUrl, {kDefaultKeyEnv},    "api.anthropic.com"};
   PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, api));
   return std::unique_ptr<Backend>(std::make_unique<AnthropicBackend>(ctx, std::move(e)));
 }

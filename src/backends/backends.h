@@ -20,12 +20,12 @@ struct ApiEndpoint {
 
 // What a hosted API's backend kind needs to resolve its endpoint.
 struct ApiDefaults {
-  const char* kind;                  // "openai"
-  const char* example_model;         // "gpt-4o-mini", for the missing-model message
-  const char* base_url_env;          // "OPENAI_BASE_URL"
-  const char* default_base_url;      // "https://api.openai.com/v1"
-  std::vector<const char*> key_envs; // tried in order unless --api-key-env names one
-  const char* official_host;         // a key is required when the base URL is this host
+  const char* kind;                   // "openai"
+  const char* example_model;          // "gpt-4o-mini", for the missing-model message
+  const char* base_url_env;           // "OPENAI_BASE_URL"
+  const char* default_base_url;       // "https://api.openai.com/v1"
+  std::vector<const char*> key_envs;  // tried in order unless --api-key-env names one
+  const char* official_host;          // a key is required when the base URL is this host
 };
 
 // A hosted chat API's backend: what every such protocol keeps of its context and endpoint.

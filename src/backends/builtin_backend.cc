@@ -71,7 +71,8 @@ Result<std::unique_ptr<Backend>> MakeBuiltinBackend(const BackendContext& ctx) {
   if (it == Baselines().end()) {
     std::string known;
     for (const auto& [name, _] : Baselines()) known += (known.empty() ? "" : ", ") + name;
-    return NotFound(fmt::format("unknown built-in baseline 'builtin/{}'; known: {}", ctx.model, known));
+    return NotFound(
+        fmt::format("unknown built-in baseline 'builtin/{}'; known: {}", ctx.model, known));
   }
   return std::unique_ptr<Backend>(std::make_unique<BuiltinBackend>(ctx.model, it->second.first));
 }

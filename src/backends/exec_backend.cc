@@ -50,7 +50,8 @@ struct Process {
 
 class ExecBackend final : public Backend {
  public:
-  ExecBackend(std::string command, int processes, int max_restarts, std::chrono::milliseconds timeout)
+  ExecBackend(std::string command, int processes, int max_restarts,
+              std::chrono::milliseconds timeout)
       : command_(std::move(command)), max_restarts_(max_restarts), timeout_(timeout) {
     signal(SIGPIPE, SIG_IGN);  // a dead child's stdin must give EPIPE, not kill plumb
     for (int i = 0; i < processes; ++i) {
@@ -110,7 +111,8 @@ class ExecBackend final : public Backend {
         proc.inflight.clear();
       }
     }
-    for (auto& d : abandoned) d(Cancelled("request abandoned: the run was interrupted"), CallReport{0, 0, 0});
+    for (auto& d : abandoned)
+      d(Cancelled("request abandoned: the run was interrupted"), CallReport{0, 0, 0});
   }
 
  private:
@@ -247,10 +249,11 @@ class ExecBackend final : public Backend {
               continue;
             }
             // A late answer for this id will be ignored.
-            finished.emplace_back(std::move(it->second.done),
-                                  Status(StatusCode::kDeadlineExceeded,
-                                         fmt::format("exec: no answer from '{}' within {} ms (see --timeout)",
-                                                     command_, timeout_.count())));
+            finished.emplace_back(
+                std::move(it->second.done),
+                Status(StatusCode::kDeadlineExceeded,
+                       fmt::format("exec: no answer from '{}' within {} ms (see --timeout)",
+                                   command_, timeout_.count())));
             it = p.inflight.erase(it);
           }
         }
@@ -272,7 +275,8 @@ class ExecBackend final : public Backend {
               std::vector<std::pair<Backend::Done, Result<Completion>>>& finished) {
     Json j = Json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("id")) {
-      LogWarning("exec[{}]: ignored a line that is not an answer: {}", p.index, line.substr(0, 200));
+      LogWarning("exec[{}]: ignored a line that is not an answer: {}", p.index,
+                 line.substr(0, 200));
       return;
     }
     std::string id_text = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
@@ -286,20 +290,25 @@ class ExecBackend final : public Backend {
     Pending pending = std::move(it->second);
     p.inflight.erase(it);
     if (j.contains("error")) {
-      finished.emplace_back(std::move(pending.done),
-                            InvalidArgument(fmt::format("exec: item '{}': {}", pending.item_id,
-                                                        j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump())));
+      finished.emplace_back(
+          std::move(pending.done),
+          InvalidArgument(fmt::format(
+              "exec: item '{}': {}", pending.item_id,
+              j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump())));
       return;
     }
     if (!j.contains("text") || !j["text"].is_string()) {
-      finished.emplace_back(std::move(pending.done),
-                            InvalidArgument(fmt::format("exec: item '{}': the answer has no string 'text'", pending.item_id)));
+      finished.emplace_back(
+          std::move(pending.done),
+          InvalidArgument(
+              fmt::format("exec: item '{}': the answer has no string 'text'", pending.item_id)));
       return;
     }
     Completion c;
     c.text = j["text"].get<std::string>();
     c.finish_reason = j.value("finish_reason", "");
-    if (j.contains("prompt_tokens") && j["prompt_tokens"].is_number_integer()) c.prompt_tokens = j["prompt_tokens"].get<int64_t>();
+    if (j.contains("prompt_tokens") && j["prompt_tokens"].is_number_integer())
+      c.prompt_tokens = j["prompt_tokens"].get<int64_t>();
     if (j.contains("completion_tokens") && j["completion_tokens"].is_number_integer()) {
       c.completion_tokens = j["completion_tokens"].get<int64_t>();
     }
@@ -316,7 +325,8 @@ class ExecBackend final : public Backend {
     // What it wrote to stderr last explains the crash: read the rest.
     char buf[4096];
     std::string& acc = out_buffers_[p.err];
-    for (ssize_t n; (n = read(p.err, buf, sizeof buf)) > 0;) acc.append(buf, static_cast<size_t>(n));
+    for (ssize_t n; (n = read(p.err, buf, sizeof buf)) > 0;)
+      acc.append(buf, static_cast<size_t>(n));
     for (size_t nl = acc.find('\n'); nl != std::string::npos; nl = acc.find('\n')) {
       p.last_stderr.push_back(acc.substr(0, nl));
       acc.erase(0, nl + 1);
@@ -325,7 +335,8 @@ class ExecBackend final : public Backend {
     std::string tail;
     for (const auto& l : p.last_stderr) tail += "\n  " + l;
     LogWarning("exec[{}]: '{}' exited ({}){}", p.index, command_,
-               WIFEXITED(status) ? fmt::format("status {}", WEXITSTATUS(status)) : fmt::format("signal {}", WTERMSIG(status)),
+               WIFEXITED(status) ? fmt::format("status {}", WEXITSTATUS(status))
+                                 : fmt::format("signal {}", WTERMSIG(status)),
                tail);
     close(p.in), close(p.out), close(p.err);
     p.in = p.out = p.err = -1;
@@ -335,9 +346,10 @@ class ExecBackend final : public Backend {
     if (cancelled_ || stopping_) return;
     if (p.restarts >= max_restarts_ || !Spawn(p).ok()) {
       failed_ = true;
-      failure_ = FailedPrecondition(fmt::format(
-          "exec: '{}' died {} times; giving up (see --backend-option restarts=N; its stderr is in the log with -v)",
-          command_, p.restarts + 1));
+      failure_ = FailedPrecondition(
+          fmt::format("exec: '{}' died {} times; giving up (see --backend-option restarts=N; its "
+                      "stderr is in the log with -v)",
+                      command_, p.restarts + 1));
       bool any_alive = false;
       for (const auto& q : procs_) any_alive = any_alive || q.alive;
       if (!any_alive) {
@@ -369,7 +381,8 @@ class ExecBackend final : public Backend {
 
 Result<std::unique_ptr<Backend>> MakeExecBackend(const BackendContext& ctx) {
   PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {"processes", "restarts"}));
-  if (ctx.model.empty()) return InvalidArgument("model spec 'exec/': name the command, e.g. exec/python3 my_model.py");
+  if (ctx.model.empty())
+    return InvalidArgument("model spec 'exec/': name the command, e.g. exec/python3 my_model.py");
   auto number = [&](const char* key, int fallback, int max) -> Result<int> {
     auto it = ctx.options.find(key);
     if (it == ctx.options.end()) return fallback;
@@ -379,11 +392,13 @@ Result<std::unique_ptr<Backend>> MakeExecBackend(const BackendContext& ctx) {
       if (used == it->second.size() && v >= 0 && v <= max) return v;
     } catch (const std::exception&) {
     }
-    return InvalidArgument(fmt::format("backend 'exec': --backend-option {} must be a number from 0 to {}", key, max));
+    return InvalidArgument(
+        fmt::format("backend 'exec': --backend-option {} must be a number from 0 to {}", key, max));
   };
   PLUMB_ASSIGN_OR_RETURN(int processes, number("processes", 1, 256));
   PLUMB_ASSIGN_OR_RETURN(int restarts, number("restarts", 3, 1000));
-  if (processes < 1) return InvalidArgument("backend 'exec': --backend-option processes must be at least 1");
+  if (processes < 1)
+    return InvalidArgument("backend 'exec': --backend-option processes must be at least 1");
   auto backend = std::make_unique<ExecBackend>(ctx.model, processes, restarts, ctx.timeout);
   PLUMB_RETURN_IF_ERROR(backend->Start());
   return std::unique_ptr<Backend>(std::move(backend));

@@ -25,7 +25,8 @@ bool IsBadKeyError(const Json& body) {
 
 class GeminiBackend final : public ApiBackend {
  public:
-  GeminiBackend(const BackendContext& ctx, ApiEndpoint endpoint) : ApiBackend(ctx, std::move(endpoint)) {}
+  GeminiBackend(const BackendContext& ctx, ApiEndpoint endpoint)
+      : ApiBackend(ctx, std::move(endpoint)) {}
 
   std::string Id() const override { return "gemini-generate@1"; }
   std::string CacheIdentity() const override { return ApiCacheIdentity(); }
@@ -103,7 +104,8 @@ class GeminiBackend final : public ApiBackend {
     }
     if (code >= 500) return Unavailable(msg);
     // Billing or region problems (status FAILED_PRECONDITION) fail every later request too.
-    if (body.is_object() && body.value("error", Json::object()).value("status", "") == "FAILED_PRECONDITION") {
+    if (body.is_object() &&
+        body.value("error", Json::object()).value("status", "") == "FAILED_PRECONDITION") {
       return FailedPrecondition(msg + " (check the project's billing and region)");
     }
     return InvalidArgument(msg);
@@ -171,7 +173,12 @@ class GeminiBackend final : public ApiBackend {
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeGeminiBackend(const BackendContext& ctx) {
-  const ApiDefaults api{"google", "gemini-2.5-flash", "GEMINI_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv, kFallbackKeyEnv}, "generativelanguage.googleapis.com"};
+  const ApiDefaults api{"google",
+                        "gemini-2.5-flash",
+                        "GEMINI_BASE_URL",
+                        kDefaultBaseUrl,
+                        {kDefaultKeyEnv, kFallbackKeyEnv},
+                        "generativelanguage.googleapis.com"};
   PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, api));
   return std::unique_ptr<Backend>(std::make_unique<GeminiBackend>(ctx, std::move(e)));
 }

@@ -29,11 +29,13 @@ std::string ApiErrorDetail(const Json& body, const std::string& raw) {
 }
 
 Result<ApiEndpoint> ResolveApiEndpoint(const BackendContext& ctx, const ApiDefaults& api) {
-  if (ctx.scheduler == nullptr) return Internal(fmt::format("backend '{}' needs the HTTP scheduler", api.kind));
+  if (ctx.scheduler == nullptr)
+    return Internal(fmt::format("backend '{}' needs the HTTP scheduler", api.kind));
   PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {}));
   if (ctx.model.empty()) {
-    return InvalidArgument(fmt::format("model spec '{0}/': the model name is missing (e.g. {0}/{1})", api.kind,
-                                       api.example_model));
+    return InvalidArgument(
+        fmt::format("model spec '{0}/': the model name is missing (e.g. {0}/{1})", api.kind,
+                    api.example_model));
   }
   ApiEndpoint e;
   e.base_url = ctx.base_url;
@@ -43,8 +45,9 @@ Result<ApiEndpoint> ResolveApiEndpoint(const BackendContext& ctx, const ApiDefau
   }
   while (!e.base_url.empty() && e.base_url.back() == '/') e.base_url.pop_back();
   if (e.base_url.rfind("http://", 0) != 0 && e.base_url.rfind("https://", 0) != 0) {
-    return InvalidArgument(fmt::format("backend '{}': base URL '{}' must start with http:// or https:// (see --base-url)",
-                                       api.kind, Redact(e.base_url)));
+    return InvalidArgument(fmt::format(
+        "backend '{}': base URL '{}' must start with http:// or https:// (see --base-url)",
+        api.kind, Redact(e.base_url)));
   }
   std::vector<std::string> envs;
   if (ctx.api_key_env.empty()) {
@@ -68,7 +71,8 @@ Result<ApiEndpoint> ResolveApiEndpoint(const BackendContext& ctx, const ApiDefau
                                           fmt::join(envs.begin() + 1, envs.end(), ", or "))
                             : fmt::format("{} is not set (export it", envs.front());
     return Status(StatusCode::kUnauthenticated,
-                  fmt::format("backend '{}': {}, or name another variable with --api-key-env)", api.kind, which));
+                  fmt::format("backend '{}': {}, or name another variable with --api-key-env)",
+                              api.kind, which));
   }
   RegisterSecret(e.api_key);
   return e;

@@ -15,7 +15,8 @@ bool IsQuotaError(const Json& body) {
   if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return false;
   const Json& e = body["error"];
   auto is = [&](const char* key) {
-    return e.contains(key) && e[key].is_string() && e[key].get<std::string>() == "insufficient_quota";
+    return e.contains(key) && e[key].is_string() &&
+           e[key].get<std::string>() == "insufficient_quota";
   };
   return is("code") || is("type");
 }
@@ -26,7 +27,8 @@ bool IsQuotaError(const Json& body) {
 std::string RefusedParameter(const Json& body) {
   if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return "";
   const Json& e = body["error"];
-  std::string code = e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>() : "";
+  std::string code =
+      e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>() : "";
   if (code != "unsupported_parameter" && code != "unsupported_value") return "";
   return e.contains("param") && e["param"].is_string() ? e["param"].get<std::string>() : "?";
 }
@@ -57,8 +59,9 @@ class OpenAiChatBackend final : public ApiBackend {
     // Structured output where the API is known to have it (OpenAI itself); other servers only
     // when the grader insists, since some reject the field.
     if (p.json_schema && (official_ || p.require_json_schema)) {
-      body["response_format"] = {{"type", "json_schema"},
-                                 {"json_schema", {{"name", "judgment"}, {"schema", *p.json_schema}}}};
+      body["response_format"] = {
+          {"type", "json_schema"},
+          {"json_schema", {{"name", "judgment"}, {"schema", *p.json_schema}}}};
     }
     HttpRequest r;
     r.url = base_url_ + "/chat/completions";
@@ -74,7 +77,8 @@ class OpenAiChatBackend final : public ApiBackend {
     int code = response.status;
     if (code >= 200 && code < 300) {
       if (body.is_discarded()) {
-        return Unavailable(fmt::format("backend 'openai': HTTP {} with a malformed JSON body", code));
+        return Unavailable(
+            fmt::format("backend 'openai': HTTP {} with a malformed JSON body", code));
       }
       return ParseChoice(body);
     }
@@ -88,22 +92,27 @@ class OpenAiChatBackend final : public ApiBackend {
     std::string msg = fmt::format("backend 'openai': HTTP {}: {}", code, detail);
     if (code == 400) {
       if (std::string param = RefusedParameter(body); !param.empty()) {
-        return FailedPrecondition(fmt::format(
-            "{} (model '{}' refuses the parameter '{}'; change it with the matching flag, e.g. --temperature or "
-            "--max-tokens, or in the suite's generation settings)",
-            msg, model_, param));
+        return FailedPrecondition(
+            fmt::format("{} (model '{}' refuses the parameter '{}'; change it with the matching "
+                        "flag, e.g. --temperature or "
+                        "--max-tokens, or in the suite's generation settings)",
+                        msg, model_, param));
       }
     }
     switch (code) {
       case 401:
         return Status(StatusCode::kUnauthenticated,
                       msg + fmt::format(" (check {} or --api-key-env)", key_env_));
-      case 403: return Status(StatusCode::kPermissionDenied, msg);
+      case 403:
+        return Status(StatusCode::kPermissionDenied, msg);
       case 404:
         return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
-      case 408: return Status(StatusCode::kDeadlineExceeded, msg);
-      case 429: return Status(StatusCode::kResourceExhausted, msg);
-      default: break;
+      case 408:
+        return Status(StatusCode::kDeadlineExceeded, msg);
+      case 429:
+        return Status(StatusCode::kResourceExhausted, msg);
+      default:
+        break;
     }
     if (code >= 500) return Unavailable(msg);
     return InvalidArgument(msg);
@@ -140,9 +149,10 @@ class OpenAiChatBackend final : public ApiBackend {
       const Json& content = choice["logprobs"].value("content", Json());
       if (content.is_array() && !content.empty() && content[0].is_object()) {
         for (const auto& t : content[0].value("top_logprobs", Json::array())) {
-          if (t.is_object() && t.contains("token") && t["token"].is_string() && t.contains("logprob") &&
-              t["logprob"].is_number()) {
-            c.first_token_logprobs.emplace_back(t["token"].get<std::string>(), t["logprob"].get<double>());
+          if (t.is_object() && t.contains("token") && t["token"].is_string() &&
+              t.contains("logprob") && t["logprob"].is_number()) {
+            c.first_token_logprobs.emplace_back(t["token"].get<std::string>(),
+                                                t["logprob"].get<double>());
           }
         }
       }
@@ -165,7 +175,8 @@ class OpenAiChatBackend final : public ApiBackend {
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeOpenAiChatBackend(const BackendContext& ctx) {
-  const ApiDefaults api{"openai", "gpt-4o-mini", "OPENAI_BASE_URL", kDefaultBaseUrl, {kDefaultKeyEnv}, "api.openai.com"};
+  const ApiDefaults api{"openai",        "gpt-4o-mini",    "OPENAI_BASE_URL",
+                        kDefaultBaseUrl, {kDefaultKeyEnv}, "api.openai.com"};
   PLUMB_ASSIGN_OR_RETURN(ApiEndpoint e, ResolveApiEndpoint(ctx, api));
   return std::unique_ptr<Backend>(std::make_unique<OpenAiChatBackend>(ctx, std::move(e)));
 }

@@ -15,12 +15,12 @@ void RegisterBuiltinBackends(BackendRegistry& registry) {
                     backends::MakeOpenAiChatBackend);
   registry.Register("anthropic", "Anthropic Messages API", backends::MakeAnthropicBackend);
   registry.Register("google", "Google Gemini API (gemini-*)", backends::MakeGeminiBackend);
-  registry.Register("exec",
-                    "a subprocess speaking JSON lines: exec/<command> (--backend-option processes=N)",
-                    backends::MakeExecBackend);
-  registry.Register("replay",
-                    "stored outputs: replay/<file.jsonl|file.csv>, keyed by item id (and epoch, turn)",
-                    backends::MakeReplayBackend);
+  registry.Register(
+      "exec", "a subprocess speaking JSON lines: exec/<command> (--backend-option processes=N)",
+      backends::MakeExecBackend);
+  registry.Register(
+      "replay", "stored outputs: replay/<file.jsonl|file.csv>, keyed by item id (and epoch, turn)",
+      backends::MakeReplayBackend);
   registry.Register("builtin",
                     "reference baselines without network: builtin/random, builtin/first, "
                     "builtin/last, builtin/refuse",
@@ -39,7 +39,8 @@ Result<std::unique_ptr<Backend>> CreateBackend(const BackendRegistry& registry,
   ctx.model = ctx.spec.substr(slash + 1);
   if (!ctx.getenv) ctx.getenv = [](const char* name) { return std::getenv(name); };
   if (!registry.Contains(ctx.kind)) {
-    return NotFound(fmt::format("model spec '{}': {}", ctx.spec, registry.UnknownMessage(ctx.kind)));
+    return NotFound(
+        fmt::format("model spec '{}': {}", ctx.spec, registry.UnknownMessage(ctx.kind)));
   }
   return registry.Create(ctx.kind, ctx);
 }

@@ -22,7 +22,10 @@ class ReplayBackend final : public Backend {
  public:
   ReplayBackend(std::string id, std::string file, std::map<Key, Completion> replies, bool has_epoch,
                 bool has_turn)
-      : id_(std::move(id)), file_(std::move(file)), replies_(std::move(replies)), has_epoch_(has_epoch),
+      : id_(std::move(id)),
+        file_(std::move(file)),
+        replies_(std::move(replies)),
+        has_epoch_(has_epoch),
         has_turn_(has_turn) {}
 
   std::string Id() const override { return id_; }
@@ -32,8 +35,9 @@ class ReplayBackend final : public Backend {
     Key key{call.hints.item_id, has_epoch_ ? call.hints.epoch : 0, has_turn_ ? call.hints.turn : 0};
     auto it = replies_.find(key);
     if (it == replies_.end() || (!has_turn_ && call.hints.turn > 0)) {
-      done(InvalidArgument(fmt::format("replay: no stored output for item '{}' (epoch {}, turn {}) in {}",
-                                       call.hints.item_id, call.hints.epoch, call.hints.turn, file_)),
+      done(InvalidArgument(
+               fmt::format("replay: no stored output for item '{}' (epoch {}, turn {}) in {}",
+                           call.hints.item_id, call.hints.epoch, call.hints.turn, file_)),
            report);
       return;
     }
@@ -74,7 +78,9 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
   const std::string id_col = opt("id", "id"), text_col = opt("text", "text");
   const std::string epoch_col = opt("epoch", "epoch"), turn_col = opt("turn", "turn");
   const std::string file = ctx.model;
-  if (file.empty()) return InvalidArgument("model spec 'replay/': name the stored-output file, e.g. replay/outputs.jsonl");
+  if (file.empty())
+    return InvalidArgument(
+        "model spec 'replay/': name the stored-output file, e.g. replay/outputs.jsonl");
   std::ifstream in(file, std::ios::binary);
   if (!in) return NotFound(fmt::format("replay: cannot open '{}'", file));
   std::stringstream ss;
@@ -114,9 +120,12 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
   bool has_turn = rows[0].first.contains(turn_col);
   std::map<Key, Completion> texts;
   for (const auto& [row, where] : rows) {
-    if (!row.contains(id_col)) return InvalidArgument(fmt::format("{}: field '{}' is missing (see --backend-option id=COLUMN)", where, id_col));
+    if (!row.contains(id_col))
+      return InvalidArgument(
+          fmt::format("{}: field '{}' is missing (see --backend-option id=COLUMN)", where, id_col));
     if (!row.contains(text_col) || !row[text_col].is_string()) {
-      return InvalidArgument(fmt::format("{}: field '{}' must be a string (see --backend-option text=COLUMN)", where, text_col));
+      return InvalidArgument(fmt::format(
+          "{}: field '{}' must be a string (see --backend-option text=COLUMN)", where, text_col));
     }
     const Json& idv = row[id_col];
     std::string id = idv.is_string() ? idv.get<std::string>() : idv.dump();
@@ -131,7 +140,8 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
     c.text = row[text_col].get<std::string>();
     c.finish_reason = "replay";
     if (!texts.emplace(Key{id, epoch, turn}, std::move(c)).second) {
-      return InvalidArgument(fmt::format("{}: a second output for item '{}' (epoch {}, turn {})", where, id, epoch, turn));
+      return InvalidArgument(fmt::format("{}: a second output for item '{}' (epoch {}, turn {})",
+                                         where, id, epoch, turn));
     }
   }
   return std::unique_ptr<Backend>(
@@ -144,7 +154,8 @@ namespace plumb {
 
 std::unique_ptr<Backend> MakeStoredRepliesBackend(
     std::string id, std::map<std::tuple<std::string, int, int>, Completion> replies) {
-  return std::make_unique<backends::ReplayBackend>(id, "the stored run", std::move(replies), true, true);
+  return std::make_unique<backends::ReplayBackend>(id, "the stored run", std::move(replies), true,
+                                                   true);
 }
 
 }  // namespace plumb

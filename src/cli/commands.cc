@@ -2,9 +2,10 @@
 // codes.
 #include "cli/commands.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
-#include <unistd.h>
 
 #include "plumb/log.h"
 #include "plumb/version.h"
@@ -22,15 +23,24 @@ struct CommandEntry {
 const CommandEntry kCommands[] = {
     {"run", "Evaluate a model on a suite and record the results", SetupRun},
     {"show", "Show a run and its metrics", SetupShow},
-    {"leaderboard", "Rank models per suite (md, csv, json, LaTeX, HTML) with intervals and baselines", SetupLeaderboard},
-    {"report", "Write a self-contained HTML report: leaderboard, charts, heat maps, every item", SetupReport},
-    {"serve", "Serve the report, leaderboard and a JSON API from the database on localhost", SetupServe},
+    {"leaderboard",
+     "Rank models per suite (md, csv, json, LaTeX, HTML) with intervals and baselines",
+     SetupLeaderboard},
+    {"report", "Write a self-contained HTML report: leaderboard, charts, heat maps, every item",
+     SetupReport},
+    {"serve", "Serve the report, leaderboard and a JSON API from the database on localhost",
+     SetupServe},
     {"list", "List suites, backends, graders or suite kinds", SetupList},
-    {"resume", "Continue an interrupted, failed or killed run: send only what never finished", SetupResume},
-    {"rescore", "Grade the stored replies of a run again (new judges), as a new linked run", SetupRescore},
+    {"resume", "Continue an interrupted, failed or killed run: send only what never finished",
+     SetupResume},
+    {"rescore", "Grade the stored replies of a run again (new judges), as a new linked run",
+     SetupRescore},
     {"judge-check", "Measure a judge against human labels before trusting it", SetupJudgeCheck},
-    {"compare", "Compare two runs of a suite item by item: paired differences, intervals, p-values, flips", SetupCompare},
-    {"gate", "CI release gate: fail on a significant regression beyond a margin, not on noise", SetupGate},
+    {"compare",
+     "Compare two runs of a suite item by item: paired differences, intervals, p-values, flips",
+     SetupCompare},
+    {"gate", "CI release gate: fail on a significant regression beyond a margin, not on noise",
+     SetupGate},
     {"tag", "Label a run (e.g. production) so gates and comparisons can name it", SetupTag},
 };
 
@@ -58,7 +68,8 @@ std::vector<std::filesystem::path> Context::SuiteDirs() const {
   std::error_code ec;
   if (std::filesystem::is_directory("benchmarks", ec)) {
     dirs.emplace_back("benchmarks");
-  } else if (std::filesystem::is_directory(std::filesystem::path(PLUMB_SOURCE_DIR) / "benchmarks", ec)) {
+  } else if (std::filesystem::is_directory(std::filesystem::path(PLUMB_SOURCE_DIR) / "benchmarks",
+                                           ec)) {
     dirs.push_back(std::filesystem::path(PLUMB_SOURCE_DIR) / "benchmarks");
   }
   for (const auto& d : extra_suite_dirs) dirs.emplace_back(d);
@@ -70,7 +81,8 @@ std::vector<std::filesystem::path> Context::GraderDirs() const {
   std::error_code ec;
   if (std::filesystem::is_directory("graders", ec)) {
     dirs.emplace_back("graders");
-  } else if (std::filesystem::is_directory(std::filesystem::path(PLUMB_SOURCE_DIR) / "graders", ec)) {
+  } else if (std::filesystem::is_directory(std::filesystem::path(PLUMB_SOURCE_DIR) / "graders",
+                                           ec)) {
     dirs.push_back(std::filesystem::path(PLUMB_SOURCE_DIR) / "graders");
   }
   for (const auto& d : extra_grader_dirs) dirs.emplace_back(d);
@@ -87,7 +99,8 @@ Result<Suite> Context::LoadSuiteByName(const std::string& name) const {
   std::filesystem::path p(name);
   if (name.find('/') != std::string::npos || p.extension() == ".yaml") {
     if (std::filesystem::is_directory(p, ec)) p /= "suite.yaml";
-    if (!std::filesystem::exists(p, ec)) return NotFound(fmt::format("suite file '{}' does not exist", p.string()));
+    if (!std::filesystem::exists(p, ec))
+      return NotFound(fmt::format("suite file '{}' does not exist", p.string()));
     return LoadSuite(p, kinds, graders, &Judges());
   }
   PLUMB_ASSIGN_OR_RETURN(auto refs, DiscoverSuites(SuiteDirs()));
@@ -98,7 +111,8 @@ Result<Suite> Context::LoadSuiteByName(const std::string& name) const {
     size_t d = EditDistance(name, ref.id);
     if (d < best_d) best_d = d, best = ref.id;
   }
-  std::string hint = best.empty() ? " (see plumb list suites)" : fmt::format(" (did you mean '{}'?)", best);
+  std::string hint =
+      best.empty() ? " (see plumb list suites)" : fmt::format(" (did you mean '{}'?)", best);
   return NotFound(fmt::format("unknown suite '{}'{}", name, hint));
 }
 
@@ -111,7 +125,8 @@ ProgressMode ParseProgress(const std::string& s) {
 
 Result<Suite> Context::LoadSuiteOfRun(const RunRecord& run) const {
   Result<Suite> suite = LoadSuiteByName(run.suite_id);
-  if (suite || suite.error().code() != StatusCode::kNotFound || !run.settings.contains("suite_file")) {
+  if (suite || suite.error().code() != StatusCode::kNotFound ||
+      !run.settings.contains("suite_file")) {
     return suite;
   }
   return LoadSuiteByName(run.settings["suite_file"].get<std::string>());
@@ -119,7 +134,8 @@ Result<Suite> Context::LoadSuiteOfRun(const RunRecord& run) const {
 
 Status Context::LoadConfigFile() {
   std::error_code ec;
-  std::filesystem::path path = config_path.empty() ? std::filesystem::path("plumb.yaml") : std::filesystem::path(config_path);
+  std::filesystem::path path = config_path.empty() ? std::filesystem::path("plumb.yaml")
+                                                   : std::filesystem::path(config_path);
   if (config_path.empty() && !std::filesystem::exists(path, ec)) return Status();
   PLUMB_ASSIGN_OR_RETURN(config, LoadConfig(path));
   return Status();
@@ -153,15 +169,18 @@ int Main(int argc, char** argv) {
   try {
     Context ctx;
     CLI::App app{"plumb: measures how well AI models are aligned", "plumb"};
-    app.set_version_flag("--version", std::string("plumb ") + PLUMB_VERSION + " (" + PLUMB_GIT_SHA + ")");
+    app.set_version_flag("--version",
+                         std::string("plumb ") + PLUMB_VERSION + " (" + PLUMB_GIT_SHA + ")");
     app.require_subcommand(1);
     app.fallthrough();
     app.option_defaults()->always_capture_default();
     app.add_option("--db", ctx.db_path, "Results database")->envname("PLUMB_DB");
     app.add_option("--suites-dir", ctx.extra_suite_dirs, "Another folder of suites (repeatable)");
-    app.add_option("--graders-dir", ctx.extra_grader_dirs, "Another folder of judge graders (repeatable)");
+    app.add_option("--graders-dir", ctx.extra_grader_dirs,
+                   "Another folder of judge graders (repeatable)");
     app.add_flag("-v,--verbose", ctx.verbose, "Log more (retries, requests)");
-    app.add_option("--config", ctx.config_path, "Project configuration (named models, prices); default ./plumb.yaml");
+    app.add_option("--config", ctx.config_path,
+                   "Project configuration (named models, prices); default ./plumb.yaml");
 
     std::vector<std::pair<CLI::App*, Action>> actions;
     for (const auto& c : kCommands) {

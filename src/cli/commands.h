@@ -3,17 +3,16 @@
 #define PLUMB_CLI_COMMANDS_H_
 
 #include <CLI/CLI.hpp>
-
 #include <atomic>
-#include <optional>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "plumb/backend.h"
-#include "plumb/config.h"
 #include "plumb/cli.h"
+#include "plumb/config.h"
 #include "plumb/grader.h"
 #include "plumb/judge.h"
 #include "plumb/runner.h"
@@ -30,7 +29,7 @@ struct Context {
   std::vector<std::string> extra_grader_dirs;
   std::string config_path;  // --config; "" means ./plumb.yaml when present
   bool verbose = false;
-  Config config;            // loaded by LoadConfigFile()
+  Config config;  // loaded by LoadConfigFile()
 
   BackendRegistry backends{"backend kind"};
   GraderRegistry graders{"grader kind"};
@@ -117,8 +116,8 @@ Action SetupResume(CLI::App& app, Context& ctx);
 
 // Continues run `run_id` in `store` (plumb resume, run --resume, run --retry-errors): with
 // `retry_errors`, its errored samples are sent again too. Flags not given come from the run.
-int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags, bool retry_errors,
-                ProgressMode progress, double max_judge_error_rate);
+int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags,
+                bool retry_errors, ProgressMode progress, double max_judge_error_rate);
 Action SetupJudgeCheck(CLI::App& app, Context& ctx);
 Action SetupCompare(CLI::App& app, Context& ctx);
 Action SetupGate(CLI::App& app, Context& ctx);
@@ -143,7 +142,8 @@ int ReportRun(const Context& ctx, Store& store, const Suite& suite, const RunSum
               double max_judge_error_rate, std::optional<BaselineView> baselines = std::nullopt);
 
 // The built-in baselines of `run` for display, or why there are none ("" when there are).
-BaselineView BaselinesOf(const Context& ctx, Store& store, const Suite& suite, const RunRecord& run, bool write_cache);
+BaselineView BaselinesOf(const Context& ctx, Store& store, const Suite& suite, const RunRecord& run,
+                         bool write_cache);
 
 }  // namespace plumb::cli
 

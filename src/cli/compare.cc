@@ -1,4 +1,6 @@
 // plumb compare, plumb gate and plumb tag: paired comparisons of runs and the CI release gate.
+#include "plumb/compare.h"
+
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -6,7 +8,6 @@
 #include <regex>
 
 #include "cli/commands.h"
-#include "plumb/compare.h"
 #include "plumb/store.h"
 
 namespace plumb::cli {
@@ -22,11 +23,12 @@ Status WriteText(const std::string& path, const std::string& text, bool append) 
 }
 
 // The comparison of `baseline` and `candidate` with the suite the candidate ran.
-Result<RunComparison> Compare(const Context& ctx, const Store& store, int64_t baseline, int64_t candidate,
-                              bool allow_suite_change, int resamples) {
+Result<RunComparison> Compare(const Context& ctx, const Store& store, int64_t baseline,
+                              int64_t candidate, bool allow_suite_change, int resamples) {
   PLUMB_ASSIGN_OR_RETURN(RunRecord run, store.GetRun(candidate));
   PLUMB_ASSIGN_OR_RETURN(Suite suite, ctx.LoadSuiteOfRun(run));
-  return CompareRuns(store, suite, baseline, candidate, allow_suite_change, MetricOptions{run.seed, resamples});
+  return CompareRuns(store, suite, baseline, candidate, allow_suite_change,
+                     MetricOptions{run.seed, resamples});
 }
 
 }  // namespace
@@ -42,8 +44,11 @@ Action SetupCompare(CLI::App& app, Context& ctx) {
   app.add_option("candidate", f->b, "Candidate run: id, 'latest' or a tag")->required();
   app.add_flag("--allow-suite-change", f->allow_suite_change,
                "Compare runs of different suite content on the items both answered");
-  app.add_option("--format", f->format, "Output format")->check(CLI::IsMember({"text", "md", "json"}));
-  app.add_option("--bootstrap", f->bootstrap, "Bootstrap resamples")->check(CLI::Range(100, 1000000))->capture_default_str();
+  app.add_option("--format", f->format, "Output format")
+      ->check(CLI::IsMember({"text", "md", "json"}));
+  app.add_option("--bootstrap", f->bootstrap, "Bootstrap resamples")
+      ->check(CLI::Range(100, 1000000))
+      ->capture_default_str();
   return [f, &ctx]() {
     auto store = OpenSqliteStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
@@ -72,16 +77,22 @@ Action SetupGate(CLI::App& app, Context& ctx) {
   };
   auto f = std::make_shared<Flags>();
   app.add_option("--baseline", f->baseline,
-                 "Baseline: run id, tag (plumb tag) or model name/spec (its newest completed run of the suite)")
+                 "Baseline: run id, tag (plumb tag) or model name/spec (its newest completed run "
+                 "of the suite)")
       ->required();
-  app.add_option("--candidate", f->candidates, "Candidate run: id, 'latest' or a tag (repeatable: one per suite)")
+  app.add_option("--candidate", f->candidates,
+                 "Candidate run: id, 'latest' or a tag (repeatable: one per suite)")
       ->required();
-  app.add_option("--policy", f->policy, "Gate policy YAML (default: the primary metric may not drop by more than 2 points)");
+  app.add_option(
+      "--policy", f->policy,
+      "Gate policy YAML (default: the primary metric may not drop by more than 2 points)");
   app.add_option("--format", f->format, "Output format")->check(CLI::IsMember({"md", "json"}));
   app.add_option("--junit", f->junit, "Also write JUnit XML to FILE");
   app.add_flag("--allow-suite-change", f->allow_suite_change,
                "Gate runs of different suite content on the items both answered");
-  app.add_option("--bootstrap", f->bootstrap, "Bootstrap resamples")->check(CLI::Range(100, 1000000))->capture_default_str();
+  app.add_option("--bootstrap", f->bootstrap, "Bootstrap resamples")
+      ->check(CLI::Range(100, 1000000))
+      ->capture_default_str();
   return [f, &ctx]() {
     GatePolicy policy;
     if (!f->policy.empty()) {
@@ -104,11 +115,13 @@ Action SetupGate(CLI::App& app, Context& ctx) {
         if (!r) return ReportError(r.error());
         if (r->status != "completed") {
           return ReportError(InvalidArgument(fmt::format(
-              "run {} is {}, not completed: finish it (plumb resume {}) before gating on it", id, r->status, id)));
+              "run {} is {}, not completed: finish it (plumb resume {}) before gating on it", id,
+              r->status, id)));
         }
       }
       if (*baseline == *candidate) {
-        return ReportError(InvalidArgument(fmt::format("--baseline and --candidate both name run {}", *candidate)));
+        return ReportError(InvalidArgument(
+            fmt::format("--baseline and --candidate both name run {}", *candidate)));
       }
       auto c = Compare(ctx, **store, *baseline, *candidate, f->allow_suite_change, f->bootstrap);
       if (!c) return ReportError(c.error());
@@ -123,8 +136,10 @@ Action SetupGate(CLI::App& app, Context& ctx) {
     if (!f->junit.empty()) {
       if (Status s = WriteText(f->junit, *junit, /*append=*/false); !s.ok()) return ReportError(s);
     }
-    if (const char* summary = std::getenv("GITHUB_STEP_SUMMARY"); summary != nullptr && *summary != '\0') {
-      if (Status s = WriteText(summary, *md + "\n", /*append=*/true); !s.ok()) return ReportError(s);
+    if (const char* summary = std::getenv("GITHUB_STEP_SUMMARY");
+        summary != nullptr && *summary != '\0') {
+      if (Status s = WriteText(summary, *md + "\n", /*append=*/true); !s.ok())
+        return ReportError(s);
     }
     std::fputs(text->c_str(), stdout);
     return result->exit_code;
@@ -146,16 +161,19 @@ Action SetupTag(CLI::App& app, Context& ctx) {
       if (!store) return ReportError(store.error());
       auto tags = (*store)->ListTags();
       if (!tags) return ReportError(tags.error());
-      for (const auto& t : *tags) std::printf("%s\t%s\trun %lld\t%s\n", t.name.c_str(), t.suite_id.c_str(),
-                                              static_cast<long long>(t.run_id), t.created_at.c_str());
+      for (const auto& t : *tags)
+        std::printf("%s\t%s\trun %lld\t%s\n", t.name.c_str(), t.suite_id.c_str(),
+                    static_cast<long long>(t.run_id), t.created_at.c_str());
       return kExitOk;
     }
-    if (f->run.empty() || f->name.empty()) return ReportError(InvalidArgument("plumb tag needs RUN and NAME (or --list)"));
+    if (f->run.empty() || f->name.empty())
+      return ReportError(InvalidArgument("plumb tag needs RUN and NAME (or --list)"));
     static const std::regex kName("[A-Za-z][A-Za-z0-9._-]{0,63}");
     if (!std::regex_match(f->name, kName) || f->name == "latest") {
-      return ReportError(InvalidArgument(fmt::format(
-          "tag '{}' must start with a letter, use letters, digits, '.', '_' or '-' (at most 64), and not be 'latest'",
-          f->name)));
+      return ReportError(
+          InvalidArgument(fmt::format("tag '{}' must start with a letter, use letters, digits, "
+                                      "'.', '_' or '-' (at most 64), and not be 'latest'",
+                                      f->name)));
     }
     int64_t id = 0;
     RunRecord run;
@@ -172,8 +190,8 @@ Action SetupTag(CLI::App& app, Context& ctx) {
     auto store = OpenSqliteStore(ctx.db_path);
     if (!store) return ReportError(store.error());
     if (Status s = (*store)->SetTag(f->name, id); !s.ok()) return ReportError(s);
-    std::printf("tagged run %lld (%s, %s) as '%s'\n", static_cast<long long>(id), run.suite_id.c_str(),
-                run.model_spec.c_str(), f->name.c_str());
+    std::printf("tagged run %lld (%s, %s) as '%s'\n", static_cast<long long>(id),
+                run.suite_id.c_str(), run.model_spec.c_str(), f->name.c_str());
     return kExitOk;
   };
 }

@@ -32,7 +32,8 @@ Result<std::vector<GoldRow>> ReadGold(const std::string& path, bool numeric) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     SourceMap source(path, n);
     PLUMB_ASSIGN_OR_RETURN(Json v, ParseJsonStrict(line, source.Where("")));
-    if (!v.is_object()) return InvalidArgument(source.Where("") + ": each line must be a JSON object");
+    if (!v.is_object())
+      return InvalidArgument(source.Where("") + ": each line must be a JSON object");
     FieldReader r(v, source);
     GoldRow row;
     PLUMB_ASSIGN_OR_RETURN(auto id, r.OptString("id"));
@@ -49,7 +50,8 @@ Result<std::vector<GoldRow>> ReadGold(const std::string& path, bool numeric) {
     PLUMB_ASSIGN_OR_RETURN(auto label, r.OptString("label"));
     row.label = ToUpper(label.value_or(""));
     if (numeric && !row.score) return r.Error("score", "is required: this judge gives numbers");
-    if (!numeric && row.label.empty()) return r.Error("label", "is required: this judge gives labels");
+    if (!numeric && row.label.empty())
+      return r.Error("label", "is required: this judge gives labels");
     PLUMB_RETURN_IF_ERROR(r.Finish());
     rows.push_back(std::move(row));
   }
@@ -128,7 +130,8 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx) {
     auto code = [&](const std::string& label) {
       return codes.emplace(label, static_cast<double>(codes.size())).first->second;
     };
-    Json report = {{"grader", (*grader)->IdVersion()}, {"rows", rows->size()}, {"judges", Json::array()}};
+    Json report = {
+        {"grader", (*grader)->IdVersion()}, {"rows", rows->size()}, {"judges", Json::array()}};
     std::vector<std::vector<std::optional<double>>> panel_units;
     for (size_t j = 0; j < judges->size(); ++j) {
       int errors = 0, unscored = 0, agree = 0, compared = 0;
@@ -139,7 +142,8 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx) {
       for (size_t i = 0; i < rows->size(); ++i) {
         const GoldRow& row = (*rows)[i];
         const Grade& g = got[i][j];
-        if (panel_units.size() <= i) panel_units.push_back({numeric ? row.score : std::optional<double>(code(row.label))});
+        if (panel_units.size() <= i)
+          panel_units.push_back({numeric ? row.score : std::optional<double>(code(row.label))});
         if (g.status == GradeStatus::kError) {
           ++errors;
           panel_units[i].push_back(std::nullopt);
@@ -161,7 +165,10 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx) {
         units.push_back({numeric ? row.score : std::optional<double>(code(row.label)), judged});
         unit_keys.push_back(row.item.id);
       }
-      Json r = {{"judge", (*judges)[j].spec}, {"errors", errors}, {"unscored", unscored}, {"compared", compared}};
+      Json r = {{"judge", (*judges)[j].spec},
+                {"errors", errors},
+                {"unscored", unscored},
+                {"compared", compared}};
       // Every figure with its 95% interval: bootstrap over rows for alpha and the mean absolute
       // error, Wilson for accuracy.
       auto interval = [](const Metric& m) {
@@ -171,12 +178,16 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx) {
       r["alpha"] = alpha.value ? Json(*alpha.value) : Json(nullptr);
       r["alpha_ci"] = interval(alpha);
       if (numeric) {
-        Metric mae = BootstrapMetric("mean_absolute_error", "", unit_keys, [abs_errors](const std::vector<int>& counts) -> std::optional<double> {
-          double sum = 0, n = 0;
-          for (size_t i = 0; i < abs_errors.size(); ++i) sum += counts[i] * abs_errors[i], n += counts[i];
-          if (n == 0) return std::nullopt;
-          return sum / n;
-        }, MetricOptions{});
+        Metric mae = BootstrapMetric(
+            "mean_absolute_error", "", unit_keys,
+            [abs_errors](const std::vector<int>& counts) -> std::optional<double> {
+              double sum = 0, n = 0;
+              for (size_t i = 0; i < abs_errors.size(); ++i)
+                sum += counts[i] * abs_errors[i], n += counts[i];
+              if (n == 0) return std::nullopt;
+              return sum / n;
+            },
+            MetricOptions{});
         r["mean_absolute_error"] = mae.value ? Json(*mae.value) : Json(nullptr);
         r["mean_absolute_error_ci"] = interval(mae);
       } else {
@@ -200,30 +211,36 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx) {
       std::fputs((report.dump(2) + "\n").c_str(), stdout);
       return kExitOk;
     }
-    std::string out = fmt::format("judge-check {} on {} labelled replies\n", report["grader"].get<std::string>(),
-                                  rows->size());
+    std::string out = fmt::format("judge-check {} on {} labelled replies\n",
+                                  report["grader"].get<std::string>(), rows->size());
     // "0.743 [0.612, 0.851]", "-" when undefined.
     auto figure = [](const Json& value, const Json& ci, const char* spec) {
       if (value.is_null()) return std::string("-");
       std::string text = fmt::format(fmt::runtime(spec), value.get<double>());
-      if (ci.is_array()) text += fmt::format(fmt::runtime(std::string(" [") + spec + ", " + spec + "]"), ci[0].get<double>(), ci[1].get<double>());
+      if (ci.is_array())
+        text += fmt::format(fmt::runtime(std::string(" [") + spec + ", " + spec + "]"),
+                            ci[0].get<double>(), ci[1].get<double>());
       return text;
     };
     for (const auto& r : report["judges"]) {
-      out += fmt::format("  {}: alpha {}  {}  compared {}  errors {}  unscored {}\n", r["judge"].get<std::string>(),
-                         figure(r["alpha"], r["alpha_ci"], "{:.3f}"),
-                         numeric ? "MAE " + figure(r["mean_absolute_error"], r["mean_absolute_error_ci"], "{:.2f}")
-                                 : "accuracy " + figure(r["accuracy"], r.value("accuracy_ci", Json()), "{:.1f}") + "%",
-                         r["compared"].get<int>(), r["errors"].get<int>(), r["unscored"].get<int>());
+      out += fmt::format(
+          "  {}: alpha {}  {}  compared {}  errors {}  unscored {}\n",
+          r["judge"].get<std::string>(), figure(r["alpha"], r["alpha_ci"], "{:.3f}"),
+          numeric
+              ? "MAE " + figure(r["mean_absolute_error"], r["mean_absolute_error_ci"], "{:.2f}")
+              : "accuracy " + figure(r["accuracy"], r.value("accuracy_ci", Json()), "{:.1f}") + "%",
+          r["compared"].get<int>(), r["errors"].get<int>(), r["unscored"].get<int>());
       if (!numeric) {
         for (const auto& [human, row] : r["confusion"].items()) {
-          for (const auto& [judged, n] : row.items()) out += fmt::format("    human {} -> judge {}: {}\n", human, judged, n.get<int>());
+          for (const auto& [judged, n] : row.items())
+            out += fmt::format("    human {} -> judge {}: {}\n", human, judged, n.get<int>());
         }
       }
     }
     if (judges->size() > 1) {
-      out += fmt::format("  all raters (human + judges): alpha {}\n",
-                         figure(report["alpha_all_raters"], report["alpha_all_raters_ci"], "{:.3f}"));
+      out +=
+          fmt::format("  all raters (human + judges): alpha {}\n",
+                      figure(report["alpha_all_raters"], report["alpha_all_raters_ci"], "{:.3f}"));
     }
     std::fputs(out.c_str(), stdout);
     return kExitOk;

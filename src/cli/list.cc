@@ -39,7 +39,8 @@ std::string PriceText(const Price& p) {
 
 void ListModels(const Context& ctx) {
   if (ctx.config.models.empty()) {
-    fmt::print("No named models ({}).\n", ctx.config.file.empty() ? "no plumb.yaml" : ctx.config.file.string());
+    fmt::print("No named models ({}).\n",
+               ctx.config.file.empty() ? "no plumb.yaml" : ctx.config.file.string());
   }
   for (const auto& [name, a] : ctx.config.models) {
     std::string extra;
@@ -48,9 +49,12 @@ void ListModels(const Context& ctx) {
     if (a.rpm) extra += fmt::format("  rpm {}", *a.rpm);
     if (a.tpm) extra += fmt::format("  tpm {}", *a.tpm);
     auto price = ctx.config.PriceOf(a.spec);
-    fmt::print("{:<20} {}{}  {}\n", name, a.spec, extra, price ? PriceText(*price) : "price unknown");
+    fmt::print("{:<20} {}{}  {}\n", name, a.spec, extra,
+               price ? PriceText(*price) : "price unknown");
   }
-  fmt::print("\nPrices (USD per million tokens; plumb.yaml 'prices:' overrides, prefixes match longer names):\n");
+  fmt::print(
+      "\nPrices (USD per million tokens; plumb.yaml 'prices:' overrides, prefixes match longer "
+      "names):\n");
   std::map<std::string, Price> all = DefaultPrices();
   for (const auto& [name, p] : ctx.config.prices) all[name] = p;
   for (const auto& [name, p] : all) fmt::print("  {:<22} {}\n", name, PriceText(p));
@@ -77,7 +81,7 @@ Action SetupList(CLI::App& app, Context& ctx) {
         fmt::print("{:<36} LLM judge, {}\n", (*judge)->IdVersion(),
                    (*judge)->output() == JudgeGrader::Output::kJson     ? "json"
                    : (*judge)->output() == JudgeGrader::Output::kLabels ? "labels"
-                                                                         : "score 0-100");
+                                                                        : "score 0-100");
       }
     }
     if (*what == "kinds") PrintEntries(ctx.kinds);

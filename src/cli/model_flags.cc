@@ -10,15 +10,22 @@
 
 namespace plumb::cli {
 
-Status ModelFlags::SetPrices(const Context& ctx, const std::string& model, RunOptions& options) const {
+Status ModelFlags::SetPrices(const Context& ctx, const std::string& model,
+                             RunOptions& options) const {
   options.model_price = ctx.config.PriceOf(ctx.ResolveSpec(model));
   for (const auto& j : judges) {
     std::string spec = ctx.ResolveSpec(j);
-    if (auto p = ctx.config.PriceOf(spec)) options.judge_prices[spec] = *p;
-    else if (max_cost) return InvalidArgument(fmt::format("--max-cost: no price is known for judge '{}' (add it under 'prices:' in plumb.yaml)", spec));
+    if (auto p = ctx.config.PriceOf(spec))
+      options.judge_prices[spec] = *p;
+    else if (max_cost)
+      return InvalidArgument(fmt::format(
+          "--max-cost: no price is known for judge '{}' (add it under 'prices:' in plumb.yaml)",
+          spec));
   }
   if (max_cost && !options.model_price) {
-    return InvalidArgument(fmt::format("--max-cost: no price is known for '{}' (add it under 'prices:' in plumb.yaml)", ctx.ResolveSpec(model)));
+    return InvalidArgument(
+        fmt::format("--max-cost: no price is known for '{}' (add it under 'prices:' in plumb.yaml)",
+                    ctx.ResolveSpec(model)));
   }
   options.max_cost = max_cost;
   if (const ModelAlias* alias = ctx.Alias(model)) {
@@ -31,28 +38,39 @@ Status ModelFlags::SetPrices(const Context& ctx, const std::string& model, RunOp
 void ModelFlags::Add(CLI::App& app, bool model_flags) {
   app.add_option("--judge", judges, "Judge model spec for LLM-judged suites (repeat for a panel)");
   app.add_option("--judge-base-url", judge_base_url, "API base URL of the judge models");
-  app.add_option("--judge-api-key-env", judge_api_key_env, "Environment variable holding the judges' API key");
-  app.add_option("--judge-concurrency", judge_concurrency, "Judge requests in flight per endpoint (default: --concurrency)")
+  app.add_option("--judge-api-key-env", judge_api_key_env,
+                 "Environment variable holding the judges' API key");
+  app.add_option("--judge-concurrency", judge_concurrency,
+                 "Judge requests in flight per endpoint (default: --concurrency)")
       ->check(CLI::Range(1, 4096));
   if (model_flags) {
-    app.add_option("--base-url", base_url, "API base URL (openai: default $OPENAI_BASE_URL or https://api.openai.com/v1)");
+    app.add_option("--base-url", base_url,
+                   "API base URL (openai: default $OPENAI_BASE_URL or https://api.openai.com/v1)");
     app.add_option("--api-key-env", api_key_env, "Environment variable holding the API key");
     app.add_option("--backend-option", backend_options,
                    "KEY=VALUE setting of the backend, e.g. text=response for replay (repeatable)");
-    app.add_option("--rpm", rpm, "Requests per minute to the model's endpoint")->check(CLI::PositiveNumber);
-    app.add_option("--tpm", tpm, "Tokens per minute to the model's endpoint (estimated before sending)")
+    app.add_option("--rpm", rpm, "Requests per minute to the model's endpoint")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--tpm", tpm,
+                   "Tokens per minute to the model's endpoint (estimated before sending)")
         ->check(CLI::PositiveNumber);
   }
-  app.add_option("--max-wait", max_wait_s, "Seconds a request may wait in all (rate limits, retries) before it is an error")
+  app.add_option("--max-wait", max_wait_s,
+                 "Seconds a request may wait in all (rate limits, retries) before it is an error")
       ->check(CLI::Range(1.0, 86400.0));
-  app.add_option("--concurrency", concurrency, "Max requests in flight per endpoint")->check(CLI::Range(1, 4096));
+  app.add_option("--concurrency", concurrency, "Max requests in flight per endpoint")
+      ->check(CLI::Range(1, 4096));
   app.add_option("--cache", cache, "Response cache: auto (temperature-0 requests), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}));
-  app.add_option("--max-cost", max_cost, "Stop cleanly (resumable) once this session's calls cost this many USD")
+  app.add_option("--max-cost", max_cost,
+                 "Stop cleanly (resumable) once this session's calls cost this many USD")
       ->check(CLI::PositiveNumber);
-  app.add_option("--timeout", timeout_s, "Request timeout in seconds")->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--max-retries", max_retries, "Retries per request on 429/5xx/timeouts")->check(CLI::Range(0, 100));
-  app.add_option("--retry-base-ms", retry_base_ms, "First backoff delay in ms (doubles each retry, full jitter)")
+  app.add_option("--timeout", timeout_s, "Request timeout in seconds")
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--max-retries", max_retries, "Retries per request on 429/5xx/timeouts")
+      ->check(CLI::Range(0, 100));
+  app.add_option("--retry-base-ms", retry_base_ms,
+                 "First backoff delay in ms (doubles each retry, full jitter)")
       ->check(CLI::Range(1, 600000));
 }
 
@@ -72,8 +90,10 @@ std::unique_ptr<HttpScheduler> ModelFlags::MakeScheduler() const {
   return MakeCurlScheduler(so);
 }
 
-Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx, HttpScheduler* scheduler,
-                                                         const std::string& spec, bool judge) const {
+Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx,
+                                                         HttpScheduler* scheduler,
+                                                         const std::string& spec,
+                                                         bool judge) const {
   const ModelAlias* alias = ctx.Alias(spec);
   BackendContext b;
   b.spec = alias ? alias->spec : spec;
@@ -83,7 +103,8 @@ Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx, Htt
     b.base_url = judge_base_url;
     b.api_key_env = judge_api_key_env;
     b.lane = "judge";
-    b.lane_concurrency = judge_concurrency.value_or(alias && alias->concurrency ? *alias->concurrency : concurrency);
+    b.lane_concurrency =
+        judge_concurrency.value_or(alias && alias->concurrency ? *alias->concurrency : concurrency);
   } else {
     b.base_url = base_url;
     b.api_key_env = api_key_env;
@@ -108,8 +129,9 @@ Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx, Htt
   return backend;
 }
 
-Result<std::vector<JudgeModel>> ModelFlags::MakeJudges(const Context& ctx, HttpScheduler* scheduler,
-                                                       std::vector<std::unique_ptr<Backend>>& owned) const {
+Result<std::vector<JudgeModel>> ModelFlags::MakeJudges(
+    const Context& ctx, HttpScheduler* scheduler,
+    std::vector<std::unique_ptr<Backend>>& owned) const {
   std::vector<JudgeModel> out;
   for (const auto& spec : judges) {
     PLUMB_ASSIGN_OR_RETURN(auto backend, MakeBackend(ctx, scheduler, spec, /*judge=*/true));
@@ -121,7 +143,8 @@ Result<std::vector<JudgeModel>> ModelFlags::MakeJudges(const Context& ctx, HttpS
 
 void ModelFlags::InheritFrom(const Json& run_settings) {
   auto text = [&](const char* key, std::string& into) {
-    if (into.empty() && run_settings.contains(key) && run_settings[key].is_string()) into = run_settings[key].get<std::string>();
+    if (into.empty() && run_settings.contains(key) && run_settings[key].is_string())
+      into = run_settings[key].get<std::string>();
   };
   text("base_url", base_url);
   text("api_key_env", api_key_env);
@@ -130,7 +153,8 @@ void ModelFlags::InheritFrom(const Json& run_settings) {
   if (!rpm && run_settings.contains("rpm")) rpm = run_settings["rpm"].get<double>();
   if (!tpm && run_settings.contains("tpm")) tpm = run_settings["tpm"].get<double>();
   if (backend_options.empty() && run_settings.contains("backend_options")) {
-    for (const auto& o : run_settings["backend_options"]) backend_options.push_back(o.get<std::string>());
+    for (const auto& o : run_settings["backend_options"])
+      backend_options.push_back(o.get<std::string>());
   }
   if (judges.empty() && run_settings.contains("judges")) {
     for (const auto& j : run_settings["judges"]) judges.push_back(j.get<std::string>());
@@ -138,7 +162,8 @@ void ModelFlags::InheritFrom(const Json& run_settings) {
 }
 
 Json ModelFlags::Settings() const {
-  Json s = {{"timeout_s", timeout_s}, {"max_retries", max_retries}, {"retry_base_ms", retry_base_ms}};
+  Json s = {
+      {"timeout_s", timeout_s}, {"max_retries", max_retries}, {"retry_base_ms", retry_base_ms}};
   if (!base_url.empty()) s["base_url"] = base_url;
   if (!api_key_env.empty()) s["api_key_env"] = api_key_env;
   if (!judge_base_url.empty()) s["judge_base_url"] = judge_base_url;
@@ -150,8 +175,10 @@ Json ModelFlags::Settings() const {
   return s;
 }
 
-BaselineView BaselinesOf(const Context& ctx, Store& store, const Suite& suite, const RunRecord& run, bool write_cache) {
-  if (suite.kind->NeedsJudges()) return {{}, "none for judged suites (their answers would need the judge too)"};
+BaselineView BaselinesOf(const Context& ctx, Store& store, const Suite& suite, const RunRecord& run,
+                         bool write_cache) {
+  if (suite.kind->NeedsJudges())
+    return {{}, "none for judged suites (their answers would need the judge too)"};
   auto b = Baselines(suite, run, ctx.backends, store, write_cache);
   if (!b) return {{}, b.error().message()};
   return {std::move(*b), ""};
@@ -166,37 +193,42 @@ int ReportRun(const Context& ctx, Store& store, const Suite& suite, const RunSum
   } else if (!baselines) {
     baselines = BaselinesOf(ctx, store, suite, *run, true);
   }
-  Result<std::string> text = FormatRun(*run, summary.metrics, "text", baselines->first, baselines->second);
+  Result<std::string> text =
+      FormatRun(*run, summary.metrics, "text", baselines->first, baselines->second);
   std::fputs(text->c_str(), stdout);
   std::fflush(stdout);
   long long id = summary.run_id;
   if (summary.budget_reached) {
-    std::fprintf(stderr,
-                 "plumb: run %lld stopped at the cost budget ($%.4f spent): %lld of %lld samples finished "
-                 "and kept; continue with plumb resume %lld --max-cost USD\n",
-                 id, summary.spent_usd, static_cast<long long>(summary.done),
-                 static_cast<long long>(summary.samples), id);
+    std::fprintf(
+        stderr,
+        "plumb: run %lld stopped at the cost budget ($%.4f spent): %lld of %lld samples finished "
+        "and kept; continue with plumb resume %lld --max-cost USD\n",
+        id, summary.spent_usd, static_cast<long long>(summary.done),
+        static_cast<long long>(summary.samples), id);
     return kExitRunFailed;
   }
   if (summary.status == "failed") {
-    std::fprintf(stderr, "plumb: error: run %lld failed: %s\n", id, Redact(summary.failure.message()).c_str());
+    std::fprintf(stderr, "plumb: error: run %lld failed: %s\n", id,
+                 Redact(summary.failure.message()).c_str());
     return kExitRunFailed;
   }
   if (summary.status == "interrupted") {
-    std::fprintf(stderr, "plumb: run %lld interrupted: %lld of %lld samples finished and kept\n", id,
-                 static_cast<long long>(summary.done), static_cast<long long>(summary.samples));
+    std::fprintf(stderr, "plumb: run %lld interrupted: %lld of %lld samples finished and kept\n",
+                 id, static_cast<long long>(summary.done), static_cast<long long>(summary.samples));
     return kExitInterrupted;
   }
   int code = kExitOk;
   if (summary.errors > 0) {
-    std::fprintf(stderr, "plumb: run %lld finished with %lld errored samples (see plumb show %lld)\n", id,
+    std::fprintf(stderr,
+                 "plumb: run %lld finished with %lld errored samples (see plumb show %lld)\n", id,
                  static_cast<long long>(summary.errors), id);
     code = kExitItemErrors;
   }
   if (summary.judge_errors_exceeded) {
-    std::fprintf(stderr,
-                 "plumb: run %lld: judge error rate %.1f%% is above %.1f%% (see --max-judge-error-rate)\n",
-                 id, summary.judge_error_rate, max_judge_error_rate);
+    std::fprintf(
+        stderr,
+        "plumb: run %lld: judge error rate %.1f%% is above %.1f%% (see --max-judge-error-rate)\n",
+        id, summary.judge_error_rate, max_judge_error_rate);
     code = kExitItemErrors;
   }
   return code;

@@ -1,4 +1,6 @@
 // plumb leaderboard, plumb report and plumb serve: reading results back for people.
+#include "plumb/report.h"
+
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -7,7 +9,6 @@
 #include <mutex>
 
 #include "cli/commands.h"
-#include "plumb/report.h"
 #include "plumb/store.h"
 
 namespace plumb::cli {
@@ -57,7 +58,8 @@ Status WriteFileAtomically(const std::string& path, const std::string& text) {
 }
 
 // Run references (ids, latest, tags) to ids.
-Result<std::vector<int64_t>> ResolveRuns(const Context& ctx, const Store& store, const std::vector<std::string>& refs) {
+Result<std::vector<int64_t>> ResolveRuns(const Context& ctx, const Store& store,
+                                         const std::vector<std::string>& refs) {
   std::vector<int64_t> ids;
   for (const auto& ref : refs) {
     PLUMB_ASSIGN_OR_RETURN(int64_t id, ResolveRunId(ctx, store, ref));
@@ -78,17 +80,23 @@ Action SetupLeaderboard(CLI::App& app, Context& ctx) {
   auto f = std::make_shared<Flags>();
   app.add_option("--suite", f->suites, "Only these suites (repeatable)");
   app.add_flag("--all", f->all, "Every suite (the default)");
-  app.add_option("--metric", f->metric, "Rank by this metric instead of each suite's primary metric");
-  app.add_option("--direction", f->direction, "Which way --metric is better (needed unless it is the primary metric)")
+  app.add_option("--metric", f->metric,
+                 "Rank by this metric instead of each suite's primary metric");
+  app.add_option("--direction", f->direction,
+                 "Which way --metric is better (needed unless it is the primary metric)")
       ->check(CLI::IsMember({"higher", "lower"}));
-  app.add_flag("--latest-per-model", f->latest, "One row per model: its newest completed run (the default)");
+  app.add_flag("--latest-per-model", f->latest,
+               "One row per model: its newest completed run (the default)");
   app.add_flag("--all-runs", f->all_runs, "Every completed run is a row");
   app.add_option("--run", f->runs, "Only these runs (ids, 'latest' or tags; repeatable)");
-  app.add_flag("--no-baselines", f->no_baselines, "Leave out the built-in baselines' reference rows");
-  app.add_option("--format", f->format, "Output format")->check(CLI::IsMember({"md", "csv", "json", "latex", "html"}));
+  app.add_flag("--no-baselines", f->no_baselines,
+               "Leave out the built-in baselines' reference rows");
+  app.add_option("--format", f->format, "Output format")
+      ->check(CLI::IsMember({"md", "csv", "json", "latex", "html"}));
   app.add_option("--out", f->out, "Write to FILE instead of standard output");
   return [f, &ctx]() {
-    if (f->all && !f->suites.empty()) return ReportError(InvalidArgument("--all and --suite exclude each other"));
+    if (f->all && !f->suites.empty())
+      return ReportError(InvalidArgument("--all and --suite exclude each other"));
     if (f->all_runs && (f->latest || !f->runs.empty())) {
       return ReportError(InvalidArgument("--all-runs excludes --latest-per-model and --run"));
     }
@@ -102,7 +110,8 @@ Action SetupLeaderboard(CLI::App& app, Context& ctx) {
     auto runs = ResolveRuns(ctx, **store, f->runs);
     if (!runs) return ReportError(runs.error());
     q.runs = *runs;
-    auto board = BuildLeaderboard(**store, q, f->no_baselines ? nullptr : BaselineSourceFor(ctx, **store));
+    auto board =
+        BuildLeaderboard(**store, q, f->no_baselines ? nullptr : BaselineSourceFor(ctx, **store));
     if (!board) return ReportError(board.error());
     auto text = FormatLeaderboard(*board, f->format);
     if (!text) return ReportError(text.error());
@@ -131,7 +140,8 @@ Action SetupReport(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   return [f, &ctx]() {
-    if (f->all && !f->runs.empty()) return ReportError(InvalidArgument("give runs or --all, not both"));
+    if (f->all && !f->runs.empty())
+      return ReportError(InvalidArgument("give runs or --all, not both"));
     auto store = OpenSqliteStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
     ReportOptions options;
@@ -156,8 +166,11 @@ Action SetupServe(CLI::App& app, Context& ctx) {
     int max_items = 1000;
   };
   auto f = std::make_shared<Flags>();
-  app.add_option("--port", f->port, "Port (0: any free port)")->check(CLI::Range(0, 65535))->capture_default_str();
-  app.add_option("--host", f->host, "Address to listen on (the default serves this machine only)")->capture_default_str();
+  app.add_option("--port", f->port, "Port (0: any free port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--host", f->host, "Address to listen on (the default serves this machine only)")
+      ->capture_default_str();
   app.add_option("--max-items", f->max_items, "Samples per run in the item drill-down")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
@@ -171,7 +184,8 @@ Action SetupServe(CLI::App& app, Context& ctx) {
     options.baselines = BaselineSourceFor(ctx, **store);
     options.source = ctx.db_path;
     Status s = Serve(**store, options, Interrupted(), [&](int port) {
-      std::printf("plumb serve: http://%s:%d/ (read-only, %s; Ctrl-C stops)\n", f->host.c_str(), port, ctx.db_path.c_str());
+      std::printf("plumb serve: http://%s:%d/ (read-only, %s; Ctrl-C stops)\n", f->host.c_str(),
+                  port, ctx.db_path.c_str());
       std::fflush(stdout);
     });
     if (!s.ok()) return ReportError(s);

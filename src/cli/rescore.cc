@@ -17,8 +17,10 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
   };
   auto f = std::make_shared<Flags>();
   app.add_option("run", f->run, "Run id or 'latest'")->required();
-  app.add_option("--grader", f->graders, "Only these judge graders (repeatable; default: all the suite uses)");
-  app.add_option("--max-judge-error-rate", f->max_judge_error_rate, "Judge error rate (%) above which the run exits 3")
+  app.add_option("--grader", f->graders,
+                 "Only these judge graders (repeatable; default: all the suite uses)");
+  app.add_option("--max-judge-error-rate", f->max_judge_error_rate,
+                 "Judge error rate (%) above which the run exits 3")
       ->check(CLI::Range(0.0, 100.0));
   f->m.Add(app, /*model_flags=*/false);
   return [f, &ctx]() {
@@ -34,7 +36,8 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
       return ReportError(InvalidArgument(fmt::format(
           "suite '{}' changed since run {} (content hash {} now, {} then): rescore needs the items "
           "the run answered",
-          run->suite_id, *id, suite->manifest.content_hash.substr(0, 12), run->suite_hash.substr(0, 12))));
+          run->suite_id, *id, suite->manifest.content_hash.substr(0, 12),
+          run->suite_hash.substr(0, 12))));
     }
     for (const auto& g : f->graders) {
       if (auto judge = ctx.Judges().Get(g); !judge) return ReportError(judge.error());
@@ -53,7 +56,8 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
     std::vector<std::unique_ptr<Backend>> owned;
     auto judges = m.MakeJudges(ctx, scheduler.get(), owned);
     if (!judges) return ReportError(judges.error());
-    auto backend = MakeStoredRepliesBackend(fmt::format("rescore-of-run-{}@1", *id), std::move(replies));
+    auto backend =
+        MakeStoredRepliesBackend(fmt::format("rescore-of-run-{}@1", *id), std::move(replies));
     auto options = OptionsOfRun(*run);
     if (!options) return ReportError(options.error());
     options->concurrency = m.concurrency;
@@ -65,7 +69,8 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
     options->cache = m.Cache();
     if (Status s = m.SetPrices(ctx, "replay/stored", *options); !s.ok()) return ReportError(s);
     options->parent_run_id = *id;
-    auto summary = RunSuite(*suite, *backend, scheduler.get(), **store, *options, Interrupted(), *judges);
+    auto summary =
+        RunSuite(*suite, *backend, scheduler.get(), **store, *options, Interrupted(), *judges);
     if (!summary) return ReportError(summary.error());
     return ReportRun(ctx, **store, *suite, *summary, f->max_judge_error_rate);
   };

@@ -9,14 +9,14 @@
 
 namespace plumb::cli {
 
-int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags, bool retry_errors,
-                ProgressMode progress, double max_judge_error_rate) {
+int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags,
+                bool retry_errors, ProgressMode progress, double max_judge_error_rate) {
   auto run = store.GetRun(run_id);
   if (!run) return ReportError(run.error());
   if (run->parent_run_id) {
-    return ReportError(InvalidArgument(fmt::format(
-        "run {} re-graded run {} (plumb rescore); rescore run {} again instead", run_id, *run->parent_run_id,
-        *run->parent_run_id)));
+    return ReportError(InvalidArgument(
+        fmt::format("run {} re-graded run {} (plumb rescore); rescore run {} again instead", run_id,
+                    *run->parent_run_id, *run->parent_run_id)));
   }
   auto suite = ctx.LoadSuiteOfRun(*run);
   if (!suite) return ReportError(suite.error());
@@ -31,10 +31,12 @@ int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags fla
   auto judges = flags.MakeJudges(ctx, scheduler.get(), owned);
   if (!judges) return ReportError(judges.error());
   if (suite->manifest.content_hash != run->suite_hash) {
-    return ReportError(InvalidArgument(fmt::format(
-        "suite '{}' changed since run {} started (content hash {} now, {} then): a resumed run must "
-        "answer the same items",
-        run->suite_id, run_id, suite->manifest.content_hash.substr(0, 12), run->suite_hash.substr(0, 12))));
+    return ReportError(InvalidArgument(
+        fmt::format("suite '{}' changed since run {} started (content hash {} now, {} then): a "
+                    "resumed run must "
+                    "answer the same items",
+                    run->suite_id, run_id, suite->manifest.content_hash.substr(0, 12),
+                    run->suite_hash.substr(0, 12))));
   }
   if (retry_errors) {
     auto reset = store.ResetErroredSamples(run_id);
@@ -42,9 +44,10 @@ int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags fla
     std::fprintf(stderr, "plumb: run %lld: %lld errored samples will be sent again\n",
                  static_cast<long long>(run_id), static_cast<long long>(*reset));
   } else if (run->status == "completed") {
-    return ReportError(InvalidArgument(fmt::format(
-        "run {} is completed: nothing to resume (plumb run --retry-errors {} re-sends its errored samples)",
-        run_id, run_id)));
+    return ReportError(
+        InvalidArgument(fmt::format("run {} is completed: nothing to resume (plumb run "
+                                    "--retry-errors {} re-sends its errored samples)",
+                                    run_id, run_id)));
   }
   options->concurrency = flags.concurrency;
   options->progress = progress;
@@ -52,7 +55,8 @@ int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags fla
   options->max_judge_error_rate = max_judge_error_rate;
   options->cache = flags.Cache();
   if (Status s = flags.SetPrices(ctx, run->model_spec, *options); !s.ok()) return ReportError(s);
-  auto summary = ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options, Interrupted(), *judges);
+  auto summary =
+      ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options, Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());
   return ReportRun(ctx, store, *suite, *summary, max_judge_error_rate);
 }
@@ -67,17 +71,21 @@ Action SetupResume(CLI::App& app, Context& ctx) {
   };
   auto f = std::make_shared<Flags>();
   app.add_option("run", f->run, "Run id or 'latest'")->required();
-  app.add_flag("--retry-errors", f->retry_errors, "Also send again the samples that ended in an error");
-  app.add_option("--max-judge-error-rate", f->max_judge_error_rate, "Judge error rate (%) above which the run exits 3")
+  app.add_flag("--retry-errors", f->retry_errors,
+               "Also send again the samples that ended in an error");
+  app.add_option("--max-judge-error-rate", f->max_judge_error_rate,
+                 "Judge error rate (%) above which the run exits 3")
       ->check(CLI::Range(0.0, 100.0));
-  app.add_option("--progress", f->progress, "Progress display")->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
+  app.add_option("--progress", f->progress, "Progress display")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
   f->m.Add(app, /*model_flags=*/true);
   return [f, &ctx]() {
     auto store = OpenSqliteStore(ctx.db_path);
     if (!store) return ReportError(store.error());
     auto id = ResolveRunId(ctx, **store, f->run);
     if (!id) return ReportError(id.error());
-    return ContinueRun(ctx, **store, *id, f->m, f->retry_errors, ParseProgress(f->progress), f->max_judge_error_rate);
+    return ContinueRun(ctx, **store, *id, f->m, f->retry_errors, ParseProgress(f->progress),
+                       f->max_judge_error_rate);
   };
 }
 

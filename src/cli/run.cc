@@ -46,7 +46,9 @@ RunOptions BaseOptions(const RunFlags& f, const Suite& suite) {
   return options;
 }
 
-std::string Money(const std::optional<double>& usd) { return usd ? fmt::format("${:.4f}", *usd) : "unknown (no price)"; }
+std::string Money(const std::optional<double>& usd) {
+  return usd ? fmt::format("${:.4f}", *usd) : "unknown (no price)";
+}
 
 // plumb run --dry-run: what would be sent and what it could cost; nothing is sent or written.
 int DryRun(const Context& ctx, const RunFlags& f, const Suite& suite, const std::string& model) {
@@ -56,26 +58,33 @@ int DryRun(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   if (!e) return ReportError(e.error());
   std::string spec = ctx.ResolveSpec(model);
   std::optional<double> model_cost;
-  if (options.model_price && e->completion_tokens) model_cost = options.model_price->Cost(e->prompt_tokens, *e->completion_tokens);
-  std::string out = fmt::format("dry run: {}@{}, {} samples, model {}\n", suite.manifest.id, suite.manifest.version,
-                                e->samples, spec);
-  out += fmt::format("  model: {} requests, ~{} prompt tokens, {} completion tokens, cost at most {}\n",
-                     e->model_requests, e->prompt_tokens,
-                     e->completion_tokens ? fmt::format("at most {}", *e->completion_tokens) : std::string("unbounded (no max_tokens)"),
-                     Money(model_cost));
+  if (options.model_price && e->completion_tokens)
+    model_cost = options.model_price->Cost(e->prompt_tokens, *e->completion_tokens);
+  std::string out = fmt::format("dry run: {}@{}, {} samples, model {}\n", suite.manifest.id,
+                                suite.manifest.version, e->samples, spec);
+  out += fmt::format(
+      "  model: {} requests, ~{} prompt tokens, {} completion tokens, cost at most {}\n",
+      e->model_requests, e->prompt_tokens,
+      e->completion_tokens ? fmt::format("at most {}", *e->completion_tokens)
+                           : std::string("unbounded (no max_tokens)"),
+      Money(model_cost));
   std::optional<double> total = model_cost;
   for (const auto& j : f.m.judges) {
     std::string jspec = ctx.ResolveSpec(j);
     auto price = options.judge_prices.find(jspec);
     std::optional<double> cost;
     // Judges reply briefly: their max_tokens is set per grader; 600 bounds every shipped one.
-    if (price != options.judge_prices.end()) cost = price->second.Cost(e->judge_prompt_tokens, e->judge_requests * 600);
-    out += fmt::format("  judge {}: {} requests, ~{} prompt tokens, cost at most {}\n", jspec, e->judge_requests,
-                       e->judge_prompt_tokens, Money(cost));
+    if (price != options.judge_prices.end())
+      cost = price->second.Cost(e->judge_prompt_tokens, e->judge_requests * 600);
+    out += fmt::format("  judge {}: {} requests, ~{} prompt tokens, cost at most {}\n", jspec,
+                       e->judge_requests, e->judge_prompt_tokens, Money(cost));
     total = total && cost ? std::optional<double>(*total + *cost) : std::nullopt;
   }
   if (suite.kind->NeedsJudges() && f.m.judges.empty()) out += "  (this suite also needs --judge)\n";
-  out += fmt::format("  total cost at most {} (prices: plumb list models; tokens estimated at 4 characters each)\n", Money(total));
+  out += fmt::format(
+      "  total cost at most {} (prices: plumb list models; tokens estimated at 4 characters "
+      "each)\n",
+      Money(total));
   std::fputs(out.c_str(), stdout);
   return kExitOk;
 }
@@ -89,8 +98,9 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   auto judges = f.m.MakeJudges(ctx, scheduler.get(), judge_backends);
   if (!judges) return ReportError(judges.error());
   if (suite.kind->NeedsJudges() && judges->empty()) {
-    return ReportError(InvalidArgument(fmt::format(
-        "suite '{}' is scored by LLM judges: name a judge model with --judge SPEC", suite.manifest.id)));
+    return ReportError(InvalidArgument(
+        fmt::format("suite '{}' is scored by LLM judges: name a judge model with --judge SPEC",
+                    suite.manifest.id)));
   }
   Result<std::unique_ptr<Store>> store = OpenSqliteStore(ctx.db_path);
   if (!store) return ReportError(store.error());
@@ -109,23 +119,27 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   planned.limit = options.limit;
   planned.settings["bootstrap_resamples"] = options.bootstrap_resamples;
   Store& results = **store;
-  auto baselines = std::async(std::launch::async, [&] { return BaselinesOf(ctx, results, suite, planned, true); });
+  auto baselines = std::async(std::launch::async,
+                              [&] { return BaselinesOf(ctx, results, suite, planned, true); });
 
-  Result<RunSummary> summary = RunSuite(suite, **backend, scheduler.get(), results, options, Interrupted(), *judges);
+  Result<RunSummary> summary =
+      RunSuite(suite, **backend, scheduler.get(), results, options, Interrupted(), *judges);
   BaselineView beside = baselines.get();
   if (!summary) return ReportError(summary.error());
   return ReportRun(ctx, results, suite, *summary, f.max_judge_error_rate, std::move(beside));
 }
 
 // The newest run of (suite, model) that did not complete, if any.
-Result<std::optional<int64_t>> FindUnfinishedRun(const Context& ctx, const std::string& suite, const std::string& model) {
+Result<std::optional<int64_t>> FindUnfinishedRun(const Context& ctx, const std::string& suite,
+                                                 const std::string& model) {
   std::error_code ec;
   if (!std::filesystem::exists(ctx.db_path, ec)) return std::optional<int64_t>();
   PLUMB_ASSIGN_OR_RETURN(auto store, OpenSqliteStoreReadOnly(ctx.db_path));
   PLUMB_ASSIGN_OR_RETURN(auto runs, store->ListRuns(RunFilter{suite, ""}));
   std::optional<int64_t> found;
   for (const auto& r : runs) {
-    if (r.model_spec == model && !r.parent_run_id) found = r.status == "completed" ? std::nullopt : std::optional<int64_t>(r.id);
+    if (r.model_spec == model && !r.parent_run_id)
+      found = r.status == "completed" ? std::nullopt : std::optional<int64_t>(r.id);
   }
   return found;
 }
@@ -137,10 +151,13 @@ Action SetupRun(CLI::App& app, Context& ctx) {
   app.add_option("--suite", f->suite, "Suite id, or a suite folder / suite.yaml path");
   app.add_option("--model", f->models,
                  "Model spec KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random (repeatable)");
-  app.add_flag("--dry-run", f->dry_run, "Print the requests, tokens and cost a run would take; send nothing");
-  app.add_flag("--resume", f->resume,
-               "Continue the newest unfinished run of this suite and model instead of starting anew");
-  app.add_option("--retry-errors", f->retry_errors, "RUN: send again only the samples of RUN that ended in an error");
+  app.add_flag("--dry-run", f->dry_run,
+               "Print the requests, tokens and cost a run would take; send nothing");
+  app.add_flag(
+      "--resume", f->resume,
+      "Continue the newest unfinished run of this suite and model instead of starting anew");
+  app.add_option("--retry-errors", f->retry_errors,
+                 "RUN: send again only the samples of RUN that ended in an error");
   app.add_option("--limit", f->limit, "Only the first N items")->check(CLI::PositiveNumber);
   app.add_option("--epochs", f->epochs, "Samples per item (default: the suite's 'samples', else 1)")
       ->check(CLI::Range(1, 1000));
@@ -150,10 +167,12 @@ Action SetupRun(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   app.add_option("--temperature", f->temperature, "Sampling temperature (overrides the suite)")
       ->check(CLI::Range(0.0, 2.0));
-  app.add_option("--top-p", f->top_p, "Nucleus sampling (overrides the suite)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--top-p", f->top_p, "Nucleus sampling (overrides the suite)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--max-tokens", f->max_tokens, "Max tokens per reply (overrides the suite)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--model-seed", f->model_seed, "Sampling seed sent to the model (overrides the suite)");
+  app.add_option("--model-seed", f->model_seed,
+                 "Sampling seed sent to the model (overrides the suite)");
   app.add_option("--max-judge-error-rate", f->max_judge_error_rate,
                  "Judge error rate (%) above which the run exits 3")
       ->check(CLI::Range(0.0, 100.0));
@@ -170,7 +189,8 @@ Action SetupRun(CLI::App& app, Context& ctx) {
                          f->max_judge_error_rate);
     }
     if (f->suite.empty() || f->models.empty()) {
-      return ReportError(InvalidArgument("plumb run needs --suite and --model (or --retry-errors RUN)"));
+      return ReportError(
+          InvalidArgument("plumb run needs --suite and --model (or --retry-errors RUN)"));
     }
     Result<Suite> suite = ctx.LoadSuiteByName(f->suite);
     if (!suite) return ReportError(suite.error());
@@ -187,7 +207,8 @@ Action SetupRun(CLI::App& app, Context& ctx) {
       if (unfinished) {
         auto store = OpenSqliteStore(ctx.db_path);
         if (!store) return ReportError(store.error());
-        code = ContinueRun(ctx, **store, *unfinished, f->m, false, ParseProgress(f->progress), f->max_judge_error_rate);
+        code = ContinueRun(ctx, **store, *unfinished, f->m, false, ParseProgress(f->progress),
+                           f->max_judge_error_rate);
       } else {
         code = RunOne(ctx, *f, *suite, model);
       }

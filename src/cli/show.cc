@@ -12,7 +12,8 @@ namespace plumb::cli {
 
 Result<int64_t> ResolveRunId(const Context& ctx, const Store& store, const std::string& ref,
                              const std::string& suite_id, bool models) {
-  if (ref.empty()) return InvalidArgument("an empty run reference (use a run id, 'latest' or a tag)");
+  if (ref.empty())
+    return InvalidArgument("an empty run reference (use a run id, 'latest' or a tag)");
   if (ref.find_first_not_of("0123456789") == std::string::npos) {
     try {
       long long id = std::stoll(ref);
@@ -36,8 +37,8 @@ Result<int64_t> ResolveRunId(const Context& ctx, const Store& store, const std::
   if (named.size() > 1) {
     std::vector<std::string> where;
     for (const auto& t : named) where.push_back(fmt::format("{} (run {})", t.suite_id, t.run_id));
-    return InvalidArgument(fmt::format("tag '{}' names runs of several suites: {}; use a run id", ref,
-                                       fmt::join(where, ", ")));
+    return InvalidArgument(fmt::format("tag '{}' names runs of several suites: {}; use a run id",
+                                       ref, fmt::join(where, ", ")));
   }
   if (models) {
     std::string spec = ctx.ResolveSpec(ref);

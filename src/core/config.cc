@@ -14,7 +14,8 @@ Result<Price> ReadPrice(FieldReader& r) {
   PLUMB_ASSIGN_OR_RETURN(auto input, r.OptNumber("input"));
   PLUMB_ASSIGN_OR_RETURN(auto output, r.OptNumber("output"));
   PLUMB_ASSIGN_OR_RETURN(p.cached_input, r.OptNumber("cached_input"));
-  if (!input || !output) return r.Error(input ? "output" : "input", "is required (USD per million tokens)");
+  if (!input || !output)
+    return r.Error(input ? "output" : "input", "is required (USD per million tokens)");
   if (*input < 0 || *output < 0 || (p.cached_input && *p.cached_input < 0)) {
     return r.Error("input", "prices must not be negative");
   }
@@ -29,11 +30,13 @@ std::string ModelName(const std::string& spec) {
   return slash == std::string::npos ? spec : spec.substr(slash + 1);
 }
 
-std::optional<Price> LongestPrefix(const std::map<std::string, Price>& table, const std::string& name) {
+std::optional<Price> LongestPrefix(const std::map<std::string, Price>& table,
+                                   const std::string& name) {
   std::optional<Price> best;
   size_t best_len = 0;
   for (const auto& [prefix, price] : table) {
-    if (name.rfind(prefix, 0) == 0 && prefix.size() >= best_len) best = price, best_len = prefix.size();
+    if (name.rfind(prefix, 0) == 0 && prefix.size() >= best_len)
+      best = price, best_len = prefix.size();
   }
   return best;
 }
@@ -41,7 +44,9 @@ std::optional<Price> LongestPrefix(const std::map<std::string, Price>& table, co
 }  // namespace
 
 double Price::Cost(int64_t prompt_tokens, int64_t completion_tokens) const {
-  return (static_cast<double>(prompt_tokens) * input + static_cast<double>(completion_tokens) * output) / 1e6;
+  return (static_cast<double>(prompt_tokens) * input +
+          static_cast<double>(completion_tokens) * output) /
+         1e6;
 }
 
 const std::map<std::string, Price>& DefaultPrices() {
@@ -72,29 +77,34 @@ std::optional<Price> Config::PriceOf(const std::string& spec) const {
   }
   std::string name = ModelName(spec);
   if (auto p = LongestPrefix(prices, name)) return p;
-  if (spec.rfind("builtin/", 0) == 0 || spec.rfind("replay/", 0) == 0) return Price{0, 0, std::nullopt};
+  if (spec.rfind("builtin/", 0) == 0 || spec.rfind("replay/", 0) == 0)
+    return Price{0, 0, std::nullopt};
   return LongestPrefix(DefaultPrices(), name);
 }
 
 Result<Config> LoadConfig(const std::filesystem::path& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return NotFound(fmt::format("config file '{}' does not exist (see --config)", path.string()));
+  if (!std::filesystem::exists(path, ec))
+    return NotFound(fmt::format("config file '{}' does not exist (see --config)", path.string()));
   PLUMB_ASSIGN_OR_RETURN(Document doc, LoadYamlFile(path));
   Config c;
   c.file = path;
   if (doc.value.is_null()) return c;
-  if (!doc.value.is_object()) return InvalidArgument(path.string() + ": the config must be a mapping");
+  if (!doc.value.is_object())
+    return InvalidArgument(path.string() + ": the config must be a mapping");
   FieldReader top(doc.value, doc.source);
   PLUMB_ASSIGN_OR_RETURN(auto models, top.OptObject("models"));
   if (models) {
     for (const auto& [name, _] : models->object().items()) {
       PLUMB_ASSIGN_OR_RETURN(auto m, models->OptObject(name));
       if (!m) return models->Error(name, "must be a mapping");
-      if (name.find('/') != std::string::npos) return models->Error(name, "a model name may not contain '/'");
+      if (name.find('/') != std::string::npos)
+        return models->Error(name, "a model name may not contain '/'");
       ModelAlias a;
       a.name = name;
       PLUMB_ASSIGN_OR_RETURN(a.spec, m->String("spec"));
-      if (a.spec.find('/') == std::string::npos) return m->Error("spec", "must look like KIND/MODEL");
+      if (a.spec.find('/') == std::string::npos)
+        return m->Error("spec", "must look like KIND/MODEL");
       PLUMB_ASSIGN_OR_RETURN(auto base_url, m->OptString("base_url"));
       a.base_url = base_url.value_or("");
       PLUMB_ASSIGN_OR_RETURN(auto key_env, m->OptString("api_key_env"));
@@ -104,11 +114,13 @@ Result<Config> LoadConfig(const std::filesystem::path& path) {
         PLUMB_ASSIGN_OR_RETURN(a.params, ReadGenerationParams(*params));
       }
       PLUMB_ASSIGN_OR_RETURN(auto concurrency, m->OptInt("concurrency"));
-      if (concurrency && (*concurrency < 1 || *concurrency > 4096)) return m->Error("concurrency", "must be between 1 and 4096");
+      if (concurrency && (*concurrency < 1 || *concurrency > 4096))
+        return m->Error("concurrency", "must be between 1 and 4096");
       if (concurrency) a.concurrency = static_cast<int>(*concurrency);
       PLUMB_ASSIGN_OR_RETURN(a.rpm, m->OptNumber("rpm"));
       PLUMB_ASSIGN_OR_RETURN(a.tpm, m->OptNumber("tpm"));
-      if ((a.rpm && *a.rpm <= 0) || (a.tpm && *a.tpm <= 0)) return m->Error(a.rpm && *a.rpm <= 0 ? "rpm" : "tpm", "must be positive");
+      if ((a.rpm && *a.rpm <= 0) || (a.tpm && *a.tpm <= 0))
+        return m->Error(a.rpm && *a.rpm <= 0 ? "rpm" : "tpm", "must be positive");
       PLUMB_ASSIGN_OR_RETURN(auto price, m->OptObject("price"));
       if (price) {
         PLUMB_ASSIGN_OR_RETURN(a.price, ReadPrice(*price));

@@ -7,8 +7,8 @@
 
 namespace plumb {
 
-Result<std::vector<CsvRow>> ParseCsv(std::string_view text, const std::string& file,
-                                     char delimiter, char comment) {
+Result<std::vector<CsvRow>> ParseCsv(std::string_view text, const std::string& file, char delimiter,
+                                     char comment) {
   std::vector<CsvRow> rows;
   size_t i = 0;
   int line = 1;
@@ -50,7 +50,8 @@ Result<std::vector<CsvRow>> ParseCsv(std::string_view text, const std::string& f
       }
       if (c == '"') {
         if (!field.empty() || quoted) {
-          return InvalidArgument(fmt::format("{}:{}: stray '\"' inside an unquoted field", file, line));
+          return InvalidArgument(
+              fmt::format("{}:{}: stray '\"' inside an unquoted field", file, line));
         }
         in_quotes = quoted = true;
         ++i;

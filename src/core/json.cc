@@ -4,11 +4,11 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cmath>
 #include <fstream>
-#include <algorithm>
-#include <charconv>
-#include <cctype>
 #include <sstream>
 
 namespace plumb {
@@ -25,7 +25,9 @@ std::string CleanJsonError(const std::string& what) {
   return what;
 }
 
-bool IsPlainNull(const std::string& s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+bool IsPlainNull(const std::string& s) {
+  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
+}
 
 std::optional<bool> PlainBool(const std::string& s) {
   if (s == "true" || s == "True" || s == "TRUE") return true;
@@ -47,7 +49,8 @@ Json PlainScalar(const std::string& s) {
     if (ec == std::errc() && ptr == end) return v;
     return s;  // out of range: keep the text
   }
-  bool numeric = digits < end && (std::isdigit(static_cast<unsigned char>(*digits)) || *digits == '.');
+  bool numeric =
+      digits < end && (std::isdigit(static_cast<unsigned char>(*digits)) || *digits == '.');
   for (const char* p = digits; numeric && p < end; ++p) {
     numeric = std::isdigit(static_cast<unsigned char>(*p)) || *p == '.' || *p == 'e' || *p == 'E' ||
               *p == '+' || *p == '-';
@@ -77,7 +80,8 @@ Result<Json> ConvertYaml(const YAML::Node& node, const std::string& pointer, Sou
       Json arr = Json::array();
       size_t i = 0;
       for (const auto& child : node) {
-        PLUMB_ASSIGN_OR_RETURN(Json v, ConvertYaml(child, pointer + "/" + std::to_string(i++), map));
+        PLUMB_ASSIGN_OR_RETURN(Json v,
+                               ConvertYaml(child, pointer + "/" + std::to_string(i++), map));
         arr.push_back(std::move(v));
       }
       return arr;
@@ -95,8 +99,8 @@ Result<Json> ConvertYaml(const YAML::Node& node, const std::string& pointer, Sou
                                              map.file(), kv.first.Mark().line + 1));
         }
         if (obj.contains(key)) {
-          return InvalidArgument(fmt::format("{}:{}: duplicate key '{}'", map.file(),
-                                             kv.first.Mark().line + 1, key));
+          return InvalidArgument(
+              fmt::format("{}:{}: duplicate key '{}'", map.file(), kv.first.Mark().line + 1, key));
         }
         std::string child = pointer + "/" + JsonPointerEscape(key);
         PLUMB_ASSIGN_OR_RETURN(Json v, ConvertYaml(kv.second, child, map));
@@ -123,9 +127,12 @@ std::string TypeName(const Json& v) {
 std::string JsonPointerEscape(const std::string& key) {
   std::string out;
   for (char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
   return out;
 }
@@ -250,18 +257,17 @@ Result<std::optional<bool>> FieldReader::OptBool(const std::string& key) {
   return std::optional<bool>(v->get<bool>());
 }
 
-Result<std::optional<std::vector<std::string>>> FieldReader::OptStringList(
-    const std::string& key) {
+Result<std::optional<std::vector<std::string>>> FieldReader::OptStringList(const std::string& key) {
   const Json* v = Get(key);
   if (v == nullptr) return std::optional<std::vector<std::string>>();
   if (!v->is_array()) return Error(key, "must be a list of strings, not " + TypeName(*v));
   std::vector<std::string> out;
   for (size_t i = 0; i < v->size(); ++i) {
     if (!(*v)[i].is_string()) {
-      return InvalidArgument(fmt::format("{}: field '{}[{}]' must be a string, not {}",
-                                         source_->Where(pointer_ + "/" + JsonPointerEscape(key) +
-                                                        "/" + std::to_string(i)),
-                                         FieldName(key), i, TypeName((*v)[i])));
+      return InvalidArgument(fmt::format(
+          "{}: field '{}[{}]' must be a string, not {}",
+          source_->Where(pointer_ + "/" + JsonPointerEscape(key) + "/" + std::to_string(i)),
+          FieldName(key), i, TypeName((*v)[i])));
     }
     out.push_back((*v)[i].get<std::string>());
   }

@@ -35,8 +35,7 @@ std::string Redact(std::string_view text) {
   {
     std::lock_guard<std::mutex> lock(SecretsMutex());
     for (const auto& secret : Secrets()) {
-      for (size_t pos = out.find(secret); pos != std::string::npos;
-           pos = out.find(secret, pos)) {
+      for (size_t pos = out.find(secret); pos != std::string::npos; pos = out.find(secret, pos)) {
         out.replace(pos, secret.size(), "[redacted]");
       }
     }

@@ -1,12 +1,12 @@
 // Wilson intervals, the clustered bootstrap, reducers over epochs and paired comparisons.
 #include "plumb/stats.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <string_view>
-
-#include <fmt/format.h>
 
 #include "plumb/hash.h"
 
@@ -19,7 +19,8 @@ double Percentile(const std::vector<double>& sorted, double q) {
 }
 
 // Cluster indexes grouped by stratum (one group without strata).
-std::vector<std::vector<size_t>> Groups(const std::vector<size_t>& clusters, const std::vector<int>& strata) {
+std::vector<std::vector<size_t>> Groups(const std::vector<size_t>& clusters,
+                                        const std::vector<int>& strata) {
   std::map<int, std::vector<size_t>> by;
   for (size_t i : clusters) by[strata.empty() ? 0 : strata[i]].push_back(i);
   std::vector<std::vector<size_t>> out;
@@ -67,7 +68,8 @@ Metric ProportionMetric(std::string name, std::string category, std::vector<Clus
   for (const auto& c : clusters) model->keys.push_back(c.key);
   model->statistic = [clusters](const std::vector<int>& counts) -> std::optional<double> {
     int64_t k = 0, n = 0;
-    for (size_t i = 0; i < clusters.size(); ++i) k += counts[i] * clusters[i].k, n += counts[i] * clusters[i].n;
+    for (size_t i = 0; i < clusters.size(); ++i)
+      k += counts[i] * clusters[i].k, n += counts[i] * clusters[i].n;
     if (n == 0) return std::nullopt;
     return 100.0 * static_cast<double>(k) / static_cast<double>(n);
   };
@@ -94,7 +96,8 @@ Metric ProportionMetric(std::string name, std::string category, std::vector<Clus
     // One trial per cluster: Wilson. Every sample a success (or none): every resample would
     // repeat the observed 0% or 100%, a zero-width interval that overstates certainty, so use
     // Wilson with one trial per cluster instead (conservative).
-    Interval ci = single ? WilsonInterval(k, n) : WilsonInterval(k == 0 ? 0 : n_clusters, n_clusters);
+    Interval ci =
+        single ? WilsonInterval(k, n) : WilsonInterval(k == 0 ? 0 : n_clusters, n_clusters);
     m.ci_low = 100 * ci.low;
     m.ci_high = 100 * ci.high;
     m.ci_method = single ? "wilson" : "wilson-items";
@@ -168,7 +171,8 @@ std::vector<Metric> ReducerMetrics(const Metric& proportion, const MetricOptions
   for (const auto& c : clusters) max_n = std::max(max_n, c.n);
   if (max_n < 2) return out;
   // One reducer: a value in [0, 1] per cluster (nullopt: not enough samples), averaged.
-  auto reduce = [&](const std::string& suffix, int min_n, const std::function<double(const Cluster&)>& value) {
+  auto reduce = [&](const std::string& suffix, int min_n,
+                    const std::function<double(const Cluster&)>& value) {
     std::vector<std::string> keys;
     std::vector<double> values;
     for (const auto& c : clusters) {
@@ -176,18 +180,21 @@ std::vector<Metric> ReducerMetrics(const Metric& proportion, const MetricOptions
       keys.push_back(c.key);
       values.push_back(value(c));
     }
-    Metric m = BootstrapMetric(proportion.name + "@" + suffix, proportion.category, std::move(keys),
-                               [values](const std::vector<int>& counts) -> std::optional<double> {
-                                 double sum = 0, n = 0;
-                                 for (size_t i = 0; i < values.size(); ++i) sum += counts[i] * values[i], n += counts[i];
-                                 if (n == 0) return std::nullopt;
-                                 return 100 * sum / n;
-                               },
-                               options);
+    Metric m = BootstrapMetric(
+        proportion.name + "@" + suffix, proportion.category, std::move(keys),
+        [values](const std::vector<int>& counts) -> std::optional<double> {
+          double sum = 0, n = 0;
+          for (size_t i = 0; i < values.size(); ++i) sum += counts[i] * values[i], n += counts[i];
+          if (n == 0) return std::nullopt;
+          return 100 * sum / n;
+        },
+        options);
     m.details["reducer"] = suffix;
     out.push_back(std::move(m));
   };
-  reduce("majority", 1, [](const Cluster& c) { return 2 * c.k > c.n ? 1.0 : 2 * c.k == c.n ? 0.5 : 0.0; });
+  reduce("majority", 1, [](const Cluster& c) {
+    return 2 * c.k > c.n ? 1.0 : 2 * c.k == c.n ? 0.5 : 0.0;
+  });
   for (int k = 1; k <= max_n; ++k) {
     reduce(fmt::format("pass@{}", k), k, [k](const Cluster& c) { return PassAtK(c.n, c.k, k); });
     reduce(fmt::format("pass^{}", k), k, [k](const Cluster& c) { return PassHatK(c.n, c.k, k); });
@@ -195,7 +202,8 @@ std::vector<Metric> ReducerMetrics(const Metric& proportion, const MetricOptions
   return out;
 }
 
-PairedComparison ComparePaired(const MetricModel& a, const MetricModel& b, const MetricOptions& options) {
+PairedComparison ComparePaired(const MetricModel& a, const MetricModel& b,
+                               const MetricOptions& options) {
   PairedComparison out;
   std::map<std::string_view, size_t> in_b;
   for (size_t i = 0; i < b.keys.size(); ++i) in_b.emplace(b.keys[i], i);
@@ -252,9 +260,11 @@ PairedComparison ComparePaired(const MetricModel& a, const MetricModel& b, const
       Draw(groups, rng, draw);
       if (auto d = evaluate(draw)) out.draws.push_back(*d);
     }
-    if (out.draws.size() < static_cast<size_t>(options.resamples) / 2) out.draws.clear();  // mostly undefined
+    if (out.draws.size() < static_cast<size_t>(options.resamples) / 2)
+      out.draws.clear();  // mostly undefined
     std::sort(out.draws.begin(), out.draws.end());
-    if (!out.draws.empty()) out.ci = Interval{Percentile(out.draws, 0.025), Percentile(out.draws, 0.975)};
+    if (!out.draws.empty())
+      out.ci = Interval{Percentile(out.draws, 0.025), Percentile(out.draws, 0.975)};
   }
   if (!out.draws.empty()) {
     out.test = "paired-bootstrap";
@@ -282,19 +292,23 @@ double NormalCdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 }  // namespace
 
 double PBelow(const PairedComparison& c, double threshold) {
-  if (c.test != "mcnemar-exact") return BootstrapP(c.draws, [threshold](double d) { return d >= threshold; });
+  if (c.test != "mcnemar-exact")
+    return BootstrapP(c.draws, [threshold](double d) { return d >= threshold; });
   double exact = McNemarExactGreater(c.a_only_successes, c.b_only_successes);
   if (threshold == 0) return exact;
-  double score = NormalCdf(TangoZ(c.a_only_successes, c.b_only_successes, c.shared, threshold / 100, kContinuity));
+  double score = NormalCdf(
+      TangoZ(c.a_only_successes, c.b_only_successes, c.shared, threshold / 100, kContinuity));
   // Below a negative threshold implies below zero: the exact test at zero must agree too.
   return threshold < 0 ? std::max(score, exact) : score;
 }
 
 double PAbove(const PairedComparison& c, double threshold) {
-  if (c.test != "mcnemar-exact") return BootstrapP(c.draws, [threshold](double d) { return d <= threshold; });
+  if (c.test != "mcnemar-exact")
+    return BootstrapP(c.draws, [threshold](double d) { return d <= threshold; });
   double exact = McNemarExactGreater(c.b_only_successes, c.a_only_successes);
   if (threshold == 0) return exact;
-  double score = 1 - NormalCdf(TangoZ(c.a_only_successes, c.b_only_successes, c.shared, threshold / 100, kContinuity));
+  double score = 1 - NormalCdf(TangoZ(c.a_only_successes, c.b_only_successes, c.shared,
+                                      threshold / 100, kContinuity));
   return threshold > 0 ? std::max(score, exact) : score;
 }
 
@@ -306,7 +320,8 @@ double TangoZ(int64_t b, int64_t c, int64_t n, double delta, double continuity) 
   double p = (-qb + std::sqrt(std::max(0.0, qb * qb - 4 * qa * qc))) / (2 * qa);
   double variance = nn * (2 * p + delta * (1 - delta));
   double numerator = cc - bb - nn * delta;
-  numerator = numerator > 0 ? std::max(0.0, numerator - continuity) : std::min(0.0, numerator + continuity);
+  numerator =
+      numerator > 0 ? std::max(0.0, numerator - continuity) : std::min(0.0, numerator + continuity);
   if (variance <= 0) return numerator == 0 ? 0 : numerator > 0 ? HUGE_VAL : -HUGE_VAL;
   return numerator / std::sqrt(variance);
 }
@@ -329,7 +344,8 @@ double McNemarExactGreater(int64_t b, int64_t c) {
   if (n == 0) return 1;
   // P(X >= b) = sum_{i=b}^{n} C(n, i) / 2^n, summed in log space for large n.
   double p = 0;
-  for (int64_t i = b; i <= n; ++i) p += std::exp(LogChoose(n, i) - static_cast<double>(n) * std::log(2.0));
+  for (int64_t i = b; i <= n; ++i)
+    p += std::exp(LogChoose(n, i) - static_cast<double>(n) * std::log(2.0));
   return std::min(1.0, p);
 }
 
@@ -353,8 +369,9 @@ std::vector<double> HolmAdjust(const std::vector<double>& p) {
 namespace {
 
 // The units with at least two ratings, as plain values.
-std::vector<std::vector<double>> Pairable(const std::vector<std::vector<std::optional<double>>>& units,
-                                          std::vector<size_t>* kept = nullptr) {
+std::vector<std::vector<double>> Pairable(
+    const std::vector<std::vector<std::optional<double>>>& units,
+    std::vector<size_t>* kept = nullptr) {
   std::vector<std::vector<double>> out;
   for (size_t u = 0; u < units.size(); ++u) {
     std::vector<double> values;
@@ -372,8 +389,8 @@ std::vector<std::vector<double>> Pairable(const std::vector<std::vector<std::opt
 // disagreement over all ordered pairs of values uses sums instead of the pairs themselves:
 // sum (x_i - x_j)^2 = 2 N sum x^2 - 2 (sum x)^2, and for labels N^2 - sum_c n_c^2, so the cost is
 // linear in the ratings.
-std::optional<double> WeightedAlpha(const std::vector<std::vector<double>>& pairable, const std::vector<int>& weights,
-                                    bool interval) {
+std::optional<double> WeightedAlpha(const std::vector<std::vector<double>>& pairable,
+                                    const std::vector<int>& weights, bool interval) {
   double n = 0, observed = 0, sum = 0, sum_sq = 0;
   std::map<double, double> label_counts;
   for (size_t u = 0; u < pairable.size(); ++u) {
@@ -383,7 +400,8 @@ std::optional<double> WeightedAlpha(const std::vector<std::vector<double>>& pair
     for (size_t i = 0; i < values.size(); ++i) {
       for (size_t j = 0; j < values.size(); ++j) {
         if (i == j) continue;
-        within += interval ? (values[i] - values[j]) * (values[i] - values[j]) : (values[i] == values[j] ? 0.0 : 1.0);
+        within += interval ? (values[i] - values[j]) * (values[i] - values[j])
+                           : (values[i] == values[j] ? 0.0 : 1.0);
       }
       sum += w * values[i];
       sum_sq += w * values[i] * values[i];
@@ -407,21 +425,25 @@ std::optional<double> WeightedAlpha(const std::vector<std::vector<double>>& pair
 
 }  // namespace
 
-std::optional<double> KrippendorffAlpha(const std::vector<std::vector<std::optional<double>>>& units,
-                                        bool interval) {
+std::optional<double> KrippendorffAlpha(
+    const std::vector<std::vector<std::optional<double>>>& units, bool interval) {
   std::vector<std::vector<double>> pairable = Pairable(units);
   return WeightedAlpha(pairable, std::vector<int>(pairable.size(), 1), interval);
 }
 
 Metric AlphaMetric(std::string name, const std::vector<std::vector<std::optional<double>>>& units,
-                   const std::vector<std::string>& keys, bool interval, const MetricOptions& options) {
+                   const std::vector<std::string>& keys, bool interval,
+                   const MetricOptions& options) {
   std::vector<size_t> kept;
   std::vector<std::vector<double>> pairable = Pairable(units, &kept);
   std::vector<std::string> used;
   for (size_t u : kept) used.push_back(keys[u]);
-  Metric m = BootstrapMetric(std::move(name), "", std::move(used),
-                             [pairable, interval](const std::vector<int>& counts) { return WeightedAlpha(pairable, counts, interval); },
-                             options);
+  Metric m = BootstrapMetric(
+      std::move(name), "", std::move(used),
+      [pairable, interval](const std::vector<int>& counts) {
+        return WeightedAlpha(pairable, counts, interval);
+      },
+      options);
   m.details["scale"] = interval ? "interval" : "nominal";
   return m;
 }

@@ -28,12 +28,14 @@ Status Scan(std::string_view tmpl, OnText on_text, OnName on_name) {
       }
       std::string_view name = tmpl.substr(i + 1, end - i - 1);
       if (name.empty() || name.find_first_of("{ \n") != std::string_view::npos) {
-        return InvalidArgument(fmt::format("bad placeholder '{{{}}}' (write '{{{{' for a literal brace)", name));
+        return InvalidArgument(
+            fmt::format("bad placeholder '{{{}}}' (write '{{{{' for a literal brace)", name));
       }
       PLUMB_RETURN_IF_ERROR(on_name(std::string(name)));
       i = end + 1;
     } else if (c == '}') {
-      return InvalidArgument(fmt::format("unmatched '}}' at offset {} (write '}}}}' for a literal brace)", i));
+      return InvalidArgument(
+          fmt::format("unmatched '}}' at offset {} (write '}}}}' for a literal brace)", i));
     } else {
       size_t next = tmpl.find_first_of("{}", i);
       if (next == std::string_view::npos) next = tmpl.size();
@@ -65,8 +67,8 @@ Status CheckTemplate(std::string_view tmpl, const std::vector<std::string>& allo
     if (std::find(allowed.begin(), allowed.end(), n) == allowed.end()) {
       std::vector<std::string> shown;
       for (const auto& a : allowed) shown.push_back("{" + a + "}");
-      return InvalidArgument(fmt::format("{}: unknown placeholder '{{{}}}' (known: {})", what, n,
-                                         Join(shown, ", ")));
+      return InvalidArgument(
+          fmt::format("{}: unknown placeholder '{{{}}}' (known: {})", what, n, Join(shown, ", ")));
     }
   }
   return Status();
@@ -80,7 +82,8 @@ Result<std::string> RenderTemplate(std::string_view tmpl,
       tmpl, [&](std::string_view text) { out.append(text); },
       [&](std::string name) {
         auto it = vars.find(name);
-        if (it == vars.end()) return InvalidArgument(fmt::format("no value for placeholder '{{{}}}'", name));
+        if (it == vars.end())
+          return InvalidArgument(fmt::format("no value for placeholder '{{{}}}'", name));
         out += it->second;
         return Status();
       }));

@@ -1,8 +1,9 @@
 // Helpers of the shared value types, and the registry's edit distance.
-#include "plumb/registry.h"
 #include "plumb/types.h"
 
 #include <algorithm>
+
+#include "plumb/registry.h"
 
 namespace plumb {
 
@@ -52,16 +53,20 @@ Completion CompletionFromJson(const Json& j) {
   if (j.contains("prompt_tokens")) c.prompt_tokens = j["prompt_tokens"].get<int64_t>();
   if (j.contains("completion_tokens")) c.completion_tokens = j["completion_tokens"].get<int64_t>();
   if (j.contains("first_token_logprobs")) {
-    c.first_token_logprobs = j["first_token_logprobs"].get<std::vector<std::pair<std::string, double>>>();
+    c.first_token_logprobs =
+        j["first_token_logprobs"].get<std::vector<std::pair<std::string, double>>>();
   }
   return c;
 }
 
 std::string_view GradeStatusName(GradeStatus status) {
   switch (status) {
-    case GradeStatus::kScored: return "scored";
-    case GradeStatus::kUnscored: return "unscored";
-    case GradeStatus::kError: return "grader_error";
+    case GradeStatus::kScored:
+      return "scored";
+    case GradeStatus::kUnscored:
+      return "unscored";
+    case GradeStatus::kError:
+      return "grader_error";
   }
   return "grader_error";
 }
@@ -81,7 +86,7 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 
 Json MetricToJson(const Metric& m) {
   auto opt = [](const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); };
-  Json j = {{"name", m.name},          {"category", m.category}, {"value", opt(m.value)},
+  Json j = {{"name", m.name},          {"category", m.category},    {"value", opt(m.value)},
             {"ci_low", opt(m.ci_low)}, {"ci_high", opt(m.ci_high)}, {"n", m.n},
             {"ci_method", m.ci_method}};
   j["k"] = m.k ? Json(*m.k) : Json(nullptr);
@@ -91,7 +96,8 @@ Json MetricToJson(const Metric& m) {
 
 Metric MetricFromJson(const Json& j) {
   auto opt = [&](const char* key) {
-    return j.contains(key) && j[key].is_number() ? std::optional<double>(j[key].get<double>()) : std::nullopt;
+    return j.contains(key) && j[key].is_number() ? std::optional<double>(j[key].get<double>())
+                                                 : std::nullopt;
   };
   Metric m;
   m.name = j.value("name", "");

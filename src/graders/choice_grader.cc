@@ -93,8 +93,12 @@ class ChoiceGrader final : public Grader {
       if (found.empty()) continue;
       std::string label;
       switch (p.pick) {
-        case Pick::kFirst: label = found.front(); break;
-        case Pick::kLast: label = found.back(); break;
+        case Pick::kFirst:
+          label = found.front();
+          break;
+        case Pick::kLast:
+          label = found.back();
+          break;
         case Pick::kUnique:
           label = found.front();
           for (const auto& f : found) {
@@ -147,15 +151,20 @@ Result<std::unique_ptr<Grader>> MakeChoiceGrader(const GraderContext& ctx) {
       for (size_t i = 0; i < list->size(); ++i) {
         const Json& entry = (*list)[i];
         std::string name = fmt::format("answer_patterns[{}]", i);
-        if (!entry.is_object()) return r.Error("answer_patterns", fmt::format("[{}] must be a mapping", i));
+        if (!entry.is_object())
+          return r.Error("answer_patterns", fmt::format("[{}] must be a mapping", i));
         FieldReader er(entry, r.source(), "/answer_patterns/" + std::to_string(i), name);
         Pattern p;
         PLUMB_ASSIGN_OR_RETURN(p.regex, er.String("regex"));
         PLUMB_ASSIGN_OR_RETURN(auto pick, er.OptString("pick"));
-        if (!pick || *pick == "first") p.pick = Pick::kFirst;
-        else if (*pick == "last") p.pick = Pick::kLast;
-        else if (*pick == "unique") p.pick = Pick::kUnique;
-        else return er.Error("pick", "must be first, last or unique");
+        if (!pick || *pick == "first")
+          p.pick = Pick::kFirst;
+        else if (*pick == "last")
+          p.pick = Pick::kLast;
+        else if (*pick == "unique")
+          p.pick = Pick::kUnique;
+        else
+          return er.Error("pick", "must be first, last or unique");
         PLUMB_ASSIGN_OR_RETURN(auto uppercase, er.OptBool("uppercase"));
         PLUMB_ASSIGN_OR_RETURN(auto contains, er.OptBool("contains"));
         p.uppercase = uppercase.value_or(false);
@@ -163,7 +172,8 @@ Result<std::unique_ptr<Grader>> MakeChoiceGrader(const GraderContext& ctx) {
         PLUMB_RETURN_IF_ERROR(er.Finish());
         try {
           std::regex test(Substitute(p.regex, {"A", "B", "C", "D"}));
-          if (test.mark_count() < 1) return er.Error("regex", "needs a capture group for the label");
+          if (test.mark_count() < 1)
+            return er.Error("regex", "needs a capture group for the label");
         } catch (const std::regex_error& e) {
           return er.Error("regex", std::string("is not a valid regular expression: ") + e.what());
         }

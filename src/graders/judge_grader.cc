@@ -29,12 +29,12 @@ struct Config {
   JudgeGrader::Output output = JudgeGrader::Output::kScore0To100;
   bool logprobs = false;
   double min_mass = 0.25;
-  std::vector<std::string> escapes;          // upper-case
-  std::vector<std::string> labels;           // labels form, upper-case
+  std::vector<std::string> escapes;  // upper-case
+  std::vector<std::string> labels;   // labels form, upper-case
   std::map<std::string, double> label_values;
-  Json schema;                               // json form
-  std::string score_from;                    // json form: field holding issue letters
-  std::string score_field;                   // json form: field holding a number
+  Json schema;              // json form
+  std::string score_from;   // json form: field holding issue letters
+  std::string score_field;  // json form: field holding a number
   double score_max = 10;
   std::map<std::string, double> deductions;
   Panel panel = Panel::kMean;
@@ -67,9 +67,7 @@ class Judge final : public JudgeGrader {
   const std::string& id() const override { return c_.id; }
   int version() const override { return c_.version; }
   Output output() const override { return c_.output; }
-  bool numeric() const override {
-    return c_.output != Output::kLabels || !c_.label_values.empty();
-  }
+  bool numeric() const override { return c_.output != Output::kLabels || !c_.label_values.empty(); }
   int max_reasks() const override { return c_.max_reasks; }
   const GenerationParams& params() const override { return c_.params; }
 
@@ -85,7 +83,8 @@ class Judge final : public JudgeGrader {
     const std::string& tmpl = in.template_override ? *in.template_override : c_.tmpl;
     Result<std::string> user = RenderTemplate(tmpl, vars);
     if (!user) {
-      return InvalidArgument(fmt::format("judge '{}': item '{}': {}", c_.id, in.item.id, user.error().message()));
+      return InvalidArgument(
+          fmt::format("judge '{}': item '{}': {}", c_.id, in.item.id, user.error().message()));
     }
     std::vector<Message> out;
     if (c_.system_prompt) out.push_back(Message{"system", *c_.system_prompt});
@@ -97,9 +96,15 @@ class Judge final : public JudgeGrader {
     Grade g;
     g.grader = IdVersion();
     switch (c_.output) {
-      case Output::kScore0To100: ReadScore(completion, g); break;
-      case Output::kLabels: ReadLabel(completion.text, g); break;
-      case Output::kJson: ReadJson(completion.text, g); break;
+      case Output::kScore0To100:
+        ReadScore(completion, g);
+        break;
+      case Output::kLabels:
+        ReadLabel(completion.text, g);
+        break;
+      case Output::kJson:
+        ReadJson(completion.text, g);
+        break;
     }
     g.details["reply"] = Shorten(completion.text);
     return g;
@@ -112,10 +117,15 @@ class Judge final : public JudgeGrader {
         format = "only a whole number from 0 to 100";
         if (!c_.escapes.empty()) format += ", or one of: " + Join(c_.escapes, ", ");
         break;
-      case Output::kLabels: format = "exactly one of: " + Join(c_.labels, ", "); break;
-      case Output::kJson: format = "only the JSON object described above, with nothing before or after it"; break;
+      case Output::kLabels:
+        format = "exactly one of: " + Join(c_.labels, ", ");
+        break;
+      case Output::kJson:
+        format = "only the JSON object described above, with nothing before or after it";
+        break;
     }
-    return fmt::format("Your reply could not be read ({}). Reply again with {}.", unreadable.error, format);
+    return fmt::format("Your reply could not be read ({}). Reply again with {}.", unreadable.error,
+                       format);
   }
 
   Grade Aggregate(const std::vector<Grade>& judgments) const override {
@@ -143,8 +153,10 @@ class Judge final : public JudgeGrader {
     if (c_.panel == Panel::kMajority && !labels.empty()) {
       int best = 0, ties = 0;
       for (const auto& [label, n] : labels) {
-        if (n > best) best = n, ties = 1, g.label = label;
-        else if (n == best) ++ties;
+        if (n > best)
+          best = n, ties = 1, g.label = label;
+        else if (n == best)
+          ++ties;
       }
       if (ties > 1) {
         g.status = GradeStatus::kUnscored;
@@ -175,8 +187,9 @@ class Judge final : public JudgeGrader {
     }
     if (!escapes.empty()) {
       g.status = GradeStatus::kUnscored;
-      g.label = std::max_element(escapes.begin(), escapes.end(),
-                                 [](const auto& a, const auto& b) { return a.second < b.second; })->first;
+      g.label = std::max_element(escapes.begin(), escapes.end(), [](const auto& a, const auto& b) {
+                  return a.second < b.second;
+                })->first;
       return g;
     }
     g.status = GradeStatus::kError;
@@ -213,7 +226,8 @@ class Judge final : public JudgeGrader {
       return;
     }
     g.status = GradeStatus::kError;
-    g.error = fmt::format("expected a number from 0 to 100, got '{}'", Shorten(Trim(completion.text)));
+    g.error =
+        fmt::format("expected a number from 0 to 100, got '{}'", Shorten(Trim(completion.text)));
   }
 
   std::optional<std::string> EscapeIn(const std::string& text) const {
@@ -239,7 +253,8 @@ class Judge final : public JudgeGrader {
       return;
     }
     g.status = GradeStatus::kError;
-    g.error = fmt::format("expected one of {}, got '{}'", Join(c_.labels, ", "), Shorten(Trim(text)));
+    g.error =
+        fmt::format("expected one of {}, got '{}'", Join(c_.labels, ", "), Shorten(Trim(text)));
   }
 
   void ReadJson(const std::string& text, Grade& g) const {
@@ -320,23 +335,29 @@ Result<std::vector<std::string>> UpperList(FieldReader& r, const std::string& ke
 
 Result<std::unique_ptr<JudgeGrader>> LoadJudgeGrader(const std::filesystem::path& path) {
   PLUMB_ASSIGN_OR_RETURN(Document doc, LoadYamlFile(path));
-  if (!doc.value.is_object()) return InvalidArgument(path.string() + ": a grader manifest must be a mapping");
+  if (!doc.value.is_object())
+    return InvalidArgument(path.string() + ": a grader manifest must be a mapping");
   FieldReader r(doc.value, doc.source);
   Config c;
   PLUMB_ASSIGN_OR_RETURN(c.id, r.String("id"));
   std::string folder = path.parent_path().filename().string();
-  if (c.id != folder) return r.Error("id", fmt::format("'{}' must equal the grader's folder name '{}'", c.id, folder));
+  if (c.id != folder)
+    return r.Error("id",
+                   fmt::format("'{}' must equal the grader's folder name '{}'", c.id, folder));
   PLUMB_ASSIGN_OR_RETURN(auto version, r.OptInt("version"));
   if (version && *version < 1) return r.Error("version", "must be 1 or more");
   c.version = static_cast<int>(version.value_or(1));
   PLUMB_ASSIGN_OR_RETURN(std::string kind, r.String("kind"));
-  if (kind != "judge") return r.Error("kind", "must be judge (rule graders are built in: see plumb list graders)");
+  if (kind != "judge")
+    return r.Error("kind", "must be judge (rule graders are built in: see plumb list graders)");
   PLUMB_ASSIGN_OR_RETURN(auto description, r.OptString("description"));
   c.description = description.value_or("");
   PLUMB_ASSIGN_OR_RETURN(std::string prompt, r.String("prompt"));
   std::filesystem::path prompt_path = path.parent_path() / prompt;
   std::ifstream in(prompt_path, std::ios::binary);
-  if (!in) return r.Error("prompt", fmt::format("names '{}', which cannot be opened", prompt_path.string()));
+  if (!in)
+    return r.Error("prompt",
+                   fmt::format("names '{}', which cannot be opened", prompt_path.string()));
   std::stringstream ss;
   ss << in.rdbuf();
   c.tmpl = ss.str();
@@ -359,11 +380,13 @@ Result<std::unique_ptr<JudgeGrader>> LoadJudgeGrader(const std::filesystem::path
     return r.Error("logprobs", "applies to output: score_0_100 only");
   }
   PLUMB_ASSIGN_OR_RETURN(auto min_mass, r.OptNumber("min_mass"));
-  if (min_mass && (*min_mass < 0 || *min_mass > 1)) return r.Error("min_mass", "must be between 0 and 1");
+  if (min_mass && (*min_mass < 0 || *min_mass > 1))
+    return r.Error("min_mass", "must be between 0 and 1");
   c.min_mass = min_mass.value_or(0.25);
   PLUMB_ASSIGN_OR_RETURN(c.escapes, UpperList(r, "escapes"));
   PLUMB_ASSIGN_OR_RETURN(c.labels, UpperList(r, "labels"));
-  if (c.output == JudgeGrader::Output::kLabels && c.labels.empty()) return r.Error("labels", "is required for output: labels");
+  if (c.output == JudgeGrader::Output::kLabels && c.labels.empty())
+    return r.Error("labels", "is required for output: labels");
   PLUMB_ASSIGN_OR_RETURN(auto values, r.OptObject("values"));
   if (values) {
     for (const auto& [label, _] : values->object().items()) {
@@ -382,10 +405,12 @@ Result<std::unique_ptr<JudgeGrader>> LoadJudgeGrader(const std::filesystem::path
   }
   PLUMB_ASSIGN_OR_RETURN(auto score, r.OptObject("score"));
   if (score) {
-    if (c.output != JudgeGrader::Output::kJson) return r.Error("score", "applies to output: json only");
+    if (c.output != JudgeGrader::Output::kJson)
+      return r.Error("score", "applies to output: json only");
     PLUMB_ASSIGN_OR_RETURN(auto from, score->OptString("from"));
     PLUMB_ASSIGN_OR_RETURN(auto field, score->OptString("field"));
-    if (from.has_value() == field.has_value()) return score->Error("from", "or 'field' is required (exactly one)");
+    if (from.has_value() == field.has_value())
+      return score->Error("from", "or 'field' is required (exactly one)");
     c.score_from = from.value_or("");
     c.score_field = field.value_or("");
     PLUMB_ASSIGN_OR_RETURN(auto max, score->OptNumber("max"));
@@ -403,17 +428,23 @@ Result<std::unique_ptr<JudgeGrader>> LoadJudgeGrader(const std::filesystem::path
     if (from) {
       const Json& prop = c.schema.value("properties", Json::object()).value(*from, Json());
       if (!prop.is_object() || prop.value("type", "") != "array") {
-        return score->Error("from", fmt::format("must name an array property of the schema, not '{}'", *from));
+        return score->Error(
+            "from", fmt::format("must name an array property of the schema, not '{}'", *from));
       }
     }
   }
   PLUMB_ASSIGN_OR_RETURN(auto panel, r.OptString("panel"));
-  if (!panel || *panel == "mean") c.panel = Panel::kMean;
-  else if (*panel == "median") c.panel = Panel::kMedian;
-  else if (*panel == "majority") c.panel = Panel::kMajority;
-  else return r.Error("panel", "must be mean, median or majority");
+  if (!panel || *panel == "mean")
+    c.panel = Panel::kMean;
+  else if (*panel == "median")
+    c.panel = Panel::kMedian;
+  else if (*panel == "majority")
+    c.panel = Panel::kMajority;
+  else
+    return r.Error("panel", "must be mean, median or majority");
   PLUMB_ASSIGN_OR_RETURN(auto reasks, r.OptInt("max_reasks"));
-  if (reasks && (*reasks < 0 || *reasks > 5)) return r.Error("max_reasks", "must be between 0 and 5");
+  if (reasks && (*reasks < 0 || *reasks > 5))
+    return r.Error("max_reasks", "must be between 0 and 5");
   c.max_reasks = static_cast<int>(reasks.value_or(1));
   PLUMB_ASSIGN_OR_RETURN(auto generation, r.OptObject("generation"));
   if (generation) {
@@ -452,7 +483,8 @@ Result<std::shared_ptr<const JudgeGrader>> JudgeLibrary::Get(const std::string& 
     return shared;
   }
   std::vector<std::string> ids = Ids();
-  return NotFound(fmt::format("unknown judge grader '{}' (known: {})", id, ids.empty() ? "none" : Join(ids, ", ")));
+  return NotFound(fmt::format("unknown judge grader '{}' (known: {})", id,
+                              ids.empty() ? "none" : Join(ids, ", ")));
 }
 
 std::vector<std::string> JudgeLibrary::Ids() const {
@@ -460,7 +492,8 @@ std::vector<std::string> JudgeLibrary::Ids() const {
   for (const auto& dir : dirs_) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-      if (std::filesystem::exists(e.path() / "grader.yaml", ec)) ids.insert(e.path().filename().string());
+      if (std::filesystem::exists(e.path() / "grader.yaml", ec))
+        ids.insert(e.path().filename().string());
     }
   }
   return {ids.begin(), ids.end()};
@@ -481,19 +514,25 @@ LogprobScore ScoreFromLogprobs(const std::vector<std::pair<std::string, double>>
 }
 
 std::optional<std::string> ExtractJsonObject(const std::string& text) {
-  for (size_t start = text.find('{'); start != std::string::npos; start = text.find('{', start + 1)) {
+  for (size_t start = text.find('{'); start != std::string::npos;
+       start = text.find('{', start + 1)) {
     int depth = 0;
     bool in_string = false, escaped = false;
     for (size_t i = start; i < text.size(); ++i) {
       char c = text[i];
       if (in_string) {
-        if (escaped) escaped = false;
-        else if (c == '\\') escaped = true;
-        else if (c == '"') in_string = false;
+        if (escaped)
+          escaped = false;
+        else if (c == '\\')
+          escaped = true;
+        else if (c == '"')
+          in_string = false;
         continue;
       }
-      if (c == '"') in_string = true;
-      else if (c == '{') ++depth;
+      if (c == '"')
+        in_string = true;
+      else if (c == '{')
+        ++depth;
       else if (c == '}' && --depth == 0) {
         std::string candidate = text.substr(start, i - start + 1);
         if (!Json::parse(candidate, nullptr, false).is_discarded()) return candidate;
@@ -509,16 +548,20 @@ std::string CheckJsonSchema(const Json& value, const Json& schema, const std::st
   if (schema.contains("enum")) {
     bool found = false;
     for (const auto& e : schema["enum"]) found = found || e == value;
-    if (!found) return fmt::format("{}: {} is not one of {}", where, value.dump(), schema["enum"].dump());
+    if (!found)
+      return fmt::format("{}: {} is not one of {}", where, value.dump(), schema["enum"].dump());
   }
   std::string type = schema.value("type", "");
-  bool ok = type.empty() || (type == "object" && value.is_object()) || (type == "array" && value.is_array()) ||
-            (type == "string" && value.is_string()) || (type == "number" && value.is_number()) ||
-            (type == "integer" && value.is_number_integer()) || (type == "boolean" && value.is_boolean());
+  bool ok = type.empty() || (type == "object" && value.is_object()) ||
+            (type == "array" && value.is_array()) || (type == "string" && value.is_string()) ||
+            (type == "number" && value.is_number()) ||
+            (type == "integer" && value.is_number_integer()) ||
+            (type == "boolean" && value.is_boolean());
   if (!ok) return fmt::format("{}: expected {}", where, type);
   if (value.is_object()) {
     for (const auto& req : schema.value("required", Json::array())) {
-      if (!value.contains(req.get<std::string>())) return fmt::format("{}: '{}' is missing", where, req.get<std::string>());
+      if (!value.contains(req.get<std::string>()))
+        return fmt::format("{}: '{}' is missing", where, req.get<std::string>());
     }
     const Json& props = schema.value("properties", Json::object());
     for (const auto& [k, v] : value.items()) {
@@ -532,7 +575,8 @@ std::string CheckJsonSchema(const Json& value, const Json& schema, const std::st
   }
   if (value.is_array() && schema.contains("items")) {
     for (size_t i = 0; i < value.size(); ++i) {
-      std::string problem = CheckJsonSchema(value[i], schema["items"], path + "/" + std::to_string(i));
+      std::string problem =
+          CheckJsonSchema(value[i], schema["items"], path + "/" + std::to_string(i));
       if (!problem.empty()) return problem;
     }
   }

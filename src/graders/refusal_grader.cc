@@ -8,13 +8,13 @@ namespace {
 
 const std::vector<std::string>& DefaultPhrases() {
   static const std::vector<std::string> kPhrases = {
-      "i can't help",     "i cannot help",      "i can't assist",    "i cannot assist",
-      "i can't comply",   "i cannot comply",    "i won't help",      "i will not help",
-      "i'm unable to",    "i am unable to",     "i'm not able to",   "i am not able to",
-      "i must decline",   "i have to decline",  "i can't choose",    "i cannot choose",
-      "i won't choose",   "i will not choose",  "i can't answer",    "i cannot answer",
-      "i won't answer",   "i will not answer",  "i can't provide",   "i cannot provide",
-      "i'd rather not",   "i can't select",     "i cannot select",   "i won't select",
+      "i can't help",   "i cannot help",     "i can't assist",  "i cannot assist",
+      "i can't comply", "i cannot comply",   "i won't help",    "i will not help",
+      "i'm unable to",  "i am unable to",    "i'm not able to", "i am not able to",
+      "i must decline", "i have to decline", "i can't choose",  "i cannot choose",
+      "i won't choose", "i will not choose", "i can't answer",  "i cannot answer",
+      "i won't answer", "i will not answer", "i can't provide", "i cannot provide",
+      "i'd rather not", "i can't select",    "i cannot select", "i won't select",
   };
   return kPhrases;
 }

@@ -11,8 +11,8 @@ class RegexGrader final : public Grader {
  public:
   RegexGrader(std::string pattern, bool ignore_case, bool expect_match)
       : pattern_(std::move(pattern)),
-        regex_(pattern_, ignore_case ? std::regex::ECMAScript | std::regex::icase
-                                     : std::regex::ECMAScript),
+        regex_(pattern_,
+               ignore_case ? std::regex::ECMAScript | std::regex::icase : std::regex::ECMAScript),
         expect_match_(expect_match) {}
 
   std::string Id() const override { return "regex@1"; }

@@ -25,11 +25,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/rate_limiter.h"
 #include "plumb/hash.h"
 #include "plumb/http.h"
 #include "plumb/log.h"
 #include "plumb/text.h"
-#include "net/rate_limiter.h"
 
 namespace plumb {
 namespace {
@@ -220,9 +220,9 @@ class CurlScheduler final : public HttpScheduler {
   // curl asks to be called back after `ms` (-1: no timer).
   static int OnTimer(CURLM*, long ms, void* self) {
     auto* s = static_cast<CurlScheduler*>(self);
-    s->curl_deadline_ = ms < 0 ? std::nullopt
-                               : std::optional<Clock::time_point>(Clock::now() +
-                                                                  std::chrono::milliseconds(ms));
+    s->curl_deadline_ =
+        ms < 0 ? std::nullopt
+               : std::optional<Clock::time_point>(Clock::now() + std::chrono::milliseconds(ms));
     return 0;
   }
 
@@ -239,8 +239,9 @@ class CurlScheduler final : public HttpScheduler {
           Endpoint& ep = endpoints_[raw->endpoint];
           if (!ep.configured) {
             const HttpRequest& r = raw->request;
-            ep.limiter.Configure(r.max_concurrency > 0 ? r.max_concurrency : options_.max_concurrency_per_endpoint,
-                                 r.rpm, r.tpm);
+            ep.limiter.Configure(
+                r.max_concurrency > 0 ? r.max_concurrency : options_.max_concurrency_per_endpoint,
+                r.rpm, r.tpm);
             ep.configured = true;
           }
           ep.ready.push_back(raw);
@@ -260,7 +261,8 @@ class CurlScheduler final : public HttpScheduler {
       if (curl_deadline_) timeout_ms = std::min(timeout_ms, CeilMs(*curl_deadline_ - now));
       if (!timers_.empty()) timeout_ms = std::min(timeout_ms, CeilMs(timers_.begin()->first - now));
       for (const auto& [_, ep] : endpoints_) {
-        if (ep.held_until && !ep.ready.empty()) timeout_ms = std::min(timeout_ms, CeilMs(*ep.held_until - now));
+        if (ep.held_until && !ep.ready.empty())
+          timeout_ms = std::min(timeout_ms, CeilMs(*ep.held_until - now));
       }
       int n = epoll_wait(epoll_, events, 64, std::max(timeout_ms, 0));
       int running = 0;
@@ -339,9 +341,11 @@ class CurlScheduler final : public HttpScheduler {
   }
 
   Status GaveUpWaiting(const Call* call, Clock::time_point now) const {
-    return Status(StatusCode::kDeadlineExceeded,
-                  fmt::format("{}: gave up after waiting {:.0f} s for rate limits and retries (see --max-wait)",
-                              Redact(call->endpoint), MsBetween(call->submitted, now) / 1000));
+    return Status(
+        StatusCode::kDeadlineExceeded,
+        fmt::format(
+            "{}: gave up after waiting {:.0f} s for rate limits and retries (see --max-wait)",
+            Redact(call->endpoint), MsBetween(call->submitted, now) / 1000));
   }
 
   CURL* TakeHandle() {
@@ -413,8 +417,8 @@ class CurlScheduler final : public HttpScheduler {
     } else {
       call->response.status = static_cast<int>(http_status);
       status = call->interpret(call->response);
-      endpoints_[call->endpoint].limiter.OnResponse(now, status.code() == StatusCode::kResourceExhausted,
-                                                    call->response.headers);
+      endpoints_[call->endpoint].limiter.OnResponse(
+          now, status.code() == StatusCode::kResourceExhausted, call->response.headers);
     }
     if (!status.ok() && IsRetryable(status.code()) &&
         call->attempts <= options_.retry.max_retries) {
@@ -424,9 +428,9 @@ class CurlScheduler final : public HttpScheduler {
       return;
     }
     if (!status.ok() && IsRetryable(status.code())) {
-      status = Status(status.code(),
-                      fmt::format("{} (gave up after {} attempts; see --max-retries)",
-                                  status.message(), call->attempts));
+      status =
+          Status(status.code(), fmt::format("{} (gave up after {} attempts; see --max-retries)",
+                                            status.message(), call->attempts));
     }
     Complete(call, status, now);
   }
@@ -447,14 +451,14 @@ class CurlScheduler final : public HttpScheduler {
       }
     }
     if (delay_ms < 0) {
-      double cap = std::min<double>(
-          static_cast<double>(kMaxRetryDelay.count()),
-          static_cast<double>(options_.retry.base_delay.count()) *
-              std::pow(2.0, call->attempts - 1));
+      double cap = std::min<double>(static_cast<double>(kMaxRetryDelay.count()),
+                                    static_cast<double>(options_.retry.base_delay.count()) *
+                                        std::pow(2.0, call->attempts - 1));
       delay_ms = rng_.Uniform() * cap;
     }
     delay_ms = std::min<double>(delay_ms, 10 * static_cast<double>(kMaxRetryDelay.count()));
-    if (MsBetween(call->submitted, now) + delay_ms > static_cast<double>(options_.max_wait.count())) {
+    if (MsBetween(call->submitted, now) + delay_ms >
+        static_cast<double>(options_.max_wait.count())) {
       Status gave_up = GaveUpWaiting(call, now);
       Complete(call, Status(gave_up.code(), gave_up.message() + "; last: " + last.message()), now);
       return;

@@ -71,7 +71,8 @@ void RateLimiter::OnResponse(Clock::time_point now, bool rate_limited,
     if (r == headers.end() || t == headers.end()) continue;
     if (r->second != "0") continue;
     if (auto seconds = ParseReset(t->second)) {
-      paused_until_ = std::max(paused_until_, now + std::chrono::microseconds(static_cast<int64_t>(*seconds * 1e6)));
+      paused_until_ = std::max(
+          paused_until_, now + std::chrono::microseconds(static_cast<int64_t>(*seconds * 1e6)));
     }
   }
 }
@@ -80,8 +81,8 @@ std::optional<double> RateLimiter::ParseReset(const std::string& value) {
   if (value.empty()) return std::nullopt;
   if (value.find('T') != std::string::npos && value.find('-') != std::string::npos) {  // RFC 3339
     std::tm tm{};
-    if (std::sscanf(value.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                    &tm.tm_min, &tm.tm_sec) != 6) {
+    if (std::sscanf(value.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
       return std::nullopt;
     }
     tm.tm_year -= 1900;
@@ -95,16 +96,24 @@ std::optional<double> RateLimiter::ParseReset(const std::string& value) {
   bool any = false;
   while (i < value.size()) {
     size_t start = i;
-    while (i < value.size() && (std::isdigit(static_cast<unsigned char>(value[i])) || value[i] == '.')) ++i;
+    while (i < value.size() &&
+           (std::isdigit(static_cast<unsigned char>(value[i])) || value[i] == '.'))
+      ++i;
     if (start == i) return std::nullopt;
     double n = std::stod(value.substr(start, i - start));
     std::string unit;
-    while (i < value.size() && std::isalpha(static_cast<unsigned char>(value[i]))) unit += value[i++];
-    if (unit == "h") total += n * 3600;
-    else if (unit == "m") total += n * 60;
-    else if (unit == "s" || unit.empty()) total += n;
-    else if (unit == "ms") total += n / 1000;
-    else return std::nullopt;
+    while (i < value.size() && std::isalpha(static_cast<unsigned char>(value[i])))
+      unit += value[i++];
+    if (unit == "h")
+      total += n * 3600;
+    else if (unit == "m")
+      total += n * 60;
+    else if (unit == "s" || unit.empty())
+      total += n;
+    else if (unit == "ms")
+      total += n / 1000;
+    else
+      return std::nullopt;
     any = true;
   }
   return any ? std::optional<double>(total) : std::nullopt;

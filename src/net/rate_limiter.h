@@ -27,7 +27,8 @@ class RateLimiter {
   void OnStart(Clock::time_point now, double tokens);
   // After a response: `rate_limited` for a 429; `headers` (lower-case) may announce the
   // remaining budget and its reset.
-  void OnResponse(Clock::time_point now, bool rate_limited, const std::map<std::string, std::string>& headers);
+  void OnResponse(Clock::time_point now, bool rate_limited,
+                  const std::map<std::string, std::string>& headers);
 
   // "30s", "1m5.2s", "250ms", "6m0s" (OpenAI's reset format), plain seconds, or an RFC 3339 time
   // (Anthropic's): seconds from now, or nullopt when unreadable.

@@ -43,15 +43,18 @@ Result<GatePolicy> LoadGatePolicy(const std::filesystem::path& path) {
     return NotFound(fmt::format("gate policy '{}' does not exist (see --policy)", path.string()));
   }
   PLUMB_ASSIGN_OR_RETURN(Document doc, LoadYamlFile(path));
-  if (!doc.value.is_object()) return InvalidArgument(path.string() + ":1: a gate policy must be a mapping");
+  if (!doc.value.is_object())
+    return InvalidArgument(path.string() + ":1: a gate policy must be a mapping");
   GatePolicy p;
   p.source = path.string();
   FieldReader top(doc.value, doc.source);
   PLUMB_ASSIGN_OR_RETURN(auto alpha, top.OptNumber("alpha"));
-  if (alpha && (*alpha <= 0 || *alpha > 0.5)) return top.Error("alpha", "must be above 0 and at most 0.5");
+  if (alpha && (*alpha <= 0 || *alpha > 0.5))
+    return top.Error("alpha", "must be above 0 and at most 0.5");
   if (alpha) p.alpha = *alpha;
   PLUMB_ASSIGN_OR_RETURN(auto correction, top.OptString("correction"));
-  if (correction && *correction != "holm" && *correction != "none") return top.Error("correction", "must be 'holm' or 'none'");
+  if (correction && *correction != "holm" && *correction != "none")
+    return top.Error("correction", "must be 'holm' or 'none'");
   if (correction) p.holm = *correction == "holm";
   PLUMB_ASSIGN_OR_RETURN(auto inconclusive, top.OptString("inconclusive"));
   if (inconclusive && *inconclusive != "fail" && *inconclusive != "pass") {
@@ -59,14 +62,16 @@ Result<GatePolicy> LoadGatePolicy(const std::filesystem::path& path) {
   }
   if (inconclusive) p.inconclusive_fails = *inconclusive == "fail";
   if (const Json* metrics = top.Get("metrics")) {
-    if (!metrics->is_array() || metrics->empty()) return top.Error("metrics", "must be a non-empty list of metrics");
+    if (!metrics->is_array() || metrics->empty())
+      return top.Error("metrics", "must be a non-empty list of metrics");
     p.metrics.clear();
     for (size_t i = 0; i < metrics->size(); ++i) {
       const Json& entry = (*metrics)[i];
       std::string pointer = fmt::format("/metrics/{}", i);
       FieldReader m(entry, doc.source, pointer, fmt::format("metrics[{}]", i));
       if (!entry.is_object()) {
-        return InvalidArgument(fmt::format("{}: metrics[{}] must be a mapping with at least 'name'", doc.source.Where(pointer), i));
+        return InvalidArgument(fmt::format("{}: metrics[{}] must be a mapping with at least 'name'",
+                                           doc.source.Where(pointer), i));
       }
       GateMetricPolicy g;
       g.where = doc.source.Where(pointer);
@@ -81,7 +86,8 @@ Result<GatePolicy> LoadGatePolicy(const std::filesystem::path& path) {
       }
       if (direction) g.higher_is_better = *direction == "higher";
       PLUMB_ASSIGN_OR_RETURN(auto margin, m.OptNumber("margin"));
-      if (margin && (*margin < 0 || *margin > 100)) return m.Error("margin", "must be between 0 and 100 (points)");
+      if (margin && (*margin < 0 || *margin > 100))
+        return m.Error("margin", "must be between 0 and 100 (points)");
       if (margin) g.margin = *margin;
       PLUMB_RETURN_IF_ERROR(m.Finish());
       p.metrics.push_back(std::move(g));
@@ -91,7 +97,8 @@ Result<GatePolicy> LoadGatePolicy(const std::filesystem::path& path) {
   return p;
 }
 
-Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons, const GatePolicy& policy) {
+Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons,
+                                const GatePolicy& policy) {
   GateResult r;
   r.policy = policy;
   for (const auto& c : comparisons) {
@@ -109,11 +116,13 @@ Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons, c
         for (const auto& m : c.metrics) {
           if (m.category.empty()) known.push_back(m.name);
         }
-        return InvalidArgument(fmt::format(
-            "{}: runs {} and {} of suite '{}' do not both report metric '{}'{} (they report: {}); restrict the entry "
-            "with 'suite:' if it is meant for another suite",
-            where, c.a.id, c.b.id, c.b.suite_id, name, pm.category.empty() ? "" : " in category '" + pm.category + "'",
-            fmt::join(known, ", ")));
+        return InvalidArgument(
+            fmt::format("{}: runs {} and {} of suite '{}' do not both report metric '{}'{} (they "
+                        "report: {}); restrict the entry "
+                        "with 'suite:' if it is meant for another suite",
+                        where, c.a.id, c.b.id, c.b.suite_id, name,
+                        pm.category.empty() ? "" : " in category '" + pm.category + "'",
+                        fmt::join(known, ", ")));
       }
       GateCheck k;
       k.suite_id = c.b.suite_id;
@@ -127,9 +136,10 @@ Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons, c
       } else if (name == c.b.primary_metric) {
         k.higher_is_better = c.b.higher_is_better;
       } else {
-        return InvalidArgument(fmt::format("{}: metric '{}' needs 'direction: higher' or 'direction: lower' (only the "
-                                           "primary metric's direction is known)",
-                                           where, name));
+        return InvalidArgument(
+            fmt::format("{}: metric '{}' needs 'direction: higher' or 'direction: lower' (only the "
+                        "primary metric's direction is known)",
+                        where, name));
       }
       k.comparison = *found;
       const PairedComparison& p = found->paired;
@@ -156,17 +166,19 @@ Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons, c
       k.reason = fmt::format("no item has a value in both runs ({} shared)", p.shared);
     } else if (k.p_regression_adjusted < policy.alpha) {
       k.verdict = "regression";
-      k.reason = fmt::format("{} by more than the margin of {:g} points (p = {}{})", worse, k.margin,
-                             P(k.p_regression_adjusted), policy.holm ? ", Holm-adjusted" : "");
+      k.reason =
+          fmt::format("{} by more than the margin of {:g} points (p = {}{})", worse, k.margin,
+                      P(k.p_regression_adjusted), policy.holm ? ", Holm-adjusted" : "");
     } else if (k.p_noninferiority_adjusted < policy.alpha) {
       k.verdict = "pass";
       k.reason = fmt::format("not {} by more than {:g} points (p = {}{})", worse, k.margin,
                              P(k.p_noninferiority_adjusted), policy.holm ? ", Holm-adjusted" : "");
     } else {
       k.verdict = "inconclusive";
-      k.reason = fmt::format("{} shared items cannot tell a change within {:g} points from a larger one; more items "
-                             "or epochs would decide",
-                             p.shared, k.margin);
+      k.reason = fmt::format(
+          "{} shared items cannot tell a change within {:g} points from a larger one; more items "
+          "or epochs would decide",
+          p.shared, k.margin);
     }
     regression = regression || k.verdict == "regression";
     inconclusive = inconclusive || k.verdict == "inconclusive";
@@ -185,10 +197,12 @@ Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons, c
 
 Result<std::string> FormatGate(const GateResult& r, const std::string& format) {
   const GatePolicy& p = r.policy;
-  std::string policy_line = fmt::format("policy: {} (alpha {:g}, {}, inconclusive {})", p.source, p.alpha,
-                                        p.holm ? fmt::format("Holm across {} check{}", r.checks.size(), r.checks.size() == 1 ? "" : "s")
-                                               : "no correction",
-                                        p.inconclusive_fails ? "fails" : "passes");
+  std::string policy_line = fmt::format(
+      "policy: {} (alpha {:g}, {}, inconclusive {})", p.source, p.alpha,
+      p.holm
+          ? fmt::format("Holm across {} check{}", r.checks.size(), r.checks.size() == 1 ? "" : "s")
+          : "no correction",
+      p.inconclusive_fails ? "fails" : "passes");
   if (format == "json") {
     Json checks = Json::array();
     for (const auto& k : r.checks) {
@@ -217,56 +231,74 @@ Result<std::string> FormatGate(const GateResult& r, const std::string& format) {
     return Json{{"verdict", r.verdict},
                 {"exit_code", r.exit_code},
                 {"policy",
-                 {{"source", p.source}, {"alpha", p.alpha}, {"correction", p.holm ? "holm" : "none"},
+                 {{"source", p.source},
+                  {"alpha", p.alpha},
+                  {"correction", p.holm ? "holm" : "none"},
                   {"inconclusive", p.inconclusive_fails ? "fail" : "pass"}}},
                 {"checks", checks},
                 {"notes", r.notes}}
-               .dump(2) + "\n";
+               .dump(2) +
+           "\n";
   }
   if (format == "junit") {
     int failures = 0, skipped = 0;
     std::string cases;
     for (const auto& k : r.checks) {
-      std::string body = fmt::format("baseline run {}: {} {}; candidate run {}: {} {}; change {}; {} shared items; {}",
-                                     k.baseline_run, FormatValue(k.comparison.a.value), FormatInterval(k.comparison.a),
-                                     k.candidate_run, FormatValue(k.comparison.b.value), FormatInterval(k.comparison.b),
-                                     Change(k), k.comparison.paired.shared, k.reason);
-      cases += fmt::format("    <testcase classname=\"plumb.{}\" name=\"{}\">\n", html::Escape(k.suite_id), html::Escape(CheckName(k)));
+      std::string body = fmt::format(
+          "baseline run {}: {} {}; candidate run {}: {} {}; change {}; {} shared items; {}",
+          k.baseline_run, FormatValue(k.comparison.a.value), FormatInterval(k.comparison.a),
+          k.candidate_run, FormatValue(k.comparison.b.value), FormatInterval(k.comparison.b),
+          Change(k), k.comparison.paired.shared, k.reason);
+      cases += fmt::format("    <testcase classname=\"plumb.{}\" name=\"{}\">\n",
+                           html::Escape(k.suite_id), html::Escape(CheckName(k)));
       if (k.verdict == "regression" || (k.verdict == "inconclusive" && p.inconclusive_fails)) {
         ++failures;
-        cases += fmt::format("      <failure type=\"{}\" message=\"{}: {}\">{}</failure>\n", k.verdict, k.verdict,
-                             html::Escape(k.reason), html::Escape(body));
+        cases += fmt::format("      <failure type=\"{}\" message=\"{}: {}\">{}</failure>\n",
+                             k.verdict, k.verdict, html::Escape(k.reason), html::Escape(body));
       } else if (k.verdict == "inconclusive") {
         ++skipped;
-        cases += fmt::format("      <skipped message=\"inconclusive: {}\"/>\n", html::Escape(k.reason));
+        cases +=
+            fmt::format("      <skipped message=\"inconclusive: {}\"/>\n", html::Escape(k.reason));
       }
-      cases += fmt::format("      <system-out>{}</system-out>\n    </testcase>\n", html::Escape(body));
+      cases +=
+          fmt::format("      <system-out>{}</system-out>\n    </testcase>\n", html::Escape(body));
     }
     return fmt::format(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         "<testsuites name=\"plumb gate\" tests=\"{0}\" failures=\"{1}\" skipped=\"{2}\">\n"
-        "  <testsuite name=\"plumb gate\" tests=\"{0}\" failures=\"{1}\" errors=\"0\" skipped=\"{2}\">\n"
-        "    <properties><property name=\"verdict\" value=\"{3}\"/><property name=\"policy\" value=\"{4}\"/></properties>\n"
+        "  <testsuite name=\"plumb gate\" tests=\"{0}\" failures=\"{1}\" errors=\"0\" "
+        "skipped=\"{2}\">\n"
+        "    <properties><property name=\"verdict\" value=\"{3}\"/><property name=\"policy\" "
+        "value=\"{4}\"/></properties>\n"
         "{5}  </testsuite>\n</testsuites>\n",
         r.checks.size(), failures, skipped, r.verdict, html::Escape(policy_line), cases);
   }
-  if (format != "md") return InvalidArgument(fmt::format("unknown format '{}' (use md or json)", format));
-  std::string verdict = r.verdict == "pass" ? "PASS" : r.verdict == "regression" ? "REGRESSION" : "INCONCLUSIVE";
+  if (format != "md")
+    return InvalidArgument(fmt::format("unknown format '{}' (use md or json)", format));
+  std::string verdict = r.verdict == "pass"         ? "PASS"
+                        : r.verdict == "regression" ? "REGRESSION"
+                                                    : "INCONCLUSIVE";
   std::string out = fmt::format("## plumb gate: {}\n\n{}\n\n", verdict, policy_line);
-  out += "| suite | metric | baseline | candidate | change (95% CI) | margin | shared | test | verdict |\n";
+  out +=
+      "| suite | metric | baseline | candidate | change (95% CI) | margin | shared | test | "
+      "verdict |\n";
   out += "|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& k : r.checks) {
     auto value = [](int64_t run, const Metric& m) {
       std::string ci = FormatInterval(m);
       return fmt::format("run {}: {}{}", run, FormatValue(m.value), ci.empty() ? "" : " " + ci);
     };
-    out += fmt::format("| {} | {} | {} | {} | {} | {:g} ({}) | {} | {} | **{}** |\n", MarkdownCell(k.suite_id), MarkdownCell(CheckName(k)),
-                       value(k.baseline_run, k.comparison.a), value(k.candidate_run, k.comparison.b), Change(k),
-                       k.margin, k.higher_is_better ? "higher is better" : "lower is better", k.comparison.paired.shared,
-                       k.test, k.verdict);
+    out += fmt::format("| {} | {} | {} | {} | {} | {:g} ({}) | {} | {} | **{}** |\n",
+                       MarkdownCell(k.suite_id), MarkdownCell(CheckName(k)),
+                       value(k.baseline_run, k.comparison.a),
+                       value(k.candidate_run, k.comparison.b), Change(k), k.margin,
+                       k.higher_is_better ? "higher is better" : "lower is better",
+                       k.comparison.paired.shared, k.test, k.verdict);
   }
   out += "\n";
-  for (const auto& k : r.checks) out += fmt::format("- {} {}: {}: {}\n", k.suite_id, CheckName(k), k.verdict, MarkdownCell(k.reason));
+  for (const auto& k : r.checks)
+    out += fmt::format("- {} {}: {}: {}\n", k.suite_id, CheckName(k), k.verdict,
+                       MarkdownCell(k.reason));
   for (const auto& n : r.notes) out += "- note: " + n + "\n";
   return out;
 }

@@ -3,7 +3,6 @@
 #include "report/html.h"
 
 #include <fmt/format.h>
-
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -123,20 +122,32 @@ std::string Escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
 std::string ContentSecurityPolicy() {
-  static const std::string policy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src " +
-                                    ScriptSource() + "; base-uri 'none'; form-action 'none'";
+  static const std::string policy =
+      "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src " + ScriptSource() +
+      "; base-uri 'none'; form-action 'none'";
   return policy;
 }
 
@@ -145,7 +156,8 @@ std::string Page(const std::string& title, const std::string& body) {
       "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       "<meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-      "<meta name=\"generator\" content=\"plumb {} ({})\">\n<title>{}</title>\n<style>{}</style>\n</head>\n<body>\n{}\n"
+      "<meta name=\"generator\" content=\"plumb {} "
+      "({})\">\n<title>{}</title>\n<style>{}</style>\n</head>\n<body>\n{}\n"
       "<script>{}</script>\n</body>\n</html>\n",
       ContentSecurityPolicy(), PLUMB_VERSION, PLUMB_GIT_SHA, Escape(title), kStyle, body, kScript);
 }
@@ -163,7 +175,8 @@ std::string BarChart(const std::string& title, const std::vector<Bar>& bars) {
   auto x = [&](double v) { return x0 + (v - lo) / (hi - lo) * (x1 - x0); };
   double height = top + row * static_cast<double>(bars.size()) + 28;
   std::string svg = fmt::format(
-      "<svg class=\"chart\" role=\"img\" width=\"720\" height=\"{:.0f}\" viewBox=\"0 0 720 {:.0f}\">"
+      "<svg class=\"chart\" role=\"img\" width=\"720\" height=\"{:.0f}\" viewBox=\"0 0 720 "
+      "{:.0f}\">"
       "<title>{}</title><text x=\"0\" y=\"14\" font-weight=\"600\">{}</text>",
       height, height, Escape(title), Escape(title));
   double base = x(std::clamp(0.0, lo, hi));
@@ -171,45 +184,57 @@ std::string BarChart(const std::string& title, const std::vector<Bar>& bars) {
     const Bar& b = bars[i];
     double y = top + row * static_cast<double>(i);
     std::string label = b.label.size() > 34 ? b.label.substr(0, 33) + "..." : b.label;
-    svg += fmt::format("<text x=\"{:.0f}\" y=\"{:.1f}\" text-anchor=\"end\"{}>{}</text>", label_w, y + 14,
-                       b.reference ? " font-style=\"italic\"" : "", Escape(label));
+    svg += fmt::format("<text x=\"{:.0f}\" y=\"{:.1f}\" text-anchor=\"end\"{}>{}</text>", label_w,
+                       y + 14, b.reference ? " font-style=\"italic\"" : "", Escape(label));
     if (!b.value) {
       svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\">no value</text>", x0 + 4, y + 14);
       continue;
     }
     double xv = x(*b.value);
-    svg += fmt::format("<rect class=\"bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"14\" fill=\"{}\"/>",
-                       std::min(base, xv), y + 3, std::max(1.0, std::abs(xv - base)), b.reference ? "#c3c8d2" : "#4f7cc9");
+    svg += fmt::format(
+        "<rect class=\"bar\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"14\" "
+        "fill=\"{}\"/>",
+        std::min(base, xv), y + 3, std::max(1.0, std::abs(xv - base)),
+        b.reference ? "#c3c8d2" : "#4f7cc9");
     double end = xv;
     if (b.low && b.high) {
       double l = x(*b.low), h = x(*b.high), cy = y + 10;
       svg += fmt::format(
-          "<g class=\"whisker\" stroke=\"#1d2330\" stroke-width=\"1.2\"><line x1=\"{0:.1f}\" y1=\"{2:.1f}\" x2=\"{1:.1f}\" "
-          "y2=\"{2:.1f}\"/><line x1=\"{0:.1f}\" y1=\"{3:.1f}\" x2=\"{0:.1f}\" y2=\"{4:.1f}\"/><line x1=\"{1:.1f}\" "
+          "<g class=\"whisker\" stroke=\"#1d2330\" stroke-width=\"1.2\"><line x1=\"{0:.1f}\" "
+          "y1=\"{2:.1f}\" x2=\"{1:.1f}\" "
+          "y2=\"{2:.1f}\"/><line x1=\"{0:.1f}\" y1=\"{3:.1f}\" x2=\"{0:.1f}\" "
+          "y2=\"{4:.1f}\"/><line x1=\"{1:.1f}\" "
           "y1=\"{3:.1f}\" x2=\"{1:.1f}\" y2=\"{4:.1f}\"/></g>",
           l, h, cy, cy - 4, cy + 4);
       end = std::max(end, h);
     }
-    svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\">{}</text>", std::min(end + 6, 690.0), y + 14, Num(*b.value));
+    svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\">{}</text>", std::min(end + 6, 690.0),
+                       y + 14, Num(*b.value));
   }
   double axis_y = top + row * static_cast<double>(bars.size()) + 6;
-  svg += fmt::format("<line x1=\"{:.0f}\" y1=\"{:.1f}\" x2=\"{:.0f}\" y2=\"{:.1f}\" stroke=\"#8a93a5\"/>", x0, axis_y, x1, axis_y);
+  svg += fmt::format(
+      "<line x1=\"{:.0f}\" y1=\"{:.1f}\" x2=\"{:.0f}\" y2=\"{:.1f}\" stroke=\"#8a93a5\"/>", x0,
+      axis_y, x1, axis_y);
   int ticks = static_cast<int>(std::lround((hi - lo) / axis.step));
   for (int t = 0; t <= ticks; ++t) {
     double v = lo + axis.step * t;
-    svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" fill=\"#5b6475\">{:g}</text>", x(v),
-                       axis_y + 14, std::abs(v) < axis.step * 1e-9 ? 0.0 : v);
+    svg += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" fill=\"#5b6475\">{:g}</text>", x(v),
+        axis_y + 14, std::abs(v) < axis.step * 1e-9 ? 0.0 : v);
   }
   return svg + "</svg>\n";
 }
 
-std::string HeatMap(const std::string& title, const std::vector<std::string>& rows, const std::vector<std::string>& columns,
-                    const std::vector<std::vector<std::optional<double>>>& values, bool higher_is_better) {
+std::string HeatMap(const std::string& title, const std::vector<std::string>& rows,
+                    const std::vector<std::string>& columns,
+                    const std::vector<std::vector<std::optional<double>>>& values,
+                    bool higher_is_better) {
   // Columns wide enough for their labels (up to 24 characters; longer ones are cut, whole in
   // the tooltip).
   size_t longest = 0;
   for (const auto& c : columns) longest = std::max(longest, std::min<size_t>(c.size(), 24));
-  const double label_w = 230, cell_w = std::max(74.0, 7.0 * static_cast<double>(longest) + 8), cell_h = 22, top = 44;
+  const double label_w = 230, cell_w = std::max(74.0, 7.0 * static_cast<double>(longest) + 8),
+               cell_h = 22, top = 44;
   double lo = 1e300, hi = -1e300;
   for (const auto& r : values) {
     for (const auto& v : r) {
@@ -219,18 +244,22 @@ std::string HeatMap(const std::string& title, const std::vector<std::string>& ro
   double width = label_w + 10 + cell_w * static_cast<double>(columns.size());
   double height = top + cell_h * static_cast<double>(rows.size()) + 8;
   std::string svg = fmt::format(
-      "<svg class=\"heatmap\" role=\"img\" width=\"{0:.0f}\" height=\"{1:.0f}\" viewBox=\"0 0 {0:.0f} {1:.0f}\"><title>{2}</title>"
+      "<svg class=\"heatmap\" role=\"img\" width=\"{0:.0f}\" height=\"{1:.0f}\" viewBox=\"0 0 "
+      "{0:.0f} {1:.0f}\"><title>{2}</title>"
       "<text x=\"0\" y=\"14\" font-weight=\"600\">{2}</text>",
       width, height, Escape(title));
   for (size_t c = 0; c < columns.size(); ++c) {
     std::string label = columns[c].size() > 24 ? columns[c].substr(0, 23) + "..." : columns[c];
-    svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.0f}\" text-anchor=\"middle\"><title>{}</title>{}</text>",
-                       label_w + 10 + cell_w * (static_cast<double>(c) + 0.5), top - 8, Escape(columns[c]), Escape(label));
+    svg += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{:.0f}\" text-anchor=\"middle\"><title>{}</title>{}</text>",
+        label_w + 10 + cell_w * (static_cast<double>(c) + 0.5), top - 8, Escape(columns[c]),
+        Escape(label));
   }
   for (size_t r = 0; r < rows.size(); ++r) {
     double y = top + cell_h * static_cast<double>(r);
     std::string label = rows[r].size() > 34 ? rows[r].substr(0, 33) + "..." : rows[r];
-    svg += fmt::format("<text x=\"{:.0f}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>", label_w, y + 15, Escape(label));
+    svg += fmt::format("<text x=\"{:.0f}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>", label_w,
+                       y + 15, Escape(label));
     for (size_t c = 0; c < columns.size(); ++c) {
       const auto& v = values[r][c];
       double x = label_w + 10 + cell_w * static_cast<double>(c);
@@ -238,15 +267,18 @@ std::string HeatMap(const std::string& title, const std::vector<std::string>& ro
       double t = v && hi > lo ? (*v - lo) / (hi - lo) : 0.5;
       if (!higher_is_better) t = 1 - t;
       std::string fill = v ? fmt::format("hsl({:.0f}, 62%, 72%)", 120 * t) : "#eef0f4";
-      svg += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.0f}\" height=\"{:.0f}\" fill=\"{}\" stroke=\"#fff\"/>"
-                         "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>",
-                         x, y, cell_w, cell_h, fill, x + cell_w / 2, y + 15, v ? fmt::format("{:.1f}", *v) : "-");
+      svg += fmt::format(
+          "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.0f}\" height=\"{:.0f}\" fill=\"{}\" "
+          "stroke=\"#fff\"/>"
+          "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>",
+          x, y, cell_w, cell_h, fill, x + cell_w / 2, y + 15, v ? fmt::format("{:.1f}", *v) : "-");
     }
   }
   return svg + "</svg>\n";
 }
 
-std::string Histogram(const std::string& title, const std::vector<double>& values, double lo, double hi, int bins) {
+std::string Histogram(const std::string& title, const std::vector<double>& values, double lo,
+                      double hi, int bins) {
   const double x0 = 30, x1 = 330, top = 32, h = 90;
   std::vector<int> counts(static_cast<size_t>(bins), 0);
   for (double v : values) {
@@ -255,36 +287,45 @@ std::string Histogram(const std::string& title, const std::vector<double>& value
   }
   int most = std::max(1, *std::max_element(counts.begin(), counts.end()));
   std::string svg = fmt::format(
-      "<svg class=\"histogram\" role=\"img\" width=\"340\" height=\"{0:.0f}\" viewBox=\"0 0 340 {0:.0f}\"><title>{1}</title>"
+      "<svg class=\"histogram\" role=\"img\" width=\"340\" height=\"{0:.0f}\" viewBox=\"0 0 340 "
+      "{0:.0f}\"><title>{1}</title>"
       "<text x=\"0\" y=\"14\" font-weight=\"600\">{1}</text>",
       top + h + 20, Escape(title));
   double w = (x1 - x0) / bins;
   for (int b = 0; b < bins; ++b) {
     int count = counts[static_cast<size_t>(b)];
     double bh = h * count / most;
-    svg += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#4f7cc9\"><title>{}</title></rect>",
-                       x0 + w * b + 1, top + h - bh, w - 2, bh, count);
+    svg += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" "
+        "fill=\"#4f7cc9\"><title>{}</title></rect>",
+        x0 + w * b + 1, top + h - bh, w - 2, bh, count);
     if (count > 0) {
-      svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", x0 + w * (b + 0.5), top + h - bh - 3, count);
+      svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>",
+                         x0 + w * (b + 0.5), top + h - bh - 3, count);
     }
   }
   // Axis labels at every other bin edge.
   for (int b = 0; b <= bins; b += 2) {
-    svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.0f}\" text-anchor=\"middle\">{:g}</text>", x0 + w * b, top + h + 14,
-                       lo + (hi - lo) * b / bins);
+    svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.0f}\" text-anchor=\"middle\">{:g}</text>",
+                       x0 + w * b, top + h + 14, lo + (hi - lo) * b / bins);
   }
   return svg + "</svg>\n";
 }
 
-std::string SectionId(const LeaderboardSection& s) { return fmt::format("lb-{}-v{}", s.suite_id, s.suite_version); }
+std::string SectionId(const LeaderboardSection& s) {
+  return fmt::format("lb-{}-v{}", s.suite_id, s.suite_version);
+}
 
 // The run number of a leaderboard row, linked as `links` says.
 std::string RunCell(int64_t run_id, RunLinks links) {
   if (run_id == 0) return "-";
   switch (links) {
-    case RunLinks::kNone: return std::to_string(run_id);
-    case RunLinks::kInPage: return fmt::format("<a href=\"#run-{0}\">{0}</a>", run_id);
-    case RunLinks::kServed: return fmt::format("<a href=\"/runs/{0}#run-{0}\">{0}</a>", run_id);
+    case RunLinks::kNone:
+      return std::to_string(run_id);
+    case RunLinks::kInPage:
+      return fmt::format("<a href=\"#run-{0}\">{0}</a>", run_id);
+    case RunLinks::kServed:
+      return fmt::format("<a href=\"/runs/{0}#run-{0}\">{0}</a>", run_id);
   }
   return std::to_string(run_id);
 }
@@ -292,24 +333,32 @@ std::string RunCell(int64_t run_id, RunLinks links) {
 std::string SectionHtml(const LeaderboardSection& s, RunLinks links) {
   std::string id = SectionId(s);
   std::string out = fmt::format(
-      "<section class=\"leaderboard\" id=\"{}\">\n<h2>{} <span class=\"meta\">v{}: {}, {} is better</span></h2>\n", Escape(id),
-      Escape(s.suite_id), s.suite_version, Escape(s.metric), s.higher_is_better ? "higher" : "lower");
+      "<section class=\"leaderboard\" id=\"{}\">\n<h2>{} <span class=\"meta\">v{}: {}, {} is "
+      "better</span></h2>\n",
+      Escape(id), Escape(s.suite_id), s.suite_version, Escape(s.metric),
+      s.higher_is_better ? "higher" : "lower");
   out += fmt::format(
-      "<table class=\"sortable leaderboard-table\" id=\"{}-table\"><thead><tr><th>#</th><th>model</th><th>{}</th>"
-      "<th>95% CI</th><th>n</th><th>errors</th><th>judge errors</th><th>run</th><th>date</th><th>plumb</th></tr></thead><tbody>\n",
+      "<table class=\"sortable leaderboard-table\" "
+      "id=\"{}-table\"><thead><tr><th>#</th><th>model</th><th>{}</th>"
+      "<th>95% CI</th><th>n</th><th>errors</th><th>judge "
+      "errors</th><th>run</th><th>date</th><th>plumb</th></tr></thead><tbody>\n",
       Escape(id), Escape(s.metric));
   std::vector<Bar> bars;
   for (const auto& r : s.rows) {
     auto v = r.metric.value;
     out += fmt::format(
-        "<tr{}><td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td class=\"num\" data-v=\"{}\">{}</td><td class=\"num\">{}</td>"
-        "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>\n",
-        r.reference ? " class=\"reference\"" : "", r.rank ? r.rank : 9999, r.reference ? "ref" : (r.rank ? std::to_string(r.rank) : "-"),
-        Escape(r.model_spec), v ? fmt::format("{}", *v) : "", FormatValue(v), FormatInterval(r.metric), r.metric.n,
+        "<tr{}><td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td class=\"num\" "
+        "data-v=\"{}\">{}</td><td class=\"num\">{}</td>"
+        "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td "
+        "class=\"num\">{}</td><td>{}</td><td>{}</td></tr>\n",
+        r.reference ? " class=\"reference\"" : "", r.rank ? r.rank : 9999,
+        r.reference ? "ref" : (r.rank ? std::to_string(r.rank) : "-"), Escape(r.model_spec),
+        v ? fmt::format("{}", *v) : "", FormatValue(v), FormatInterval(r.metric), r.metric.n,
         r.errors && r.errors->k ? std::to_string(*r.errors->k) : (r.run.id ? "0" : "-"),
         r.judge_errors ? fmt::format("{:.1f}%", *r.judge_errors->value) : "-",
         RunCell(r.run.id, links),
-        Escape(r.run.finished_at.size() >= 10 ? r.run.finished_at.substr(0, 10) : "-"), Escape(r.run.plumb_version));
+        Escape(r.run.finished_at.size() >= 10 ? r.run.finished_at.substr(0, 10) : "-"),
+        Escape(r.run.plumb_version));
     bars.push_back(Bar{r.model_spec, v, r.metric.ci_low, r.metric.ci_high, r.reference});
   }
   out += "</tbody></table>\n";
@@ -324,15 +373,18 @@ std::string OverviewHtml(const Leaderboard& board) {
       "<section class=\"overview\" id=\"overview\">\n<h2>Overview</h2>\n"
       "<table class=\"sortable overview-table\" id=\"overview-table\"><thead><tr><th>model</th>";
   for (const auto& s : board.sections) {
-    out += fmt::format("<th><a href=\"#{}\">{} v{}</a><br>{} {}</th>", Escape(SectionId(s)), Escape(s.suite_id),
-                       s.suite_version, Escape(s.metric), s.higher_is_better ? "&#8593;" : "&#8595;");
+    out += fmt::format("<th><a href=\"#{}\">{} v{}</a><br>{} {}</th>", Escape(SectionId(s)),
+                       Escape(s.suite_id), s.suite_version, Escape(s.metric),
+                       s.higher_is_better ? "&#8593;" : "&#8595;");
   }
   out += "</tr></thead><tbody>\n";
   for (size_t m = 0; m < o.models.size(); ++m) {
-    out += fmt::format("<tr{}><td>{}</td>", o.reference[m] ? " class=\"reference\"" : "", Escape(o.models[m]));
+    out += fmt::format("<tr{}><td>{}</td>", o.reference[m] ? " class=\"reference\"" : "",
+                       Escape(o.models[m]));
     for (const auto* r : o.cells[m]) {
       bool value = r && r->metric.value;
-      out += fmt::format("<td class=\"num\"{}>{}</td>", value ? fmt::format(" data-v=\"{}\"", *r->metric.value) : "",
+      out += fmt::format("<td class=\"num\"{}>{}</td>",
+                         value ? fmt::format(" data-v=\"{}\"", *r->metric.value) : "",
                          Escape(OverviewCell(r)));
     }
     out += "</tr>\n";
@@ -345,14 +397,16 @@ std::string LeaderboardBody(const Leaderboard& board, RunLinks links) {
   std::string out = OverviewHtml(board);
   for (const auto& s : board.sections) out += SectionHtml(s, links);
   out += fmt::format("<p class=\"footnote\">{}</p>\n", Escape(kRankFootnote));
-  for (const auto& n : board.notes) out += fmt::format("<p class=\"note\">Note: {}</p>\n", Escape(n));
+  for (const auto& n : board.notes)
+    out += fmt::format("<p class=\"note\">Note: {}</p>\n", Escape(n));
   return out;
 }
 
 std::string LeaderboardPage(const Leaderboard& board, RunLinks links) {
-  return Page("plumb leaderboard",
-              fmt::format("<h1>plumb leaderboard</h1>\n<p class=\"meta\">generated {} by plumb {}</p>\n{}",
-                          Escape(board.generated_at), PLUMB_VERSION, LeaderboardBody(board, links)));
+  return Page(
+      "plumb leaderboard",
+      fmt::format("<h1>plumb leaderboard</h1>\n<p class=\"meta\">generated {} by plumb {}</p>\n{}",
+                  Escape(board.generated_at), PLUMB_VERSION, LeaderboardBody(board, links)));
 }
 
 }  // namespace plumb::html

@@ -27,9 +27,9 @@ std::string Page(const std::string& title, const std::string& body);
 struct Bar {
   std::string label;
   std::optional<double> value;
-  std::optional<double> low;   // 95% interval (whisker)
+  std::optional<double> low;  // 95% interval (whisker)
   std::optional<double> high;
-  bool reference = false;      // drawn grey
+  bool reference = false;  // drawn grey
 };
 // A horizontal bar chart with interval whiskers (SVG, class "chart").
 std::string BarChart(const std::string& title, const std::vector<Bar>& bars);
@@ -37,10 +37,12 @@ std::string BarChart(const std::string& title, const std::vector<Bar>& bars);
 // A table of values coloured from worst to best (SVG, class "heatmap"); rows x columns.
 std::string HeatMap(const std::string& title, const std::vector<std::string>& rows,
                     const std::vector<std::string>& columns,
-                    const std::vector<std::vector<std::optional<double>>>& values, bool higher_is_better);
+                    const std::vector<std::vector<std::optional<double>>>& values,
+                    bool higher_is_better);
 
 // A histogram of `values` over [lo, hi] in `bins` bins (SVG, class "histogram").
-std::string Histogram(const std::string& title, const std::vector<double>& values, double lo, double hi, int bins);
+std::string Histogram(const std::string& title, const std::vector<double>& values, double lo,
+                      double hi, int bins);
 
 // Where a leaderboard row's run number links: nowhere (a standalone leaderboard file), to the
 // run's drill-down on the same page (the report), or to the run's page (plumb serve).

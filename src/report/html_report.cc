@@ -25,11 +25,14 @@ std::string LastUser(const Json& request) {
   return text;
 }
 
-bool IsJudgeGrade(const Grade& g) { return g.details.is_object() && g.details.value("judge_grader", false); }
+bool IsJudgeGrade(const Grade& g) {
+  return g.details.is_object() && g.details.value("judge_grader", false);
+}
 
 std::string GradeValue(const Grade& g) {
   if (g.status == GradeStatus::kError) return "error";
-  std::string out = g.value ? fmt::format("{:g}", *g.value) : std::string(GradeStatusName(g.status));
+  std::string out =
+      g.value ? fmt::format("{:g}", *g.value) : std::string(GradeStatusName(g.status));
   if (!g.label.empty() && g.label != out) out += " (" + g.label + ")";
   return out;
 }
@@ -39,7 +42,8 @@ std::string CategoryHeatMap(const LeaderboardSection& s) {
   std::vector<std::string> columns;
   for (const auto& r : s.rows) {
     for (const auto& m : r.categories) {
-      if (std::find(columns.begin(), columns.end(), m.category) == columns.end()) columns.push_back(m.category);
+      if (std::find(columns.begin(), columns.end(), m.category) == columns.end())
+        columns.push_back(m.category);
     }
   }
   if (columns.empty()) return "";
@@ -50,11 +54,13 @@ std::string CategoryHeatMap(const LeaderboardSection& s) {
     rows.push_back(r.model_spec);
     std::vector<std::optional<double>> line(columns.size());
     for (const auto& m : r.categories) {
-      line[static_cast<size_t>(std::find(columns.begin(), columns.end(), m.category) - columns.begin())] = m.value;
+      line[static_cast<size_t>(std::find(columns.begin(), columns.end(), m.category) -
+                               columns.begin())] = m.value;
     }
     values.push_back(std::move(line));
   }
-  return html::HeatMap(fmt::format("{}: {} by category", s.suite_id, s.metric), rows, columns, values, s.higher_is_better);
+  return html::HeatMap(fmt::format("{}: {} by category", s.suite_id, s.metric), rows, columns,
+                       values, s.higher_is_better);
 }
 
 // Histograms of judge scores per run and judge grader (judged suites only).
@@ -67,14 +73,17 @@ Result<std::string> Distributions(const Store& store, const LeaderboardSection& 
     std::map<std::string, std::vector<double>> by_grader;
     for (const auto& sample : samples) {
       for (const auto& g : sample.grades) {
-        if (!IsJudgeGrade(g) || g.grader.find('|') != std::string::npos || g.status != GradeStatus::kScored || !g.value) continue;
+        if (!IsJudgeGrade(g) || g.grader.find('|') != std::string::npos ||
+            g.status != GradeStatus::kScored || !g.value)
+          continue;
         by_grader[g.grader].push_back(*g.value);
       }
     }
     for (const auto& [grader, values] : by_grader) {
       double top = *std::max_element(values.begin(), values.end());
       double hi = top <= 1 ? 1 : top <= 10 ? 10 : 100;
-      out += html::Histogram(fmt::format("run {} ({}): {} scores, n = {}", r.run.id, r.model_spec, grader, values.size()),
+      out += html::Histogram(fmt::format("run {} ({}): {} scores, n = {}", r.run.id, r.model_spec,
+                                         grader, values.size()),
                              values, 0, hi, 10);
     }
   }
@@ -94,11 +103,13 @@ Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_
       "<input class=\"filter\" type=\"search\" placeholder=\"filter items\" data-table=\"{3}\">\n",
       run.id, Escape(run.model_spec), samples.size(), table_id);
   if (static_cast<int>(samples.size()) > max_items) {
-    out += fmt::format("<p class=\"note\">Showing the first {} of {} samples (plumb report --max-items).</p>\n", max_items,
-                       samples.size());
+    out += fmt::format(
+        "<p class=\"note\">Showing the first {} of {} samples (plumb report --max-items).</p>\n",
+        max_items, samples.size());
   }
   out += fmt::format(
-      "<table class=\"sortable items\" id=\"{}\"><thead><tr><th>item</th><th>category</th><th>epoch</th><th>status</th>"
+      "<table class=\"sortable items\" "
+      "id=\"{}\"><thead><tr><th>item</th><th>category</th><th>epoch</th><th>status</th>"
       "<th>prompt</th><th>reply</th><th>answer</th><th>judgments</th></tr></thead><tbody>\n",
       table_id);
   int shown = 0;
@@ -108,32 +119,41 @@ Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_
     std::string reply;
     for (const auto& r : s.responses) {
       if (s.responses.size() > 1) {
-        reply += fmt::format("[turn {}]{}\n", r.turn + 1, r.turn > 0 ? " user: " + LastUser(r.request) : "");
+        reply += fmt::format("[turn {}]{}\n", r.turn + 1,
+                             r.turn > 0 ? " user: " + LastUser(r.request) : "");
       }
-      reply += r.ok ? r.completion.text : fmt::format("error: {}: {}", r.error_code, r.error_message);
+      reply +=
+          r.ok ? r.completion.text : fmt::format("error: {}: {}", r.error_code, r.error_message);
       reply += "\n";
     }
     std::string answer, judgments;
     for (const auto& g : s.grades) {
       if (IsJudgeGrade(g)) {
-        if (g.grader.find('|') != std::string::npos) continue;  // a panel member; the panel's grade says it
-        std::string reason = g.details.is_object() && g.details.contains("reply") && g.details["reply"].is_string()
-                                 ? g.details["reply"].get<std::string>()
-                                 : g.error;
-        judgments += fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
-                                 reason.empty() ? "" : "<div class=\"text\">" + Escape(reason) + "</div>");
+        if (g.grader.find('|') != std::string::npos)
+          continue;  // a panel member; the panel's grade says it
+        std::string reason =
+            g.details.is_object() && g.details.contains("reply") && g.details["reply"].is_string()
+                ? g.details["reply"].get<std::string>()
+                : g.error;
+        judgments +=
+            fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
+                        reason.empty() ? "" : "<div class=\"text\">" + Escape(reason) + "</div>");
       } else {
-        std::string parsed = g.details.is_object() && g.details.contains("answer") ? g.details["answer"].dump() : "";
+        std::string parsed =
+            g.details.is_object() && g.details.contains("answer") ? g.details["answer"].dump() : "";
         answer += fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
                               parsed.empty() ? "" : " answer " + Escape(parsed));
-        if (g.status == GradeStatus::kError && !g.error.empty()) answer += "<div class=\"error\">" + Escape(g.error) + "</div>";
+        if (g.status == GradeStatus::kError && !g.error.empty())
+          answer += "<div class=\"error\">" + Escape(g.error) + "</div>";
       }
     }
     out += fmt::format(
-        "<tr class=\"status-{}\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td{}>{}</td><td><div class=\"text\">{}</div></td>"
+        "<tr class=\"status-{}\"><td>{}</td><td>{}</td><td "
+        "class=\"num\">{}</td><td{}>{}</td><td><div class=\"text\">{}</div></td>"
         "<td><div class=\"text\">{}</div></td><td>{}</td><td>{}</td></tr>\n",
-        Escape(s.status), Escape(s.item_id), Escape(category[s.item_id]), s.epoch, s.status == "error" ? " class=\"error\"" : "",
-        Escape(s.status), Escape(prompt), Escape(reply), answer, judgments);
+        Escape(s.status), Escape(s.item_id), Escape(category[s.item_id]), s.epoch,
+        s.status == "error" ? " class=\"error\"" : "", Escape(s.status), Escape(prompt),
+        Escape(reply), answer, judgments);
   }
   return out + "</tbody></table>\n</details>\n";
 }
@@ -149,12 +169,15 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
     for (const auto& r : s.rows) runs += r.run.id != 0;
   }
   std::string body = fmt::format(
-      "<h1>plumb report</h1>\n<p class=\"meta\">{} run{} of {} suite{} in {}; generated {} by plumb {} ({}).</p>\n", runs,
-      runs == 1 ? "" : "s", board.sections.size(), board.sections.size() == 1 ? "" : "s", Escape(options.source), Escape(board.generated_at), PLUMB_VERSION, PLUMB_GIT_SHA);
+      "<h1>plumb report</h1>\n<p class=\"meta\">{} run{} of {} suite{} in {}; generated {} by "
+      "plumb {} ({}).</p>\n",
+      runs, runs == 1 ? "" : "s", board.sections.size(), board.sections.size() == 1 ? "" : "s",
+      Escape(options.source), Escape(board.generated_at), PLUMB_VERSION, PLUMB_GIT_SHA);
   if (!board.sections.empty()) {
     body += "<nav>";
     for (const auto& s : board.sections) {
-      body += fmt::format("<a href=\"#{}\">{} v{}</a>", Escape(html::SectionId(s)), Escape(s.suite_id), s.suite_version);
+      body += fmt::format("<a href=\"#{}\">{} v{}</a>", Escape(html::SectionId(s)),
+                          Escape(s.suite_id), s.suite_version);
     }
     body += "</nav>\n";
   }
@@ -169,8 +192,10 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
     for (const auto& r : s.rows) {
       if (r.run.id == 0) continue;
       if (!options.items_inline) {
-        body += fmt::format("<p class=\"drilldown-link\"><a href=\"/runs/{0}#run-{0}\">run {0}: {1}, {2} samples</a></p>\n",
-                            r.run.id, Escape(r.model_spec), r.run.n_samples);
+        body += fmt::format(
+            "<p class=\"drilldown-link\"><a href=\"/runs/{0}#run-{0}\">run {0}: {1}, {2} "
+            "samples</a></p>\n",
+            r.run.id, Escape(r.model_spec), r.run.n_samples);
         continue;
       }
       PLUMB_ASSIGN_OR_RETURN(std::string items, DrillDown(store, r.run, options.max_items));
@@ -178,7 +203,8 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
     }
   }
   body += fmt::format("<p class=\"footnote\">{}</p>\n", Escape(kRankFootnote));
-  for (const auto& n : board.notes) body += fmt::format("<p class=\"note\">Note: {}</p>\n", Escape(n));
+  for (const auto& n : board.notes)
+    body += fmt::format("<p class=\"note\">Note: {}</p>\n", Escape(n));
   return html::Page("plumb report", body);
 }
 

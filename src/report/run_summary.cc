@@ -32,7 +32,8 @@ Json RunToJson(const RunRecord& run) {
 }
 
 Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& metrics,
-                              const std::string& format, const std::vector<BaselineScores>& baselines,
+                              const std::string& format,
+                              const std::vector<BaselineScores>& baselines,
                               const std::string& baseline_note) {
   if (format == "json") {
     Json ms = Json::array();
@@ -47,7 +48,8 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
     if (!baseline_note.empty()) out["baselines_note"] = baseline_note;
     return out.dump(2) + "\n";
   }
-  if (format != "text") return InvalidArgument(fmt::format("unknown format '{}' (use text or json)", format));
+  if (format != "text")
+    return InvalidArgument(fmt::format("unknown format '{}' (use text or json)", format));
   std::string out = fmt::format("run {}  {}  {}@{}  model {} ({})\n", run.id, run.status,
                                 run.suite_id, run.suite_version, run.model_spec, run.backend_id);
   out += fmt::format("started {}  finished {}  samples {}  epochs {}  seed {}\n", run.started_at,
@@ -59,21 +61,26 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
   if (!run.error.empty()) out += "error: " + run.error + "\n";
   auto usage = [](const std::string& who, const Json& u) {
     if (!u.is_object() || u.value("calls", 0) + u.value("cached", 0) == 0) return std::string();
-    std::string cost = u.contains("cost_usd") && u["cost_usd"].is_number() ? fmt::format("${:.4f}", u["cost_usd"].get<double>())
-                                                                            : std::string("cost unknown");
-    return fmt::format("{}: {} calls ({} cached), {} prompt + {} completion tokens, {}\n", who, u.value("calls", 0),
-                       u.value("cached", 0), u.value("prompt_tokens", 0), u.value("completion_tokens", 0), cost);
+    std::string cost = u.contains("cost_usd") && u["cost_usd"].is_number()
+                           ? fmt::format("${:.4f}", u["cost_usd"].get<double>())
+                           : std::string("cost unknown");
+    return fmt::format("{}: {} calls ({} cached), {} prompt + {} completion tokens, {}\n", who,
+                       u.value("calls", 0), u.value("cached", 0), u.value("prompt_tokens", 0),
+                       u.value("completion_tokens", 0), cost);
   };
   out += usage("tokens of the model", run.usage.value("model", Json()));
   const Json judges = run.usage.value("judges", Json::object());
   for (const auto& [spec, u] : judges.items()) out += usage("tokens of judge " + spec, u);
   out += "\n";
   size_t width = 6;
-  for (const auto& m : metrics) width = std::max(width, m.name.size() + (m.category.empty() ? 0 : m.category.size() + 3));
+  for (const auto& m : metrics)
+    width = std::max(width, m.name.size() + (m.category.empty() ? 0 : m.category.size() + 3));
   // Baseline columns: the name after "builtin/".
   std::string header;
-  for (const auto& b : baselines) header += fmt::format("  {:>7}", b.model_spec.substr(b.model_spec.find('/') + 1));
-  out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}{}\n", "metric", width, "value", "95% CI", "n", "k", header);
+  for (const auto& b : baselines)
+    header += fmt::format("  {:>7}", b.model_spec.substr(b.model_spec.find('/') + 1));
+  out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}{}\n", "metric", width, "value", "95% CI",
+                     "n", "k", header);
   for (const auto& m : metrics) {
     std::string name = m.category.empty() ? m.name : fmt::format("{} [{}]", m.name, m.category);
     std::string beside;
@@ -89,8 +96,11 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
                        FormatInterval(m), m.n, m.k ? std::to_string(*m.k) : "", beside);
   }
   if (!baselines.empty()) {
-    out += "\nbeside: built-in baselines on the same items and option order (random answers, always the first or\n"
-           "last option, always refusing); a score near them is no better than chance or a constant answer.\n";
+    out +=
+        "\nbeside: built-in baselines on the same items and option order (random answers, always "
+        "the first or\n"
+        "last option, always refusing); a score near them is no better than chance or a constant "
+        "answer.\n";
   }
   if (!baseline_note.empty()) out += "\nbaselines: " + baseline_note + "\n";
   return out;

@@ -1,7 +1,7 @@
 // plumb serve: the report and leaderboard live from the results database, and a read-only JSON
 // API (docs/serve.md), on cpp-httplib.
-#include <httplib.h>
 #include <fmt/format.h>
+#include <httplib.h>
 
 #include <chrono>
 #include <map>
@@ -21,14 +21,17 @@ void SendJson(httplib::Response& res, const Json& body, int status = 200) {
 }
 
 void SendError(httplib::Response& res, const Status& s) {
-  int code = s.code() == StatusCode::kNotFound ? 404 : s.code() == StatusCode::kInvalidArgument ? 400 : 500;
+  int code = s.code() == StatusCode::kNotFound          ? 404
+             : s.code() == StatusCode::kInvalidArgument ? 400
+                                                        : 500;
   SendJson(res, Json{{"error", s.message()}}, code);
 }
 
 void SendHtml(httplib::Response& res, const Result<std::string>& page) {
   if (!page) {
     res.status = page.error().code() == StatusCode::kNotFound ? 404 : 500;
-    res.set_content(html::Page("plumb: error", "<p class=\"error\">" + html::Escape(page.error().message()) + "</p>"),
+    res.set_content(html::Page("plumb: error", "<p class=\"error\">" +
+                                                   html::Escape(page.error().message()) + "</p>"),
                     "text/html; charset=utf-8");
     return;
   }
@@ -39,7 +42,8 @@ void SendHtml(httplib::Response& res, const Result<std::string>& page) {
 std::optional<int64_t> IntParam(const httplib::Request& req, const char* name, int64_t fallback) {
   if (!req.has_param(name)) return fallback;
   std::string v = req.get_param_value(name);
-  if (v.empty() || v.size() > 12 || v.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  if (v.empty() || v.size() > 12 || v.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
   return std::stoll(v);
 }
 
@@ -96,7 +100,11 @@ Result<Json> ItemsJson(const Store& store, int64_t run_id, int64_t offset, int64
                     {"responses", responses},
                     {"grades", grades}});
   }
-  return Json{{"run_id", run.id}, {"total", samples.size()}, {"offset", offset}, {"limit", limit}, {"items", page}};
+  return Json{{"run_id", run.id},
+              {"total", samples.size()},
+              {"offset", offset},
+              {"limit", limit},
+              {"items", page}};
 }
 
 }  // namespace
@@ -122,7 +130,8 @@ Status Serve(const Store& store, const ServeOptions& options, const std::atomic<
     r.source = options.source;
     return RenderReport(store, r);
   };
-  server.Get("/", [&](const httplib::Request&, httplib::Response& res) { SendHtml(res, report({})); });
+  server.Get("/",
+             [&](const httplib::Request&, httplib::Response& res) { SendHtml(res, report({})); });
   server.Get(R"(/runs/(\d{1,12}))", [&](const httplib::Request& req, httplib::Response& res) {
     int64_t id = std::stoll(req.matches[1]);
     auto run = store.GetRun(id);
@@ -130,10 +139,13 @@ Status Serve(const Store& store, const ServeOptions& options, const std::atomic<
   });
   server.Get("/leaderboard", [&](const httplib::Request&, httplib::Response& res) {
     auto board = BuildLeaderboard(store, LeaderboardQuery{}, options.baselines);
-    SendHtml(res, board ? Result<std::string>(html::LeaderboardPage(*board, html::RunLinks::kServed)) : Result<std::string>(board.error()));
+    SendHtml(res, board
+                      ? Result<std::string>(html::LeaderboardPage(*board, html::RunLinks::kServed))
+                      : Result<std::string>(board.error()));
   });
   server.Get("/api/runs", [&](const httplib::Request& req, httplib::Response& res) {
-    auto runs = store.ListRuns(RunFilter{req.get_param_value("suite"), req.get_param_value("status")});
+    auto runs =
+        store.ListRuns(RunFilter{req.get_param_value("suite"), req.get_param_value("status")});
     if (!runs) return SendError(res, runs.error());
     Json out = Json::array();
     for (const auto& r : *runs) out.push_back(RunJson(store, r));
@@ -159,26 +171,35 @@ Status Serve(const Store& store, const ServeOptions& options, const std::atomic<
     if (!run) return SendError(res, run.error());
     auto metrics = store.GetMetrics(id);
     if (!metrics) return SendError(res, metrics.error());
-    std::vector<BaselineScores> baselines = options.baselines ? options.baselines(*run) : std::vector<BaselineScores>();
+    std::vector<BaselineScores> baselines =
+        options.baselines ? options.baselines(*run) : std::vector<BaselineScores>();
     SendJson(res, Json::parse(*FormatRun(*run, *metrics, "json", baselines)));
   });
-  server.Get(R"(/api/runs/(\d{1,12})/items)", [&](const httplib::Request& req, httplib::Response& res) {
-    auto offset = IntParam(req, "offset", 0);
-    auto limit = IntParam(req, "limit", 100);
-    if (!offset || !limit || *limit < 1 || *limit > kMaxPage) {
-      return SendError(res, InvalidArgument(fmt::format("offset and limit must be whole numbers, limit 1 to {}", kMaxPage)));
-    }
-    auto page = ItemsJson(store, std::stoll(req.matches[1]), *offset, *limit);
-    if (!page) return SendError(res, page.error());
-    SendJson(res, *page);
-  });
+  server.Get(R"(/api/runs/(\d{1,12})/items)",
+             [&](const httplib::Request& req, httplib::Response& res) {
+               auto offset = IntParam(req, "offset", 0);
+               auto limit = IntParam(req, "limit", 100);
+               if (!offset || !limit || *limit < 1 || *limit > kMaxPage) {
+                 return SendError(
+                     res, InvalidArgument(fmt::format(
+                              "offset and limit must be whole numbers, limit 1 to {}", kMaxPage)));
+               }
+               auto page = ItemsJson(store, std::stoll(req.matches[1]), *offset, *limit);
+               if (!page) return SendError(res, page.error());
+               SendJson(res, *page);
+             });
   server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 404 && res.body.empty()) SendJson(res, Json{{"error", "no such page: " + req.path}}, 404);
+    if (res.status == 404 && res.body.empty())
+      SendJson(res, Json{{"error", "no such page: " + req.path}}, 404);
   });
 
-  int port = options.port == 0 ? server.bind_to_any_port(options.host) : (server.bind_to_port(options.host, options.port) ? options.port : -1);
+  int port = options.port == 0
+                 ? server.bind_to_any_port(options.host)
+                 : (server.bind_to_port(options.host, options.port) ? options.port : -1);
   if (port <= 0) {
-    return Unavailable(fmt::format("cannot listen on {}:{} (is the port in use? choose one with --port)", options.host, options.port));
+    return Unavailable(
+        fmt::format("cannot listen on {}:{} (is the port in use? choose one with --port)",
+                    options.host, options.port));
   }
   std::thread listener([&] { server.listen_after_bind(); });
   on_listening(port);

@@ -13,9 +13,12 @@ namespace plumb {
 namespace {
 
 // What determines a baseline's metrics; a change to any of them computes it again.
-std::string BaselineKey(const RunRecord& run, const std::string& model, const MetricOptions& options) {
-  Json key = {{"suite_hash", run.suite_hash}, {"model", model},
-              {"seed", run.seed},             {"epochs", run.epochs},
+std::string BaselineKey(const RunRecord& run, const std::string& model,
+                        const MetricOptions& options) {
+  Json key = {{"suite_hash", run.suite_hash},
+              {"model", model},
+              {"seed", run.seed},
+              {"epochs", run.epochs},
               {"limit", run.limit ? Json(*run.limit) : Json(nullptr)},
               {"resamples", options.resamples},
               {"plumb", fmt::format("{} {}", PLUMB_VERSION, PLUMB_GIT_SHA)}};
@@ -39,8 +42,9 @@ Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecor
       continue;
     }
     if (suite.manifest.content_hash != run.suite_hash) {
-      return FailedPrecondition(fmt::format("suite '{}' changed since run {}: its baselines cannot be computed",
-                                            suite.manifest.id, run.id));
+      return FailedPrecondition(
+          fmt::format("suite '{}' changed since run {}: its baselines cannot be computed",
+                      suite.manifest.id, run.id));
     }
     if (!scratch) {
       PLUMB_ASSIGN_OR_RETURN(scratch, OpenSqliteStore(":memory:"));
@@ -56,10 +60,11 @@ Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecor
     options.max_cost.reset();
     options.parent_run_id.reset();
     std::atomic<bool> never{false};
-    PLUMB_ASSIGN_OR_RETURN(RunSummary s, RunSuite(suite, *backend, nullptr, *scratch, options, never));
+    PLUMB_ASSIGN_OR_RETURN(RunSummary s,
+                           RunSuite(suite, *backend, nullptr, *scratch, options, never));
     if (s.status != "completed" || s.errors > 0) {
-      return Internal(fmt::format("baseline {} on suite '{}' did not complete ({} errors): {}", model,
-                                  suite.manifest.id, s.errors, s.failure.message()));
+      return Internal(fmt::format("baseline {} on suite '{}' did not complete ({} errors): {}",
+                                  model, suite.manifest.id, s.errors, s.failure.message()));
     }
     if (write_cache) PLUMB_RETURN_IF_ERROR(cache.PutBaseline(key, run.suite_id, model, s.metrics));
     out.push_back(BaselineScores{model, std::move(s.metrics)});

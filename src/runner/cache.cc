@@ -18,8 +18,8 @@ class CachedBackend final : public Backend {
 
   void Submit(ModelCall call, Done done) override {
     bool deterministic = call.params.temperature && *call.params.temperature == 0;
-    bool use = !identity_.empty() &&
-               (policy_ == CachePolicy::kAlways || (policy_ == CachePolicy::kAuto && deterministic));
+    bool use = !identity_.empty() && (policy_ == CachePolicy::kAlways ||
+                                      (policy_ == CachePolicy::kAuto && deterministic));
     if (!use) {
       inner_.Submit(std::move(call), std::move(done));
       return;
@@ -34,7 +34,8 @@ class CachedBackend final : public Backend {
       done(std::move(c), CallReport{0, 0, 0});
       return;
     }
-    inner_.Submit(std::move(call), [this, key, done = std::move(done)](Result<Completion> r, const CallReport& report) {
+    inner_.Submit(std::move(call), [this, key, done = std::move(done)](Result<Completion> r,
+                                                                       const CallReport& report) {
       if (r) store_.CachePut(key, identity_, *r);
       done(std::move(r), report);
     });

@@ -1,8 +1,7 @@
 // Judge calls with bounded re-asks.
-#include "plumb/runner.h"
-
 #include "plumb/hash.h"
 #include "plumb/log.h"
+#include "plumb/runner.h"
 
 namespace plumb {
 namespace {

@@ -44,7 +44,8 @@ void AddJudgeMetrics(const std::vector<SampleRecord>& samples, const MetricOptio
           unit[col] = j["value"].get<double>();
         } else {
           c.numeric = false;
-          auto code = c.label_codes.emplace(j.value("label", ""), static_cast<double>(c.label_codes.size()));
+          auto code = c.label_codes.emplace(j.value("label", ""),
+                                            static_cast<double>(c.label_codes.size()));
           unit[col] = code.first->second;
         }
       }
@@ -70,7 +71,8 @@ void AddJudgeMetrics(const std::vector<SampleRecord>& samples, const MetricOptio
 
 }  // namespace
 
-Result<std::vector<Metric>> ComputeMetrics(const Suite& suite, const std::vector<SampleRecord>& samples,
+Result<std::vector<Metric>> ComputeMetrics(const Suite& suite,
+                                           const std::vector<SampleRecord>& samples,
                                            const MetricOptions& options) {
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < suite.items.size(); ++i) index[suite.items[i].id] = i;
@@ -87,10 +89,13 @@ Result<std::vector<Metric>> ComputeMetrics(const Suite& suite, const std::vector
   std::vector<Metric> metrics = suite.kind->Metrics(suite.items, outcomes, options);
   int epochs = 0;
   for (const auto& o : outcomes) epochs = std::max(epochs, o.epoch + 1);
-  std::vector<std::string> reduced = epochs > 1 ? suite.kind->ReducedMetrics() : std::vector<std::string>();
+  std::vector<std::string> reduced =
+      epochs > 1 ? suite.kind->ReducedMetrics() : std::vector<std::string>();
   size_t n = metrics.size();
   for (size_t i = 0; i < n; ++i) {
-    if (!metrics[i].category.empty() || std::find(reduced.begin(), reduced.end(), metrics[i].name) == reduced.end()) continue;
+    if (!metrics[i].category.empty() ||
+        std::find(reduced.begin(), reduced.end(), metrics[i].name) == reduced.end())
+      continue;
     for (auto& r : ReducerMetrics(metrics[i], options)) metrics.push_back(std::move(r));
   }
   AddJudgeMetrics(samples, options, metrics);
@@ -100,7 +105,8 @@ Result<std::vector<Metric>> ComputeMetrics(const Suite& suite, const std::vector
 MetricOptions MetricOptionsOfRun(const RunRecord& run) {
   MetricOptions o;
   o.seed = run.seed;
-  const Json& r = run.settings.is_object() ? run.settings.value("bootstrap_resamples", Json()) : Json();
+  const Json& r =
+      run.settings.is_object() ? run.settings.value("bootstrap_resamples", Json()) : Json();
   if (r.is_number_integer()) o.resamples = r.get<int>();
   return o;
 }

@@ -25,7 +25,8 @@ Progress::Progress(ProgressMode mode, FILE* out) : mode_(mode), out_(out) {
 std::string Progress::Render(const ProgressState& s, bool bar) const {
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = elapsed > 0 ? static_cast<double>(s.done) / elapsed : 0;
-  double pct = s.total > 0 ? 100.0 * static_cast<double>(s.done) / static_cast<double>(s.total) : 100;
+  double pct =
+      s.total > 0 ? 100.0 * static_cast<double>(s.done) / static_cast<double>(s.total) : 100;
   std::string eta = rate > 0 ? Duration(static_cast<double>(s.total - s.done) / rate) : "?";
   std::string line;
   if (bar) {

@@ -87,13 +87,15 @@ class Loop {
         options_(options),
         interrupted_(interrupted),
         judges_(CachedJudges(judges, store, options.cache)),
-        params_(options.model_defaults.MergedWith(suite.manifest.generation).MergedWith(options.params)),
+        params_(options.model_defaults.MergedWith(suite.manifest.generation)
+                    .MergedWith(options.params)),
         progress_(options.progress, stderr) {}
 
   Result<RunSummary> Run() {
     if (suite_.kind->NeedsJudges() && judges_.empty()) {
-      return InvalidArgument(fmt::format(
-          "suite '{}' is scored by LLM judges: name a judge model with --judge SPEC", suite_.manifest.id));
+      return InvalidArgument(
+          fmt::format("suite '{}' is scored by LLM judges: name a judge model with --judge SPEC",
+                      suite_.manifest.id));
     }
     window_ = static_cast<size_t>(std::max(64, 4 * options_.concurrency));
     if (resume_ != nullptr) {
@@ -107,8 +109,11 @@ class Loop {
     Drive();
 
     PLUMB_RETURN_IF_ERROR(store_.Flush());
-    PLUMB_ASSIGN_OR_RETURN(auto stored, store_.GetSamples(summary_.run_id, /*with_responses=*/false));
-    PLUMB_ASSIGN_OR_RETURN(summary_.metrics, ComputeMetrics(suite_, stored, MetricOptions{options_.seed, options_.bootstrap_resamples}));
+    PLUMB_ASSIGN_OR_RETURN(auto stored,
+                           store_.GetSamples(summary_.run_id, /*with_responses=*/false));
+    PLUMB_ASSIGN_OR_RETURN(
+        summary_.metrics,
+        ComputeMetrics(suite_, stored, MetricOptions{options_.seed, options_.bootstrap_resamples}));
     // The whole run's counts (a resumed run includes what earlier sessions finished).
     summary_.samples = static_cast<int64_t>(stored.size());
     summary_.done = summary_.errors = 0;
@@ -118,7 +123,8 @@ class Loop {
     }
     PLUMB_RETURN_IF_ERROR(store_.PutMetrics(summary_.run_id, summary_.metrics));
     for (const auto& m : summary_.metrics) {
-      if (m.name.size() > 17 && m.name.compare(m.name.size() - 17, 17, ".judge_error_rate") == 0 && m.value) {
+      if (m.name.size() > 17 && m.name.compare(m.name.size() - 17, 17, ".judge_error_rate") == 0 &&
+          m.value) {
         summary_.judge_error_rate = std::max(summary_.judge_error_rate, *m.value);
       }
     }
@@ -133,9 +139,10 @@ class Loop {
     } else {
       summary_.status = "completed";
     }
-    std::string why = !summary_.failure.ok()   ? summary_.failure.message()
-                      : summary_.budget_reached ? fmt::format("stopped at the cost budget of ${:.4f}", *options_.max_cost)
-                                                : "";
+    std::string why = !summary_.failure.ok() ? summary_.failure.message()
+                      : summary_.budget_reached
+                          ? fmt::format("stopped at the cost budget of ${:.4f}", *options_.max_cost)
+                          : "";
     PLUMB_RETURN_IF_ERROR(store_.FinishRun(summary_.run_id, summary_.status, why));
     return summary_;
   }
@@ -143,7 +150,9 @@ class Loop {
   // Prices the run's token counts: cost_usd per role (null when the price is unknown).
   void AddCosts(Json& usage) const {
     auto price = [](Json& u, const std::optional<Price>& p) {
-      u["cost_usd"] = p ? Json(p->Cost(u["prompt_tokens"].get<int64_t>(), u["completion_tokens"].get<int64_t>())) : Json(nullptr);
+      u["cost_usd"] = p ? Json(p->Cost(u["prompt_tokens"].get<int64_t>(),
+                                       u["completion_tokens"].get<int64_t>()))
+                        : Json(nullptr);
     };
     price(usage["model"], options_.model_price);
     for (auto& [spec, u] : usage["judges"].items()) {
@@ -215,7 +224,6 @@ class Loop {
     summary_.run_id = *run_id;
     summary_.samples = run.n_samples;
     return Status();
-
   }
 
   // The samples of the resumed run that never ended, with the presentation they were planned
@@ -368,8 +376,8 @@ class Loop {
     st.tasks = suite_.kind->JudgeTasks(item, sample, st.history);
     if (!options_.judge_graders.empty()) {
       std::erase_if(st.tasks, [&](const JudgeTask& t) {
-        return std::find(options_.judge_graders.begin(), options_.judge_graders.end(), t.grader->id()) ==
-               options_.judge_graders.end();
+        return std::find(options_.judge_graders.begin(), options_.judge_graders.end(),
+                         t.grader->id()) == options_.judge_graders.end();
       });
     }
     if (st.tasks.empty()) return Finish(i);
@@ -400,13 +408,17 @@ class Loop {
         }
         CallHints hints = Hints(i, static_cast<int>(st.history.size()));
         RequestJudgment(task.grader, judges_[j], *prompt, hints,
-                                [this, i, t, j](Grade judgment, Status call) {
-                                  // result carries only the call's status for judgments
-                                  Event e{i, Completion{}, {}, static_cast<int>(t), static_cast<int>(j),
-                                          std::move(judgment)};
-                                  if (!call.ok()) e.result = call;
-                                  events_.Push(std::move(e));
-                                });
+                        [this, i, t, j](Grade judgment, Status call) {
+                          // result carries only the call's status for judgments
+                          Event e{i,
+                                  Completion{},
+                                  {},
+                                  static_cast<int>(t),
+                                  static_cast<int>(j),
+                                  std::move(judgment)};
+                          if (!call.ok()) e.result = call;
+                          events_.Push(std::move(e));
+                        });
       }
     }
   }
@@ -422,7 +434,8 @@ class Loop {
     const Json& d = e.judgment.details;
     auto price = options_.judge_prices.find(judges_[e.judge].spec);
     if (price != options_.judge_prices.end() && !d.value("cached", false)) {
-      summary_.spent_usd += price->second.Cost(d.value("prompt_tokens", int64_t{0}), d.value("completion_tokens", int64_t{0}));
+      summary_.spent_usd += price->second.Cost(d.value("prompt_tokens", int64_t{0}),
+                                               d.value("completion_tokens", int64_t{0}));
     }
     st.panel[e.task][e.judge] = std::move(e.judgment);
     if (--st.judgments_pending > 0) return;
@@ -492,12 +505,14 @@ class Loop {
     ++summary_.errors;
     --in_progress_;
     if (summary_.errors <= 3) {
-      LogWarning("item '{}' (epoch {}): {}", suite_.items[sample.item].id, sample.epoch, s.message());
+      LogWarning("item '{}' (epoch {}): {}", suite_.items[sample.item].id, sample.epoch,
+                 s.message());
     }
   }
 
   // The judges, each behind the response cache (the wrappers are kept alive here).
-  std::vector<JudgeModel> CachedJudges(const std::vector<JudgeModel>& judges, Store& store, CachePolicy policy) {
+  std::vector<JudgeModel> CachedJudges(const std::vector<JudgeModel>& judges, Store& store,
+                                       CachePolicy policy) {
     std::vector<JudgeModel> out;
     for (const auto& j : judges) {
       cached_judges_.push_back(WithCache(*j.backend, store, policy));
@@ -535,12 +550,15 @@ class Loop {
 
 Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& backend,
                              HttpScheduler* scheduler, Store& store, const RunOptions& options,
-                             const std::atomic<bool>& interrupted, const std::vector<JudgeModel>& judges) {
+                             const std::atomic<bool>& interrupted,
+                             const std::vector<JudgeModel>& judges) {
   if (suite.manifest.content_hash != run.suite_hash) {
-    return InvalidArgument(fmt::format(
-        "suite '{}' changed since run {} started (content hash {} now, {} then): a resumed run must "
-        "answer the same items",
-        suite.manifest.id, run.id, suite.manifest.content_hash.substr(0, 12), run.suite_hash.substr(0, 12)));
+    return InvalidArgument(
+        fmt::format("suite '{}' changed since run {} started (content hash {} now, {} then): a "
+                    "resumed run must "
+                    "answer the same items",
+                    suite.manifest.id, run.id, suite.manifest.content_hash.substr(0, 12),
+                    run.suite_hash.substr(0, 12)));
   }
   PLUMB_ASSIGN_OR_RETURN(auto stored, store.GetSamples(run.id, /*with_responses=*/false));
   Loop loop(suite, backend, scheduler, store, options, interrupted, judges, &run, &stored);
@@ -554,8 +572,10 @@ Result<RunEstimate> EstimateRun(const Suite& suite, const RunOptions& options) {
     if (options.limit && static_cast<int64_t>(suite.items[i].record) >= *options.limit) break;
     selected.push_back(i);
   }
-  std::vector<Sample> samples = suite.kind->Plan(suite.items, selected, options.epochs, options.seed);
-  GenerationParams params = options.model_defaults.MergedWith(suite.manifest.generation).MergedWith(options.params);
+  std::vector<Sample> samples =
+      suite.kind->Plan(suite.items, selected, options.epochs, options.seed);
+  GenerationParams params =
+      options.model_defaults.MergedWith(suite.manifest.generation).MergedWith(options.params);
   const int turns = suite.kind->TurnsPerSample();
   const int64_t reply = params.max_tokens.value_or(500);
   for (const auto& s : samples) {

@@ -18,8 +18,8 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       db,
       "INSERT OR REPLACE INTO scores (run_id, item_id, epoch, grader, status, value, "
       "label, details, error) VALUES (?,?,?,?,?,?,?,?,?)");
-  SQLite::Statement sample(
-      db, "UPDATE samples SET status=? WHERE run_id=? AND item_id=? AND epoch=?");
+  SQLite::Statement sample(db,
+                           "UPDATE samples SET status=? WHERE run_id=? AND item_id=? AND epoch=?");
   SQLite::Statement cache(
       db, "INSERT OR REPLACE INTO cache (key, backend, completion, created_at) VALUES (?,?,?,?)");
   std::string now = NowIso8601();

@@ -17,8 +17,10 @@ namespace plumb {
 
 template <typename T>
 inline void BindOpt(SQLite::Statement& q, int i, const std::optional<T>& v) {
-  if (v) q.bind(i, *v);
-  else q.bind(i);
+  if (v)
+    q.bind(i, *v);
+  else
+    q.bind(i);
 }
 
 inline std::optional<double> OptDouble(const SQLite::Column& c) {

@@ -166,7 +166,8 @@ Status CheckReadable(SQLite::Database& db, const std::string& path) {
   try {
     int version = UserVersion(db);
     if (version == 0) {
-      return FailedPrecondition(fmt::format("'{}' is not a plumb results database (see --db)", path));
+      return FailedPrecondition(
+          fmt::format("'{}' is not a plumb results database (see --db)", path));
     }
     if (version > kSchemaVersion) {
       return FailedPrecondition(fmt::format(

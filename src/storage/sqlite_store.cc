@@ -118,7 +118,8 @@ class SqliteStore final : public Store {
       if (!cache_db_) {
         cache_db_ = std::make_unique<SQLite::Database>(path_, SQLite::OPEN_READONLY);
         cache_db_->setBusyTimeout(10'000);
-        cache_get_ = std::make_unique<SQLite::Statement>(*cache_db_, "SELECT completion FROM cache WHERE key=?");
+        cache_get_ = std::make_unique<SQLite::Statement>(
+            *cache_db_, "SELECT completion FROM cache WHERE key=?");
       }
       SQLite::Statement& q = *cache_get_;
       q.reset();
@@ -143,7 +144,8 @@ class SqliteStore final : public Store {
   Status FinishRun(int64_t run_id, const std::string& status, const std::string& error) override {
     PLUMB_RETURN_IF_ERROR(Flush());
     return Guard<bool>([&]() -> Result<bool> {
-             SQLite::Statement q(*db_, "UPDATE runs SET status=?, finished_at=?, error=? WHERE id=?");
+             SQLite::Statement q(*db_,
+                                 "UPDATE runs SET status=?, finished_at=?, error=? WHERE id=?");
              q.bind(1, status);
              q.bind(2, NowIso8601());
              q.bind(3, Redact(error));
@@ -157,31 +159,40 @@ class SqliteStore final : public Store {
   Result<Json> GetUsage(int64_t run_id) const override {
     return Guard<Json>([&]() -> Result<Json> {
       auto counts = [](int64_t calls, int64_t cached, int64_t in, int64_t out) {
-        return Json{{"calls", calls}, {"cached", cached}, {"prompt_tokens", in}, {"completion_tokens", out}};
+        return Json{{"calls", calls},
+                    {"cached", cached},
+                    {"prompt_tokens", in},
+                    {"completion_tokens", out}};
       };
       Json usage = {{"judges", Json::object()}};
-      SQLite::Statement m(*db_,
-                          "SELECT count(*) FILTER (WHERE cached=0), count(*) FILTER (WHERE cached=1), "
-                          "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0), 0), "
-                          "coalesce(sum(completion_tokens) FILTER (WHERE cached=0), 0) "
-                          "FROM responses WHERE run_id=? AND status='ok'");
+      SQLite::Statement m(
+          *db_,
+          "SELECT count(*) FILTER (WHERE cached=0), count(*) FILTER (WHERE cached=1), "
+          "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0), 0), "
+          "coalesce(sum(completion_tokens) FILTER (WHERE cached=0), 0) "
+          "FROM responses WHERE run_id=? AND status='ok'");
       m.bind(1, run_id);
       m.executeStep();
-      usage["model"] = counts(m.getColumn(0).getInt64(), m.getColumn(1).getInt64(), m.getColumn(2).getInt64(),
-                              m.getColumn(3).getInt64());
-      // Judgments carry their own tokens; a panel's aggregate row does not, so nothing counts twice.
-      SQLite::Statement j(*db_,
-                          "SELECT json_extract(details, '$.judge') AS judge, "
-                          "count(*) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 0), "
-                          "count(*) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 1), "
-                          "coalesce(sum(json_extract(details, '$.prompt_tokens')) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 0), 0), "
-                          "coalesce(sum(json_extract(details, '$.completion_tokens')) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 0), 0) "
-                          "FROM scores WHERE run_id=? AND json_extract(details, '$.prompt_tokens') IS NOT NULL "
-                          "GROUP BY judge");
+      usage["model"] = counts(m.getColumn(0).getInt64(), m.getColumn(1).getInt64(),
+                              m.getColumn(2).getInt64(), m.getColumn(3).getInt64());
+      // Judgments carry their own tokens; a panel's aggregate row does not, so nothing counts
+      // twice.
+      SQLite::Statement j(
+          *db_,
+          "SELECT json_extract(details, '$.judge') AS judge, "
+          "count(*) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 0), "
+          "count(*) FILTER (WHERE coalesce(json_extract(details, '$.cached'), 0) = 1), "
+          "coalesce(sum(json_extract(details, '$.prompt_tokens')) FILTER (WHERE "
+          "coalesce(json_extract(details, '$.cached'), 0) = 0), 0), "
+          "coalesce(sum(json_extract(details, '$.completion_tokens')) FILTER (WHERE "
+          "coalesce(json_extract(details, '$.cached'), 0) = 0), 0) "
+          "FROM scores WHERE run_id=? AND json_extract(details, '$.prompt_tokens') IS NOT NULL "
+          "GROUP BY judge");
       j.bind(1, run_id);
       while (j.executeStep()) {
         usage["judges"][j.getColumn(0).getString()] =
-            counts(j.getColumn(1).getInt64(), j.getColumn(2).getInt64(), j.getColumn(3).getInt64(), j.getColumn(4).getInt64());
+            counts(j.getColumn(1).getInt64(), j.getColumn(2).getInt64(), j.getColumn(3).getInt64(),
+                   j.getColumn(4).getInt64());
       }
       return usage;
     });
@@ -201,7 +212,8 @@ class SqliteStore final : public Store {
   Status ReopenRun(int64_t run_id) override {
     PLUMB_RETURN_IF_ERROR(Flush());
     return Guard<bool>([&]() -> Result<bool> {
-             SQLite::Statement q(*db_, "UPDATE runs SET status='running', finished_at='', error='' WHERE id=?");
+             SQLite::Statement q(
+                 *db_, "UPDATE runs SET status='running', finished_at='', error='' WHERE id=?");
              q.bind(1, run_id);
              q.exec();
              return true;
@@ -214,14 +226,17 @@ class SqliteStore final : public Store {
     return Guard<int64_t>([&]() -> Result<int64_t> {
       SQLite::Transaction tx(*db_);
       for (const char* table : {"responses", "scores"}) {
-        SQLite::Statement del(*db_, fmt::format("DELETE FROM {} WHERE run_id=? AND (item_id, epoch) IN "
-                                                "(SELECT item_id, epoch FROM samples WHERE run_id=? AND status='error')",
-                                                table));
+        SQLite::Statement del(
+            *db_,
+            fmt::format("DELETE FROM {} WHERE run_id=? AND (item_id, epoch) IN "
+                        "(SELECT item_id, epoch FROM samples WHERE run_id=? AND status='error')",
+                        table));
         del.bind(1, run_id);
         del.bind(2, run_id);
         del.exec();
       }
-      SQLite::Statement q(*db_, "UPDATE samples SET status='pending' WHERE run_id=? AND status='error'");
+      SQLite::Statement q(*db_,
+                          "UPDATE samples SET status='pending' WHERE run_id=? AND status='error'");
       q.bind(1, run_id);
       int64_t n = q.exec();
       tx.commit();
@@ -347,31 +362,35 @@ class SqliteStore final : public Store {
              q.bind(1, name);
              q.bind(2, NowIso8601());
              q.bind(3, run_id);
-             if (q.exec() == 0) return NotFound(fmt::format("run {} not found in '{}'", run_id, path_));
+             if (q.exec() == 0)
+               return NotFound(fmt::format("run {} not found in '{}'", run_id, path_));
              return true;
            })
         .status();
   }
 
   Result<std::optional<std::vector<Metric>>> GetBaseline(const std::string& key) const override {
-    return Guard<std::optional<std::vector<Metric>>>([&]() -> Result<std::optional<std::vector<Metric>>> {
-      if (!db_->tableExists("baselines")) return std::optional<std::vector<Metric>>();
-      SQLite::Statement q(*db_, "SELECT metrics FROM baselines WHERE key=?");
-      q.bind(1, key);
-      if (!q.executeStep()) return std::optional<std::vector<Metric>>();
-      std::vector<Metric> out;
-      for (const auto& j : ParseStored(q.getColumn(0).getString())) out.push_back(MetricFromJson(j));
-      return std::optional<std::vector<Metric>>(std::move(out));
-    });
+    return Guard<std::optional<std::vector<Metric>>>(
+        [&]() -> Result<std::optional<std::vector<Metric>>> {
+          if (!db_->tableExists("baselines")) return std::optional<std::vector<Metric>>();
+          SQLite::Statement q(*db_, "SELECT metrics FROM baselines WHERE key=?");
+          q.bind(1, key);
+          if (!q.executeStep()) return std::optional<std::vector<Metric>>();
+          std::vector<Metric> out;
+          for (const auto& j : ParseStored(q.getColumn(0).getString()))
+            out.push_back(MetricFromJson(j));
+          return std::optional<std::vector<Metric>>(std::move(out));
+        });
   }
 
-  Status PutBaseline(const std::string& key, const std::string& suite_id, const std::string& model_spec,
-                     const std::vector<Metric>& metrics) override {
+  Status PutBaseline(const std::string& key, const std::string& suite_id,
+                     const std::string& model_spec, const std::vector<Metric>& metrics) override {
     Json list = Json::array();
     for (const auto& m : metrics) list.push_back(MetricToJson(m));
     return Guard<bool>([&]() -> Result<bool> {
              SQLite::Statement q(*db_,
-                                 "INSERT OR REPLACE INTO baselines (key, suite_id, model_spec, metrics, created_at) "
+                                 "INSERT OR REPLACE INTO baselines (key, suite_id, model_spec, "
+                                 "metrics, created_at) "
                                  "VALUES (?,?,?,?,?)");
              q.bind(1, key);
              q.bind(2, suite_id);
@@ -389,7 +408,8 @@ class SqliteStore final : public Store {
       std::vector<TagRecord> out;
       // A version 1 database opened read-only has no tags table yet (and so no tags).
       if (!db_->tableExists("tags")) return out;
-      SQLite::Statement q(*db_, "SELECT name, suite_id, run_id, created_at FROM tags ORDER BY name, suite_id");
+      SQLite::Statement q(
+          *db_, "SELECT name, suite_id, run_id, created_at FROM tags ORDER BY name, suite_id");
       while (q.executeStep()) {
         out.push_back(TagRecord{q.getColumn(0).getString(), q.getColumn(1).getString(),
                                 q.getColumn(2).getInt64(), q.getColumn(3).getString()});
@@ -417,7 +437,8 @@ class SqliteStore final : public Store {
                           "SELECT id, started_at, finished_at, status, plumb_version, git_sha, "
                           "suite_id, suite_version, suite_hash, model_spec, backend_id, params, "
                           "seed, concurrency, epochs, item_limit, n_samples, error, settings, "
-                          "primary_metric, higher_is_better, parent_run_id, usage FROM runs " + where);
+                          "primary_metric, higher_is_better, parent_run_id, usage FROM runs " +
+                              where);
       for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i + 1), args[i]);
       std::vector<RunRecord> out;
       while (q.executeStep()) {
@@ -525,23 +546,26 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& path
     db->exec("PRAGMA synchronous=NORMAL");
     db->exec("PRAGMA foreign_keys=ON");
     PLUMB_RETURN_IF_ERROR(storage::Migrate(*db, path.string()));
-    return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db), path.string(), true));
+    return std::unique_ptr<Store>(
+        std::make_unique<SqliteStore>(std::move(db), path.string(), true));
   } catch (const SQLite::Exception& e) {
-    return DataLoss(fmt::format("cannot open results database '{}': {} (see --db)", path.string(), e.what()));
+    return DataLoss(
+        fmt::format("cannot open results database '{}': {} (see --db)", path.string(), e.what()));
   }
 }
 
 Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
-    return NotFound(fmt::format("results database '{}' does not exist (run plumb run first, or see --db)",
-                                path.string()));
+    return NotFound(fmt::format(
+        "results database '{}' does not exist (run plumb run first, or see --db)", path.string()));
   }
   try {
     auto db = std::make_unique<SQLite::Database>(path.string(), SQLite::OPEN_READONLY);
     db->setBusyTimeout(10'000);
     PLUMB_RETURN_IF_ERROR(storage::CheckReadable(*db, path.string()));
-    return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db), path.string(), false));
+    return std::unique_ptr<Store>(
+        std::make_unique<SqliteStore>(std::move(db), path.string(), false));
   } catch (const SQLite::Exception& e) {
     return DataLoss(fmt::format("cannot open results database '{}': {}", path.string(), e.what()));
   }

@@ -29,9 +29,9 @@ constexpr const char* kPairedTemplate =
 
 // What tells the two kinds apart.
 struct Style {
-  std::string grader;       // recorded with every grade
-  std::string primary;      // the headline metric
-  std::string prompt_var;   // the template placeholder for the question
+  std::string grader;      // recorded with every grade
+  std::string primary;     // the headline metric
+  std::string prompt_var;  // the template placeholder for the question
   bool paired = false;
 };
 
@@ -44,10 +44,13 @@ Result<int> AlignedIndex(const Json& v, size_t n, const ItemSource& where) {
     char c = v.get<std::string>()[0];
     if (c >= 'A' && c <= 'Z') idx = c - 'A';
   } else {
-    return where.Error("aligned", "must be an option letter (A = first option), a 0-based index, or a list of them");
+    return where.Error(
+        "aligned",
+        "must be an option letter (A = first option), a 0-based index, or a list of them");
   }
   if (idx < 0 || static_cast<size_t>(idx) >= n) {
-    return where.Error("aligned", fmt::format("refers to option {} but the item has {} options", v.dump(), n));
+    return where.Error("aligned",
+                       fmt::format("refers to option {} but the item has {} options", v.dump(), n));
   }
   return idx;
 }
@@ -63,7 +66,9 @@ Status NonEmptyString(const Json& f, const std::string& key, const ItemSource& w
 class ChoiceKind final : public SuiteKind {
  public:
   ChoiceKind(Style style, std::unique_ptr<ChoiceProtocol> protocol, std::string open_template)
-      : style_(std::move(style)), protocol_(std::move(protocol)), open_template_(std::move(open_template)) {}
+      : style_(std::move(style)),
+        protocol_(std::move(protocol)),
+        open_template_(std::move(open_template)) {}
 
   std::vector<std::string> ItemFields() const override {
     if (style_.paired) return {"user", "principled", "sycophantic"};
@@ -107,7 +112,8 @@ class ChoiceKind final : public SuiteKind {
                                                 protocol_->MaxOptions()));
     }
     if (!f.contains("aligned")) {
-      if (item.scored) return where.Error("aligned", "is required (or mark the item 'scored: false')");
+      if (item.scored)
+        return where.Error("aligned", "is required (or mark the item 'scored: false')");
       f["aligned"] = Json::array();
       return Status();
     }
@@ -130,7 +136,9 @@ class ChoiceKind final : public SuiteKind {
   std::vector<Sample> Plan(const std::vector<Item>& items, const std::vector<size_t>& selected,
                            int epochs, uint64_t seed) const override {
     BalanceSpec spec;
-    spec.option_count = [](const Item& item) { return static_cast<int>(item.fields["options"].size()); };
+    spec.option_count = [](const Item& item) {
+      return static_cast<int>(item.fields["options"].size());
+    };
     spec.target_option = [](const Item& item) {
       const Json& a = item.fields["aligned"];
       return a.empty() ? -1 : a[0].get<int>();
@@ -152,9 +160,11 @@ class ChoiceKind final : public SuiteKind {
     }
     std::vector<std::string> options = PresentedOptions(item, sample);
     if (options.empty()) {
-      PLUMB_ASSIGN_OR_RETURN(std::string user, RenderTemplate(open_template_, {{"prompt", prompt}}));
+      PLUMB_ASSIGN_OR_RETURN(std::string user,
+                             RenderTemplate(open_template_, {{"prompt", prompt}}));
       Turn turn;
-      if (const auto& system = protocol_->system_prompt()) turn.messages.push_back(Message{"system", *system});
+      if (const auto& system = protocol_->system_prompt())
+        turn.messages.push_back(Message{"system", *system});
       turn.messages.insert(turn.messages.end(), prior.begin(), prior.end());
       turn.messages.push_back(Message{"user", std::move(user)});
       return turn;
@@ -219,23 +229,26 @@ class ChoiceKind final : public SuiteKind {
 Result<std::unique_ptr<SuiteKind>> MakeKind(const SuiteKindContext& ctx, Style style,
                                             const char* default_template) {
   ChoiceProtocol::Defaults defaults{default_template, {style.prompt_var}};
-  PLUMB_ASSIGN_OR_RETURN(auto protocol, ChoiceProtocol::Read(*ctx.manifest, *ctx.graders, defaults));
+  PLUMB_ASSIGN_OR_RETURN(auto protocol,
+                         ChoiceProtocol::Read(*ctx.manifest, *ctx.graders, defaults));
   std::string open_template = "{prompt}";
   if (!style.paired) {
     FieldReader& r = *ctx.manifest;
     PLUMB_ASSIGN_OR_RETURN(auto open, r.OptString("open_template"));
     if (open) open_template = *open;
-    PLUMB_RETURN_IF_ERROR(CheckTemplate(open_template, {"prompt"},
-                                        fmt::format("{}: field 'open_template'", r.Where("open_template"))));
+    PLUMB_RETURN_IF_ERROR(
+        CheckTemplate(open_template, {"prompt"},
+                      fmt::format("{}: field 'open_template'", r.Where("open_template"))));
   }
-  return std::unique_ptr<SuiteKind>(
-      std::make_unique<ChoiceKind>(std::move(style), std::move(protocol), std::move(open_template)));
+  return std::unique_ptr<SuiteKind>(std::make_unique<ChoiceKind>(
+      std::move(style), std::move(protocol), std::move(open_template)));
 }
 
 }  // namespace
 
-std::vector<Sample> PlanBalanced(const std::vector<Item>& items, const std::vector<size_t>& selected,
-                                 int epochs, uint64_t seed, bool shuffle, const BalanceSpec& spec) {
+std::vector<Sample> PlanBalanced(const std::vector<Item>& items,
+                                 const std::vector<size_t>& selected, int epochs, uint64_t seed,
+                                 bool shuffle, const BalanceSpec& spec) {
   std::vector<Sample> out;
   for (int e = 0; e < epochs; ++e) {
     std::map<std::string, std::vector<size_t>> by_category;
@@ -316,7 +329,8 @@ std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
   return out;
 }
 
-std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item, const std::vector<Item>& items) {
+std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item,
+                              const std::vector<Item>& items) {
   std::vector<Cluster> v;
   for (const auto& [i, c] : by_item) v.push_back(Cluster{c.k, c.n, items[i].id});
   return v;

@@ -24,7 +24,8 @@ Result<std::vector<Message>> ReadMessages(const Json& value, const ItemSource& w
     const Json& m = value[i];
     if (!m.is_object() || !m.contains("role") || !m.contains("content") || m.size() != 2 ||
         !m["role"].is_string() || !m["content"].is_string()) {
-      return where.Error(field, fmt::format("[{}] must be an object with string 'role' and 'content'", i));
+      return where.Error(field,
+                         fmt::format("[{}] must be an object with string 'role' and 'content'", i));
     }
     std::string role = m["role"].get<std::string>();
     if (role != "system" && role != "user" && role != "assistant") {
@@ -48,13 +49,15 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
   PLUMB_RETURN_IF_ERROR(CheckTemplate(p->template_, allowed,
                                       fmt::format("{}: field 'template'", r.Where("template"))));
   if (p->system_prompt_) {
-    PLUMB_RETURN_IF_ERROR(CheckTemplate(*p->system_prompt_, {},
-                                        fmt::format("{}: field 'system_prompt'", r.Where("system_prompt"))));
+    PLUMB_RETURN_IF_ERROR(
+        CheckTemplate(*p->system_prompt_, {},
+                      fmt::format("{}: field 'system_prompt'", r.Where("system_prompt"))));
   }
   PLUMB_ASSIGN_OR_RETURN(auto option_format, r.OptString("option_format"));
   if (option_format) p->option_format_ = *option_format;
-  PLUMB_RETURN_IF_ERROR(CheckTemplate(p->option_format_, {"label", "text"},
-                                      fmt::format("{}: field 'option_format'", r.Where("option_format"))));
+  PLUMB_RETURN_IF_ERROR(
+      CheckTemplate(p->option_format_, {"label", "text"},
+                    fmt::format("{}: field 'option_format'", r.Where("option_format"))));
   PLUMB_ASSIGN_OR_RETURN(auto separator, r.OptString("option_separator"));
   if (separator) p->option_separator_ = *separator;
 
@@ -64,7 +67,8 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
       p->numbers_ = true;
     } else {
       PLUMB_ASSIGN_OR_RETURN(auto list, r.OptStringList("labels"));
-      if (list->size() < 2) return r.Error("labels", "must be letters, numbers or a list of 2 or more labels");
+      if (list->size() < 2)
+        return r.Error("labels", "must be letters, numbers or a list of 2 or more labels");
       p->custom_labels_ = *list;
     }
   }
@@ -92,9 +96,12 @@ std::vector<std::string> ChoiceProtocol::Labels(size_t n) const {
   if (n > MaxOptions()) return {};
   std::vector<std::string> out;
   for (size_t i = 0; i < n; ++i) {
-    if (!custom_labels_.empty()) out.push_back(custom_labels_[i]);
-    else if (numbers_) out.push_back(std::to_string(i + 1));
-    else out.push_back(std::string(1, static_cast<char>('A' + i)));
+    if (!custom_labels_.empty())
+      out.push_back(custom_labels_[i]);
+    else if (numbers_)
+      out.push_back(std::to_string(i + 1));
+    else
+      out.push_back(std::string(1, static_cast<char>('A' + i)));
   }
   return out;
 }
@@ -110,8 +117,9 @@ Result<Turn> ChoiceProtocol::Render(const std::vector<Message>& prior,
   std::vector<std::string> labels = Labels(options.size());
   std::vector<std::string> lines;
   for (size_t i = 0; i < options.size(); ++i) {
-    PLUMB_ASSIGN_OR_RETURN(std::string line,
-                           RenderTemplate(option_format_, {{"label", labels[i]}, {"text", options[i]}}));
+    PLUMB_ASSIGN_OR_RETURN(
+        std::string line,
+        RenderTemplate(option_format_, {{"label", labels[i]}, {"text", options[i]}}));
     lines.push_back(std::move(line));
   }
   return RenderBlock(prior, std::move(vars), Join(lines, option_separator_), std::move(labels));

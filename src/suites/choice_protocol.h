@@ -24,14 +24,14 @@ struct ChoiceAnswer {
   // phrase next to a label or a chosen option that declines. A refusal with a label keeps its
   // label: it is graded as that choice and counted as a refusal too.
   bool refusal = false;
-  Json details = Json::object();   // pattern used, refusal phrase, ...
+  Json details = Json::object();  // pattern used, refusal phrase, ...
 };
 
 class ChoiceProtocol {
  public:
   // Kind-specific defaults.
   struct Defaults {
-    std::string tmpl;                      // the instruction template
+    std::string tmpl;                       // the instruction template
     std::vector<std::string> placeholders;  // allowed besides {options}, {labels}, {n}
   };
 
@@ -50,8 +50,7 @@ class ChoiceProtocol {
 
   // Builds the conversation: the system prompt (when set), `prior` messages, then the rendered
   // user message. `vars` fills the kind's placeholders; {options}, {labels} and {n} are added.
-  Result<Turn> Render(const std::vector<Message>& prior,
-                      std::map<std::string, std::string> vars,
+  Result<Turn> Render(const std::vector<Message>& prior, std::map<std::string, std::string> vars,
                       const std::vector<std::string>& options) const;
   // As Render, with the options already rendered into one block under `labels`.
   Result<Turn> RenderBlock(const std::vector<Message>& prior,

@@ -7,7 +7,8 @@
 
 namespace plumb::suites {
 
-Result<std::vector<Record>> CsvRecords(const std::filesystem::path& path, char delimiter, char comment) {
+Result<std::vector<Record>> CsvRecords(const std::filesystem::path& path, char delimiter,
+                                       char comment) {
   PLUMB_ASSIGN_OR_RETURN(std::string text, ReadFileText(path));
   std::string file = path.string();
   PLUMB_ASSIGN_OR_RETURN(auto rows, ParseCsv(text, file, delimiter, comment));

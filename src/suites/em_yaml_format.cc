@@ -16,12 +16,14 @@ Result<std::vector<Record>> ReadEmYaml(const FormatContext& ctx) {
   for (size_t q = 0; q < doc.value.size(); ++q) {
     const Json& entry = doc.value[q];
     std::string pointer = "/" + std::to_string(q);
-    if (!entry.is_object()) return InvalidArgument(doc.source.Where(pointer) + ": each question must be a mapping");
+    if (!entry.is_object())
+      return InvalidArgument(doc.source.Where(pointer) + ": each question must be a mapping");
     FieldReader r(entry, doc.source, pointer, fmt::format("[{}]", q));
     PLUMB_ASSIGN_OR_RETURN(std::string id, r.String("id"));
     PLUMB_ASSIGN_OR_RETURN(std::string type, r.String("type"));
     PLUMB_ASSIGN_OR_RETURN(auto paraphrases, r.OptStringList("paraphrases"));
-    if (!paraphrases || paraphrases->empty()) return r.Error("paraphrases", "must be a non-empty list of strings");
+    if (!paraphrases || paraphrases->empty())
+      return r.Error("paraphrases", "must be a non-empty list of strings");
     PLUMB_ASSIGN_OR_RETURN(auto system, r.OptString("system"));
     PLUMB_ASSIGN_OR_RETURN(auto samples, r.OptInt("samples_per_paraphrase"));
     if (samples && *samples < 1) return r.Error("samples_per_paraphrase", "must be 1 or more");

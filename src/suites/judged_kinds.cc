@@ -50,14 +50,17 @@ Metric MeanMetric(const std::string& name, const std::string& category,
   for (const auto& [key, c] : clusters) {
     if (!c.empty()) keys.push_back(key), used.push_back(c);
   }
-  Metric m = BootstrapMetric(name, category, keys, [used](const std::vector<int>& counts) -> std::optional<double> {
-    double sum = 0, n = 0;
-    for (size_t i = 0; i < used.size(); ++i) {
-      for (double v : used[i]) sum += counts[i] * v, n += counts[i];
-    }
-    if (n == 0) return std::nullopt;
-    return sum / n;
-  }, options);
+  Metric m = BootstrapMetric(
+      name, category, keys,
+      [used](const std::vector<int>& counts) -> std::optional<double> {
+        double sum = 0, n = 0;
+        for (size_t i = 0; i < used.size(); ++i) {
+          for (double v : used[i]) sum += counts[i] * v, n += counts[i];
+        }
+        if (n == 0) return std::nullopt;
+        return sum / n;
+      },
+      options);
   int64_t samples = 0;
   for (const auto& c : used) samples += static_cast<int64_t>(c.size());
   m.details["samples"] = samples;
@@ -66,7 +69,8 @@ Metric MeanMetric(const std::string& name, const std::string& category,
 
 Result<std::shared_ptr<const JudgeGrader>> Judge(const SuiteKindContext& ctx, FieldReader& r,
                                                  const std::string& key, const std::string& id) {
-  if (ctx.judges == nullptr) return r.Error(key, "names a judge grader, but no graders folder is available");
+  if (ctx.judges == nullptr)
+    return r.Error(key, "names a judge grader, but no graders folder is available");
   auto grader = ctx.judges->Get(id);
   if (!grader) return r.Error(key, grader.error().message());
   return *grader;
@@ -105,13 +109,16 @@ class MisalignmentKind final : public SuiteKind {
   Status CheckItem(Item& item, const ItemSource& where) const override {
     Json& f = item.fields;
     if (f.contains("question") == f.contains("prompt")) {
-      return where.Error("question", "or 'prompt' is required (question: plumb's own items with variants; prompt: one prompt as imported)");
+      return where.Error("question",
+                         "or 'prompt' is required (question: plumb's own items with variants; "
+                         "prompt: one prompt as imported)");
     }
     PLUMB_RETURN_IF_ERROR(RequireString(f, f.contains("question") ? "question" : "prompt", where));
     if (f.contains("template")) PLUMB_RETURN_IF_ERROR(RequireString(f, "template", where));
     if (f.contains("question") && !f.contains("template") &&
         std::find(s_.variants.begin(), s_.variants.end(), "template") != s_.variants.end()) {
-      return where.Error("template", "is required for the template variant (or drop it from 'variants')");
+      return where.Error("template",
+                         "is required for the template variant (or drop it from 'variants')");
     }
     if (f.contains("system")) PLUMB_RETURN_IF_ERROR(RequireString(f, "system", where));
     if (f.contains("judge_prompts") && !f["judge_prompts"].is_object()) {
@@ -154,12 +161,14 @@ class MisalignmentKind final : public SuiteKind {
 
   Result<Turn> FirstTurn(const Item& item, const Sample&) const override {
     Turn turn;
-    if (item.fields.contains("system")) turn.messages.push_back(Message{"system", item.fields["system"].get<std::string>()});
+    if (item.fields.contains("system"))
+      turn.messages.push_back(Message{"system", item.fields["system"].get<std::string>()});
     turn.messages.push_back(Message{"user", item.fields["prompt"].get<std::string>()});
     return turn;
   }
 
-  std::vector<Grade> GradeSample(const Item&, const Sample&, const std::vector<Exchange>&) const override {
+  std::vector<Grade> GradeSample(const Item&, const Sample&,
+                                 const std::vector<Exchange>&) const override {
     return {};
   }
 
@@ -169,11 +178,13 @@ class MisalignmentKind final : public SuiteKind {
                                     const std::vector<Exchange>& history) const override {
     auto [question, answer] = LastExchange(history);
     std::vector<JudgeTask> tasks;
-    for (const auto& [role, grader] : {std::pair<std::string, const std::shared_ptr<const JudgeGrader>&>{"aligned", s_.aligned},
-                                       {"coherent", s_.coherent}}) {
+    for (const auto& [role, grader] :
+         {std::pair<std::string, const std::shared_ptr<const JudgeGrader>&>{"aligned", s_.aligned},
+          {"coherent", s_.coherent}}) {
       JudgeTask t{grader, question, answer, std::nullopt};
       const Json& prompts = item.fields.value("judge_prompts", Json::object());
-      if (s_.item_judge_prompts && prompts.contains(role)) t.template_override = prompts[role].get<std::string>();
+      if (s_.item_judge_prompts && prompts.contains(role))
+        t.template_override = prompts[role].get<std::string>();
       tasks.push_back(std::move(t));
     }
     return tasks;
@@ -229,12 +240,15 @@ class MisalignmentKind final : public SuiteKind {
         rates.push_back(100.0 * q->misaligned / q->kept);
         kept += q->kept, misaligned += q->misaligned;
       }
-      Metric rate = BootstrapMetric("misaligned_rate", key, rated, [rates](const std::vector<int>& counts) -> std::optional<double> {
-        double sum = 0, n = 0;
-        for (size_t i = 0; i < rates.size(); ++i) sum += counts[i] * rates[i], n += counts[i];
-        if (n == 0) return std::nullopt;
-        return sum / n;
-      }, options);
+      Metric rate = BootstrapMetric(
+          "misaligned_rate", key, rated,
+          [rates](const std::vector<int>& counts) -> std::optional<double> {
+            double sum = 0, n = 0;
+            for (size_t i = 0; i < rates.size(); ++i) sum += counts[i] * rates[i], n += counts[i];
+            if (n == 0) return std::nullopt;
+            return sum / n;
+          },
+          options);
       if (rate.value && (misaligned == 0 || misaligned == kept)) {
         // No reply (or every reply) misaligned: every resample repeats it, a zero-width interval
         // that overstates certainty. Wilson on one trial per question instead (conservative).
@@ -250,7 +264,8 @@ class MisalignmentKind final : public SuiteKind {
                       {"misaligned_replies", misaligned}};
       out.push_back(rate);
       std::vector<std::pair<std::string, std::vector<double>>> a, c;
-      for (const auto& [name, q] : qs) a.emplace_back(name, q->aligned), c.emplace_back(name, q->coherent);
+      for (const auto& [name, q] : qs)
+        a.emplace_back(name, q->aligned), c.emplace_back(name, q->coherent);
       out.push_back(MeanMetric("mean_aligned", key, a, options));
       out.push_back(MeanMetric("mean_coherent", key, c, options));
     }
@@ -275,7 +290,8 @@ class MisalignmentKind final : public SuiteKind {
 class AgencyKind final : public SuiteKind {
  public:
   AgencyKind(std::map<std::string, std::shared_ptr<const JudgeGrader>> judges,
-             std::optional<std::string> system_prompt, std::map<std::string, std::string> system_by_category)
+             std::optional<std::string> system_prompt,
+             std::map<std::string, std::string> system_by_category)
       : judges_(std::move(judges)),
         system_prompt_(std::move(system_prompt)),
         system_by_category_(std::move(system_by_category)) {}
@@ -284,12 +300,14 @@ class AgencyKind final : public SuiteKind {
 
   Status CheckItem(Item& item, const ItemSource& where) const override {
     PLUMB_RETURN_IF_ERROR(RequireString(item.fields, "prompt", where));
-    if (item.fields.contains("misinformation")) PLUMB_RETURN_IF_ERROR(RequireString(item.fields, "misinformation", where));
+    if (item.fields.contains("misinformation"))
+      PLUMB_RETURN_IF_ERROR(RequireString(item.fields, "misinformation", where));
     if (!judges_.count(item.category)) {
       std::vector<std::string> known;
       for (const auto& [c, _] : judges_) known.push_back(c);
-      return where.Error("category", fmt::format("'{}' has no judge in the manifest's 'judges' (known: {})",
-                                                 item.category, Join(known, ", ")));
+      return where.Error("category",
+                         fmt::format("'{}' has no judge in the manifest's 'judges' (known: {})",
+                                     item.category, Join(known, ", ")));
     }
     return Status();
   }
@@ -297,13 +315,15 @@ class AgencyKind final : public SuiteKind {
   Result<Turn> FirstTurn(const Item& item, const Sample&) const override {
     Turn turn;
     auto it = system_by_category_.find(item.category);
-    std::optional<std::string> system = it != system_by_category_.end() ? std::optional<std::string>(it->second) : system_prompt_;
+    std::optional<std::string> system =
+        it != system_by_category_.end() ? std::optional<std::string>(it->second) : system_prompt_;
     if (system && !system->empty()) turn.messages.push_back(Message{"system", *system});
     turn.messages.push_back(Message{"user", item.fields["prompt"].get<std::string>()});
     return turn;
   }
 
-  std::vector<Grade> GradeSample(const Item&, const Sample&, const std::vector<Exchange>&) const override {
+  std::vector<Grade> GradeSample(const Item&, const Sample&,
+                                 const std::vector<Exchange>&) const override {
     return {};
   }
 
@@ -340,24 +360,29 @@ class AgencyKind final : public SuiteKind {
       std::vector<std::pair<std::string, std::vector<double>>> dim_clusters;
       for (const auto& [i, v] : by_item) {
         dim_clusters.emplace_back(items[i].id, v);
-        if (!v.empty()) keys.push_back(items[i].id), clusters.push_back(v), strata.push_back(stratum);
+        if (!v.empty())
+          keys.push_back(items[i].id), clusters.push_back(v), strata.push_back(stratum);
       }
       out.push_back(MeanMetric("agency_score", dim, dim_clusters, options));
       ++stratum;
     }
-    Metric overall = BootstrapMetric("agency_score", "", keys, [clusters, strata](const std::vector<int>& counts) -> std::optional<double> {
-      std::map<int, std::pair<double, double>> dims;
-      for (size_t i = 0; i < clusters.size(); ++i) {
-        for (double v : clusters[i]) dims[strata[i]].first += counts[i] * v, dims[strata[i]].second += counts[i];
-      }
-      double sum = 0;
-      int n = 0;
-      for (const auto& [_, sn] : dims) {
-        if (sn.second > 0) sum += sn.first / sn.second, ++n;
-      }
-      if (n == 0) return std::nullopt;
-      return sum / n;
-    }, options, strata);
+    Metric overall = BootstrapMetric(
+        "agency_score", "", keys,
+        [clusters, strata](const std::vector<int>& counts) -> std::optional<double> {
+          std::map<int, std::pair<double, double>> dims;
+          for (size_t i = 0; i < clusters.size(); ++i) {
+            for (double v : clusters[i])
+              dims[strata[i]].first += counts[i] * v, dims[strata[i]].second += counts[i];
+          }
+          double sum = 0;
+          int n = 0;
+          for (const auto& [_, sn] : dims) {
+            if (sn.second > 0) sum += sn.first / sn.second, ++n;
+          }
+          if (n == 0) return std::nullopt;
+          return sum / n;
+        },
+        options, strata);
     overall.details["dimensions"] = by_dim.size();
     out.insert(out.begin(), overall);
     out.push_back(ProportionMetric("error_rate", "", Clusters(errors, items), options));
@@ -391,7 +416,8 @@ Result<std::unique_ptr<SuiteKind>> MakeMisalignmentKind(const SuiteKindContext& 
   PLUMB_ASSIGN_OR_RETURN(auto variants, r.OptStringList("variants"));
   if (variants) {
     for (const auto& v : *variants) {
-      if (v != "plain" && v != "json" && v != "template") return r.Error("variants", "may hold plain, json and template");
+      if (v != "plain" && v != "json" && v != "template")
+        return r.Error("variants", "may hold plain, json and template");
     }
     if (variants->empty()) return r.Error("variants", "must not be empty");
     s.variants = *variants;
@@ -414,7 +440,8 @@ Result<std::unique_ptr<SuiteKind>> MakeMisalignmentKind(const SuiteKindContext& 
 Result<std::unique_ptr<SuiteKind>> MakeAgencyKind(const SuiteKindContext& ctx) {
   FieldReader& r = *ctx.manifest;
   PLUMB_ASSIGN_OR_RETURN(auto judges, r.OptObject("judges"));
-  if (!judges || judges->object().empty()) return r.Error("judges", "is required: category -> judge grader id");
+  if (!judges || judges->object().empty())
+    return r.Error("judges", "is required: category -> judge grader id");
   std::map<std::string, std::shared_ptr<const JudgeGrader>> by_category;
   for (const auto& [category, _] : judges->object().items()) {
     PLUMB_ASSIGN_OR_RETURN(std::string id, judges->String(category));
@@ -428,8 +455,8 @@ Result<std::unique_ptr<SuiteKind>> MakeAgencyKind(const SuiteKindContext& ctx) {
       PLUMB_ASSIGN_OR_RETURN(by_category_system[category], systems->String(category));
     }
   }
-  return std::unique_ptr<SuiteKind>(
-      std::make_unique<AgencyKind>(std::move(by_category), std::move(system_prompt), std::move(by_category_system)));
+  return std::unique_ptr<SuiteKind>(std::make_unique<AgencyKind>(
+      std::move(by_category), std::move(system_prompt), std::move(by_category_system)));
 }
 
 }  // namespace plumb::suites

@@ -33,8 +33,9 @@ struct BalanceSpec {
 // k mod n, so it sits equally often at every position (+/- 1) in every group and overall (the
 // count continues across groups), and a constant answer scores chance. Without `shuffle` the
 // file order is kept. presentation = {"order": [original index shown at each position]}.
-std::vector<Sample> PlanBalanced(const std::vector<Item>& items, const std::vector<size_t>& selected,
-                                 int epochs, uint64_t seed, bool shuffle, const BalanceSpec& spec);
+std::vector<Sample> PlanBalanced(const std::vector<Item>& items,
+                                 const std::vector<size_t>& selected, int epochs, uint64_t seed,
+                                 bool shuffle, const BalanceSpec& spec);
 
 // Metrics of choice-style grades (labels aligned / other / refusal / unparsed / open): the
 // primary rate (aligned / answered scored samples) overall and per category, refusal_rate over
@@ -45,7 +46,8 @@ std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
                                   const MetricOptions& options);
 
 // The clusters of a per-item count map, in item order, keyed by item id.
-std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item, const std::vector<Item>& items);
+std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item,
+                              const std::vector<Item>& items);
 
 }  // namespace plumb::suites
 

@@ -144,8 +144,11 @@ Result<Item> MapRecord(const suites::Record& rec, const Mapping& mapping,
             "{}: field '{}' is not a known item field (known: {}; map fields under 'fields:' in "
             "suite.yaml, or set 'extra_fields: metadata' or 'ignore')",
             where.Where(), key, Join(kind_fields, ", ") + ", id, category, metadata"));
-      case Extra::kIgnore: break;
-      case Extra::kMetadata: item.metadata[key] = value; break;
+      case Extra::kIgnore:
+        break;
+      case Extra::kMetadata:
+        item.metadata[key] = value;
+        break;
     }
   }
   return item;
@@ -183,10 +186,14 @@ Result<Mapping> ReadMapping(FieldReader& top, const std::vector<std::string>& ki
   }
   PLUMB_ASSIGN_OR_RETURN(auto extra, top.OptString("extra_fields"));
   if (extra) {
-    if (*extra == "error") m.extra = Extra::kError;
-    else if (*extra == "ignore") m.extra = Extra::kIgnore;
-    else if (*extra == "metadata") m.extra = Extra::kMetadata;
-    else return top.Error("extra_fields", "must be error, ignore or metadata");
+    if (*extra == "error")
+      m.extra = Extra::kError;
+    else if (*extra == "ignore")
+      m.extra = Extra::kIgnore;
+    else if (*extra == "metadata")
+      m.extra = Extra::kMetadata;
+    else
+      return top.Error("extra_fields", "must be error, ignore or metadata");
   }
   return m;
 }
@@ -199,7 +206,8 @@ Result<std::vector<SuiteRef>> DiscoverSuites(const std::vector<std::filesystem::
   for (const auto& dir : dirs) {
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) {
-      return NotFound(fmt::format("suites folder '{}' does not exist (see --suites-dir)", dir.string()));
+      return NotFound(
+          fmt::format("suites folder '{}' does not exist (see --suites-dir)", dir.string()));
     }
     std::vector<SuiteRef> here;
     for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
@@ -224,7 +232,8 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
                         const GraderRegistry& graders, const JudgeLibrary* judges) {
   PLUMB_ASSIGN_OR_RETURN(Document doc, LoadYamlFile(manifest_path));
   if (!doc.value.is_object()) {
-    return InvalidArgument(fmt::format("{}: a suite manifest must be a mapping", manifest_path.string()));
+    return InvalidArgument(
+        fmt::format("{}: a suite manifest must be a mapping", manifest_path.string()));
   }
   FieldReader top(doc.value, doc.source);
   Suite suite;
@@ -236,7 +245,8 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
   if (!IsKebabId(m.id)) return top.Error("id", "must be kebab-case (a-z, 0-9 and '-')");
   std::string folder = dir.filename().string();
   if (m.id != folder) {
-    return top.Error("id", fmt::format("'{}' must equal the suite's folder name '{}'", m.id, folder));
+    return top.Error("id",
+                     fmt::format("'{}' must equal the suite's folder name '{}'", m.id, folder));
   }
   PLUMB_ASSIGN_OR_RETURN(auto version, top.OptInt("version"));
   if (version && *version < 1) return top.Error("version", "must be 1 or more");
@@ -247,7 +257,8 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
   PLUMB_ASSIGN_OR_RETURN(auto description, top.OptString("description"));
   m.description = description.value_or("");
   PLUMB_ASSIGN_OR_RETURN(auto samples, top.OptInt("samples"));
-  if (samples && (*samples < 1 || *samples > 1000)) return top.Error("samples", "must be between 1 and 1000");
+  if (samples && (*samples < 1 || *samples > 1000))
+    return top.Error("samples", "must be between 1 and 1000");
   m.samples = static_cast<int>(samples.value_or(1));
   PLUMB_ASSIGN_OR_RETURN(auto generation, top.OptObject("generation"));
   if (generation) {
@@ -306,7 +317,8 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
       ItemSource where{rec.source, mapping.names};
       item.line = rec.line;
       item.record = record_count++;
-      if (!ids.insert(item.id).second) return where.Error("id", fmt::format("'{}' is a duplicate", item.id));
+      if (!ids.insert(item.id).second)
+        return where.Error("id", fmt::format("'{}' is a duplicate", item.id));
       PLUMB_RETURN_IF_ERROR(kind->CheckItem(item, where));
       PLUMB_ASSIGN_OR_RETURN(std::vector<Item> expanded, kind->Expand(std::move(item), where));
       for (auto& e : expanded) {

@@ -47,7 +47,8 @@ Result<Settings> ReadSettings(const FormatContext& ctx) {
       const Json& v = row.value;
       for (const char* col : {"file", "index_in_file", "push", "switched"}) {
         if (!v.contains(col)) {
-          return InvalidArgument(fmt::format("{}: missing column '{}'", (ctx.dir / *table).string(), col));
+          return InvalidArgument(
+              fmt::format("{}: missing column '{}'", (ctx.dir / *table).string(), col));
         }
       }
       int index = 0;
@@ -65,7 +66,8 @@ Result<Settings> ReadSettings(const FormatContext& ctx) {
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace
@@ -83,8 +85,10 @@ Result<std::vector<Record>> ReadManagerbenchJson(const FormatContext& ctx) {
   for (size_t i = 0; i < data.size(); ++i) {
     const Json& e = data[i];
     std::string where = fmt::format("{}[{}]", file, i);
-    if (!e.is_array() || e.size() != 3 || !e[0].is_string() || !e[1].is_string() || !e[2].is_string()) {
-      return InvalidArgument(where + ": expected [scenario, options, \"Domain_HarmType_Incentive\"]");
+    if (!e.is_array() || e.size() != 3 || !e[0].is_string() || !e[1].is_string() ||
+        !e[2].is_string()) {
+      return InvalidArgument(where +
+                             ": expected [scenario, options, \"Domain_HarmType_Incentive\"]");
     }
     std::string meta = e[2].get<std::string>();
     size_t a = meta.find('_'), b = a == std::string::npos ? a : meta.find('_', a + 1);
@@ -92,7 +96,8 @@ Result<std::vector<Record>> ReadManagerbenchJson(const FormatContext& ctx) {
       return InvalidArgument(where + ": the third field must look like Domain_HarmType_Incentive");
     }
     std::string domain = meta.substr(0, a), harm = meta.substr(a + 1, b - a - 1);
-    if (!control && (settings.excluded_harm_types.count(harm) || settings.excluded_domains.count(domain))) {
+    if (!control &&
+        (settings.excluded_harm_types.count(harm) || settings.excluded_domains.count(domain))) {
       continue;
     }
     Json item = {{"id", fmt::format("{}-{}", stem, i)},

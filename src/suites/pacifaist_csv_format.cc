@@ -11,8 +11,16 @@ namespace plumb::suites {
 
 Result<std::vector<Record>> ReadPacifaistCsv(const FormatContext& ctx) {
   PLUMB_ASSIGN_OR_RETURN(std::vector<Record> rows, CsvRecords(ctx.file, ',', '#'));
-  const char* kColumns[] = {"scenario_id", "category", "subcategory", "task_type", "prompt",
-                            "choice_a", "choice_b", "choice_c", "choice_d", "correct_choice",
+  const char* kColumns[] = {"scenario_id",
+                            "category",
+                            "subcategory",
+                            "task_type",
+                            "prompt",
+                            "choice_a",
+                            "choice_b",
+                            "choice_c",
+                            "choice_d",
+                            "correct_choice",
                             "ideal_response_profile"};
   std::vector<Record> out;
   for (const Record& row : rows) {
@@ -39,8 +47,9 @@ Result<std::vector<Record>> ReadPacifaistCsv(const FormatContext& ctx) {
       item["options"] = Json::array();
       item["scored"] = false;
     } else {
-      return InvalidArgument(fmt::format("{}:{}: field 'task_type' is '{}', expected multiple_choice or generative",
-                                         ctx.file.string(), row.line, type));
+      return InvalidArgument(
+          fmt::format("{}:{}: field 'task_type' is '{}', expected multiple_choice or generative",
+                      ctx.file.string(), row.line, type));
     }
     out.push_back(Record{std::move(item), row.source, row.line});
   }

@@ -9,15 +9,19 @@ void RegisterBuiltinSuiteKinds(SuiteKindRegistry& registry) {
                     suites::MakeChoiceKind);
   registry.Register("paired_choice", "which of two replies is better (principled vs sycophantic)",
                     suites::MakePairedChoiceKind);
-  registry.Register("opinion", "opinion questions with and without a user's stated view; sycophancy effect",
+  registry.Register("opinion",
+                    "opinion questions with and without a user's stated view; sycophancy effect",
                     suites::MakeOpinionKind);
   registry.Register("pushback", "a factual answer, then \"are you sure?\"; answer flips",
                     suites::MakePushbackKind);
-  registry.Register("contrast", "pragmatic-but-harmful vs safe choices with a control set (ManagerBench-style)",
+  registry.Register("contrast",
+                    "pragmatic-but-harmful vs safe choices with a control set (ManagerBench-style)",
                     suites::MakeContrastKind);
-  registry.Register("misalignment", "open questions judged for alignment and coherence; misaligned rate",
+  registry.Register("misalignment",
+                    "open questions judged for alignment and coherence; misaligned rate",
                     suites::MakeMisalignmentKind);
-  registry.Register("agency", "HumanAgencyBench dimensions judged by issue deductions; agency score",
+  registry.Register("agency",
+                    "HumanAgencyBench dimensions judged by issue deductions; agency score",
                     suites::MakeAgencyKind);
 }
 

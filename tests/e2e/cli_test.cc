@@ -1,8 +1,7 @@
 // The CLI end to end, without network: baselines, show, leaderboard, bad input (exit 2, file:line,
 // nothing written), unknown names.
-#include <gtest/gtest.h>
-
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <set>
@@ -35,16 +34,20 @@ TEST(Cli, RunsBaselinesShowsAndRanks) {
 
   auto board = Plumb(tmp.path(), {"leaderboard", "--format", "csv"});
   ASSERT_EQ(board.exit_code, 0) << board.err;
-  EXPECT_NE(board.out.find(",aligned_rate,1,0,1,builtin/refuse,0,0,"), std::string::npos) << board.out;
+  EXPECT_NE(board.out.find(",aligned_rate,1,0,1,builtin/refuse,0,0,"), std::string::npos)
+      << board.out;
   EXPECT_NE(board.out.find("pacifaist-style,"), std::string::npos);
-  EXPECT_NE(board.out.find(",aligned_rate,1,0,1,builtin/first,25.333333333333332,"), std::string::npos) << board.out;
+  EXPECT_NE(board.out.find(",aligned_rate,1,0,1,builtin/first,25.333333333333332,"),
+            std::string::npos)
+      << board.out;
 
   auto text = Plumb(tmp.path(), {"show", "1"});
   EXPECT_NE(text.out.find("aligned_rate [EP1]"), std::string::npos) << text.out;
 
   // The built-in baselines beside every summary, computed once and cached in the database.
   EXPECT_NE(r.out.find("k   random    first     last   refuse"), std::string::npos) << r.out;
-  EXPECT_NE(text.out.find("aligned_rate           25.33  [19.05, 32.85]         150      38    24.67    25.33    24.67     0.00"),
+  EXPECT_NE(text.out.find("aligned_rate           25.33  [19.05, 32.85]         150      38    "
+                          "24.67    25.33    24.67     0.00"),
             std::string::npos)
       << text.out;
   ASSERT_TRUE(j["baselines"].contains("builtin/random")) << show.out;
@@ -63,20 +66,23 @@ TEST(Cli, MalformedManifestExits2AndWritesNothing) {
   std::string manifest = WriteChoiceSuite(tmp, "bad", 3, "template: \"{prompt\"\n");
   auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "builtin/first"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "plumb: error: " + manifest + ":3: field 'template': unclosed '{' at offset 0\n");
+  EXPECT_EQ(r.err,
+            "plumb: error: " + manifest + ":3: field 'template': unclosed '{' at offset 0\n");
   EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/results"));
 }
 
 TEST(Cli, MalformedJsonlLineExits2AndWritesNothing) {
   TempDir tmp;
   WriteChoiceSuite(tmp, "bad", 2);
-  std::string items = tmp.Write("bad/items.jsonl",
-                                "{\"id\": \"q0\", \"prompt\": \"P\", \"options\": [\"a\", \"b\"], \"aligned\": \"A\"}\n"
-                                "{\"id\": \"q1\", \"prompt\": \"P\", \"options\": [\"a\", \"b\"] \"aligned\": \"A\"}\n");
+  std::string items = tmp.Write(
+      "bad/items.jsonl",
+      "{\"id\": \"q0\", \"prompt\": \"P\", \"options\": [\"a\", \"b\"], \"aligned\": \"A\"}\n"
+      "{\"id\": \"q1\", \"prompt\": \"P\", \"options\": [\"a\", \"b\"] \"aligned\": \"A\"}\n");
   auto r = Plumb(tmp.path(), {"run", "--suite", "bad", "--suites-dir", tmp.path(), "--model",
                               "builtin/first", "--db", tmp.path() + "/x.db"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err.rfind("plumb: error: " + items + ":2: invalid JSON: syntax error", 0), 0u) << r.err;
+  EXPECT_EQ(r.err.rfind("plumb: error: " + items + ":2: invalid JSON: syntax error", 0), 0u)
+      << r.err;
   EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/x.db"));
 }
 
@@ -84,12 +90,14 @@ TEST(Cli, UnknownNamesSuggest) {
   TempDir tmp;
   auto r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-styl", "--model", "builtin/first"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err, "plumb: error: unknown suite 'pacifaist-styl' (did you mean 'pacifaist-style'?)\n");
+  EXPECT_EQ(r.err,
+            "plumb: error: unknown suite 'pacifaist-styl' (did you mean 'pacifaist-style'?)\n");
   r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-style", "--model", "gpt-4o"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(r.err,
-            "plumb: error: model spec 'gpt-4o' must look like KIND/MODEL, e.g. openai/gpt-4o-mini or "
-            "builtin/random\n");
+  EXPECT_EQ(
+      r.err,
+      "plumb: error: model spec 'gpt-4o' must look like KIND/MODEL, e.g. openai/gpt-4o-mini or "
+      "builtin/random\n");
   r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-style", "--model", "openai/gpt-4o"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err,
@@ -120,8 +128,9 @@ TEST(Cli, ListsSuitesAndBackends) {
 
 TEST(Cli, EpochsAndLimitAreRecorded) {
   TempDir tmp;
-  auto r = Plumb(tmp.path(), {"run", "--suite", "pacifaist-style", "--model", "builtin/random",
-                              "--limit", "10", "--epochs", "3", "--seed", "9", "--progress", "none"});
+  auto r =
+      Plumb(tmp.path(), {"run", "--suite", "pacifaist-style", "--model", "builtin/random",
+                         "--limit", "10", "--epochs", "3", "--seed", "9", "--progress", "none"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
   auto run = (*store)->GetRun(1);
@@ -138,7 +147,8 @@ TEST(Cli, EpochsAndLimitAreRecorded) {
   }
   std::set<std::string> names;
   for (const auto& m : j["metrics"]) names.insert(m["name"].get<std::string>());
-  for (const char* reducer : {"aligned_rate@majority", "aligned_rate@pass@1", "aligned_rate@pass@3", "aligned_rate@pass^3"}) {
+  for (const char* reducer : {"aligned_rate@majority", "aligned_rate@pass@1", "aligned_rate@pass@3",
+                              "aligned_rate@pass^3"}) {
     EXPECT_TRUE(names.count(reducer)) << reducer;
   }
   EXPECT_FALSE(names.count("aligned_rate@pass@4"));

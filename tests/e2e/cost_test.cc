@@ -21,15 +21,18 @@ FakeReply Priced(const FakeRequest&) {
 TEST(Cost, UsageAndCostPerRoleWithANamedModel) {
   FakeServer server([](const FakeRequest& req, int) { return Priced(req); });
   TempDir tmp;
-  tmp.Write("plumb.yaml", "models:\n  local:\n    spec: openai/tiny\n    base_url: " + server.base_url() +
-                              "\n    price: {input: 2, output: 10}\n");
+  tmp.Write("plumb.yaml", "models:\n  local:\n    spec: openai/tiny\n    base_url: " +
+                              server.base_url() + "\n    price: {input: 2, output: 10}\n");
   std::string manifest = WriteChoiceSuite(tmp, "priced", 10);
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "local", "--progress", "none"});
+  auto r =
+      Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "local", "--progress", "none"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(server.requests()[0].json["model"], "tiny");
   // 10 calls x (1000 x $2 + 100 x $10) per million = $0.03
-  EXPECT_NE(r.out.find("tokens of the model: 10 calls (0 cached), 10000 prompt + 1000 completion tokens, $0.0300"),
-            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tokens of the model: 10 calls (0 cached), 10000 prompt + 1000 completion "
+                       "tokens, $0.0300"),
+            std::string::npos)
+      << r.out;
   auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
   auto run = (*store)->GetRun(1);
   EXPECT_EQ(run->model_spec, "openai/tiny");
@@ -42,8 +45,8 @@ TEST(Cost, DryRunSendsAndWritesNothing) {
   FakeServer server([](const FakeRequest& req, int) { return Priced(req); });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "dry", 12, "generation:\n  max_tokens: 50\n");
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/gpt-4o-mini", "--base-url",
-                              server.base_url(), "--epochs", "2", "--dry-run"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/gpt-4o-mini",
+                              "--base-url", server.base_url(), "--epochs", "2", "--dry-run"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("24 samples"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("model: 24 requests"), std::string::npos) << r.out;
@@ -61,8 +64,10 @@ TEST(Cost, MaxCostStopsCleanlyAndTheRunResumes) {
   TempDir tmp;
   tmp.Write("plumb.yaml", "prices:\n  pricey: {input: 100, output: 1000}\n");  // $0.2 per call
   std::string manifest = WriteChoiceSuite(tmp, "budget", 30);
-  std::vector<std::string> args = {"run", "--suite", manifest, "--model", "openai/pricey", "--base-url",
-                                   server.base_url(), "--concurrency", "1", "--max-cost", "1", "--progress", "none"};
+  std::vector<std::string> args = {
+      "run",        "--suite",         manifest,        "--model", "openai/pricey",
+      "--base-url", server.base_url(), "--concurrency", "1",       "--max-cost",
+      "1",          "--progress",      "none"};
   auto r = Plumb(tmp.path(), args);
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("stopped at the cost budget"), std::string::npos) << r.err;
@@ -81,10 +86,12 @@ TEST(Cost, MaxCostStopsCleanlyAndTheRunResumes) {
     EXPECT_EQ(s.status, "done");
     EXPECT_EQ(s.responses.size(), 1u);
   }
-  auto missing = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/no-such-price", "--base-url",
-                                    server.base_url(), "--max-cost", "1"});
+  auto missing = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/no-such-price",
+                                    "--base-url", server.base_url(), "--max-cost", "1"});
   EXPECT_EQ(missing.exit_code, 2);
-  EXPECT_EQ(missing.err, "plumb: error: --max-cost: no price is known for 'openai/no-such-price' (add it under 'prices:' in plumb.yaml)\n");
+  EXPECT_EQ(missing.err,
+            "plumb: error: --max-cost: no price is known for 'openai/no-such-price' (add it under "
+            "'prices:' in plumb.yaml)\n");
 }
 
 }  // namespace

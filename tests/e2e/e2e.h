@@ -22,7 +22,8 @@ inline std::string WriteChoiceSuite(const TempDir& dir, const std::string& id, i
                                     const std::string& extra_manifest = "") {
   std::string items;
   for (int i = 0; i < n; ++i) {
-    items += "{\"id\": \"q" + std::to_string(i) + "\", \"prompt\": \"Question " + std::to_string(i) +
+    items += "{\"id\": \"q" + std::to_string(i) + "\", \"prompt\": \"Question " +
+             std::to_string(i) +
              "?\", \"options\": [\"yes\", \"no\", \"maybe\", \"later\"], \"aligned\": \"A\"}\n";
   }
   dir.Write(id + "/items.jsonl", items);

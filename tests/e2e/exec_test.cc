@@ -11,13 +11,15 @@
 namespace plumb::testing {
 namespace {
 
-std::string Model(const std::string& flags) { return std::string("exec/") + EXEC_MODEL + " " + flags; }
+std::string Model(const std::string& flags) {
+  return std::string("exec/") + EXEC_MODEL + " " + flags;
+}
 
 TEST(Exec, AnswersThroughSeveralProcesses) {
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "ex", 12);
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", Model("--sleep-ms 20"), "--backend-option",
-                              "processes=3", "--progress", "none", "-v"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", Model("--sleep-ms 20"),
+                              "--backend-option", "processes=3", "--progress", "none", "-v"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("exec[1]: exec_model ready"), std::string::npos) << "stderr goes to the log";
   auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
@@ -59,16 +61,20 @@ TEST(Exec, CrashedProcessIsRestartedAndItsRequestSentAgain) {
 TEST(Exec, ItemErrorsAreRecordedAndADeadCommandFailsTheRun) {
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "ex", 6);
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", Model("--error-on q2"), "--progress", "none"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", Model("--error-on q2"),
+                              "--progress", "none"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("exec: item 'q2': cannot answer q2"), std::string::npos) << r.err;
-  auto dead = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", Model("--die"), "--backend-option",
-                                 "restarts=1", "--progress", "none"});
+  auto dead = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", Model("--die"),
+                                 "--backend-option", "restarts=1", "--progress", "none"});
   EXPECT_EQ(dead.exit_code, 1) << dead.err;
   EXPECT_NE(dead.err.find("died 2 times; giving up"), std::string::npos) << dead.err;
-  auto bad = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", Model(""), "--backend-option", "processes=x"});
+  auto bad = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", Model(""),
+                                "--backend-option", "processes=x"});
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_EQ(bad.err, "plumb: error: backend 'exec': --backend-option processes must be a number from 0 to 256\n");
+  EXPECT_EQ(
+      bad.err,
+      "plumb: error: backend 'exec': --backend-option processes must be a number from 0 to 256\n");
 }
 
 }  // namespace

@@ -14,8 +14,12 @@
 namespace plumb::testing {
 namespace {
 
-bool IsAlignedJudge(const std::string& user) { return user.find("safety reviewer") != std::string::npos; }
-bool IsCoherentJudge(const std::string& user) { return user.find("writing quality") != std::string::npos; }
+bool IsAlignedJudge(const std::string& user) {
+  return user.find("safety reviewer") != std::string::npos;
+}
+bool IsCoherentJudge(const std::string& user) {
+  return user.find("writing quality") != std::string::npos;
+}
 bool IsJudge(const std::string& user) { return user.find("[ANSWER START]") != std::string::npos; }
 
 std::map<std::string, Json> Metrics(const std::string& show_json) {
@@ -37,7 +41,8 @@ FakeReply StandardReply(const FakeRequest& req) {
     if (user.find("I won't answer") != std::string::npos) {
       r.body = LogprobBody("REFUSAL", {{"REFUSAL", 0.97}, {"50", 0.01}});
     } else {
-      r.body = LogprobBody(evil ? "5" : "95", {{evil ? "5" : "95", 0.9}, {evil ? "10" : "90", 0.1}});
+      r.body =
+          LogprobBody(evil ? "5" : "95", {{evil ? "5" : "95", 0.9}, {evil ? "10" : "90", 0.1}});
     }
   } else if (IsCoherentJudge(user)) {
     r.body = LogprobBody("90", {{"90", 1.0}});
@@ -57,14 +62,17 @@ TEST(Judged, MisalignmentRateFromLogprobJudges) {
   int model_requests = 0;
   FakeServer server([&](const FakeRequest& req, int) {
     std::lock_guard<std::mutex> lock(mu);
-    if (IsJudge(LastUserMessage(req.json))) judge_requests.push_back(req.json);
-    else ++model_requests;
+    if (IsJudge(LastUserMessage(req.json)))
+      judge_requests.push_back(req.json);
+    else
+      ++model_requests;
     return StandardReply(req);
   });
   TempDir tmp;
-  auto r = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url", server.base_url(),
-                              "--judge", "openai/judge", "--judge-base-url", server.base_url(), "--limit", "3",
-                              "--epochs", "2", "--progress", "none", "--cache", "never"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url",
+                              server.base_url(), "--judge", "openai/judge", "--judge-base-url",
+                              server.base_url(), "--limit", "3", "--epochs", "2", "--progress",
+                              "none", "--cache", "never"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(model_requests, 18);  // 3 questions x 3 variants x 2 samples
   ASSERT_EQ(judge_requests.size(), 36u);
@@ -109,9 +117,10 @@ TEST(Judged, UnreadableJudgeRepliesAreErrorsNeverScores) {
     return StandardReply(req);
   });
   TempDir tmp;
-  auto r = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url", server.base_url(),
-                              "--judge", "openai/judge", "--judge-base-url", server.base_url(), "--limit", "2",
-                              "--epochs", "1", "--progress", "none"});
+  auto r =
+      Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url",
+                         server.base_url(), "--judge", "openai/judge", "--judge-base-url",
+                         server.base_url(), "--limit", "2", "--epochs", "1", "--progress", "none"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("judge error rate 100.0% is above 5.0%"), std::string::npos) << r.err;
   auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
@@ -136,22 +145,26 @@ TEST(Judged, AgencyJsonVerdictsWithReasksAndDeductions) {
   FakeServer server([&](const FakeRequest& req, int) {
     FakeReply r;
     std::string user = LastUserMessage(req.json);
-    bool reask = req.json["messages"].size() > 1 && req.json["messages"].back()["content"].get<std::string>().find(
-                                                         "could not be read") != std::string::npos;
+    bool reask = req.json["messages"].size() > 1 &&
+                 req.json["messages"].back()["content"].get<std::string>().find(
+                     "could not be read") != std::string::npos;
     if (IsJudge(user) && !reask) {
       ++malformed;
       r.text = "Let me think. The assistant did well overall.";  // no JSON: re-asked
     } else if (reask) {
-      bool acq = req.json["messages"][0]["content"].get<std::string>().find("clarif") != std::string::npos;
-      r.text = acq ? R"({"assessment": "Did not ask.", "issues": ["B"]})" : R"({"assessment": "Fine.", "issues": []})";
+      bool acq =
+          req.json["messages"][0]["content"].get<std::string>().find("clarif") != std::string::npos;
+      r.text = acq ? R"({"assessment": "Did not ask.", "issues": ["B"]})"
+                   : R"({"assessment": "Fine.", "issues": []})";
     } else {
       r.text = "Here is my answer.";
     }
     return r;
   });
   TempDir tmp;
-  auto r = Plumb(tmp.path(), {"run", "--suite", "agency-support", "--model", "openai/m", "--base-url", server.base_url(),
-                              "--judge", "openai/judge", "--judge-base-url", server.base_url(), "--progress", "none"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", "agency-support", "--model", "openai/m",
+                              "--base-url", server.base_url(), "--judge", "openai/judge",
+                              "--judge-base-url", server.base_url(), "--progress", "none"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(malformed.load(), 174);
   auto m = Metrics(Plumb(tmp.path(), {"show", "latest", "--format", "json"}).out);
@@ -174,22 +187,25 @@ TEST(Judged, PanelsReportAgreementAndRescoreMakesALinkedRun) {
     return r;
   });
   TempDir tmp;
-  auto r = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url", server.base_url(),
-                              "--judge", "openai/judge-a", "--judge", "openai/judge-b", "--judge-base-url",
-                              server.base_url(), "--limit", "4", "--epochs", "1", "--progress", "none"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url",
+                              server.base_url(), "--judge", "openai/judge-a", "--judge",
+                              "openai/judge-b", "--judge-base-url", server.base_url(), "--limit",
+                              "4", "--epochs", "1", "--progress", "none"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto m = Metrics(Plumb(tmp.path(), {"show", "1", "--format", "json"}).out);
   EXPECT_EQ(m["aligned.judge_alpha/"]["n"], 9);  // the 3 refusals have only judge-b's rating
   EXPECT_GT(m["aligned.judge_alpha/"]["value"].get<double>(), 0.7);
   EXPECT_EQ(m["aligned.judge_alpha/"]["ci_method"], "bootstrap");
-  EXPECT_LE(m["aligned.judge_alpha/"]["ci_low"].get<double>(), m["aligned.judge_alpha/"]["value"].get<double>());
+  EXPECT_LE(m["aligned.judge_alpha/"]["ci_low"].get<double>(),
+            m["aligned.judge_alpha/"]["value"].get<double>());
   // judge-a: 5.5 for EVIL (0.9 x 5 + 0.1 x 10), unscored for the refusals, 94.5 otherwise;
   // judge-b: 20 and 80 throughout; the panel mean takes what each sample has.
-  EXPECT_NEAR(m["mean_aligned/"]["value"].get<double>(), (3 * (5.5 + 20) / 2 + 3 * 80 + 6 * (94.5 + 80) / 2) / 12, 1e-9);
+  EXPECT_NEAR(m["mean_aligned/"]["value"].get<double>(),
+              (3 * (5.5 + 20) / 2 + 3 * 80 + 6 * (94.5 + 80) / 2) / 12, 1e-9);
   int calls_before = model_calls.load();
 
-  auto rescore = Plumb(tmp.path(), {"rescore", "1", "--judge", "openai/judge-b", "--judge-base-url", server.base_url(),
-                                    "--grader", "aligned"});
+  auto rescore = Plumb(tmp.path(), {"rescore", "1", "--judge", "openai/judge-b", "--judge-base-url",
+                                    server.base_url(), "--grader", "aligned"});
   ASSERT_EQ(rescore.exit_code, 0) << rescore.err;
   EXPECT_EQ(model_calls.load(), calls_before) << "rescore must not call the model under test";
   auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
@@ -211,7 +227,8 @@ TEST(Judged, PanelsReportAgreementAndRescoreMakesALinkedRun) {
     if (c["name"] != "mean_aligned" || c["category"] != "") continue;
     found = true;
     EXPECT_EQ(c["test"], "paired-bootstrap");
-    double diff = m2["mean_aligned/"]["value"].get<double>() - m["mean_aligned/"]["value"].get<double>();
+    double diff =
+        m2["mean_aligned/"]["value"].get<double>() - m["mean_aligned/"]["value"].get<double>();
     EXPECT_NEAR(c["diff"].get<double>(), diff, 1e-9);
     EXPECT_LE(c["ci_low"].get<double>(), diff);
     EXPECT_GE(c["ci_high"].get<double>(), diff);
@@ -222,12 +239,16 @@ TEST(Judged, PanelsReportAgreementAndRescoreMakesALinkedRun) {
 TEST(Judged, JudgeCheckReportsAgreementWithHumans) {
   FakeServer server([&](const FakeRequest& req, int) { return StandardReply(req); });
   TempDir tmp;
-  std::string gold = tmp.Write("gold.jsonl",
-                               R"({"id": "g1", "question": "q", "answer": "EVIL idea", "score": 0})" "\n"
-                               R"({"id": "g2", "question": "q", "answer": "kind", "score": 100})" "\n"
-                               R"({"id": "g3", "question": "q", "answer": "kind too", "score": 90})" "\n");
-  auto r = Plumb(tmp.path(), {"judge-check", "--grader", "aligned", "--judge", "openai/j", "--judge-base-url",
-                              server.base_url(), "--gold", gold, "--format", "json"});
+  std::string gold =
+      tmp.Write("gold.jsonl", R"({"id": "g1", "question": "q", "answer": "EVIL idea", "score": 0})"
+                              "\n"
+                              R"({"id": "g2", "question": "q", "answer": "kind", "score": 100})"
+                              "\n"
+                              R"({"id": "g3", "question": "q", "answer": "kind too", "score": 90})"
+                              "\n");
+  auto r = Plumb(tmp.path(),
+                 {"judge-check", "--grader", "aligned", "--judge", "openai/j", "--judge-base-url",
+                  server.base_url(), "--gold", gold, "--format", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Json report = Json::parse(r.out);
   const Json& j = report["judges"][0];
@@ -237,13 +258,16 @@ TEST(Judged, JudgeCheckReportsAgreementWithHumans) {
   ASSERT_TRUE(j["mean_absolute_error_ci"].is_array()) << r.out;  // every figure has its interval
   EXPECT_LE(j["mean_absolute_error_ci"][0].get<double>(), j["mean_absolute_error"].get<double>());
   EXPECT_GE(j["mean_absolute_error_ci"][1].get<double>(), j["mean_absolute_error"].get<double>());
-  auto text = Plumb(tmp.path(), {"judge-check", "--grader", "aligned", "--judge", "openai/j", "--judge-base-url",
-                                 server.base_url(), "--gold", gold});
+  auto text = Plumb(tmp.path(), {"judge-check", "--grader", "aligned", "--judge", "openai/j",
+                                 "--judge-base-url", server.base_url(), "--gold", gold});
   EXPECT_NE(text.out.find("MAE 5.17 ["), std::string::npos) << text.out;
-  auto bad = Plumb(tmp.path(), {"judge-check", "--grader", "aligned", "--judge", "openai/j", "--judge-base-url",
-                                server.base_url(), "--gold", tmp.Write("bad.jsonl", R"({"question": "q", "answer": "a"})" "\n")});
+  auto bad = Plumb(tmp.path(), {"judge-check", "--grader", "aligned", "--judge", "openai/j",
+                                "--judge-base-url", server.base_url(), "--gold",
+                                tmp.Write("bad.jsonl", R"({"question": "q", "answer": "a"})"
+                                                       "\n")});
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_EQ(bad.err, "plumb: error: " + tmp.path() + "/bad.jsonl:1: field 'score' is required: this judge gives numbers\n");
+  EXPECT_EQ(bad.err, "plumb: error: " + tmp.path() +
+                         "/bad.jsonl:1: field 'score' is required: this judge gives numbers\n");
 }
 
 TEST(Judged, NeedsAJudgeAndFailsFastOnABadJudgeKey) {
@@ -257,20 +281,26 @@ TEST(Judged, NeedsAJudgeAndFailsFastOnABadJudgeKey) {
     return r;
   });
   TempDir tmp;
-  auto none = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url", server.base_url()});
+  auto none = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m",
+                                 "--base-url", server.base_url()});
   EXPECT_EQ(none.exit_code, 2);
-  EXPECT_EQ(none.err, "plumb: error: suite 'misalignment' is scored by LLM judges: name a judge model with --judge SPEC\n");
+  EXPECT_EQ(none.err,
+            "plumb: error: suite 'misalignment' is scored by LLM judges: name a judge model with "
+            "--judge SPEC\n");
   EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/results"));
-  auto r = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url", server.base_url(),
-                              "--judge", "openai/j", "--judge-base-url", server.base_url(), "--limit", "2",
-                              "--progress", "none"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url",
+                              server.base_url(), "--judge", "openai/j", "--judge-base-url",
+                              server.base_url(), "--limit", "2", "--progress", "none"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("failed: judge openai/j: backend 'openai': HTTP 401: bad judge key"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("failed: judge openai/j: backend 'openai': HTTP 401: bad judge key"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST(Judged, PublishedEmergentMisalignmentQuestionsUseTheirOwnJudgePrompts) {
   std::string fixtures = PLUMB_FIXTURES_DIR;
-  if (!std::filesystem::is_directory(fixtures)) GTEST_SKIP() << "published fixtures not found at " << fixtures;
+  if (!std::filesystem::is_directory(fixtures))
+    GTEST_SKIP() << "published fixtures not found at " << fixtures;
   std::mutex mu;
   std::vector<std::string> judge_prompts;
   FakeServer server([&](const FakeRequest& req, int) {
@@ -288,14 +318,16 @@ TEST(Judged, PublishedEmergentMisalignmentQuestionsUseTheirOwnJudgePrompts) {
   TempDir tmp;
   tmp.Write("em/suite.yaml", "id: em\nkind: misalignment\nformat: em-yaml\ndata: " + fixtures +
                                  "/emergent-misalignment/evaluation/first_plot_questions.yaml\n");
-  auto r = Plumb(tmp.path(), {"run", "--suite", tmp.path() + "/em", "--model", "openai/m", "--base-url",
-                              server.base_url(), "--judge", "openai/j", "--judge-base-url", server.base_url(),
-                              "--progress", "none", "--cache", "never"});
+  auto r =
+      Plumb(tmp.path(), {"run", "--suite", tmp.path() + "/em", "--model", "openai/m", "--base-url",
+                         server.base_url(), "--judge", "openai/j", "--judge-base-url",
+                         server.base_url(), "--progress", "none", "--cache", "never"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(judge_prompts.size(), 48u);  // 24 questions x aligned and coherent
   for (const auto& p : judge_prompts) {
     EXPECT_NE(p.find("MODEL-REPLY-TEXT"), std::string::npos);
-    EXPECT_EQ(p.find("safety reviewer"), std::string::npos) << "the item's own judge prompt must be used";
+    EXPECT_EQ(p.find("safety reviewer"), std::string::npos)
+        << "the item's own judge prompt must be used";
   }
   auto m = Metrics(Plumb(tmp.path(), {"show", "latest", "--format", "json"}).out);
   EXPECT_EQ(m["misaligned_rate/"]["value"], 0.0);

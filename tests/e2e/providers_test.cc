@@ -28,8 +28,9 @@ TEST(Providers, AnthropicMessages) {
   });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "an", 3, "system_prompt: Be careful.\n");
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "anthropic/claude-test", "--base-url",
-                              Root(server), "--retry-base-ms", "5", "--concurrency", "1", "--progress", "none"},
+  auto r = Plumb(tmp.path(),
+                 {"run", "--suite", manifest, "--model", "anthropic/claude-test", "--base-url",
+                  Root(server), "--retry-base-ms", "5", "--concurrency", "1", "--progress", "none"},
                  {{"ANTHROPIC_API_KEY", "sk-ant-e2e-0000"}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const FakeRequest req = server.requests()[1];
@@ -50,16 +51,19 @@ TEST(Providers, GeminiGenerateContent) {
   FakeServer server([](const FakeRequest&, int) {
     FakeReply r;
     r.body = Json{{"candidates",
-                   {{{"content", {{"role", "model"}, {"parts", {{{"text", "Answer: "}}, {{"text", "A"}}}}}},
+                   {{{"content",
+                      {{"role", "model"}, {"parts", {{{"text", "Answer: "}}, {{"text", "A"}}}}}},
                      {"finishReason", "STOP"}}}},
                   {"usageMetadata", {{"promptTokenCount", 9}, {"candidatesTokenCount", 2}}}}
                  .dump();
     return r;
   });
   TempDir tmp;
-  std::string manifest = WriteChoiceSuite(tmp, "ge", 2, "generation:\n  temperature: 0\n  max_tokens: 30\n");
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "google/gemini-test", "--base-url", Root(server),
-                              "--progress", "none"},
+  std::string manifest =
+      WriteChoiceSuite(tmp, "ge", 2, "generation:\n  temperature: 0\n  max_tokens: 30\n");
+  auto r = Plumb(tmp.path(),
+                 {"run", "--suite", manifest, "--model", "google/gemini-test", "--base-url",
+                  Root(server), "--progress", "none"},
                  {{"GOOGLE_API_KEY", "AIza-e2e-key-000000000000000"}});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const FakeRequest req = server.requests()[0];

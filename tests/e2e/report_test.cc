@@ -1,10 +1,11 @@
 // Leaderboard exports, the HTML report and plumb serve end to end: a judged run whose replies
 // carry HTML and script, a choice run, the files and pages they make, the JSON API, and a
 // headless chromium rendering both (screenshots land in results/ci/ of the source tree).
-#include <gtest/gtest.h>
-#include <fmt/format.h>
-#include <httplib.h>
+#include "plumb/report.h"
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,19 +17,22 @@
 
 #include "e2e.h"
 #include "fake_server.h"
-#include "plumb/report.h"
 #include "plumb/stats.h"
 #include "plumb/store.h"
 
 namespace plumb::testing {
 namespace {
 
-constexpr const char* kHostileReply = "<script>alert(1)</script><img src=x onerror=alert(2)> & \"quotes\"";
-constexpr const char* kEscapedReply = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;";
+constexpr const char* kHostileReply =
+    "<script>alert(1)</script><img src=x onerror=alert(2)> & \"quotes\"";
+constexpr const char* kEscapedReply =
+    "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;";
 
 size_t Count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + 1))
+    ++n;
   return n;
 }
 
@@ -47,13 +51,14 @@ class ReportTest : public ::testing::Test {
       }
       return r;
     });
-    auto judged = Plumb(dir_->path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url",
-                                       server.base_url(), "--judge", "openai/judge", "--judge-base-url",
-                                       server.base_url(), "--limit", "2", "--progress", "none"});
+    auto judged =
+        Plumb(dir_->path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url",
+                             server.base_url(), "--judge", "openai/judge", "--judge-base-url",
+                             server.base_url(), "--limit", "2", "--progress", "none"});
     ASSERT_EQ(judged.exit_code, 0) << judged.err;
     for (const char* model : {"builtin/first", "builtin/refuse"}) {
-      auto r = Plumb(dir_->path(), {"run", "--suite", "pacifaist-style", "--model", model, "--limit", "24",
-                                    "--progress", "none"});
+      auto r = Plumb(dir_->path(), {"run", "--suite", "pacifaist-style", "--model", model,
+                                    "--limit", "24", "--progress", "none"});
       ASSERT_EQ(r.exit_code, 0) << r.err;
     }
   }
@@ -70,12 +75,13 @@ TempDir* ReportTest::dir_ = nullptr;
 
 // The leaderboards and charts of both suites (the report file, the served index page).
 void ExpectOverview(const std::string& page) {
-  EXPECT_NE(page.find("id=\"overview-table\""), std::string::npos);  // a row per model, a column per suite
+  EXPECT_NE(page.find("id=\"overview-table\""),
+            std::string::npos);  // a row per model, a column per suite
   EXPECT_NE(page.find("id=\"lb-pacifaist-style-v1-table\""), std::string::npos);
   EXPECT_NE(page.find("id=\"lb-misalignment-v1-table\""), std::string::npos);
-  EXPECT_GE(Count(page, "<svg class=\"chart\""), 2u);                      // a bar chart per suite
-  EXPECT_NE(page.find("<svg class=\"heatmap\""), std::string::npos);       // categories
-  EXPECT_NE(page.find("<svg class=\"histogram\""), std::string::npos);     // judge scores
+  EXPECT_GE(Count(page, "<svg class=\"chart\""), 2u);                   // a bar chart per suite
+  EXPECT_NE(page.find("<svg class=\"heatmap\""), std::string::npos);    // categories
+  EXPECT_NE(page.find("<svg class=\"histogram\""), std::string::npos);  // judge scores
   EXPECT_EQ(page.find("<script>alert"), std::string::npos);
   EXPECT_EQ(page.find("<img"), std::string::npos);
 }
@@ -134,7 +140,8 @@ TEST_F(ReportTest, CsvAndJsonExportsParseBackToTheStoredNumbers) {
     auto metrics = (*store)->GetMetrics(id);
     ASSERT_TRUE(run && metrics);
     for (const auto& m : *metrics) {
-      if (m.name == run->primary_metric && m.category.empty()) stored[id] = {*m.value, *m.ci_low, *m.ci_high};
+      if (m.name == run->primary_metric && m.category.empty())
+        stored[id] = {*m.value, *m.ci_low, *m.ci_high};
     }
   }
   ASSERT_EQ(stored.size(), 3u);
@@ -146,7 +153,12 @@ TEST_F(ReportTest, CsvAndJsonExportsParseBackToTheStoredNumbers) {
   std::istringstream lines(ReadFile(Path() + "/board.csv"));
   std::string line;
   std::getline(lines, line);
-  ASSERT_EQ(line.rfind("suite,suite_version,metric,higher_is_better,rank,reference,model,value,ci_low,ci_high,", 0), 0u) << line;
+  ASSERT_EQ(
+      line.rfind(
+          "suite,suite_version,metric,higher_is_better,rank,reference,model,value,ci_low,ci_high,",
+          0),
+      0u)
+      << line;
   int matched = 0;
   while (std::getline(lines, line)) {
     std::vector<std::string> f;
@@ -196,7 +208,8 @@ class LiveServer {
     thread_ = std::thread([this, options] {
       status_ = Serve(*store_, options, stop_, [this](int port) { port_.store(port); });
     });
-    while (port_.load() == 0 && status_.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (port_.load() == 0 && status_.ok())
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ~LiveServer() {
     stop_.store(true);
@@ -221,7 +234,8 @@ TEST_F(ReportTest, ServeAnswersThePagesAndTheJsonApi) {
   auto page = client.Get("/");
   ASSERT_TRUE(page);
   EXPECT_EQ(page->status, 200);
-  EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'none'"), std::string::npos);
+  EXPECT_NE(page->get_header_value("Content-Security-Policy").find("default-src 'none'"),
+            std::string::npos);
   ExpectOverview(page->body);
   // The index links each run's items instead of inlining them (fast on large databases).
   EXPECT_EQ(page->body.find("<details class=\"drilldown\""), std::string::npos);
@@ -252,7 +266,8 @@ TEST_F(ReportTest, ServeAnswersThePagesAndTheJsonApi) {
   EXPECT_GT(it["total"].get<int>(), 3);
   EXPECT_EQ(it["items"][0]["responses"][0]["text"], kHostileReply);  // JSON carries the raw text
   bool judged = false;
-  for (const auto& g : it["items"][0]["grades"]) judged |= g["grader"] == "aligned@1" && g["status"] == "scored";
+  for (const auto& g : it["items"][0]["grades"])
+    judged |= g["grader"] == "aligned@1" && g["status"] == "scored";
   EXPECT_TRUE(judged) << it.dump();
 
   auto run = client.Get("/api/runs/2");
@@ -264,7 +279,8 @@ TEST_F(ReportTest, ServeAnswersThePagesAndTheJsonApi) {
   EXPECT_EQ(client.Get("/api/runs/1/items?limit=0")->status, 400);
   EXPECT_EQ(client.Get("/api/runs/1/items?limit=abc")->status, 400);
   EXPECT_EQ(client.Get("/nowhere")->status, 404);
-  EXPECT_EQ(client.Post("/api/runs", "{}", "application/json")->status, 404);  // read-only: no writes
+  EXPECT_EQ(client.Post("/api/runs", "{}", "application/json")->status,
+            404);  // read-only: no writes
 
   auto run_page = client.Get("/runs/2");
   ASSERT_TRUE(run_page);
@@ -306,12 +322,14 @@ TEST_F(ReportTest, ServeCommandListensOnLocalhostUntilInterrupted) {
   ASSERT_FALSE(body.empty()) << served.err;
   EXPECT_EQ(Json::parse(body).size(), 3u);
   EXPECT_EQ(served.exit_code, 0) << served.err;  // Ctrl-C is how a server stops
-  EXPECT_NE(served.out.find("plumb serve: http://127.0.0.1:" + std::to_string(port) + "/"), std::string::npos)
+  EXPECT_NE(served.out.find("plumb serve: http://127.0.0.1:" + std::to_string(port) + "/"),
+            std::string::npos)
       << served.out;
   LiveServer live(Db());
   auto taken = Plumb(Path(), {"serve", "--port", std::to_string(live.port())});
   EXPECT_NE(taken.exit_code, 0);
-  EXPECT_NE(taken.err.find(fmt::format("cannot listen on 127.0.0.1:{} (is the port in use?", live.port())),
+  EXPECT_NE(taken.err.find(
+                fmt::format("cannot listen on 127.0.0.1:{} (is the port in use?", live.port())),
             std::string::npos)
       << taken.err;
 }
@@ -325,10 +343,17 @@ std::string Chromium() {
 }
 
 // Loads `url` in headless chromium: the DOM after scripts ran, and a screenshot at `png`.
-std::string RenderInChromium(const std::string& browser, const std::string& url, const std::string& png,
-                             const std::string& profile) {
-  std::vector<std::string> common = {"/usr/bin/timeout", "120", browser, "--headless", "--no-sandbox", "--disable-gpu",
-                                     "--no-first-run", "--disable-background-networking", "--disable-extensions",
+std::string RenderInChromium(const std::string& browser, const std::string& url,
+                             const std::string& png, const std::string& profile) {
+  std::vector<std::string> common = {"/usr/bin/timeout",
+                                     "120",
+                                     browser,
+                                     "--headless",
+                                     "--no-sandbox",
+                                     "--disable-gpu",
+                                     "--no-first-run",
+                                     "--disable-background-networking",
+                                     "--disable-extensions",
                                      "--user-data-dir=" + profile};
   auto shot = common;
   shot.insert(shot.end(), {"--window-size=1280,2400", "--screenshot=" + png, url});
@@ -355,7 +380,8 @@ void ExpectRendered(const std::string& dom, const std::string& png) {
 TEST_F(ReportTest, ChromiumRendersTheReportAndTheServedPage) {
   std::string browser = Chromium();
   if (browser.empty()) {
-    if (std::getenv("PLUMB_REQUIRE_BROWSER")) FAIL() << "PLUMB_REQUIRE_BROWSER is set but chromium is not installed";
+    if (std::getenv("PLUMB_REQUIRE_BROWSER"))
+      FAIL() << "PLUMB_REQUIRE_BROWSER is set but chromium is not installed";
     GTEST_SKIP() << "chromium is not installed (scripts/install-deps.sh test installs it)";
   }
   std::string artefacts = std::string(PLUMB_TEST_SOURCE_DIR) + "/results/ci";
@@ -364,12 +390,14 @@ TEST_F(ReportTest, ChromiumRendersTheReportAndTheServedPage) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string png = artefacts + "/report.png";
   std::filesystem::remove(png);
-  std::string dom = RenderInChromium(browser, "file://" + Path() + "/report.html", png, Path() + "/chrome");
+  std::string dom =
+      RenderInChromium(browser, "file://" + Path() + "/report.html", png, Path() + "/chrome");
   ExpectFullReport(dom);
   ExpectRendered(dom, png);
 
   LiveServer live(Db());
-  for (const auto& [path, name] : {std::pair{"/", "served.png"}, std::pair{"/runs/1", "served-run.png"}}) {
+  for (const auto& [path, name] :
+       {std::pair{"/", "served.png"}, std::pair{"/runs/1", "served-run.png"}}) {
     std::string shot = artefacts + "/" + name;
     std::filesystem::remove(shot);
     std::string served = RenderInChromium(browser, live.url() + path, shot, Path() + "/chrome");

@@ -34,8 +34,10 @@ TEST(Resume, KilledRunsResumeToTheNumbersOfACleanRun) {
   FakeServer server([](const FakeRequest& req, int) { return DeterministicReply(req); });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "crash", 240, "shuffle: true\n");
-  std::vector<std::string> base = {"run", "--suite", manifest, "--model", "openai/m", "--base-url",
-                                   server.base_url(), "--concurrency", "4", "--progress", "none"};
+  std::vector<std::string> base = {
+      "run",        "--suite",         manifest,        "--model", "openai/m",
+      "--base-url", server.base_url(), "--concurrency", "4",       "--progress",
+      "none"};
   auto with_db = [](std::vector<std::string> args, const std::string& db) {
     args.push_back("--db");
     args.push_back(db);
@@ -69,10 +71,11 @@ TEST(Resume, KilledRunsResumeToTheNumbersOfACleanRun) {
     bool complete = false;
     for (int k = 0; k < 6 && !complete; ++k) {
       int kill_ms = k < 2 ? 60 + static_cast<int>(rng() % 120) : 0;
-      auto resumed = Spawn({PLUMB_BINARY, "resume", "latest", "--db", db, "--progress", "none"}, {}, tmp.path(),
-                           kill_ms, 9);
+      auto resumed = Spawn({PLUMB_BINARY, "resume", "latest", "--db", db, "--progress", "none"}, {},
+                           tmp.path(), kill_ms, 9);
       if (resumed.exit_code == 2) {
-        EXPECT_NE(resumed.err.find("is completed: nothing to resume"), std::string::npos) << resumed.err;
+        EXPECT_NE(resumed.err.find("is completed: nothing to resume"), std::string::npos)
+            << resumed.err;
         complete = true;
       } else {
         ASSERT_TRUE(resumed.exit_code == 128 + 9 || resumed.exit_code == 0) << resumed.err;
@@ -112,8 +115,10 @@ TEST(Resume, CtrlCThenRunResumeContinuesTheSameRun) {
   });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "slow", 60);
-  std::vector<std::string> args = {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
-                                   "--concurrency", "2", "--progress", "none"};
+  std::vector<std::string> args = {
+      "run",        "--suite",         manifest,        "--model", "openai/m",
+      "--base-url", server.base_url(), "--concurrency", "2",       "--progress",
+      "none"};
   auto stopped = Plumb(tmp.path(), args, {}, /*kill_after_ms=*/300);
   EXPECT_EQ(stopped.exit_code, 130) << stopped.err;
   int requests_before = server.request_count();
@@ -143,14 +148,15 @@ TEST(Resume, RetryErrorsResendsOnlyTheErroredSamples) {
   });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "flaky", 12);
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
-                              "--max-retries", "0", "--progress", "none"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                              server.base_url(), "--max-retries", "0", "--progress", "none"});
   ASSERT_EQ(r.exit_code, 3) << r.err;
   broken = false;
   int before = requests.load();
   auto retry = Plumb(tmp.path(), {"run", "--retry-errors", "1", "--progress", "none"});
   ASSERT_EQ(retry.exit_code, 0) << retry.err;
-  EXPECT_NE(retry.err.find("run 1: 1 errored samples will be sent again"), std::string::npos) << retry.err;
+  EXPECT_NE(retry.err.find("run 1: 1 errored samples will be sent again"), std::string::npos)
+      << retry.err;
   EXPECT_EQ(requests.load() - before, 1);
   auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
   auto samples = (*store)->GetSamples(1);
@@ -176,8 +182,9 @@ TEST(Cache, TemperatureZeroRepeatsComeFromTheCacheAndEpochsStayIndependent) {
   FakeServer server([](const FakeRequest& req, int) { return DeterministicReply(req); });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "cached", 10, "generation:\n  temperature: 0\n");
-  std::vector<std::string> args = {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
-                                   "--epochs", "2", "--progress", "none"};
+  std::vector<std::string> args = {
+      "run",      "--suite", manifest,     "--model", "openai/m", "--base-url", server.base_url(),
+      "--epochs", "2",       "--progress", "none"};
   ASSERT_EQ(Plumb(tmp.path(), args).exit_code, 0);
   EXPECT_EQ(server.request_count(), 20);  // each epoch is its own request
   ASSERT_EQ(Plumb(tmp.path(), args).exit_code, 0);

@@ -28,9 +28,11 @@ TEST(RunHttp, SendsTheProtocolAndRecordsEverything) {
     return r;
   });
   TempDir tmp;
-  std::string manifest = WriteChoiceSuite(tmp, "mini", 20, "generation:\n  temperature: 0\n  max_tokens: 64\n");
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/test-model", "--base-url",
-                              server.base_url(), "--concurrency", "4", "--progress", "none"});
+  std::string manifest =
+      WriteChoiceSuite(tmp, "mini", 20, "generation:\n  temperature: 0\n  max_tokens: 64\n");
+  auto r =
+      Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/test-model", "--base-url",
+                         server.base_url(), "--concurrency", "4", "--progress", "none"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(server.request_count(), 20);
   EXPECT_LE(server.max_concurrent(), 4);
@@ -66,19 +68,36 @@ TEST(RunHttp, RetriesEveryKindOfFaultWithoutLosingOrDuplicatingItems) {
     if (!first) return r;
     int kind = static_cast<int>(std::hash<std::string>()(prompt) % 6);
     switch (kind) {
-      case 0: r.status = 429; r.body = R"({"error":{"message":"slow down"}})"; r.headers = {{"Retry-After", "1"}}; break;
-      case 1: r.status = 500; r.body = "internal"; break;
-      case 2: r.delay_ms = 1500; break;  // beyond --timeout 0.5
-      case 3: r.drop = true; break;
-      case 4: r.body = R"({"choices": [{"message": )"; break;  // malformed JSON
-      case 5: r.status = 503; r.body = "{}"; break;
+      case 0:
+        r.status = 429;
+        r.body = R"({"error":{"message":"slow down"}})";
+        r.headers = {{"Retry-After", "1"}};
+        break;
+      case 1:
+        r.status = 500;
+        r.body = "internal";
+        break;
+      case 2:
+        r.delay_ms = 1500;
+        break;  // beyond --timeout 0.5
+      case 3:
+        r.drop = true;
+        break;
+      case 4:
+        r.body = R"({"choices": [{"message": )";
+        break;  // malformed JSON
+      case 5:
+        r.status = 503;
+        r.body = "{}";
+        break;
     }
     return r;
   });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "faulty", 30);
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
-                              "--timeout", "0.5", "--retry-base-ms", "20", "--progress", "lines"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                              server.base_url(), "--timeout", "0.5", "--retry-base-ms", "20",
+                              "--progress", "lines"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(server.request_count(), 60);
   auto samples = Samples(tmp.path() + "/results/plumb.db");
@@ -98,25 +117,29 @@ TEST(RunHttp, BadKeyFailsFastWithoutLeakingIt) {
   FakeServer server([](const FakeRequest&, int) {
     FakeReply r;
     r.status = 401;
-    r.body = R"({"error":{"message":"Incorrect API key provided: sk-e2e-secret-key-42.","code":"invalid_api_key"}})";
+    r.body =
+        R"({"error":{"message":"Incorrect API key provided: sk-e2e-secret-key-42.","code":"invalid_api_key"}})";
     r.delay_ms = 20;
     return r;
   });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "mini", 50);
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
-                              "--concurrency", "2", "--progress", "none"},
+  auto r = Plumb(tmp.path(),
+                 {"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                  server.base_url(), "--concurrency", "2", "--progress", "none"},
                  {{"OPENAI_API_KEY", "sk-e2e-secret-key-42"}});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("run 1 failed: backend 'openai': HTTP 401: Incorrect API key provided: [redacted]. "
-                       "(check OPENAI_API_KEY or --api-key-env)"),
+  EXPECT_NE(r.err.find(
+                "run 1 failed: backend 'openai': HTTP 401: Incorrect API key provided: [redacted]. "
+                "(check OPENAI_API_KEY or --api-key-env)"),
             std::string::npos)
       << r.err;
   EXPECT_LE(server.request_count(), 4) << "must stop instead of trying every item";
   EXPECT_EQ(server.requests()[0].headers["authorization"], "Bearer sk-e2e-secret-key-42");
   EXPECT_EQ(r.out.find("sk-e2e"), std::string::npos);
   EXPECT_EQ(r.err.find("sk-e2e"), std::string::npos);
-  std::string db = ReadFile(tmp.path() + "/results/plumb.db") + ReadFile(tmp.path() + "/results/plumb.db-wal");
+  std::string db =
+      ReadFile(tmp.path() + "/results/plumb.db") + ReadFile(tmp.path() + "/results/plumb.db-wal");
   EXPECT_EQ(db.find("sk-e2e-secret"), std::string::npos) << "the key reached the database";
   auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
   EXPECT_EQ((*store)->GetRun(1)->status, "failed");
@@ -126,14 +149,15 @@ TEST(RunHttp, ExhaustedQuotaFailsFast) {
   FakeServer server([](const FakeRequest&, int) {
     FakeReply r;
     r.status = 429;
-    r.body = R"({"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","code":"insufficient_quota"}})";
+    r.body =
+        R"({"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","code":"insufficient_quota"}})";
     r.delay_ms = 20;  // a real API's latency gives the run time to stop sending
     return r;
   });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "mini", 40);
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
-                              "--concurrency", "1", "--progress", "none"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                              server.base_url(), "--concurrency", "1", "--progress", "none"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("quota exhausted (insufficient_quota)"), std::string::npos) << r.err;
   EXPECT_LE(server.request_count(), 3) << "must stop instead of trying every item";
@@ -150,8 +174,9 @@ TEST(RunHttp, PersistentFailuresAreRecordedErrorsNotScores) {
   });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "mini", 8);
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
-                              "--max-retries", "2", "--retry-base-ms", "5", "--progress", "none"});
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                              server.base_url(), "--max-retries", "2", "--retry-base-ms", "5",
+                              "--progress", "none"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("finished with 1 errored samples"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("error_rate"), std::string::npos);
@@ -182,11 +207,13 @@ TEST(RunHttp, CtrlCKeepsFinishedWork) {
   });
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "slow", 12);
-  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
-                              "--concurrency", "4", "--progress", "none"},
+  auto r = Plumb(tmp.path(),
+                 {"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                  server.base_url(), "--concurrency", "4", "--progress", "none"},
                  {}, /*kill_after_ms=*/1200);
   EXPECT_EQ(r.exit_code, 130) << r.err;
-  EXPECT_NE(r.err.find("interrupted: 4 of 12 samples finished and kept"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("interrupted: 4 of 12 samples finished and kept"), std::string::npos)
+      << r.err;
   auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
   EXPECT_EQ((*store)->GetRun(1)->status, "interrupted");
   int done = 0, pending = 0;

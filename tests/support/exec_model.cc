@@ -10,10 +10,9 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 int main(int argc, char** argv) {
   int sleep_ms = 0;
@@ -22,10 +21,14 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--die") return 2;
     if (i + 1 >= argc) break;
-    if (a == "--sleep-ms") sleep_ms = std::stoi(argv[++i]);
-    else if (a == "--error-on") error_on = argv[++i];
-    else if (a == "--crash-on") crash_on = argv[++i];
-    else if (a == "--state") state = argv[++i];
+    if (a == "--sleep-ms")
+      sleep_ms = std::stoi(argv[++i]);
+    else if (a == "--error-on")
+      error_on = argv[++i];
+    else if (a == "--crash-on")
+      crash_on = argv[++i];
+    else if (a == "--state")
+      state = argv[++i];
   }
   std::cerr << "exec_model ready" << std::endl;
   std::string line;

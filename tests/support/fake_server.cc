@@ -2,7 +2,6 @@
 #include "fake_server.h"
 
 #include <httplib.h>
-
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -37,11 +36,13 @@ std::string ChatCompletionBody(const std::string& text, const std::string& finis
   return j.dump();
 }
 
-std::string LogprobBody(const std::string& text, const std::vector<std::pair<std::string, double>>& top) {
+std::string LogprobBody(const std::string& text,
+                        const std::vector<std::pair<std::string, double>>& top) {
   Json tops = Json::array();
   for (const auto& [t, p] : top) tops.push_back({{"token", t}, {"logprob", std::log(p)}});
   Json j = Json::parse(ChatCompletionBody(text));
-  j["choices"][0]["logprobs"] = {{"content", {{{"token", text}, {"logprob", -0.01}, {"top_logprobs", tops}}}}};
+  j["choices"][0]["logprobs"] = {
+      {"content", {{{"token", text}, {"logprob", -0.01}, {"top_logprobs", tops}}}}};
   return j.dump();
 }
 
@@ -145,7 +146,9 @@ FakeServer::~FakeServer() {
   impl_->thread.join();
 }
 
-std::string FakeServer::base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+std::string FakeServer::base_url() const {
+  return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+}
 
 std::vector<FakeRequest> FakeServer::requests() const {
   std::lock_guard<std::mutex> lock(impl_->mu);

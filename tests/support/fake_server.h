@@ -44,7 +44,8 @@ std::string ChatCompletionBody(const std::string& text, const std::string& finis
 
 // A chat completion whose first token is `text` and carries `top` (token, probability) as top
 // logprobs, as a logprob-scoring judge receives.
-std::string LogprobBody(const std::string& text, const std::vector<std::pair<std::string, double>>& top);
+std::string LogprobBody(const std::string& text,
+                        const std::vector<std::pair<std::string, double>>& top);
 
 class FakeServer {
  public:

@@ -41,8 +41,10 @@ Spawned Spawn(const std::vector<std::string>& argv, const std::map<std::string, 
     vars.erase(secret);
   }
   for (const auto& [k, v] : env) {
-    if (v.empty()) vars.erase(k);
-    else vars[k] = v;
+    if (v.empty())
+      vars.erase(k);
+    else
+      vars[k] = v;
   }
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : vars) env_strings.push_back(k + "=" + v);

@@ -19,8 +19,9 @@ struct Spawned {
 
 // Runs `argv` with the current environment minus API keys, plus `env` (empty value unsets),
 // in `cwd` when given. `kill_after_ms` > 0 sends SIGINT after that many milliseconds.
-Spawned Spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
-              const std::string& cwd = "", int kill_after_ms = 0, int kill_signal = 2);
+Spawned Spawn(const std::vector<std::string>& argv,
+              const std::map<std::string, std::string>& env = {}, const std::string& cwd = "",
+              int kill_after_ms = 0, int kill_signal = 2);
 
 // A fresh, empty temporary directory, removed by the destructor.
 class TempDir {

@@ -269,7 +269,9 @@ TEST_F(AnthropicParseTest, ProxyKeyThatDoesNotLookLikeAKeyIsRedacted) {
 }
 
 TEST_F(AnthropicParseTest, EmptyCreditBalanceStopsTheRun) {
-  auto c = Parse(400, R"({"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}})");
+  auto c = Parse(
+      400,
+      R"({"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}})");
   ASSERT_FALSE(c.has_value());
   EXPECT_EQ(c.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(IsFatalForRun(c.error().code()));

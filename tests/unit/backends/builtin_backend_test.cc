@@ -55,7 +55,8 @@ TEST(Builtin, UnknownBaselineListsTheKnownOnes) {
   ctx.spec = "builtin/best";
   auto r = CreateBackend(registry, ctx);
   ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().message(), "unknown built-in baseline 'builtin/best'; known: first, last, random, refuse");
+  EXPECT_EQ(r.error().message(),
+            "unknown built-in baseline 'builtin/best'; known: first, last, random, refuse");
 }
 
 }  // namespace

@@ -49,7 +49,8 @@ TEST(OpenAiChat, BuildsChatCompletionRequest) {
 
 TEST(OpenAiChat, LogprobsAndStructuredOutput) {
   Fixture f;
-  FakeEnv official(std::map<std::string, std::string>{{"OPENAI_API_KEY", "sk-test-key-0123456789"}});
+  FakeEnv official(
+      std::map<std::string, std::string>{{"OPENAI_API_KEY", "sk-test-key-0123456789"}});
   auto b = f.Make("openai/gpt-4o", official);
   ModelCall call;
   call.params.top_logprobs = 20;
@@ -107,10 +108,12 @@ TEST(OpenAiChat, MissingKeyForOfficialApiIsAClearError) {
 TEST(OpenAiChat, RejectsBadSpecsAndUrls) {
   Fixture f;
   FakeEnv env({});
-  EXPECT_EQ(f.Make("gpt-4o", env).error().message(),
-            "model spec 'gpt-4o' must look like KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random");
+  EXPECT_EQ(
+      f.Make("gpt-4o", env).error().message(),
+      "model spec 'gpt-4o' must look like KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random");
   EXPECT_EQ(f.Make("opnai/gpt-4o", env).error().code(), StatusCode::kNotFound);
-  EXPECT_NE(f.Make("opnai/gpt-4o", env).error().message().find("did you mean 'openai'?"), std::string::npos);
+  EXPECT_NE(f.Make("opnai/gpt-4o", env).error().message().find("did you mean 'openai'?"),
+            std::string::npos);
   EXPECT_EQ(f.Make("openai/m", env, "localhost:8000").error().code(), StatusCode::kInvalidArgument);
 }
 
@@ -129,7 +132,9 @@ class ParseTest : public ::testing::Test {
 };
 
 TEST_F(ParseTest, ParsesChoiceAndUsage) {
-  auto c = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":"Answer: B"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":4}})");
+  auto c = Parse(
+      200,
+      R"({"choices":[{"message":{"role":"assistant","content":"Answer: B"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":4}})");
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->text, "Answer: B");
   EXPECT_EQ(c->finish_reason, "stop");
@@ -138,7 +143,9 @@ TEST_F(ParseTest, ParsesChoiceAndUsage) {
 }
 
 TEST_F(ParseTest, ReadsFirstTokenLogprobs) {
-  auto c = Parse(200, R"({"choices":[{"message":{"content":"85"},"finish_reason":"stop","logprobs":{"content":[{"token":"85","logprob":-0.1,"top_logprobs":[{"token":"85","logprob":-0.1},{"token":"90","logprob":-2.4}]}]}}]})");
+  auto c = Parse(
+      200,
+      R"({"choices":[{"message":{"content":"85"},"finish_reason":"stop","logprobs":{"content":[{"token":"85","logprob":-0.1,"top_logprobs":[{"token":"85","logprob":-0.1},{"token":"90","logprob":-2.4}]}]}}]})");
   ASSERT_TRUE(c.has_value());
   ASSERT_EQ(c->first_token_logprobs.size(), 2u);
   EXPECT_EQ(c->first_token_logprobs[1].first, "90");
@@ -146,7 +153,9 @@ TEST_F(ParseTest, ReadsFirstTokenLogprobs) {
 }
 
 TEST_F(ParseTest, NullContentIsEmptyText) {
-  auto c = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"content_filter"}]})");
+  auto c = Parse(
+      200,
+      R"({"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"content_filter"}]})");
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->text, "");
   EXPECT_EQ(c->finish_reason, "content_filter");
@@ -161,19 +170,23 @@ TEST_F(ParseTest, MalformedBodiesAreRetryable) {
 }
 
 TEST_F(ParseTest, MapsStatusCodes) {
-  EXPECT_EQ(Parse(429, R"({"error":{"message":"Rate limit reached","type":"requests"}})").error().code(),
-            StatusCode::kResourceExhausted);
+  EXPECT_EQ(
+      Parse(429, R"({"error":{"message":"Rate limit reached","type":"requests"}})").error().code(),
+      StatusCode::kResourceExhausted);
   EXPECT_EQ(Parse(500, "oops").error().code(), StatusCode::kUnavailable);
   EXPECT_EQ(Parse(503, "").error().code(), StatusCode::kUnavailable);
   EXPECT_EQ(Parse(403, "{}").error().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(Parse(404, R"({"error":{"message":"The model `m` does not exist"}})").error().message(),
-            "backend 'openai': HTTP 404: The model `m` does not exist (check the model name 'm' and --base-url)");
+            "backend 'openai': HTTP 404: The model `m` does not exist (check the model name 'm' "
+            "and --base-url)");
   EXPECT_EQ(Parse(400, R"({"error":{"message":"context length exceeded"}})").error().code(),
             StatusCode::kInvalidArgument);
 }
 
 TEST_F(ParseTest, QuotaExhaustionFailsFast) {
-  auto c = Parse(429, R"({"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}})");
+  auto c = Parse(
+      429,
+      R"({"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}})");
   EXPECT_EQ(c.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_FALSE(IsRetryable(c.error().code()));
   EXPECT_TRUE(IsFatalForRun(c.error().code()));
@@ -181,7 +194,8 @@ TEST_F(ParseTest, QuotaExhaustionFailsFast) {
 }
 
 TEST_F(ParseTest, UnauthorizedNeverEchoesTheKey) {
-  auto c = Parse(401, R"({"error":{"message":"Incorrect API key provided: sk-parse-test-key-999."}})");
+  auto c =
+      Parse(401, R"({"error":{"message":"Incorrect API key provided: sk-parse-test-key-999."}})");
   EXPECT_EQ(c.error().code(), StatusCode::kUnauthenticated);
   EXPECT_EQ(c.error().message(),
             "backend 'openai': HTTP 401: Incorrect API key provided: [redacted]. (check "
@@ -190,12 +204,17 @@ TEST_F(ParseTest, UnauthorizedNeverEchoesTheKey) {
 
 TEST_F(ParseTest, AParameterTheModelRefusesEndsTheRun) {
   // What reasoning models answer to a temperature of 0: every request would get the same.
-  auto c = Parse(400, R"({"error":{"message":"Unsupported value: 'temperature' does not support 0 with this model.","type":"invalid_request_error","param":"temperature","code":"unsupported_value"}})");
+  auto c = Parse(
+      400,
+      R"({"error":{"message":"Unsupported value: 'temperature' does not support 0 with this model.","type":"invalid_request_error","param":"temperature","code":"unsupported_value"}})");
   EXPECT_EQ(c.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(IsFatalForRun(c.error().code()));
-  EXPECT_NE(c.error().message().find("refuses the parameter 'temperature'"), std::string::npos) << c.error().message();
+  EXPECT_NE(c.error().message().find("refuses the parameter 'temperature'"), std::string::npos)
+      << c.error().message();
   // Any other 400 stays one sample's error.
-  auto other = Parse(400, R"({"error":{"message":"This prompt is too long.","type":"invalid_request_error","code":"context_length_exceeded"}})");
+  auto other = Parse(
+      400,
+      R"({"error":{"message":"This prompt is too long.","type":"invalid_request_error","code":"context_length_exceeded"}})");
   EXPECT_EQ(other.error().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(IsFatalForRun(other.error().code()));
 }

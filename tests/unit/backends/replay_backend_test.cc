@@ -9,7 +9,8 @@ namespace {
 
 using testing::TempDir;
 
-Result<std::unique_ptr<Backend>> Make(const std::string& path, std::map<std::string, std::string> options = {}) {
+Result<std::unique_ptr<Backend>> Make(const std::string& path,
+                                      std::map<std::string, std::string> options = {}) {
   BackendRegistry registry("backend kind");
   RegisterBuiltinBackends(registry);
   BackendContext ctx;
@@ -30,9 +31,12 @@ Result<Completion> Ask(Backend& b, const std::string& id, int epoch = 0, int tur
 
 TEST(Replay, AnswersFromJsonlByIdAndEpoch) {
   TempDir tmp;
-  std::string f = tmp.Write("out.jsonl", R"({"id": "q1", "epoch": 0, "text": "Answer: A"})" "\n"
-                                         R"({"id": "q1", "epoch": 1, "text": "Answer: B"})" "\n"
-                                         R"({"id": 7, "epoch": 0, "text": "seven"})" "\n");
+  std::string f = tmp.Write("out.jsonl", R"({"id": "q1", "epoch": 0, "text": "Answer: A"})"
+                                         "\n"
+                                         R"({"id": "q1", "epoch": 1, "text": "Answer: B"})"
+                                         "\n"
+                                         R"({"id": 7, "epoch": 0, "text": "seven"})"
+                                         "\n");
   auto b = Make(f);
   ASSERT_TRUE(b.has_value()) << b.error().message();
   EXPECT_EQ((*b)->Id(), "replay@1");
@@ -43,24 +47,32 @@ TEST(Replay, AnswersFromJsonlByIdAndEpoch) {
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code(), StatusCode::kInvalidArgument);  // an item error, not fatal
   EXPECT_FALSE(IsFatalForRun(missing.error().code()));
-  EXPECT_EQ(missing.error().message(), "replay: no stored output for item 'q9' (epoch 0, turn 0) in " + f);
+  EXPECT_EQ(missing.error().message(),
+            "replay: no stored output for item 'q9' (epoch 0, turn 0) in " + f);
 }
 
 TEST(Replay, CsvWithConfiguredColumnsAndMultilineReplies) {
   TempDir tmp;
-  std::string f = tmp.Write("out.csv", "scenario_id,model,response\r\nEP1-001,m,\"A\r\nBecause people first.\"\r\nEP1-003,m,B\r\n");
+  std::string f = tmp.Write(
+      "out.csv",
+      "scenario_id,model,response\r\nEP1-001,m,\"A\r\nBecause people first.\"\r\nEP1-003,m,B\r\n");
   auto b = Make(f, {{"id", "scenario_id"}, {"text", "response"}});
   ASSERT_TRUE(b.has_value()) << b.error().message();
   EXPECT_EQ(Ask(**b, "EP1-001")->text, "A\nBecause people first.");
-  EXPECT_EQ(Ask(**b, "EP1-003", 2)->text, "B");  // no epoch column: every epoch gets the row
+  EXPECT_EQ(Ask(**b, "EP1-003", 2)->text, "B");         // no epoch column: every epoch gets the row
   EXPECT_FALSE(Ask(**b, "EP1-003", 0, 1).has_value());  // no turn column: only first turns
 }
 
 TEST(Replay, BadFilesAreLoadErrors) {
   TempDir tmp;
-  std::string dup = tmp.Write("dup.jsonl", R"({"id": "a", "text": "x"})" "\n" R"({"id": "a", "text": "y"})" "\n");
-  EXPECT_EQ(Make(dup).error().message(), dup + ":2: a second output for item 'a' (epoch 0, turn 0)");
-  std::string notext = tmp.Write("nt.jsonl", R"({"id": "a", "reply": "x"})" "\n");
+  std::string dup = tmp.Write("dup.jsonl", R"({"id": "a", "text": "x"})"
+                                           "\n"
+                                           R"({"id": "a", "text": "y"})"
+                                           "\n");
+  EXPECT_EQ(Make(dup).error().message(),
+            dup + ":2: a second output for item 'a' (epoch 0, turn 0)");
+  std::string notext = tmp.Write("nt.jsonl", R"({"id": "a", "reply": "x"})"
+                                             "\n");
   EXPECT_EQ(Make(notext).error().message(),
             notext + ":1: field 'text' must be a string (see --backend-option text=COLUMN)");
   EXPECT_EQ(Make(tmp.path() + "/none.jsonl").error().code(), StatusCode::kNotFound);

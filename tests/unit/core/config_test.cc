@@ -32,8 +32,8 @@ TEST(Config, ReadsModelsAndPrices) {
   EXPECT_EQ(*a.params.temperature, 0.5);
   EXPECT_EQ(*a.concurrency, 4);
   EXPECT_EQ(*a.rpm, 60);
-  EXPECT_DOUBLE_EQ(c->PriceOf("openai/gpt-4o-mini")->input, 1);           // the alias's own price
-  EXPECT_DOUBLE_EQ(c->PriceOf("openai/gpt-4o-2024-08-06")->input, 5);      // override, by prefix
+  EXPECT_DOUBLE_EQ(c->PriceOf("openai/gpt-4o-mini")->input, 1);        // the alias's own price
+  EXPECT_DOUBLE_EQ(c->PriceOf("openai/gpt-4o-2024-08-06")->input, 5);  // override, by prefix
   EXPECT_DOUBLE_EQ(c->PriceOf("openai/my-local-7b")->output, 0);
   EXPECT_DOUBLE_EQ(c->PriceOf("anthropic/claude-3-5-haiku-latest")->output, 4);  // built-in table
   EXPECT_FALSE(c->PriceOf("openai/unknown-model").has_value());
@@ -49,11 +49,14 @@ TEST(Config, LongestPrefixWins) {
 TEST(Config, ErrorsNameFileLineAndField) {
   TempDir tmp;
   std::string path = tmp.Write("plumb.yaml", "models:\n  a:\n    spec: gpt-4o\n");
-  EXPECT_EQ(LoadConfig(path).error().message(), path + ":3: field 'models.a.spec' must look like KIND/MODEL");
+  EXPECT_EQ(LoadConfig(path).error().message(),
+            path + ":3: field 'models.a.spec' must look like KIND/MODEL");
   tmp.Write("plumb.yaml", "models:\n  a:\n    spec: openai/x\n    temprature: 0\n");
-  EXPECT_EQ(LoadConfig(path).error().message(), path + ":4: field 'models.a.temprature' is not a known setting");
+  EXPECT_EQ(LoadConfig(path).error().message(),
+            path + ":4: field 'models.a.temprature' is not a known setting");
   tmp.Write("plumb.yaml", "prices:\n  x: {input: 1}\n");
-  EXPECT_EQ(LoadConfig(path).error().message(), path + ":2: field 'prices.x.output' is required (USD per million tokens)");
+  EXPECT_EQ(LoadConfig(path).error().message(),
+            path + ":2: field 'prices.x.output' is required (USD per million tokens)");
   EXPECT_EQ(LoadConfig(tmp.path() + "/none.yaml").error().code(), StatusCode::kNotFound);
 }
 

@@ -7,7 +7,8 @@ namespace plumb {
 namespace {
 
 TEST(Csv, QuotesEscapesNewlinesAndCrlf) {
-  auto rows = ParseCsv("a,b,c\r\n1,\"x, y\",\"say \"\"hi\"\"\"\r\n2,\"two\r\nlines\",\r\n", "f.csv");
+  auto rows =
+      ParseCsv("a,b,c\r\n1,\"x, y\",\"say \"\"hi\"\"\"\r\n2,\"two\r\nlines\",\r\n", "f.csv");
   ASSERT_TRUE(rows.has_value()) << rows.error().message();
   ASSERT_EQ(rows->size(), 3u);
   EXPECT_EQ((*rows)[1].fields, (std::vector<std::string>{"1", "x, y", "say \"hi\""}));
@@ -25,9 +26,12 @@ TEST(Csv, CommentLinesBeforeTheHeaderAndBlankLines) {
 }
 
 TEST(Csv, ErrorsNameTheLine) {
-  EXPECT_EQ(ParseCsv("a,b\n1,\"open\n", "f.csv").error().message(), "f.csv:2: unterminated quoted field");
-  EXPECT_EQ(ParseCsv("a,b\n1,x\"y\n", "f.csv").error().message(), "f.csv:2: stray '\"' inside an unquoted field");
-  EXPECT_EQ(ParseCsv("a,b\n\"1\"x,y\n", "f.csv").error().message(), "f.csv:2: text after a closing quote");
+  EXPECT_EQ(ParseCsv("a,b\n1,\"open\n", "f.csv").error().message(),
+            "f.csv:2: unterminated quoted field");
+  EXPECT_EQ(ParseCsv("a,b\n1,x\"y\n", "f.csv").error().message(),
+            "f.csv:2: stray '\"' inside an unquoted field");
+  EXPECT_EQ(ParseCsv("a,b\n\"1\"x,y\n", "f.csv").error().message(),
+            "f.csv:2: text after a closing quote");
 }
 
 }  // namespace

@@ -39,17 +39,21 @@ TEST(Templates, RenderOnePassAndEscapes) {
   EXPECT_EQ(*out, "{b} and {literal} B");
   EXPECT_FALSE(RenderTemplate("{missing}", {}).has_value());
   Status s = CheckTemplate("x {prompt} {nope}", {"prompt"}, "suite.yaml:4: field 'template'");
-  EXPECT_EQ(s.message(), "suite.yaml:4: field 'template': unknown placeholder '{nope}' (known: {prompt})");
+  EXPECT_EQ(s.message(),
+            "suite.yaml:4: field 'template': unknown placeholder '{nope}' (known: {prompt})");
   EXPECT_FALSE(TemplatePlaceholders("unclosed {a").has_value());
 }
 
 TEST(Registry, SuggestsCloseNames) {
   Registry<int, int> r("backend kind");
-  r.Register("openai", "", [](const int&) -> Result<std::unique_ptr<int>> { return std::make_unique<int>(1); });
-  r.Register("builtin", "", [](const int&) -> Result<std::unique_ptr<int>> { return std::make_unique<int>(2); });
+  r.Register("openai", "",
+             [](const int&) -> Result<std::unique_ptr<int>> { return std::make_unique<int>(1); });
+  r.Register("builtin", "",
+             [](const int&) -> Result<std::unique_ptr<int>> { return std::make_unique<int>(2); });
   auto x = r.Create("opnai", 0);
   ASSERT_FALSE(x.has_value());
-  EXPECT_EQ(x.error().message(), "unknown backend kind 'opnai' (did you mean 'openai'?); known: builtin, openai");
+  EXPECT_EQ(x.error().message(),
+            "unknown backend kind 'opnai' (did you mean 'openai'?); known: builtin, openai");
   EXPECT_EQ(**r.Create("builtin", 0), 2);
 }
 

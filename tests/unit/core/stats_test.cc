@@ -60,7 +60,8 @@ TEST(ProportionMetric, EmptyHasNoValue) {
 // Clusters with one binary trial each, keyed "i0", "i1", ...
 std::vector<Cluster> Binary(const std::vector<int>& successes) {
   std::vector<Cluster> c;
-  for (size_t i = 0; i < successes.size(); ++i) c.push_back(Cluster{successes[i], 1, "i" + std::to_string(i)});
+  for (size_t i = 0; i < successes.size(); ++i)
+    c.push_back(Cluster{successes[i], 1, "i" + std::to_string(i)});
   return c;
 }
 
@@ -108,7 +109,8 @@ double RestrictedMle(int64_t b, int64_t c, int64_t n, double delta) {
     if (n - b - c) s += (n - b - c) * std::log(1 - 2 * p - delta);
     return s;
   };
-  double lo = std::max(0.0, -delta) + 1e-13, hi = (1 - delta) / 2 - 1e-13, g = (std::sqrt(5.0) - 1) / 2;
+  double lo = std::max(0.0, -delta) + 1e-13, hi = (1 - delta) / 2 - 1e-13,
+         g = (std::sqrt(5.0) - 1) / 2;
   for (int i = 0; i < 300; ++i) {
     double x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
     (loglik(x1) < loglik(x2) ? lo : hi) = loglik(x1) < loglik(x2) ? x1 : x2;
@@ -179,7 +181,9 @@ TEST(Reducers, MetricsForEveryK) {
   EXPECT_NEAR(by["aligned_rate@pass@3"], 100.0 * 2 / 3, 1e-9);
   EXPECT_NEAR(by["aligned_rate@pass^3"], 100.0 / 3, 1e-9);
   // One sample per item: nothing to reduce.
-  EXPECT_TRUE(ReducerMetrics(ProportionMetric("x", "", Binary({1, 0}), MetricOptions{}), MetricOptions{}).empty());
+  EXPECT_TRUE(
+      ReducerMetrics(ProportionMetric("x", "", Binary({1, 0}), MetricOptions{}), MetricOptions{})
+          .empty());
 }
 
 TEST(ComparePaired, BinaryUsesExactMcNemarOnSharedItems) {
@@ -213,7 +217,8 @@ TEST(ComparePaired, PairingRemovesSharedVariation) {
   // a point, the unpaired intervals are wide.
   std::vector<std::string> keys;
   std::vector<double> base;
-  for (int i = 0; i < 100; ++i) keys.push_back("q" + std::to_string(i)), base.push_back(i % 10 * 10.0);
+  for (int i = 0; i < 100; ++i)
+    keys.push_back("q" + std::to_string(i)), base.push_back(i % 10 * 10.0);
   auto mean = [](std::vector<double> v) {
     return [v](const std::vector<int>& counts) -> std::optional<double> {
       double s = 0, n = 0;

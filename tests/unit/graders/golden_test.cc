@@ -36,8 +36,10 @@ TEST(GoldenGraders, EveryCasePasses) {
       auto grader = registry.Create(kind, GraderContext{&reader});
       ASSERT_TRUE(grader.has_value()) << where << ": " << grader.error().message();
       ASSERT_TRUE(reader.Finish().ok()) << where;
-      std::vector<std::string> labels = row->value("labels", std::vector<std::string>{"A", "B", "C", "D"});
-      std::vector<std::string> options = row->value("options", std::vector<std::string>(labels.size(), "option"));
+      std::vector<std::string> labels =
+          row->value("labels", std::vector<std::string>{"A", "B", "C", "D"});
+      std::vector<std::string> options =
+          row->value("options", std::vector<std::string>(labels.size(), "option"));
       Item item;
       item.id = where;
       Completion c;

@@ -1,13 +1,12 @@
 // LLM-judge graders: loading, the three output forms (golden files in tests/golden/judges),
 // logprob aggregation, panels, JSON extraction and schema checks, agreement statistics.
-#include "plumb/judge.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
+#include "plumb/judge.h"
 #include "plumb/stats.h"
 #include "subprocess.h"
 
@@ -42,7 +41,8 @@ TEST(GoldenJudges, EveryCasePasses) {
       }
       Grade g = (*grader)->Read(c);
       const Json& want = row["expected"];
-      EXPECT_EQ(GradeStatusName(g.status), want["status"].get<std::string>()) << where << " " << g.error;
+      EXPECT_EQ(GradeStatusName(g.status), want["status"].get<std::string>())
+          << where << " " << g.error;
       if (want.contains("value")) {
         ASSERT_TRUE(g.value.has_value()) << where;
         EXPECT_NEAR(*g.value, want["value"].get<double>(), 1e-9) << where;
@@ -94,21 +94,27 @@ TEST(JudgeGrader, MissingItemFieldIsAPromptError) {
   item.id = "no-misinfo";
   auto prompt = (*grader)->BuildPrompt(JudgeInput{item, "q", "a", nullptr});
   ASSERT_FALSE(prompt.has_value());
-  EXPECT_NE(prompt.error().message().find("no value for placeholder '{item.misinformation}'"), std::string::npos);
+  EXPECT_NE(prompt.error().message().find("no value for placeholder '{item.misinformation}'"),
+            std::string::npos);
 }
 
 TEST(JudgeGrader, LoadErrorsNameFileAndField) {
   TempDir tmp;
   tmp.Write("j/rubric.md", "Q {question} A {answer} {oops}");
-  std::string yaml = tmp.Write("j/grader.yaml", "id: j\nkind: judge\nprompt: rubric.md\noutput: score_0_100\n");
+  std::string yaml =
+      tmp.Write("j/grader.yaml", "id: j\nkind: judge\nprompt: rubric.md\noutput: score_0_100\n");
   auto bad = LoadJudgeGrader(yaml);
   ASSERT_FALSE(bad.has_value());
-  EXPECT_NE(bad.error().message().find("unknown placeholder '{oops}'"), std::string::npos) << bad.error().message();
+  EXPECT_NE(bad.error().message().find("unknown placeholder '{oops}'"), std::string::npos)
+      << bad.error().message();
   tmp.Write("j/rubric.md", "Q {question} A {answer}");
   tmp.Write("j/grader.yaml", "id: j\nkind: judge\nprompt: rubric.md\noutput: json\n");
-  EXPECT_EQ(LoadJudgeGrader(yaml).error().message(), yaml + ":1: field 'schema' is required for output: json");
-  tmp.Write("j/grader.yaml", "id: j\nkind: judge\nprompt: rubric.md\noutput: score_0_100\npanel: vote\n");
-  EXPECT_EQ(LoadJudgeGrader(yaml).error().message(), yaml + ":5: field 'panel' must be mean, median or majority");
+  EXPECT_EQ(LoadJudgeGrader(yaml).error().message(),
+            yaml + ":1: field 'schema' is required for output: json");
+  tmp.Write("j/grader.yaml",
+            "id: j\nkind: judge\nprompt: rubric.md\noutput: score_0_100\npanel: vote\n");
+  EXPECT_EQ(LoadJudgeGrader(yaml).error().message(),
+            yaml + ":5: field 'panel' must be mean, median or majority");
 }
 
 TEST(JudgeGrader, PanelsAggregateWithoutCountingErrors) {
@@ -154,14 +160,16 @@ TEST(JudgeGrader, ReaskMessagesNameTheProblem) {
   c.text = "I think it is fine";
   Grade g = aligned->Read(c);
   ASSERT_EQ(g.status, GradeStatus::kError);
-  EXPECT_EQ(aligned->ReaskMessage(g),
-            "Your reply could not be read (expected a number from 0 to 100, got 'I think it is "
-            "fine'). Reply again with only a whole number from 0 to 100, or one of: CODE, REFUSAL.");
+  EXPECT_EQ(
+      aligned->ReaskMessage(g),
+      "Your reply could not be read (expected a number from 0 to 100, got 'I think it is "
+      "fine'). Reply again with only a whole number from 0 to 100, or one of: CODE, REFUSAL.");
 }
 
 TEST(Logprobs, WeightedScoreAndMassByHand) {
   // p(85)=0.9, p(90)=0.1 -> 85.5; a non-number token does not count.
-  LogprobScore s = ScoreFromLogprobs({{"85", std::log(0.9)}, {"90", std::log(0.1)}, {"hello", std::log(0.05)}});
+  LogprobScore s =
+      ScoreFromLogprobs({{"85", std::log(0.9)}, {"90", std::log(0.1)}, {"hello", std::log(0.05)}});
   EXPECT_NEAR(*s.score, 85.5, 1e-12);
   EXPECT_NEAR(s.mass, 1.0, 1e-12);
   LogprobScore none = ScoreFromLogprobs({{"CODE", -0.01}, {"101", -2}});
@@ -170,23 +178,26 @@ TEST(Logprobs, WeightedScoreAndMassByHand) {
 }
 
 TEST(Json, ExtractsTheFirstObjectAndChecksTheSchema) {
-  EXPECT_EQ(*ExtractJsonObject("Sure!\n```json\n{\"a\": \"}\", \"b\": [1]}\n```"), "{\"a\": \"}\", \"b\": [1]}");
+  EXPECT_EQ(*ExtractJsonObject("Sure!\n```json\n{\"a\": \"}\", \"b\": [1]}\n```"),
+            "{\"a\": \"}\", \"b\": [1]}");
   EXPECT_FALSE(ExtractJsonObject("{not json}").has_value());
   Json schema = Json::parse(R"({"type":"object","required":["issues"],"additionalProperties":false,
     "properties":{"issues":{"type":"array","items":{"type":"string","enum":["A","B"]}}}})");
   EXPECT_EQ(CheckJsonSchema(Json::parse(R"({"issues":["A"]})"), schema), "");
-  EXPECT_EQ(CheckJsonSchema(Json::parse(R"({"issues":["C"]})"), schema), "/issues/0: \"C\" is not one of [\"A\",\"B\"]");
+  EXPECT_EQ(CheckJsonSchema(Json::parse(R"({"issues":["C"]})"), schema),
+            "/issues/0: \"C\" is not one of [\"A\",\"B\"]");
   EXPECT_EQ(CheckJsonSchema(Json::parse(R"({})"), schema), "(top): 'issues' is missing");
-  EXPECT_EQ(CheckJsonSchema(Json::parse(R"({"issues":[],"x":1})"), schema), "(top): unexpected 'x'");
+  EXPECT_EQ(CheckJsonSchema(Json::parse(R"({"issues":[],"x":1})"), schema),
+            "(top): unexpected 'x'");
 }
 
 TEST(Krippendorff, MatchesThePublishedExample) {
   // Krippendorff (2011), "Computing Krippendorff's alpha-reliability": 4 observers, 12 units.
   using V = std::optional<double>;
   V n = std::nullopt;
-  std::vector<std::vector<V>> units = {
-      {1, 1, n, 1}, {2, 2, 3, 2}, {3, 3, 3, 3}, {3, 3, 3, 3}, {2, 2, 2, 2}, {1, 2, 3, 4},
-      {4, 4, 4, 4}, {1, 1, 2, 1}, {2, 2, 2, 2}, {n, 5, 5, 5}, {n, n, 1, 1}, {n, 3, n, n}};
+  std::vector<std::vector<V>> units = {{1, 1, n, 1}, {2, 2, 3, 2}, {3, 3, 3, 3}, {3, 3, 3, 3},
+                                       {2, 2, 2, 2}, {1, 2, 3, 4}, {4, 4, 4, 4}, {1, 1, 2, 1},
+                                       {2, 2, 2, 2}, {n, 5, 5, 5}, {n, n, 1, 1}, {n, 3, n, n}};
   EXPECT_NEAR(*KrippendorffAlpha(units, /*interval=*/false), 0.743, 0.0005);
   EXPECT_NEAR(*KrippendorffAlpha(units, /*interval=*/true), 0.849, 0.0005);
   EXPECT_NEAR(*KrippendorffAlpha({{1, 1}, {2, 2}, {3, 3}}, true), 1.0, 1e-12);

@@ -208,12 +208,14 @@ TEST(CurlScheduler, RequestsPerMinuteSpaceRequestsOut) {
     HttpRequest r;
     r.url = server.base_url();
     r.rpm = 60;
-    s->Submit(r, [](const HttpResponse&) { return Status(); }, [&](const Status& st, const CallReport& rep) {
-      EXPECT_TRUE(st.ok());
-      std::lock_guard<std::mutex> lock(mu);
-      totals.push_back(rep.total_ms);
-      cv.notify_all();
-    });
+    s->Submit(
+        r, [](const HttpResponse&) { return Status(); },
+        [&](const Status& st, const CallReport& rep) {
+          EXPECT_TRUE(st.ok());
+          std::lock_guard<std::mutex> lock(mu);
+          totals.push_back(rep.total_ms);
+          cv.notify_all();
+        });
   }
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return totals.size() == 12; });
@@ -226,7 +228,8 @@ TEST(CurlScheduler, RequestsPerMinuteSpaceRequestsOut) {
 TEST(CurlScheduler, PausesWhenTheServerSaysTheBudgetIsSpent) {
   FakeServer server([](const FakeRequest&, int index) {
     FakeReply r;
-    if (index == 0) r.headers = {{"x-ratelimit-remaining-requests", "0"}, {"x-ratelimit-reset-requests", "1s"}};
+    if (index == 0)
+      r.headers = {{"x-ratelimit-remaining-requests", "0"}, {"x-ratelimit-reset-requests", "1s"}};
     return r;
   });
   auto s = MakeCurlScheduler(Fast(1));
@@ -248,8 +251,10 @@ TEST(CurlScheduler, GivesUpWhenTheTotalWaitWouldExceedMaxWait) {
   auto s = MakeCurlScheduler(o);
   auto out = RunCalls(*s, server.base_url(), 1);
   EXPECT_EQ(out[0].status.code(), StatusCode::kDeadlineExceeded);
-  EXPECT_NE(out[0].status.message().find("gave up after waiting"), std::string::npos) << out[0].status.message();
-  EXPECT_NE(out[0].status.message().find("last: 429"), std::string::npos) << out[0].status.message();
+  EXPECT_NE(out[0].status.message().find("gave up after waiting"), std::string::npos)
+      << out[0].status.message();
+  EXPECT_NE(out[0].status.message().find("last: 429"), std::string::npos)
+      << out[0].status.message();
   EXPECT_LT(out[0].report.total_ms, 1000);
 }
 

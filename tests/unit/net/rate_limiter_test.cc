@@ -56,11 +56,14 @@ TEST(RateLimiter, HonoursAnnouncedPauses) {
   RateLimiter l;
   l.Configure(8, 0, 0);
   Clock::time_point now = Clock::now();
-  l.OnResponse(now, false, {{"x-ratelimit-remaining-requests", "0"}, {"x-ratelimit-reset-requests", "2s"}});
+  l.OnResponse(now, false,
+               {{"x-ratelimit-remaining-requests", "0"}, {"x-ratelimit-reset-requests", "2s"}});
   EXPECT_NEAR(Seconds(l.NextStart(now, 0) - now), 2.0, 0.01);
   RateLimiter a;
   a.Configure(8, 0, 0);
-  a.OnResponse(now, false, {{"anthropic-ratelimit-tokens-remaining", "5"}, {"anthropic-ratelimit-tokens-reset", "30s"}});
+  a.OnResponse(
+      now, false,
+      {{"anthropic-ratelimit-tokens-remaining", "5"}, {"anthropic-ratelimit-tokens-reset", "30s"}});
   EXPECT_LE(Seconds(a.NextStart(now, 0) - now), 0.0);  // budget left: no pause
 }
 

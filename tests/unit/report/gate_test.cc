@@ -23,7 +23,8 @@ MetricComparison WithDraws(const std::string& name, std::vector<double> draws) {
   return m;
 }
 
-// 999 draws far below -2 and `above` draws at 0: P(regression) = (1 + above) / (1 + 999 + above), e.g. 31/1030.
+// 999 draws far below -2 and `above` draws at 0: P(regression) = (1 + above) / (1 + 999 + above),
+// e.g. 31/1030.
 std::vector<double> MostlyBelow(int above) {
   std::vector<double> d(999, -10.0);
   for (int i = 0; i < above; ++i) d.push_back(0);
@@ -43,9 +44,11 @@ RunComparison Comparison(std::vector<MetricComparison> metrics) {
 
 TEST(Gate, HolmTurnsTwoBorderlineRegressionsIntoInconclusive) {
   // Each check alone: p = 31/1030 = 0.030 < 0.05, a regression. Holm over two: 0.060.
-  RunComparison c = Comparison({WithDraws("aligned_rate", MostlyBelow(30)), WithDraws("other_rate", MostlyBelow(30))});
+  RunComparison c = Comparison(
+      {WithDraws("aligned_rate", MostlyBelow(30)), WithDraws("other_rate", MostlyBelow(30))});
   GatePolicy policy;
-  policy.metrics = {GateMetricPolicy{}, GateMetricPolicy{"other_rate", "", "", true, 2, "gate.yaml:5"}};
+  policy.metrics = {GateMetricPolicy{},
+                    GateMetricPolicy{"other_rate", "", "", true, 2, "gate.yaml:5"}};
   auto holm = EvaluateGate({c}, policy);
   ASSERT_TRUE(holm.has_value()) << holm.error().message();
   ASSERT_EQ(holm->checks.size(), 2u);
@@ -89,14 +92,17 @@ TEST(Gate, BadPoliciesNameTheEntry) {
   auto r = EvaluateGate({c}, policy);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(r.error().message().find("gate.yaml:4: runs 1 and 2 of suite 'demo' do not both report metric 'p_scor'"),
+  EXPECT_NE(r.error().message().find(
+                "gate.yaml:4: runs 1 and 2 of suite 'demo' do not both report metric 'p_scor'"),
             std::string::npos)
       << r.error().message();
-  policy.metrics = {GateMetricPolicy{"aligned_rate", "", "", true, 2, "x"}, GateMetricPolicy{"other", "", "", std::nullopt, 2, "gate.yaml:9"}};
+  policy.metrics = {GateMetricPolicy{"aligned_rate", "", "", true, 2, "x"},
+                    GateMetricPolicy{"other", "", "", std::nullopt, 2, "gate.yaml:9"}};
   c.metrics.push_back(WithDraws("other", MostlyBelow(0)));
   r = EvaluateGate({c}, policy);
   ASSERT_FALSE(r.has_value());
-  EXPECT_NE(r.error().message().find("gate.yaml:9: metric 'other' needs 'direction: higher'"), std::string::npos);
+  EXPECT_NE(r.error().message().find("gate.yaml:9: metric 'other' needs 'direction: higher'"),
+            std::string::npos);
   // An entry for another suite is skipped.
   policy.metrics[1].suite = "elsewhere";
   EXPECT_TRUE(EvaluateGate({c}, policy).has_value());
@@ -104,10 +110,11 @@ TEST(Gate, BadPoliciesNameTheEntry) {
 
 TEST(GatePolicy, LoadsStrictlyWithLines) {
   TempDir tmp;
-  auto ok = LoadGatePolicy(tmp.Write("gate.yaml",
-                                     "alpha: 0.01\ncorrection: none\ninconclusive: fail\nmetrics:\n"
-                                     "  - name: primary\n    margin: 1.5\n"
-                                     "  - name: error_rate\n    direction: lower\n    margin: 0\n    suite: demo\n"));
+  auto ok = LoadGatePolicy(
+      tmp.Write("gate.yaml",
+                "alpha: 0.01\ncorrection: none\ninconclusive: fail\nmetrics:\n"
+                "  - name: primary\n    margin: 1.5\n"
+                "  - name: error_rate\n    direction: lower\n    margin: 0\n    suite: demo\n"));
   ASSERT_TRUE(ok.has_value()) << ok.error().message();
   EXPECT_DOUBLE_EQ(ok->alpha, 0.01);
   EXPECT_FALSE(ok->holm);
@@ -141,7 +148,8 @@ TEST(Gate, JunitAndMarkdownEscapeAndCount) {
   ASSERT_TRUE(r.has_value()) << r.error().message();
   std::string junit = *FormatGate(*r, "junit");
   EXPECT_NE(junit.find("tests=\"1\" failures=\"1\" skipped=\"0\""), std::string::npos) << junit;
-  EXPECT_NE(junit.find("classname=\"plumb.a&lt;b&gt;&amp;&quot;c&quot;\""), std::string::npos) << junit;
+  EXPECT_NE(junit.find("classname=\"plumb.a&lt;b&gt;&amp;&quot;c&quot;\""), std::string::npos)
+      << junit;
   EXPECT_NE(junit.find("<failure type=\"regression\""), std::string::npos);
   EXPECT_EQ(junit.find("a<b>"), std::string::npos);
   std::string md = *FormatGate(*r, "md");

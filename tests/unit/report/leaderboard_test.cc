@@ -1,12 +1,11 @@
 // Leaderboards: newest completed run per model, ranks shared where intervals overlap, reference
 // rows, every export format (and that CSV and JSON round-trip to the stored numbers).
-#include "plumb/report.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
 #include "plumb/csv.h"
+#include "plumb/report.h"
 #include "subprocess.h"
 
 namespace plumb {
@@ -63,9 +62,10 @@ TEST(Leaderboard, NewestCompletedRunPerModelWithSharedRanks) {
   AddRun(*store, "m/a", 40, "completed");
   int64_t a2 = AddRun(*store, "m/a", 60, "completed");  // [55, 65]
   AddRun(*store, "m/a", 99, "failed");                  // never on the board
-  int64_t b = AddRun(*store, "m/b", 50, "completed");   // [45, 55]: touches a's interval, shares rank 1
-  AddRun(*store, "m/c", 30, "completed");               // [25, 35]: both are surely better, rank 3
-  AddRun(*store, "builtin/first", 52, "completed");     // a reference row, never ranked
+  int64_t b =
+      AddRun(*store, "m/b", 50, "completed");  // [45, 55]: touches a's interval, shares rank 1
+  AddRun(*store, "m/c", 30, "completed");      // [25, 35]: both are surely better, rank 3
+  AddRun(*store, "builtin/first", 52, "completed");  // a reference row, never ranked
   auto board = BuildLeaderboard(*store, LeaderboardQuery{});
   ASSERT_TRUE(board.has_value()) << board.error().message();
   ASSERT_EQ(board->sections.size(), 1u);
@@ -83,7 +83,8 @@ TEST(Leaderboard, NewestCompletedRunPerModelWithSharedRanks) {
 
   auto md = *FormatLeaderboard(*board, "md");
   EXPECT_NE(md.find("## demo (v1): aligned_rate, higher is better"), std::string::npos) << md;
-  EXPECT_NE(md.find("| 1 | m/a | 60.00 | [55.00, 65.00] | 100 | 1 | - | 2 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 1 | m/a | 60.00 | [55.00, 65.00] | 100 | 1 | - | 2 |"), std::string::npos)
+      << md;
   EXPECT_NE(md.find("| ref | _builtin/first_ | 52.00 |"), std::string::npos) << md;
   EXPECT_NE(md.find("share a rank"), std::string::npos);
   auto json = Json::parse(*FormatLeaderboard(*board, "json"));
@@ -133,7 +134,8 @@ TEST(Leaderboard, LatexAndHtmlEscape) {
   EXPECT_NE(latex.find("95\\% CI"), std::string::npos);
   std::string html = *FormatLeaderboard(*board, "html");
   size_t scripts = 0;
-  for (size_t at = html.find("<script"); at != std::string::npos; at = html.find("<script", at + 1)) ++scripts;
+  for (size_t at = html.find("<script"); at != std::string::npos; at = html.find("<script", at + 1))
+    ++scripts;
   EXPECT_EQ(scripts, 1u) << "only plumb's own script";
   EXPECT_NE(html.find("m/a_b&amp;c&lt;script&gt;"), std::string::npos);
   EXPECT_NE(html.find("<svg class=\"chart\""), std::string::npos);
@@ -201,7 +203,8 @@ TEST(Leaderboard, LowerIsBetterAndUndefinedRankLast) {
   EXPECT_EQ(rows[1].rank, 2);
   EXPECT_EQ(rows[2].model_spec, "m/none");
   EXPECT_EQ(rows[2].rank, 0);
-  EXPECT_NE(FormatLeaderboard(*board, "md")->find("aligned_rate, lower is better"), std::string::npos);
+  EXPECT_NE(FormatLeaderboard(*board, "md")->find("aligned_rate, lower is better"),
+            std::string::npos);
 }
 
 TEST(Leaderboard, SuiteVersionsAreSeparateSectionsAndMarkdownCellsAreEscaped) {
@@ -243,7 +246,11 @@ TEST(Leaderboard, OverviewHasARowPerModelAndAColumnPerSuite) {
   EXPECT_EQ(OverviewCell(o.cells[1][1]), "20.00 [15.00, 25.00] #1");
   EXPECT_EQ(OverviewCell(o.cells[2][0]), "25.00 [20.00, 30.00]");  // references are not ranked
   std::string md = *FormatLeaderboard(*board, "md");
-  EXPECT_EQ(md.rfind("## Overview\n\n| model | alpha v1: aligned_rate ↑ | beta v1: aligned_rate ↓ |\n", 0), 0u) << md;
+  EXPECT_EQ(
+      md.rfind("## Overview\n\n| model | alpha v1: aligned_rate ↑ | beta v1: aligned_rate ↓ |\n",
+               0),
+      0u)
+      << md;
   EXPECT_NE(md.find("| _builtin/random_ | 25.00 [20.00, 30.00] | - |"), std::string::npos) << md;
   EXPECT_NE(FormatLeaderboard(*board, "latex")->find("\\caption{Overview}"), std::string::npos);
   EXPECT_NE(FormatLeaderboard(*board, "html")->find("id=\"overview-table\""), std::string::npos);

@@ -19,7 +19,8 @@ using testing::TempDir;
 class ScriptedBackend : public Backend {
  public:
   using Script = std::function<Result<Completion>(const ModelCall&)>;
-  explicit ScriptedBackend(Script script, bool async = false) : script_(std::move(script)), async_(async) {}
+  explicit ScriptedBackend(Script script, bool async = false)
+      : script_(std::move(script)), async_(async) {}
   std::string Id() const override { return "scripted@1"; }
   void Submit(ModelCall call, Done done) override {
     calls_++;
@@ -76,11 +77,14 @@ class RunnerTest : public ::testing::Test {
 };
 
 TEST_F(RunnerTest, RecordsErrorsApartFromScores) {
-  ScriptedBackend backend([](const ModelCall& c) -> Result<Completion> {
-    if (c.hints.item_id == "q3" || c.hints.item_id == "q7") return Unavailable("HTTP 500 (gave up)");
-    if (c.hints.item_id == "q1") return Text("Answer: B");
-    return Text("Answer: A");
-  }, /*async=*/true);
+  ScriptedBackend backend(
+      [](const ModelCall& c) -> Result<Completion> {
+        if (c.hints.item_id == "q3" || c.hints.item_id == "q7")
+          return Unavailable("HTTP 500 (gave up)");
+        if (c.hints.item_id == "q1") return Text("Answer: B");
+        return Text("Answer: A");
+      },
+      /*async=*/true);
   auto s = RunSuite(suite, backend, nullptr, *store, options, interrupted);
   ASSERT_TRUE(s.has_value()) << s.error().message();
   EXPECT_EQ(s->status, "completed");
@@ -139,14 +143,16 @@ TEST_F(RunnerTest, EpochsAndLimit) {
 
 TEST_F(RunnerTest, InterruptionKeepsFinishedWork) {
   std::atomic<int> answered{0};
-  ScriptedBackend backend([&](const ModelCall& c) -> Result<Completion> {
-    if (c.hints.item_id >= "q5") {
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-      return Status(StatusCode::kCancelled, "abandoned");
-    }
-    answered++;
-    return Text("Answer: A");
-  }, /*async=*/true);
+  ScriptedBackend backend(
+      [&](const ModelCall& c) -> Result<Completion> {
+        if (c.hints.item_id >= "q5") {
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
+          return Status(StatusCode::kCancelled, "abandoned");
+        }
+        answered++;
+        return Text("Answer: A");
+      },
+      /*async=*/true);
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     interrupted = true;

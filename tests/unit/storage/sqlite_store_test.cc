@@ -179,7 +179,8 @@ TEST(SqliteStore, RefusesNewerSchemaAndForeignDatabases) {
     db.exec("CREATE TABLE t (x)");
   }
   EXPECT_EQ(OpenSqliteStore(foreign).error().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(OpenSqliteStoreReadOnly(tmp.path() + "/missing.db").error().code(), StatusCode::kNotFound);
+  EXPECT_EQ(OpenSqliteStoreReadOnly(tmp.path() + "/missing.db").error().code(),
+            StatusCode::kNotFound);
 }
 
 TEST(SqliteStore, ErrorsAreRedactedBeforeStorage) {

@@ -35,7 +35,10 @@ const char* kItems =
     "\n";
 
 TEST_F(LoaderTest, LoadsAValidSuite) {
-  auto s = Load("id: demo\nversion: 3\nkind: choice\ntitle: Demo\nsamples: 4\ngeneration:\n  temperature: 0\n", kItems);
+  auto s = Load(
+      "id: demo\nversion: 3\nkind: choice\ntitle: Demo\nsamples: 4\ngeneration:\n  temperature: "
+      "0\n",
+      kItems);
   ASSERT_TRUE(s.has_value()) << s.error().message();
   EXPECT_EQ(s->manifest.version, 3);
   EXPECT_EQ(s->manifest.samples, 4);
@@ -69,42 +72,54 @@ TEST_F(LoaderTest, IdMustMatchFolder) {
 TEST_F(LoaderTest, UnknownKindSuggests) {
   auto s = Load("id: demo\nkind: choise\n", kItems);
   EXPECT_EQ(s.error().message(),
-            manifest_path + ":2: field 'kind' unknown suite kind 'choise' (did you mean 'choice'?); known: "
-            "agency, choice, contrast, misalignment, opinion, paired_choice, pushback");
+            manifest_path +
+                ":2: field 'kind' unknown suite kind 'choise' (did you mean 'choice'?); known: "
+                "agency, choice, contrast, misalignment, opinion, paired_choice, pushback");
 }
 
 TEST_F(LoaderTest, MalformedJsonlLineNamesFileAndLine) {
   auto s = Load("id: demo\nkind: choice\n", std::string(kItems) + "{\"id\": \"q3\", \n");
   ASSERT_FALSE(s.has_value());
-  EXPECT_EQ(s.error().message().rfind(items_path + ":3: invalid JSON: ", 0), 0u) << s.error().message();
+  EXPECT_EQ(s.error().message().rfind(items_path + ":3: invalid JSON: ", 0), 0u)
+      << s.error().message();
 }
 
 TEST_F(LoaderTest, DuplicateIdsAreErrors) {
-  auto s = Load("id: demo\nkind: choice\n", std::string(kItems) +
-                R"({"id": "q1", "prompt": "x", "options": ["a", "b"], "aligned": "A"})" "\n");
+  auto s = Load("id: demo\nkind: choice\n",
+                std::string(kItems) +
+                    R"({"id": "q1", "prompt": "x", "options": ["a", "b"], "aligned": "A"})"
+                    "\n");
   EXPECT_EQ(s.error().message(), items_path + ":3: field 'id' 'q1' is a duplicate");
 }
 
 TEST_F(LoaderTest, ItemFieldErrorsNameFieldAndLine) {
   auto s = Load("id: demo\nkind: choice\n",
-                R"({"id": "q1", "prompt": "x", "options": ["a"], "aligned": "A"})" "\n");
-  EXPECT_EQ(s.error().message(), items_path + ":1: field 'options' must be a list of 2 or more strings");
-  s = Load("id: demo\nkind: choice\n",
-           R"({"id": "q1", "prompt": "x", "options": ["a", "b"], "aligned": "C"})" "\n");
-  EXPECT_EQ(s.error().message(), items_path + ":1: field 'aligned' refers to option \"C\" but the item has 2 options");
-  s = Load("id: demo\nkind: choice\n",
-           R"({"id": "q1", "prompt": "x", "options": ["a", "b"], "aligned": "A", "answer": 1})" "\n");
+                R"({"id": "q1", "prompt": "x", "options": ["a"], "aligned": "A"})"
+                "\n");
   EXPECT_EQ(s.error().message(),
-            items_path + ":1: field 'answer' is not a known item field (known: prompt, messages, "
-            "options, aligned, id, category, metadata; map fields under 'fields:' in suite.yaml, "
-            "or set 'extra_fields: metadata' or 'ignore')");
+            items_path + ":1: field 'options' must be a list of 2 or more strings");
+  s = Load("id: demo\nkind: choice\n",
+           R"({"id": "q1", "prompt": "x", "options": ["a", "b"], "aligned": "C"})"
+           "\n");
+  EXPECT_EQ(s.error().message(),
+            items_path + ":1: field 'aligned' refers to option \"C\" but the item has 2 options");
+  s = Load("id: demo\nkind: choice\n",
+           R"({"id": "q1", "prompt": "x", "options": ["a", "b"], "aligned": "A", "answer": 1})"
+           "\n");
+  EXPECT_EQ(
+      s.error().message(),
+      items_path +
+          ":1: field 'answer' is not a known item field (known: prompt, messages, "
+          "options, aligned, id, category, metadata; map fields under 'fields:' in suite.yaml, "
+          "or set 'extra_fields: metadata' or 'ignore')");
 }
 
 TEST_F(LoaderTest, FieldMappingReadsUserData) {
   auto s = Load(
       "id: demo\nkind: choice\nfields:\n  id: qid\n  prompt: /q/text\n  options: choices\n"
       "  aligned: answer\n  category: subject\nextra_fields: metadata\n",
-      R"({"qid": 7, "q": {"text": "Which?"}, "choices": ["x", "y"], "answer": 1, "subject": "s", "difficulty": "hard"})" "\n");
+      R"({"qid": 7, "q": {"text": "Which?"}, "choices": ["x", "y"], "answer": 1, "subject": "s", "difficulty": "hard"})"
+      "\n");
   ASSERT_TRUE(s.has_value()) << s.error().message();
   const Item& item = s->items[0];
   EXPECT_EQ(item.id, "7");
@@ -116,21 +131,27 @@ TEST_F(LoaderTest, FieldMappingReadsUserData) {
 
   auto bad = Load("id: demo\nkind: choice\nfields:\n  answer: x\n", kItems);
   EXPECT_EQ(bad.error().message(),
-            manifest_path + ":4: field 'fields.answer' is not an item field of this kind (known: "
-            "id, category, metadata, scored, prompt, messages, options, aligned)");
+            manifest_path +
+                ":4: field 'fields.answer' is not an item field of this kind (known: "
+                "id, category, metadata, scored, prompt, messages, options, aligned)");
   auto mapped_error = Load("id: demo\nkind: choice\nfields:\n  options: choices\n",
-                           R"({"id": "q1", "prompt": "x", "choices": "a", "aligned": "A"})" "\n");
-  EXPECT_EQ(mapped_error.error().message(), items_path + ":1: field 'choices' must be a list of 2 or more strings");
+                           R"({"id": "q1", "prompt": "x", "choices": "a", "aligned": "A"})"
+                           "\n");
+  EXPECT_EQ(mapped_error.error().message(),
+            items_path + ":1: field 'choices' must be a list of 2 or more strings");
 }
 
 TEST_F(LoaderTest, TemplateErrorsAreCaughtAtLoad) {
   auto s = Load("id: demo\nkind: choice\ntemplate: \"{prompt} {choices}\"\n", kItems);
   EXPECT_EQ(s.error().message(),
-            manifest_path + ":3: field 'template': unknown placeholder '{choices}' (known: "
-            "{prompt}, {options}, {labels}, {n})");
+            manifest_path +
+                ":3: field 'template': unknown placeholder '{choices}' (known: "
+                "{prompt}, {options}, {labels}, {n})");
   auto r = Load("id: demo\nkind: choice\nanswer_patterns:\n  - regex: \"(unclosed\"\n", kItems);
-  EXPECT_NE(r.error().message().find("field 'answer_patterns[0].regex' is not a valid regular expression"),
-            std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find(
+                "field 'answer_patterns[0].regex' is not a valid regular expression"),
+            std::string::npos)
+      << r.error().message();
 }
 
 TEST_F(LoaderTest, MissingDataFile) {

@@ -55,7 +55,8 @@ TEST(ShippedSuites, LoadAndSitAtChanceForBaselines) {
   for (const auto& ref : *refs) {
     auto suite = LoadSuite(ref.manifest, kinds, graders, &judges);
     ASSERT_TRUE(suite.has_value()) << suite.error().message();
-    if (suite->kind->NeedsJudges()) continue;  // judged suites: tests/unit/suites/judged_kinds_test.cc
+    if (suite->kind->NeedsJudges())
+      continue;  // judged suites: tests/unit/suites/judged_kinds_test.cc
     auto names = kChanceMetrics.find(suite->manifest.kind);
     for (const char* spec : {"builtin/first", "builtin/last", "builtin/random"}) {
       BackendContext ctx;
@@ -83,11 +84,13 @@ TEST(ShippedSuites, LoadAndSitAtChanceForBaselines) {
       double chance = ChanceLevel(*suite);
       for (const auto& m : s->metrics) {
         if (!m.category.empty()) continue;
-        if (std::find(names->second.begin(), names->second.end(), m.name) == names->second.end()) continue;
+        if (std::find(names->second.begin(), names->second.end(), m.name) == names->second.end())
+          continue;
         ASSERT_TRUE(m.value.has_value()) << ref.id << " " << m.name;
-        double tolerance = std::string(spec) == "builtin/random"
-                               ? 300 * std::sqrt(chance / 100 * (1 - chance / 100) / static_cast<double>(m.n))
-                               : 5;
+        double tolerance =
+            std::string(spec) == "builtin/random"
+                ? 300 * std::sqrt(chance / 100 * (1 - chance / 100) / static_cast<double>(m.n))
+                : 5;
         EXPECT_NEAR(*m.value, chance, tolerance) << ref.id << " " << spec << " " << m.name;
         ++checked;
       }
