@@ -23,25 +23,14 @@ class AnthropicBackend final : public ApiBackend {
 
   Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
     // System messages become the top-level "system" string; the API has no system role.
-    std::string system;
-    bool has_system = false;
+    PLUMB_ASSIGN_OR_RETURN(SystemAndTurns split, SplitSystem(call.messages));
     Json messages = Json::array();
-    for (size_t i = 0; i < call.messages.size(); ++i) {
-      const Message& m = call.messages[i];
-      if (m.role == "system") {
-        system += (has_system ? "\n\n" : "") + m.content;
-        has_system = true;
-      } else if (m.role == "user" || m.role == "assistant") {
-        messages.push_back({{"role", m.role}, {"content", m.content}});
-      } else {
-        return InvalidArgument(
-            fmt::format("backend 'anthropic': message {} has unknown role '{}'", i, m.role));
-      }
-    }
+    for (const Message* m : split.turns)
+      messages.push_back({{"role", m->role}, {"content", m->content}});
     const GenerationParams& p = call.params;
     Json body = {{"model", model_},
                  {"max_tokens", p.max_tokens ? *p.max_tokens : kDefaultMaxTokens}};
-    if (has_system) body["system"] = system;
+    if (split.system) body["system"] = *split.system;
     body["messages"] = std::move(messages);
     if (p.temperature) body["temperature"] = *p.temperature;
     if (p.top_p) body["top_p"] = *p.top_p;
@@ -69,28 +58,11 @@ class AnthropicBackend final : public ApiBackend {
     }
     std::string detail = ApiErrorDetail(body.is_discarded() ? Json() : body, response.body);
     std::string msg = fmt::format("backend 'anthropic': HTTP {}: {}", code, detail);
-    switch (code) {
-      case 401:
-        return Status(StatusCode::kUnauthenticated,
-                      msg + fmt::format(" (check {} or --api-key-env)", key_env_));
-      case 403:
-        return Status(StatusCode::kPermissionDenied, msg);
-      case 404:
-        return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
-      case 408:
-        return Status(StatusCode::kDeadlineExceeded, msg);
-      case 429:
-        return Status(StatusCode::kResourceExhausted, msg);
-      default:
-        break;
-    }
-    // 529 (overloaded) is covered here too.
-    if (code >= 500) return Unavailable(msg);
     // An empty prepaid balance fails every later request too: stop the run, as for a quota.
     if (code == 400 && detail.find("credit balance") != std::string::npos) {
       return FailedPrecondition(msg + " (add credits to the account, then plumb resume)");
     }
-    return InvalidArgument(msg);
+    return HttpErrorStatus(code, msg);  // 529 (overloaded) is a 5xx: retried
   }
 
  private:

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@ namespace plumb::backends {
 
 // How a hosted chat API is reached, as its factory resolves it from the context.
 struct ApiEndpoint {
+  std::string kind;      // "openai", for messages
   std::string base_url;  // without a trailing '/'
   std::string api_key;   // "" when none is set and none is needed (a local server)
   std::string key_env;   // the variable the key came from (or should have)
@@ -34,6 +36,7 @@ class ApiBackend : public HttpBackend {
  protected:
   ApiBackend(const BackendContext& ctx, ApiEndpoint endpoint)
       : HttpBackend(ctx),
+        kind_(std::move(endpoint.kind)),
         model_(ctx.model),
         base_url_(std::move(endpoint.base_url)),
         api_key_(std::move(endpoint.api_key)),
@@ -43,6 +46,21 @@ class ApiBackend : public HttpBackend {
   // Id() | base URL | model: the same model behind another server is another cache identity.
   std::string ApiCacheIdentity() const { return Id() + "|" + base_url_ + "|" + model_; }
 
+  // The status of a failed HTTP exchange, `msg` naming it: 401 (with a hint at the key), 403,
+  // 404 (with a hint at the model and URL), 408, 429 and 5xx by their meaning, anything else
+  // kInvalidArgument (this request's fault). Protocols check their own special cases first.
+  Status HttpErrorStatus(int code, const std::string& msg) const;
+
+  // For APIs that take the system prompt apart: the system messages joined by a blank line
+  // (nullopt when there are none) and the user and assistant turns in order; an unknown role is
+  // an error naming the message.
+  struct SystemAndTurns {
+    std::optional<std::string> system;
+    std::vector<const Message*> turns;
+  };
+  Result<SystemAndTurns> SplitSystem(const std::vector<Message>& messages) const;
+
+  std::string kind_;
   std::string model_;
   std::string base_url_;
   std::string api_key_;

@@ -32,24 +32,16 @@ class GeminiBackend final : public ApiBackend {
   std::string CacheIdentity() const override { return ApiCacheIdentity(); }
 
   Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
-    std::string system;
-    bool has_system = false;
+    PLUMB_ASSIGN_OR_RETURN(SystemAndTurns split, SplitSystem(call.messages));
     Json contents = Json::array();
-    for (size_t i = 0; i < call.messages.size(); ++i) {
-      const Message& m = call.messages[i];
-      if (m.role == "system") {
-        system += (has_system ? "\n\n" : "") + m.content;
-        has_system = true;
-      } else if (m.role == "user" || m.role == "assistant") {
-        contents.push_back({{"role", m.role == "user" ? "user" : "model"},
-                            {"parts", Json::array({{{"text", m.content}}})}});
-      } else {
-        return InvalidArgument(
-            fmt::format("backend 'google': message {} has unknown role '{}'", i, m.role));
-      }
+    for (const Message* m : split.turns) {
+      contents.push_back({{"role", m->role == "user" ? "user" : "model"},
+                          {"parts", Json::array({{{"text", m->content}}})}});
     }
     Json body = {{"contents", std::move(contents)}};
-    if (has_system) body["systemInstruction"] = {{"parts", Json::array({{{"text", system}}})}};
+    if (split.system) {
+      body["systemInstruction"] = {{"parts", Json::array({{{"text", *split.system}}})}};
+    }
     const GenerationParams& p = call.params;
     Json config = Json::object();
     if (p.temperature) config["temperature"] = *p.temperature;
@@ -86,29 +78,14 @@ class GeminiBackend final : public ApiBackend {
     }
     std::string detail = ApiErrorDetail(body.is_discarded() ? Json() : body, response.body);
     std::string msg = fmt::format("backend 'google': HTTP {}: {}", code, detail);
-    if (code == 401 || (code == 400 && IsBadKeyError(body))) {
-      return Status(StatusCode::kUnauthenticated,
-                    msg + fmt::format(" (check {} or --api-key-env)", key_env_));
-    }
-    switch (code) {
-      case 403:
-        return Status(StatusCode::kPermissionDenied, msg);
-      case 404:
-        return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
-      case 408:
-        return Status(StatusCode::kDeadlineExceeded, msg);
-      case 429:
-        return Status(StatusCode::kResourceExhausted, msg);
-      default:
-        break;
-    }
-    if (code >= 500) return Unavailable(msg);
+    // A bad key comes back as 400, not 401.
+    Status status = HttpErrorStatus(code == 400 && IsBadKeyError(body) ? 401 : code, msg);
     // Billing or region problems (status FAILED_PRECONDITION) fail every later request too.
-    if (body.is_object() &&
+    if (status.code() == StatusCode::kInvalidArgument && body.is_object() &&
         body.value("error", Json::object()).value("status", "") == "FAILED_PRECONDITION") {
       return FailedPrecondition(msg + " (check the project's billing and region)");
     }
-    return InvalidArgument(msg);
+    return status;
   }
 
  private:

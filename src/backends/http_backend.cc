@@ -13,6 +13,43 @@ namespace plumb {
 
 namespace backends {
 
+Status ApiBackend::HttpErrorStatus(int code, const std::string& msg) const {
+  switch (code) {
+    case 401:
+      return Status(StatusCode::kUnauthenticated,
+                    msg + fmt::format(" (check {} or --api-key-env)", key_env_));
+    case 403:
+      return Status(StatusCode::kPermissionDenied, msg);
+    case 404:
+      return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
+    case 408:
+      return Status(StatusCode::kDeadlineExceeded, msg);
+    case 429:
+      return Status(StatusCode::kResourceExhausted, msg);
+    default:
+      break;
+  }
+  if (code >= 500) return Unavailable(msg);
+  return InvalidArgument(msg);
+}
+
+Result<ApiBackend::SystemAndTurns> ApiBackend::SplitSystem(
+    const std::vector<Message>& messages) const {
+  SystemAndTurns out;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Message& m = messages[i];
+    if (m.role == "system") {
+      out.system = out.system ? *out.system + "\n\n" + m.content : m.content;
+    } else if (m.role == "user" || m.role == "assistant") {
+      out.turns.push_back(&m);
+    } else {
+      return InvalidArgument(
+          fmt::format("backend '{}': message {} has unknown role '{}'", kind_, i, m.role));
+    }
+  }
+  return out;
+}
+
 std::string ApiErrorDetail(const Json& body, const std::string& raw) {
   std::string msg;
   if (body.is_object() && body.contains("error")) {
@@ -38,6 +75,7 @@ Result<ApiEndpoint> ResolveApiEndpoint(const BackendContext& ctx, const ApiDefau
                     api.example_model));
   }
   ApiEndpoint e;
+  e.kind = api.kind;
   e.base_url = ctx.base_url;
   if (e.base_url.empty()) {
     const char* env = ctx.getenv(api.base_url_env);

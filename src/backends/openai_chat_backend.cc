@@ -99,23 +99,7 @@ class OpenAiChatBackend final : public ApiBackend {
                         msg, model_, param));
       }
     }
-    switch (code) {
-      case 401:
-        return Status(StatusCode::kUnauthenticated,
-                      msg + fmt::format(" (check {} or --api-key-env)", key_env_));
-      case 403:
-        return Status(StatusCode::kPermissionDenied, msg);
-      case 404:
-        return NotFound(msg + fmt::format(" (check the model name '{}' and --base-url)", model_));
-      case 408:
-        return Status(StatusCode::kDeadlineExceeded, msg);
-      case 429:
-        return Status(StatusCode::kResourceExhausted, msg);
-      default:
-        break;
-    }
-    if (code >= 500) return Unavailable(msg);
-    return InvalidArgument(msg);
+    return HttpErrorStatus(code, msg);
   }
 
  private:
