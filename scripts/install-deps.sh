@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libgtest-dev libsqlitecpp-dev
-  libcurl4-openssl-dev libcli11-dev libcpp-httplib-dev libssl-dev
+  libcurl4-openssl-dev libcli11-dev libcpp-httplib-dev libssl-dev libre2-dev
 )
 if [ "${1:-}" = "test" ]; then
   packages+=(chromium fonts-dejavu-core)

@@ -29,6 +29,21 @@ std::string ToUpper(std::string_view s);
 std::string Trim(std::string_view s);
 // Replaces typographic quotes and apostrophes with ASCII ones.
 std::string NormalizeQuotes(std::string_view s);
+
+// What is folded before a reply is matched against answer patterns or refusal phrases: part of a
+// suite's protocol (suite.yaml `answer_normalize`, `refusal.normalize`), so a published parser
+// that matches the raw text can be reproduced exactly.
+struct TextFolding {
+  bool quotes = false;     // "quotes": typographic quotes and apostrophes to ASCII
+  bool lowercase = false;  // "lowercase": ASCII letters to lower case
+
+  std::string Apply(std::string_view s) const;
+  // The names of the folds, in the order they are applied ([] when none).
+  std::vector<std::string> Names() const;
+  // From a list of names; `what` prefixes the error ("suite.yaml:4: field 'answer_normalize'").
+  static Result<TextFolding> FromNames(const std::vector<std::string>& names,
+                                       const std::string& what);
+};
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 // `s` as a Markdown table cell: '|' (which would end the cell) escaped.
 std::string MarkdownCell(std::string_view s);

@@ -5,9 +5,9 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <regex>
 
 #include "cli/commands.h"
+#include "plumb/regex.h"
 #include "plumb/store.h"
 
 namespace plumb::cli {
@@ -168,8 +168,8 @@ Action SetupTag(CLI::App& app, Context& ctx) {
     }
     if (f->run.empty() || f->name.empty())
       return ReportError(InvalidArgument("plumb tag needs RUN and NAME (or --list)"));
-    static const std::regex kName("[A-Za-z][A-Za-z0-9._-]{0,63}");
-    if (!std::regex_match(f->name, kName) || f->name == "latest") {
+    static const Regex kName = *Regex::Compile("[A-Za-z][A-Za-z0-9._-]{0,63}");
+    if (!kName.FullMatch(f->name) || f->name == "latest") {
       return ReportError(
           InvalidArgument(fmt::format("tag '{}' must start with a letter, use letters, digits, "
                                       "'.', '_' or '-' (at most 64), and not be 'latest'",

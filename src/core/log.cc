@@ -1,11 +1,12 @@
 // stderr logging and secret redaction.
 #include "plumb/log.h"
 
+#include "plumb/regex.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
-#include <regex>
 #include <vector>
 
 namespace plumb {
@@ -41,11 +42,11 @@ std::string Redact(std::string_view text) {
     }
   }
   // Key-shaped strings that were never registered (e.g. echoed back, partly masked, by an API).
-  static const std::regex kKeyLike(
+  static const Regex kKeyLike = *Regex::Compile(
       R"((sk-[A-Za-z0-9_\-\*\.]{6,}|sk-ant-[A-Za-z0-9_\-\*\.]{6,}|AIza[0-9A-Za-z_\-]{20,}|Bearer\s+[A-Za-z0-9_\-\.\*=]{8,}))");
   if (out.find("sk-") != std::string::npos || out.find("AIza") != std::string::npos ||
       out.find("Bearer") != std::string::npos) {
-    out = std::regex_replace(out, kKeyLike, "[redacted]");
+    out = kKeyLike.ReplaceAll(out, "[redacted]");
   }
   return out;
 }

@@ -123,6 +123,34 @@ std::string NormalizeQuotes(std::string_view s) {
   return out;
 }
 
+std::string TextFolding::Apply(std::string_view s) const {
+  std::string out = quotes ? NormalizeQuotes(s) : std::string(s);
+  return lowercase ? ToLower(out) : out;
+}
+
+std::vector<std::string> TextFolding::Names() const {
+  std::vector<std::string> out;
+  if (quotes) out.emplace_back("quotes");
+  if (lowercase) out.emplace_back("lowercase");
+  return out;
+}
+
+Result<TextFolding> TextFolding::FromNames(const std::vector<std::string>& names,
+                                           const std::string& what) {
+  TextFolding f;
+  for (const auto& n : names) {
+    if (n == "quotes") {
+      f.quotes = true;
+    } else if (n == "lowercase") {
+      f.lowercase = true;
+    } else {
+      return InvalidArgument(
+          fmt::format("{}: '{}' is not a known folding (known: quotes, lowercase)", what, n));
+    }
+  }
+  return f;
+}
+
 std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) {

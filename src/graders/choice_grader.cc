@@ -3,11 +3,12 @@
 // failure, which the suite counts and shows), never a guess.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
-#include <regex>
 
 #include "graders/graders.h"
+#include "plumb/regex.h"
 #include "plumb/text.h"
 
 namespace plumb::graders {
@@ -22,10 +23,15 @@ struct Pattern {
   // The capture is a stretch of text rather than a label: it yields the one label it contains
   // (as a substring); none or several make the match unreadable.
   bool contains = false;
+  // The captured label must not be followed by a letter or a digit (the defaults' word end,
+  // which RE2 cannot say as a lookahead without consuming the next character). A match that
+  // fails it is skipped and the search goes on one byte after its start.
+  bool label_ends_word = false;
+  bool ignore_case = false;  // `ignore_case: true`, as (?i)
 };
 
 // The one label that occurs in `segment`, or "" when none or several do.
-std::string OnlyLabelIn(const std::string& segment, const std::vector<std::string>& labels) {
+std::string OnlyLabelIn(std::string_view segment, const std::vector<std::string>& labels) {
   std::string found;
   for (const auto& l : labels) {
     if (segment.find(l) == std::string::npos) continue;
@@ -40,27 +46,21 @@ std::string OnlyLabelIn(const std::string& segment, const std::vector<std::strin
 // (an article "A" next to a real answer "C" is ambiguous, so it is a parse failure).
 const std::vector<Pattern>& DefaultPatterns() {
   static const std::vector<Pattern> kDefaults = {
-      {R"([Aa]nswer\s*(?:is\s*)?[\*_]*:?[\*_]*\s*[\*_]*[\(\[]?({labels})[\)\]]?[\*_]*(?![A-Za-z0-9]))",
-       Pick::kLast},
+      {R"([Aa]nswer\s*(?:is\s*)?[\*_]*:?[\*_]*\s*[\*_]*[\(\[]?({labels})[\)\]]?[\*_]*)", Pick::kLast,
+       false, false, true},
       {R"(^\s*[\*_\(\[]*({labels})[\*_\)\]]*(?:[\.:,\)]|\s*$|\s+[-]\s))", Pick::kFirst},
-      {R"((?:^|[^A-Za-z0-9])({labels})(?![A-Za-z0-9]))", Pick::kUnique},
+      {R"((?:^|[^A-Za-z0-9])({labels}))", Pick::kUnique, false, false, true},
   };
   return kDefaults;
 }
 
-std::string RegexEscape(const std::string& s) {
-  static const std::string kSpecial = R"(\^$.|?*+()[]{}/)";
-  std::string out;
-  for (char c : s) {
-    if (kSpecial.find(c) != std::string::npos) out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-std::string Substitute(const std::string& regex, const std::vector<std::string>& labels) {
+// {labels} becomes an alternation of the labels, longest first, so that a label that is a
+// prefix of another ("1" and "10") never hides it.
+std::string Substitute(const std::string& regex, std::vector<std::string> labels) {
+  std::stable_sort(labels.begin(), labels.end(),
+                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   std::vector<std::string> escaped;
-  for (const auto& l : labels) escaped.push_back(RegexEscape(l));
+  for (const auto& l : labels) escaped.push_back(RegexQuote(l));
   std::string alt = "(?:" + Join(escaped, "|") + ")";
   std::string out = regex;
   for (size_t p = out.find("{labels}"); p != std::string::npos; p = out.find("{labels}", p)) {
@@ -70,25 +70,77 @@ std::string Substitute(const std::string& regex, const std::vector<std::string>&
   return out;
 }
 
+bool IsAlnum(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+// Whether the pattern turns on case-insensitive matching with an inline flag group: (?i), (?im),
+// (?mi:...), but not (?-i) or (?m-i).
+bool HasIgnoreCaseFlag(const std::string& regex) {
+  for (size_t p = regex.find("(?"); p != std::string::npos; p = regex.find("(?", p + 2)) {
+    if (p > 0 && regex[p - 1] == '\\') continue;
+    for (size_t i = p + 2; i < regex.size(); ++i) {
+      char c = regex[i];
+      if (c == 'i') return true;
+      if (c == '-' || c == ')' || c == ':' || !(c >= 'a' && c <= 'z')) break;
+    }
+  }
+  return false;
+}
+
+// The label a capture names: itself, or (for a case-insensitive pattern such as a Python
+// parser's re.IGNORECASE) the one label equal to it ignoring case.
+std::string AsLabel(std::string_view capture, const std::vector<std::string>& labels,
+                    bool fold_case) {
+  for (const auto& l : labels) {
+    if (l == capture) return l;
+  }
+  if (!fold_case) return std::string(capture);
+  std::string found;
+  const std::string upper = ToUpper(capture);
+  for (const auto& l : labels) {
+    if (ToUpper(l) != upper) continue;
+    if (!found.empty()) return std::string(capture);  // "a" and "A" are both labels
+    found = l;
+  }
+  return found.empty() ? std::string(capture) : found;
+}
+
 class ChoiceGrader final : public Grader {
  public:
-  explicit ChoiceGrader(std::vector<Pattern> patterns) : patterns_(std::move(patterns)) {}
+  ChoiceGrader(std::vector<Pattern> patterns, TextFolding folding)
+      : patterns_(std::move(patterns)), folding_(folding) {}
 
   std::string Id() const override { return "choice@1"; }
 
   Result<plumb::Grade> Grade(const GradeInput& in) const override {
     plumb::Grade g;
     g.grader = Id();
-    const std::string text = NormalizeQuotes(in.completion.text);
-    const std::string upper = ToUpper(text);
+    const std::string text = folding_.Apply(in.completion.text);
+    std::string upper;
     const auto& compiled = Compiled(in.labels);
     for (size_t i = 0; i < compiled.size(); ++i) {
       const Pattern& p = patterns_[i];
+      if (p.uppercase && upper.empty()) upper = ToUpper(text);
       const std::string& subject = p.uppercase ? upper : text;
+      const bool fold_case = p.ignore_case || HasIgnoreCaseFlag(p.regex);
       std::vector<std::string> found;
-      for (auto it = std::sregex_iterator(subject.begin(), subject.end(), compiled[i]);
-           it != std::sregex_iterator(); ++it) {
-        found.push_back(p.contains ? OnlyLabelIn((*it)[1].str(), in.labels) : (*it)[1].str());
+      RegexMatch m;
+      size_t from = 0;
+      while (from <= subject.size() && compiled[i].Search(subject, &m, from)) {
+        std::string_view capture = m.groups.empty() ? m.whole : m.groups[0];
+        size_t capture_end =
+            capture.data() == nullptr ? m.end : static_cast<size_t>(capture.data() - subject.data()) + capture.size();
+        if (p.label_ends_word && capture_end < subject.size() && IsAlnum(subject[capture_end])) {
+          from = m.begin + 1;
+          continue;
+        }
+        found.push_back(p.contains ? OnlyLabelIn(capture, in.labels)
+                                   : AsLabel(capture, in.labels, fold_case));
+        // As a lookahead would, the word-end check consumed nothing: go on from the capture.
+        size_t next = p.label_ends_word ? capture_end : m.end;
+        from = next > m.begin ? next : m.begin + 1;
+        if (p.pick == Pick::kFirst) break;
       }
       if (found.empty()) continue;
       std::string label;
@@ -122,27 +174,42 @@ class ChoiceGrader final : public Grader {
   }
 
  private:
-  const std::vector<std::regex>& Compiled(const std::vector<std::string>& labels) const {
+  // Patterns are compiled once per label set (a suite has one or a few) and kept.
+  const std::vector<Regex>& Compiled(const std::vector<std::string>& labels) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(labels);
     if (it != cache_.end()) return it->second;
-    std::vector<std::regex> out;
-    // Patterns were test-compiled when the grader was built, so this cannot throw.
-    for (const auto& p : patterns_) out.emplace_back(Substitute(p.regex, labels));
+    std::vector<Regex> out;
+    for (const auto& p : patterns_) {
+      // Labels are quoted, and every pattern compiled when the grader was built, so this
+      // cannot fail; a pattern that did would match nothing rather than crash.
+      auto re = Regex::Compile(Substitute(p.regex, labels), Regex::Options{p.ignore_case});
+      out.push_back(re ? *re : *Regex::Compile("$^"));
+    }
     return cache_.emplace(labels, std::move(out)).first->second;
   }
 
   std::vector<Pattern> patterns_;
+  TextFolding folding_;
   mutable std::mutex mu_;
-  mutable std::map<std::vector<std::string>, std::vector<std::regex>> cache_;
+  mutable std::map<std::vector<std::string>, std::vector<Regex>> cache_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Grader>> MakeChoiceGrader(const GraderContext& ctx) {
   std::vector<Pattern> patterns = DefaultPatterns();
+  TextFolding folding;
+  folding.quotes = true;  // plumb's own protocol; `answer_normalize: []` matches the raw reply
   if (ctx.config != nullptr) {
     FieldReader& r = *ctx.config;
+    PLUMB_ASSIGN_OR_RETURN(auto names, r.OptStringList("answer_normalize"));
+    if (names) {
+      PLUMB_ASSIGN_OR_RETURN(
+          folding, TextFolding::FromNames(*names, fmt::format("{}: field '{}'",
+                                                              r.Where("answer_normalize"),
+                                                              r.FieldName("answer_normalize"))));
+    }
     if (const Json* list = r.Get("answer_patterns")) {
       if (!list->is_array() || list->empty()) {
         return r.Error("answer_patterns", "must be a non-empty list of {regex, pick} mappings");
@@ -167,21 +234,20 @@ Result<std::unique_ptr<Grader>> MakeChoiceGrader(const GraderContext& ctx) {
           return er.Error("pick", "must be first, last or unique");
         PLUMB_ASSIGN_OR_RETURN(auto uppercase, er.OptBool("uppercase"));
         PLUMB_ASSIGN_OR_RETURN(auto contains, er.OptBool("contains"));
+        PLUMB_ASSIGN_OR_RETURN(auto ignore_case, er.OptBool("ignore_case"));
         p.uppercase = uppercase.value_or(false);
         p.contains = contains.value_or(false);
+        p.ignore_case = ignore_case.value_or(false);
         PLUMB_RETURN_IF_ERROR(er.Finish());
-        try {
-          std::regex test(Substitute(p.regex, {"A", "B", "C", "D"}));
-          if (test.mark_count() < 1)
-            return er.Error("regex", "needs a capture group for the label");
-        } catch (const std::regex_error& e) {
-          return er.Error("regex", std::string("is not a valid regular expression: ") + e.what());
-        }
+        auto test = Regex::Compile(Substitute(p.regex, {"A", "B", "C", "D"}),
+                                   Regex::Options{p.ignore_case});
+        if (!test) return er.Error("regex", test.error().message());
+        if (test->groups() < 1) return er.Error("regex", "needs a capture group for the label");
         patterns.push_back(std::move(p));
       }
     }
   }
-  return std::unique_ptr<Grader>(std::make_unique<ChoiceGrader>(std::move(patterns)));
+  return std::unique_ptr<Grader>(std::make_unique<ChoiceGrader>(std::move(patterns), folding));
 }
 
 }  // namespace plumb::graders

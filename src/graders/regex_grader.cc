@@ -1,36 +1,30 @@
 // The "regex" grader: value 1 when `pattern` matches somewhere in the reply (or, with
 // `expect: no_match`, when it does not), else 0.
-#include <regex>
-
 #include "graders/graders.h"
+#include "plumb/regex.h"
 
 namespace plumb::graders {
 namespace {
 
 class RegexGrader final : public Grader {
  public:
-  RegexGrader(std::string pattern, bool ignore_case, bool expect_match)
-      : pattern_(std::move(pattern)),
-        regex_(pattern_,
-               ignore_case ? std::regex::ECMAScript | std::regex::icase : std::regex::ECMAScript),
-        expect_match_(expect_match) {}
+  RegexGrader(Regex regex, bool expect_match) : regex_(std::move(regex)), expect_match_(expect_match) {}
 
   std::string Id() const override { return "regex@1"; }
 
   Result<plumb::Grade> Grade(const GradeInput& in) const override {
     plumb::Grade g;
     g.grader = Id();
-    std::smatch m;
-    bool matched = std::regex_search(in.completion.text, m, regex_);
+    RegexMatch m;
+    bool matched = regex_.Search(in.completion.text, &m);
     g.value = matched == expect_match_ ? 1 : 0;
     g.label = matched ? "match" : "no_match";
-    if (matched) g.details["match"] = m.str(0);
+    if (matched) g.details["match"] = std::string(m.whole.substr(0, 200));
     return g;
   }
 
  private:
-  std::string pattern_;
-  std::regex regex_;
+  Regex regex_;
   bool expect_match_;
 };
 
@@ -45,12 +39,10 @@ Result<std::unique_ptr<Grader>> MakeRegexGrader(const GraderContext& ctx) {
   if (expect && *expect != "match" && *expect != "no_match") {
     return r.Error("expect", "must be match or no_match");
   }
-  try {
-    return std::unique_ptr<Grader>(std::make_unique<RegexGrader>(
-        pattern, ignore_case.value_or(false), !expect || *expect == "match"));
-  } catch (const std::regex_error& e) {
-    return r.Error("pattern", std::string("is not a valid regular expression: ") + e.what());
-  }
+  auto regex = Regex::Compile(pattern, Regex::Options{ignore_case.value_or(false)});
+  if (!regex) return r.Error("pattern", regex.error().message());
+  return std::unique_ptr<Grader>(
+      std::make_unique<RegexGrader>(std::move(*regex), !expect || *expect == "match"));
 }
 
 }  // namespace plumb::graders

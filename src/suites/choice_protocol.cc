@@ -81,9 +81,14 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
   GraderContext refusal_ctx{refusal ? &*refusal : nullptr};
   PLUMB_ASSIGN_OR_RETURN(p->refusal_, graders.Create("refusal", refusal_ctx));
   if (refusal) {
+    // The refusal grader has checked `normalize`; option words are folded the same way.
+    PLUMB_ASSIGN_OR_RETURN(auto folds, refusal->OptStringList("normalize"));
+    if (folds) {
+      PLUMB_ASSIGN_OR_RETURN(p->refusal_folding_, TextFolding::FromNames(*folds, "normalize"));
+    }
     PLUMB_ASSIGN_OR_RETURN(auto words, refusal->OptStringList("option_words"));
     if (words) {
-      for (const auto& w : *words) p->option_words_.push_back(ToLower(w));
+      for (const auto& w : *words) p->option_words_.push_back(p->refusal_folding_.Apply(w));
     }
     PLUMB_ASSIGN_OR_RETURN(auto with_answer, refusal->OptBool("counts_with_answer"));
     p->refusal_counts_with_answer_ = with_answer.value_or(false);
@@ -160,7 +165,7 @@ ChoiceAnswer ChoiceProtocol::Parse(const Item& item, const std::vector<std::stri
   a.refusal = phrase && (!a.position || refusal_counts_with_answer_);
   if (a.refusal) a.details["refusal"] = true;
   if (a.position && !option_words_.empty()) {
-    std::string text = ToLower(options[*a.position]);
+    std::string text = refusal_folding_.Apply(options[*a.position]);
     for (const auto& w : option_words_) {
       if (text.find(w) != std::string::npos) {
         a.refusal = true;

@@ -13,6 +13,7 @@
 
 #include "plumb/grader.h"
 #include "plumb/suite.h"
+#include "plumb/text.h"
 
 namespace plumb::suites {
 
@@ -78,6 +79,7 @@ class ChoiceProtocol {
   std::unique_ptr<Grader> answer_;
   std::unique_ptr<Grader> refusal_;
   std::vector<std::string> option_words_;  // a chosen option containing one of these refuses
+  TextFolding refusal_folding_{true, true};  // refusal.normalize, for option words too
   bool refusal_counts_with_answer_ = false;
 };
 
