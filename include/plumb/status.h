@@ -24,6 +24,7 @@ enum class StatusCode {
   kInternal,            // a broken invariant: a bug
   kUnimplemented,       // feature not supported
   kCancelled,           // interrupted by the user
+  kAborted,             // a conflict with another process, e.g. one that is executing the run
 };
 
 // Stable lower-case name of a code ("invalid_argument"), as stored in the results database.
@@ -67,6 +68,7 @@ Status Unavailable(std::string message);
 Status Unimplemented(std::string message);
 Status DataLoss(std::string message);
 Status Cancelled(std::string message);
+Status Aborted(std::string message);
 
 }  // namespace plumb
 

@@ -15,7 +15,7 @@
 namespace plumb {
 
 // Schema version written to PRAGMA user_version; see docs/results-schema.md.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct RunRecord {
   int64_t id = 0;
@@ -42,6 +42,12 @@ struct RunRecord {
   std::optional<int64_t> parent_run_id;  // the run this one re-graded (plumb rescore)
   // Tokens and cost by role: {"model": {...}, "judges": {spec: {...}}} (see GetUsage).
   Json usage = Json::object();
+  // The process executing the run ("host:pid:start"; "" when none) and its last heartbeat
+  // (Unix seconds). A run read back as "running" has a live owner; one whose owner died reads
+  // back as "interrupted" with `stale_owner` set.
+  std::string owner;
+  double heartbeat_at = 0;
+  std::string stale_owner;
 };
 
 // One turn's reply, or the error that ended the sample.
@@ -112,9 +118,22 @@ class Store {
   virtual void Enqueue(int64_t run_id, SampleResult result) = 0;
   // Waits until queued results are committed; returns the first write error, if any.
   virtual Status Flush() = 0;
+  // The first write error so far (OK while every write succeeded), without waiting: a run stops
+  // sending once its results can no longer be stored.
+  virtual Status LastWriteError() const = 0;
+  // Sets the final status and releases the run's lease.
   virtual Status FinishRun(int64_t run_id, const std::string& status, const std::string& error) = 0;
-  // Marks a run as running again (resume): clears finished_at and the error.
+  // Marks a run as running again (resume): clears finished_at and the error. The caller holds
+  // the run (AcquireRun).
   virtual Status ReopenRun(int64_t run_id) = 0;
+
+  // Leases: one process executes a run at a time. CreateRun gives the new run to this process;
+  // AcquireRun takes an existing one, or fails with kAborted naming the owner while another live
+  // process holds it (taking a run this process holds is a no-op). The store renews the lease of
+  // every run it holds by a heartbeat until FinishRun or ReleaseRun (or until it is destroyed).
+  // A run whose owner died without finishing reads back as "interrupted", and can be acquired.
+  virtual Status AcquireRun(int64_t run_id) = 0;
+  virtual Status ReleaseRun(int64_t run_id) = 0;
   // Turns the run's errored samples back into pending ones (their responses and scores are
   // deleted) so that a resume sends them again. Returns how many there were.
   virtual Result<int64_t> ResetErroredSamples(int64_t run_id) = 0;

@@ -2,6 +2,7 @@
 #ifndef PLUMB_TEXT_H_
 #define PLUMB_TEXT_H_
 
+#include <filesystem>
 #include <map>
 #include <string>
 #include <string_view>
@@ -47,6 +48,24 @@ struct TextFolding {
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
 // `s` as a Markdown table cell: '|' (which would end the cell) escaped.
 std::string MarkdownCell(std::string_view s);
+
+// UTF-8. Everything plumb reads (suites, items, graders, rubrics, plumb.yaml, policies, replay
+// files) must be well-formed UTF-8: it is stored, hashed and exported as JSON.
+//
+// The byte offset of the first byte that is not part of well-formed UTF-8 (overlong forms,
+// surrogates and code points above U+10FFFF included), or npos.
+size_t InvalidUtf8Offset(std::string_view s);
+// "byte 0xFF at line 3, column 7" for the first invalid byte of `text`; "" when it is valid.
+std::string DescribeInvalidUtf8(std::string_view text);
+// `s` with every invalid byte replaced by U+FFFD: for text from outside (a server's error body)
+// that must be stored or printed.
+std::string ToValidUtf8(std::string_view s);
+// `s` for quoting in a message: at most `max_bytes`, cut at a character boundary with "..." and
+// the full size after it; invalid bytes written as \xNN.
+std::string QuoteInput(std::string_view s, size_t max_bytes = 200);
+// The contents of a text file: kNotFound when it cannot be read, kInvalidArgument
+// "<file>:<line>: invalid UTF-8 at column <c> (byte 0x..)" when it is not UTF-8.
+Result<std::string> ReadTextFile(const std::filesystem::path& path);
 
 // Current UTC time as "2026-11-26T08:15:00Z".
 std::string NowIso8601();

@@ -13,6 +13,11 @@ namespace plumb {
 
 using Json = nlohmann::json;
 
+// Serialises `j` (indented when indent >= 0). Strings that are not valid UTF-8 are written with
+// U+FFFD in place of the bad bytes instead of throwing: inputs are validated where they are read,
+// and this keeps anything that slipped through (a server's error body) from aborting a run.
+std::string DumpJson(const Json& j, int indent = -1);
+
 // One chat message. Roles are "system", "user" and "assistant".
 struct Message {
   std::string role;

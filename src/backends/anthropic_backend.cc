@@ -41,7 +41,7 @@ class AnthropicBackend final : public ApiBackend {
     if (!api_key_.empty()) r.headers.emplace_back("x-api-key", api_key_);
     r.headers.emplace_back("anthropic-version", kApiVersion);
     r.headers.emplace_back("content-type", "application/json");
-    r.body = body.dump();
+    r.body = DumpJson(body);
     r.timeout = timeout_;
     return r;
   }

@@ -95,7 +95,8 @@ class ExecBackend final : public Backend {
     }
     uint64_t id = ++next_id_;
     req["id"] = std::to_string(id);
-    queue_.emplace_back(id, Pending{req.dump() + "\n", std::move(done), 0, call.hints.item_id, {}});
+    queue_.emplace_back(id,
+                        Pending{DumpJson(req) + "\n", std::move(done), 0, call.hints.item_id, {}});
     Dispatch();
   }
 
@@ -279,7 +280,7 @@ class ExecBackend final : public Backend {
                  line.substr(0, 200));
       return;
     }
-    std::string id_text = j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump();
+    std::string id_text = j["id"].is_string() ? j["id"].get<std::string>() : DumpJson(j["id"]);
     uint64_t id = 0;
     try {
       id = std::stoull(id_text);
@@ -294,7 +295,7 @@ class ExecBackend final : public Backend {
           std::move(pending.done),
           InvalidArgument(fmt::format(
               "exec: item '{}': {}", pending.item_id,
-              j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump())));
+              j["error"].is_string() ? j["error"].get<std::string>() : DumpJson(j["error"]))));
       return;
     }
     if (!j.contains("text") || !j["text"].is_string()) {

@@ -61,7 +61,7 @@ class GeminiBackend final : public ApiBackend {
     r.headers.emplace_back("Content-Type", "application/json");
     // A header, not the ?key= parameter, so the key never appears in a URL.
     if (!api_key_.empty()) r.headers.emplace_back("x-goog-api-key", api_key_);
-    r.body = body.dump();
+    r.body = DumpJson(body);
     r.timeout = timeout_;
     return r;
   }

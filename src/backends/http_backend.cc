@@ -8,6 +8,7 @@
 #include "backends/backends.h"
 #include "plumb/backend.h"
 #include "plumb/log.h"
+#include "plumb/text.h"
 
 namespace plumb {
 
@@ -145,8 +146,20 @@ void HttpBackend::Submit(ModelCall call, Done done) {
   scheduler_->Submit(
       std::move(request).value(),
       [this, parsed](const HttpResponse& response) -> Status {
-        Result<Completion> c = ParseResponse(response);
+        auto parse = [&]() -> Result<Completion> {
+          try {
+            return ParseResponse(response);
+          } catch (const std::exception& e) {
+            // A parser that trips over a body shaped unlike the protocol's: a malformed body,
+            // retried like one, never a crash.
+            return Unavailable(fmt::format("backend '{}': unreadable response: {}", Id(),
+                                           QuoteInput(e.what(), 200)));
+          }
+        };
+        Result<Completion> c = parse();
         if (!c) return c.error();
+        // A key that a proxy or the model echoes never reaches the store, cache or report.
+        c->text = Redact(c->text);
         *parsed = std::move(c).value();
         return Status();
       },

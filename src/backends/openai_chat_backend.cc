@@ -67,7 +67,7 @@ class OpenAiChatBackend final : public ApiBackend {
     r.url = base_url_ + "/chat/completions";
     r.headers.emplace_back("Content-Type", "application/json");
     if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
-    r.body = body.dump();
+    r.body = DumpJson(body);
     r.timeout = timeout_;
     return r;
   }

@@ -128,7 +128,7 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
           "{}: field '{}' must be a string (see --backend-option text=COLUMN)", where, text_col));
     }
     const Json& idv = row[id_col];
-    std::string id = idv.is_string() ? idv.get<std::string>() : idv.dump();
+    std::string id = idv.is_string() ? idv.get<std::string>() : DumpJson(idv);
     int epoch = 0, turn = 0;
     if (has_epoch) {
       PLUMB_ASSIGN_OR_RETURN(epoch, IntField(row.value(epoch_col, Json()), where, epoch_col));

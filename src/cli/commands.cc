@@ -6,8 +6,10 @@
 
 #include <csignal>
 #include <cstdio>
+#include <exception>
 
 #include "plumb/log.h"
+#include "plumb/text.h"
 #include "plumb/version.h"
 
 namespace plumb::cli {
@@ -43,6 +45,25 @@ const CommandEntry kCommands[] = {
      SetupGate},
     {"tag", "Label a run (e.g. production) so gates and comparisons can name it", SetupTag},
 };
+
+// The last resort for an exception that escapes a thread of ours (every interface returns
+// Status; an escape is a bug): a clear message and exit 1 instead of an abort. A run in progress
+// stays resumable: its lease expires and `plumb resume` continues it.
+[[noreturn]] void OnTerminate() {
+  std::string what = "an unknown exception";
+  if (std::exception_ptr e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      what = x.what();
+    } catch (...) {
+    }
+  }
+  std::string line = "plumb: internal error: " + Redact(QuoteInput(what, 500)) +
+                     " (a bug; an unfinished run can be continued with plumb resume)\n";
+  (void)!write(STDERR_FILENO, line.data(), line.size());
+  std::_Exit(kExitRunFailed);
+}
 
 void OnSigint(int) {
   Interrupted().store(true);
@@ -152,11 +173,13 @@ std::string Context::ResolveSpec(const std::string& spec) const {
 }
 
 int ReportError(const Status& status) {
-  std::fprintf(stderr, "plumb: error: %s\n", Redact(status.message()).c_str());
+  // Messages quote input; however large that was, a message stays readable.
+  std::fprintf(stderr, "plumb: error: %s\n", Redact(QuoteInput(status.message(), 2000)).c_str());
   switch (status.code()) {
     case StatusCode::kInvalidArgument:
     case StatusCode::kNotFound:
     case StatusCode::kUnauthenticated:
+    case StatusCode::kAborted:  // another process runs it: nothing was done
       return kExitUsage;
     case StatusCode::kCancelled:
       return kExitInterrupted;
@@ -166,6 +189,7 @@ int ReportError(const Status& status) {
 }
 
 int Main(int argc, char** argv) {
+  std::set_terminate(OnTerminate);
   try {
     Context ctx;
     CLI::App app{"plumb: measures how well AI models are aligned", "plumb"};
@@ -201,7 +225,13 @@ int Main(int argc, char** argv) {
     }
     return kExitUsage;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "plumb: internal error: %s\n", Redact(e.what()).c_str());
+    std::fprintf(stderr,
+                 "plumb: internal error: %s (a bug; an unfinished run can be continued with plumb "
+                 "resume)\n",
+                 Redact(QuoteInput(e.what(), 500)).c_str());
+    return kExitRunFailed;
+  } catch (...) {
+    std::fprintf(stderr, "plumb: internal error: an unknown exception (a bug)\n");
     return kExitRunFailed;
   }
 }

@@ -94,8 +94,14 @@ struct ModelFlags {
                                              std::vector<std::unique_ptr<Backend>>& owned) const;
   Json Settings() const;  // recorded with runs (no secrets)
   // Fills what was not given on the command line from a run's recorded settings (base URLs,
-  // key variables, backend options, judges): how resume and rescore reach the same servers.
-  void InheritFrom(const Json& run_settings);
+  // key variables, backend options, judges, concurrency, rate limits, timeouts, retries, cache):
+  // how resume and rescore reach the same servers the same way.
+  void InheritFrom(const RunRecord& run);
+  // Whether `flag` ("--concurrency") was given on the command line.
+  bool Given(const std::string& flag) const;
+
+ private:
+  std::map<std::string, const CLI::Option*> options_;  // filled by Add()
 };
 
 // Set by SIGINT; the runner polls it.
@@ -118,6 +124,9 @@ Action SetupResume(CLI::App& app, Context& ctx);
 // `retry_errors`, its errored samples are sent again too. Flags not given come from the run.
 int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags,
                 bool retry_errors, ProgressMode progress, double max_judge_error_rate);
+// The stored replies of run `run_id`, as a backend that answers a re-grading (plumb rescore,
+// and resuming a rescore) without calling the model.
+Result<std::unique_ptr<Backend>> StoredRepliesOf(const Store& store, int64_t run_id);
 Action SetupJudgeCheck(CLI::App& app, Context& ctx);
 Action SetupCompare(CLI::App& app, Context& ctx);
 Action SetupGate(CLI::App& app, Context& ctx);

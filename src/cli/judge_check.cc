@@ -208,7 +208,7 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx) {
                                         ? Json::array({*panel_alpha.ci_low, *panel_alpha.ci_high})
                                         : Json(nullptr);
     if (f->format == "json") {
-      std::fputs((report.dump(2) + "\n").c_str(), stdout);
+      std::fputs((DumpJson(report, 2) + "\n").c_str(), stdout);
       return kExitOk;
     }
     std::string out = fmt::format("judge-check {} on {} labelled replies\n",

@@ -36,42 +36,56 @@ Status ModelFlags::SetPrices(const Context& ctx, const std::string& model,
 }
 
 void ModelFlags::Add(CLI::App& app, bool model_flags) {
-  app.add_option("--judge", judges, "Judge model spec for LLM-judged suites (repeat for a panel)");
-  app.add_option("--judge-base-url", judge_base_url, "API base URL of the judge models");
-  app.add_option("--judge-api-key-env", judge_api_key_env,
-                 "Environment variable holding the judges' API key");
-  app.add_option("--judge-concurrency", judge_concurrency,
-                 "Judge requests in flight per endpoint (default: --concurrency)")
+  auto keep = [this](CLI::Option* o) {
+    options_[o->get_name()] = o;
+    return o;
+  };
+  keep(app.add_option("--judge", judges,
+                      "Judge model spec for LLM-judged suites (repeat for a panel)"));
+  keep(app.add_option("--judge-base-url", judge_base_url, "API base URL of the judge models"));
+  keep(app.add_option("--judge-api-key-env", judge_api_key_env,
+                      "Environment variable holding the judges' API key"));
+  keep(app.add_option("--judge-concurrency", judge_concurrency,
+                      "Judge requests in flight per endpoint (default: --concurrency)"))
       ->check(CLI::Range(1, 4096));
   if (model_flags) {
-    app.add_option("--base-url", base_url,
-                   "API base URL (openai: default $OPENAI_BASE_URL or https://api.openai.com/v1)");
-    app.add_option("--api-key-env", api_key_env, "Environment variable holding the API key");
-    app.add_option("--backend-option", backend_options,
-                   "KEY=VALUE setting of the backend, e.g. text=response for replay (repeatable)");
-    app.add_option("--rpm", rpm, "Requests per minute to the model's endpoint")
+    keep(app.add_option(
+        "--base-url", base_url,
+        "API base URL (openai: default $OPENAI_BASE_URL or https://api.openai.com/v1)"));
+    keep(app.add_option("--api-key-env", api_key_env, "Environment variable holding the API key"));
+    keep(app.add_option(
+        "--backend-option", backend_options,
+        "KEY=VALUE setting of the backend, e.g. text=response for replay (repeatable)"));
+    keep(app.add_option("--rpm", rpm, "Requests per minute to the model's endpoint"))
         ->check(CLI::PositiveNumber);
-    app.add_option("--tpm", tpm,
-                   "Tokens per minute to the model's endpoint (estimated before sending)")
+    keep(app.add_option("--tpm", tpm,
+                        "Tokens per minute to the model's endpoint (estimated before sending)"))
         ->check(CLI::PositiveNumber);
   }
-  app.add_option("--max-wait", max_wait_s,
-                 "Seconds a request may wait in all (rate limits, retries) before it is an error")
+  keep(app.add_option(
+           "--max-wait", max_wait_s,
+           "Seconds a request may wait in all (rate limits, retries) before it is an error"))
       ->check(CLI::Range(1.0, 86400.0));
-  app.add_option("--concurrency", concurrency, "Max requests in flight per endpoint")
+  keep(app.add_option("--concurrency", concurrency, "Max requests in flight per endpoint"))
       ->check(CLI::Range(1, 4096));
-  app.add_option("--cache", cache, "Response cache: auto (temperature-0 requests), always, never")
+  keep(app.add_option("--cache", cache,
+                      "Response cache: auto (temperature-0 requests), always, never"))
       ->check(CLI::IsMember({"auto", "always", "never"}));
-  app.add_option("--max-cost", max_cost,
-                 "Stop cleanly (resumable) once this session's calls cost this many USD")
+  keep(app.add_option("--max-cost", max_cost,
+                      "Stop cleanly (resumable) once this session's calls cost this many USD"))
       ->check(CLI::PositiveNumber);
-  app.add_option("--timeout", timeout_s, "Request timeout in seconds")
+  keep(app.add_option("--timeout", timeout_s, "Request timeout in seconds"))
       ->check(CLI::Range(0.1, 3600.0));
-  app.add_option("--max-retries", max_retries, "Retries per request on 429/5xx/timeouts")
+  keep(app.add_option("--max-retries", max_retries, "Retries per request on 429/5xx/timeouts"))
       ->check(CLI::Range(0, 100));
-  app.add_option("--retry-base-ms", retry_base_ms,
-                 "First backoff delay in ms (doubles each retry, full jitter)")
+  keep(app.add_option("--retry-base-ms", retry_base_ms,
+                      "First backoff delay in ms (doubles each retry, full jitter)"))
       ->check(CLI::Range(1, 600000));
+}
+
+bool ModelFlags::Given(const std::string& flag) const {
+  auto it = options_.find(flag);
+  return it != options_.end() && it->second->count() > 0;
 }
 
 CachePolicy ModelFlags::Cache() const {
@@ -141,29 +155,45 @@ Result<std::vector<JudgeModel>> ModelFlags::MakeJudges(
   return out;
 }
 
-void ModelFlags::InheritFrom(const Json& run_settings) {
+void ModelFlags::InheritFrom(const RunRecord& run) {
+  const Json& settings = run.settings;
   auto text = [&](const char* key, std::string& into) {
-    if (into.empty() && run_settings.contains(key) && run_settings[key].is_string())
-      into = run_settings[key].get<std::string>();
+    if (into.empty() && settings.contains(key) && settings[key].is_string())
+      into = settings[key].get<std::string>();
+  };
+  auto number = [&](const char* flag, const char* key, auto& into) {
+    if (!Given(flag) && settings.contains(key) && settings[key].is_number())
+      into = settings[key].get<std::decay_t<decltype(into)>>();
   };
   text("base_url", base_url);
   text("api_key_env", api_key_env);
   text("judge_base_url", judge_base_url);
   text("judge_api_key_env", judge_api_key_env);
-  if (!rpm && run_settings.contains("rpm")) rpm = run_settings["rpm"].get<double>();
-  if (!tpm && run_settings.contains("tpm")) tpm = run_settings["tpm"].get<double>();
-  if (backend_options.empty() && run_settings.contains("backend_options")) {
-    for (const auto& o : run_settings["backend_options"])
+  if (!Given("--cache")) text("cache", cache);
+  if (!rpm && settings.contains("rpm")) rpm = settings["rpm"].get<double>();
+  if (!tpm && settings.contains("tpm")) tpm = settings["tpm"].get<double>();
+  if (!judge_concurrency && settings.contains("judge_concurrency"))
+    judge_concurrency = settings["judge_concurrency"].get<int>();
+  number("--timeout", "timeout_s", timeout_s);
+  number("--max-retries", "max_retries", max_retries);
+  number("--retry-base-ms", "retry_base_ms", retry_base_ms);
+  number("--max-wait", "max_wait_s", max_wait_s);
+  if (!Given("--concurrency") && run.concurrency > 0) concurrency = run.concurrency;
+  if (backend_options.empty() && settings.contains("backend_options")) {
+    for (const auto& o : settings["backend_options"])
       backend_options.push_back(o.get<std::string>());
   }
-  if (judges.empty() && run_settings.contains("judges")) {
-    for (const auto& j : run_settings["judges"]) judges.push_back(j.get<std::string>());
+  if (judges.empty() && settings.contains("judges")) {
+    for (const auto& j : settings["judges"]) judges.push_back(j.get<std::string>());
   }
 }
 
 Json ModelFlags::Settings() const {
-  Json s = {
-      {"timeout_s", timeout_s}, {"max_retries", max_retries}, {"retry_base_ms", retry_base_ms}};
+  Json s = {{"timeout_s", timeout_s},
+            {"max_retries", max_retries},
+            {"retry_base_ms", retry_base_ms},
+            {"max_wait_s", max_wait_s},
+            {"cache", cache}};
   if (!base_url.empty()) s["base_url"] = base_url;
   if (!api_key_env.empty()) s["api_key_env"] = api_key_env;
   if (!judge_base_url.empty()) s["judge_base_url"] = judge_base_url;

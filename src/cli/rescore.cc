@@ -8,6 +8,17 @@
 
 namespace plumb::cli {
 
+Result<std::unique_ptr<Backend>> StoredRepliesOf(const Store& store, int64_t run_id) {
+  PLUMB_ASSIGN_OR_RETURN(auto samples, store.GetSamples(run_id));
+  std::map<std::tuple<std::string, int, int>, Completion> replies;
+  for (const auto& s : samples) {
+    for (const auto& r : s.responses) {
+      if (r.ok) replies[{r.item_id, r.epoch, r.turn}] = r.completion;
+    }
+  }
+  return MakeStoredRepliesBackend(fmt::format("rescore-of-run-{}@1", run_id), std::move(replies));
+}
+
 Action SetupRescore(CLI::App& app, Context& ctx) {
   struct Flags {
     std::string run;
@@ -42,35 +53,28 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
     for (const auto& g : f->graders) {
       if (auto judge = ctx.Judges().Get(g); !judge) return ReportError(judge.error());
     }
-    auto samples = (*store)->GetSamples(*id);
-    if (!samples) return ReportError(samples.error());
-    std::map<std::tuple<std::string, int, int>, Completion> replies;
-    for (const auto& s : *samples) {
-      for (const auto& r : s.responses) {
-        if (r.ok) replies[{r.item_id, r.epoch, r.turn}] = r.completion;
-      }
-    }
+    auto backend = StoredRepliesOf(**store, *id);
+    if (!backend) return ReportError(backend.error());
     ModelFlags m = f->m;
-    m.InheritFrom(run->settings);  // the run's judges and where they live, unless given
+    m.InheritFrom(*run);  // the run's judges and where they live, unless given
     std::unique_ptr<HttpScheduler> scheduler = m.MakeScheduler();
     std::vector<std::unique_ptr<Backend>> owned;
     auto judges = m.MakeJudges(ctx, scheduler.get(), owned);
     if (!judges) return ReportError(judges.error());
-    auto backend =
-        MakeStoredRepliesBackend(fmt::format("rescore-of-run-{}@1", *id), std::move(replies));
     auto options = OptionsOfRun(*run);
     if (!options) return ReportError(options.error());
     options->concurrency = m.concurrency;
     options->progress = ProgressMode::kAuto;
     options->settings = m.Settings();
     options->settings["rescore_of"] = *id;
+    if (!f->graders.empty()) options->settings["judge_graders"] = f->graders;
     options->judge_graders = f->graders;
     options->max_judge_error_rate = f->max_judge_error_rate;
     options->cache = m.Cache();
     if (Status s = m.SetPrices(ctx, "replay/stored", *options); !s.ok()) return ReportError(s);
     options->parent_run_id = *id;
     auto summary =
-        RunSuite(*suite, *backend, scheduler.get(), **store, *options, Interrupted(), *judges);
+        RunSuite(*suite, **backend, scheduler.get(), **store, *options, Interrupted(), *judges);
     if (!summary) return ReportError(summary.error());
     return ReportRun(ctx, **store, *suite, *summary, f->max_judge_error_rate);
   };

@@ -13,48 +13,53 @@ int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags fla
                 bool retry_errors, ProgressMode progress, double max_judge_error_rate) {
   auto run = store.GetRun(run_id);
   if (!run) return ReportError(run.error());
-  if (run->parent_run_id) {
-    return ReportError(InvalidArgument(
-        fmt::format("run {} re-graded run {} (plumb rescore); rescore run {} again instead", run_id,
-                    *run->parent_run_id, *run->parent_run_id)));
-  }
-  auto suite = ctx.LoadSuiteOfRun(*run);
-  if (!suite) return ReportError(suite.error());
-  auto options = OptionsOfRun(*run);
-  if (!options) return ReportError(options.error());
-  flags.InheritFrom(run->settings);
-  flags.seed = run->seed;
-  std::unique_ptr<HttpScheduler> scheduler = flags.MakeScheduler();
-  auto backend = flags.MakeBackend(ctx, scheduler.get(), run->model_spec, /*judge=*/false);
-  if (!backend) return ReportError(backend.error());
-  std::vector<std::unique_ptr<Backend>> owned;
-  auto judges = flags.MakeJudges(ctx, scheduler.get(), owned);
-  if (!judges) return ReportError(judges.error());
-  if (suite->manifest.content_hash != run->suite_hash) {
-    return ReportError(InvalidArgument(
-        fmt::format("suite '{}' changed since run {} started (content hash {} now, {} then): a "
-                    "resumed run must "
-                    "answer the same items",
-                    run->suite_id, run_id, suite->manifest.content_hash.substr(0, 12),
-                    run->suite_hash.substr(0, 12))));
-  }
-  if (retry_errors) {
-    auto reset = store.ResetErroredSamples(run_id);
-    if (!reset) return ReportError(reset.error());
-    std::fprintf(stderr, "plumb: run %lld: %lld errored samples will be sent again\n",
-                 static_cast<long long>(run_id), static_cast<long long>(*reset));
-  } else if (run->status == "completed") {
+  if (run->status == "completed" && !retry_errors) {
     return ReportError(
         InvalidArgument(fmt::format("run {} is completed: nothing to resume (plumb run "
                                     "--retry-errors {} re-sends its errored samples)",
                                     run_id, run_id)));
   }
+  // Taken before anything changes, so a second resume of a live run changes nothing.
+  if (Status s = store.AcquireRun(run_id); !s.ok()) return ReportError(s);
+  auto suite = ctx.LoadSuiteOfRun(*run);
+  if (!suite) return ReportError(suite.error());
+  if (suite->manifest.content_hash != run->suite_hash) {
+    return ReportError(InvalidArgument(
+        fmt::format("suite '{}' changed since run {} started (content hash {} now, {} then): a "
+                    "resumed run must answer the same items",
+                    run->suite_id, run_id, suite->manifest.content_hash.substr(0, 12),
+                    run->suite_hash.substr(0, 12))));
+  }
+  auto options = OptionsOfRun(*run);
+  if (!options) return ReportError(options.error());
+  flags.InheritFrom(*run);
+  flags.seed = run->seed;
+  std::unique_ptr<HttpScheduler> scheduler = flags.MakeScheduler();
+  // A re-grading (plumb rescore) continues from the replies of the run it re-grades.
+  auto backend = run->parent_run_id
+                     ? StoredRepliesOf(store, *run->parent_run_id)
+                     : flags.MakeBackend(ctx, scheduler.get(), run->model_spec, /*judge=*/false);
+  if (!backend) return ReportError(backend.error());
+  std::vector<std::unique_ptr<Backend>> owned;
+  auto judges = flags.MakeJudges(ctx, scheduler.get(), owned);
+  if (!judges) return ReportError(judges.error());
+  if (retry_errors) {
+    auto reset = store.ResetErroredSamples(run_id);
+    if (!reset) return ReportError(reset.error());
+    std::fprintf(stderr, "plumb: run %lld: %lld errored samples will be sent again\n",
+                 static_cast<long long>(run_id), static_cast<long long>(*reset));
+  }
   options->concurrency = flags.concurrency;
   options->progress = progress;
-  options->settings = flags.Settings();
+  Json settings = flags.Settings();
+  for (const char* key : {"rescore_of", "judge_graders", "suite_file", "alias"}) {
+    if (run->settings.contains(key)) settings[key] = run->settings[key];
+  }
+  options->settings = settings;
   options->max_judge_error_rate = max_judge_error_rate;
   options->cache = flags.Cache();
-  if (Status s = flags.SetPrices(ctx, run->model_spec, *options); !s.ok()) return ReportError(s);
+  std::string priced = run->parent_run_id ? "replay/stored" : run->model_spec;
+  if (Status s = flags.SetPrices(ctx, priced, *options); !s.ok()) return ReportError(s);
   auto summary =
       ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options, Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());

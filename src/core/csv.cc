@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "plumb/text.h"
+
 namespace plumb {
 
 Result<std::vector<CsvRow>> ParseCsv(std::string_view text, const std::string& file, char delimiter,
@@ -73,6 +75,16 @@ Result<std::vector<CsvRow>> ParseCsv(std::string_view text, const std::string& f
       }
     }
     bool blank = row.fields.size() == 1 && row.fields[0].empty();
+    for (size_t c = 0; c < row.fields.size() && !blank; ++c) {
+      std::string where = DescribeInvalidUtf8(row.fields[c]);
+      if (where.empty()) continue;
+      std::string column = !rows.empty() && c < rows[0].fields.size()
+                               ? fmt::format("column '{}'", QuoteInput(rows[0].fields[c], 60))
+                               : fmt::format("column {}", c + 1);
+      return InvalidArgument(fmt::format(
+          "{}:{}: {} is not valid UTF-8 ({} of the value); save the file as UTF-8", file,
+          row.line, column, where));
+    }
     if (!blank) rows.push_back(std::move(row));
     header_seen = header_seen || !blank;
   }

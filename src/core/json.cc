@@ -11,18 +11,64 @@
 #include <fstream>
 #include <sstream>
 
+#include "plumb/text.h"
+
 namespace plumb {
 namespace {
 
 // nlohmann's messages start with "[json.exception.parse_error.101] parse error at line 1,
 // column 5: "; keep what follows and report the position ourselves.
+// The text it quotes ("last read: '...'") is input: shortened, invalid bytes escaped.
 std::string CleanJsonError(const std::string& what) {
+  std::string out = what;
   size_t colon = what.find("column ");
   if (colon != std::string::npos) {
     size_t after = what.find(": ", colon);
-    if (after != std::string::npos) return what.substr(after + 2);
+    if (after != std::string::npos) out = what.substr(after + 2);
   }
-  return what;
+  return QuoteInput(out, 300);
+}
+
+// Nesting beyond this is refused: no real suite, item or reply needs it, and code that walks
+// documents recursively (serialising, schema checks) must not run out of stack.
+constexpr int kMaxDepth = 64;
+// YAML aliases can make a small file expand exponentially ("billion laughs"); no suite needs
+// more values than this.
+constexpr size_t kMaxYamlValues = 1'000'000;
+
+// "answer_patterns[0].regex" for the pointer "/answer_patterns/0/regex".
+std::string FieldOfPointer(const std::string& pointer) {
+  std::string out;
+  size_t i = 1;
+  while (i <= pointer.size() && !pointer.empty()) {
+    size_t next = pointer.find('/', i);
+    std::string part = pointer.substr(i, next == std::string::npos ? std::string::npos : next - i);
+    bool index = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
+    if (index)
+      out += "[" + part + "]";
+    else
+      out += (out.empty() ? "" : ".") + part;
+    if (next == std::string::npos) break;
+    i = next + 1;
+  }
+  return out;
+}
+
+struct YamlBudget {
+  size_t values = 0;
+};
+
+// The scalar as UTF-8, or an error naming its field.
+Status CheckScalar(const std::string& text, const std::string& pointer, int line,
+                   const SourceMap& map) {
+  std::string where = DescribeInvalidUtf8(text);
+  if (where.empty()) return Status();
+  std::string field = FieldOfPointer(pointer);
+  return InvalidArgument(fmt::format(
+      "{}:{}: {} is not valid UTF-8 ({} of the value); save the "
+      "file as UTF-8",
+      map.file(), line, field.empty() ? std::string("a value") : fmt::format("field '{}'", field),
+      where));
 }
 
 bool IsPlainNull(const std::string& s) {
@@ -65,13 +111,25 @@ Json PlainScalar(const std::string& s) {
   return s;
 }
 
-Result<Json> ConvertYaml(const YAML::Node& node, const std::string& pointer, SourceMap& map) {
-  map.SetLine(pointer, node.Mark().line + 1);
+Result<Json> ConvertYaml(const YAML::Node& node, const std::string& pointer, SourceMap& map,
+                         YamlBudget& budget, int depth) {
+  const int line = node.Mark().line + 1;
+  map.SetLine(pointer, line);
+  if (++budget.values > kMaxYamlValues) {
+    return InvalidArgument(fmt::format(
+        "{}:{}: the document expands to more than {} values (aliases repeating aliases?)",
+        map.file(), line, kMaxYamlValues));
+  }
+  if (depth > kMaxDepth) {
+    return InvalidArgument(fmt::format("{}:{}: values are nested more than {} levels deep",
+                                       map.file(), line, kMaxDepth));
+  }
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return Json(nullptr);
     case YAML::NodeType::Scalar: {
+      PLUMB_RETURN_IF_ERROR(CheckScalar(node.Scalar(), pointer, line, map));
       const std::string& tag = node.Tag();
       if (tag == "!" || tag == "tag:yaml.org,2002:str") return Json(node.Scalar());
       return PlainScalar(node.Scalar());
@@ -80,8 +138,8 @@ Result<Json> ConvertYaml(const YAML::Node& node, const std::string& pointer, Sou
       Json arr = Json::array();
       size_t i = 0;
       for (const auto& child : node) {
-        PLUMB_ASSIGN_OR_RETURN(Json v,
-                               ConvertYaml(child, pointer + "/" + std::to_string(i++), map));
+        PLUMB_ASSIGN_OR_RETURN(Json v, ConvertYaml(child, pointer + "/" + std::to_string(i++), map,
+                                                   budget, depth + 1));
         arr.push_back(std::move(v));
       }
       return arr;
@@ -94,16 +152,17 @@ Result<Json> ConvertYaml(const YAML::Node& node, const std::string& pointer, Sou
                                              kv.first.Mark().line + 1));
         }
         const std::string key = kv.first.Scalar();
+        PLUMB_RETURN_IF_ERROR(CheckScalar(key, pointer, kv.first.Mark().line + 1, map));
         if (key == "<<") {
           return InvalidArgument(fmt::format("{}:{}: merge keys ('<<') are not supported",
                                              map.file(), kv.first.Mark().line + 1));
         }
         if (obj.contains(key)) {
-          return InvalidArgument(
-              fmt::format("{}:{}: duplicate key '{}'", map.file(), kv.first.Mark().line + 1, key));
+          return InvalidArgument(fmt::format("{}:{}: duplicate key '{}'", map.file(),
+                                             kv.first.Mark().line + 1, QuoteInput(key)));
         }
         std::string child = pointer + "/" + JsonPointerEscape(key);
-        PLUMB_ASSIGN_OR_RETURN(Json v, ConvertYaml(kv.second, child, map));
+        PLUMB_ASSIGN_OR_RETURN(Json v, ConvertYaml(kv.second, child, map, budget, depth + 1));
         map.SetLine(child, kv.first.Mark().line + 1);  // the key's line reads best
         obj[key] = std::move(v);
       }
@@ -155,7 +214,9 @@ std::string SourceMap::Where(const std::string& pointer) const {
 Result<Json> ParseJsonStrict(std::string_view text, const std::string& where) {
   std::vector<std::set<std::string>> keys;
   std::string duplicate;
-  auto callback = [&](int, Json::parse_event_t event, Json& parsed) {
+  struct TooDeep {};
+  auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    if (depth > kMaxDepth) throw TooDeep{};
     if (event == Json::parse_event_t::object_start) {
       keys.emplace_back();
     } else if (event == Json::parse_event_t::object_end) {
@@ -169,11 +230,14 @@ Result<Json> ParseJsonStrict(std::string_view text, const std::string& where) {
   try {
     Json value = Json::parse(text.begin(), text.end(), callback);
     if (!duplicate.empty()) {
-      return InvalidArgument(fmt::format("{}: duplicate key '{}'", where, duplicate));
+      return InvalidArgument(fmt::format("{}: duplicate key '{}'", where, QuoteInput(duplicate)));
     }
     return value;
   } catch (const Json::parse_error& e) {
     return InvalidArgument(fmt::format("{}: invalid JSON: {}", where, CleanJsonError(e.what())));
+  } catch (const TooDeep&) {
+    return InvalidArgument(fmt::format(
+        "{}: invalid JSON: values are nested more than {} levels deep", where, kMaxDepth));
   }
 }
 
@@ -182,7 +246,8 @@ Result<Document> ParseYaml(const std::string& text, const std::string& file) {
   doc.source = SourceMap(file, 0);
   try {
     YAML::Node root = YAML::Load(text);
-    PLUMB_ASSIGN_OR_RETURN(doc.value, ConvertYaml(root, "", doc.source));
+    YamlBudget budget;
+    PLUMB_ASSIGN_OR_RETURN(doc.value, ConvertYaml(root, "", doc.source, budget, 0));
   } catch (const YAML::Exception& e) {
     return InvalidArgument(fmt::format("{}:{}: invalid YAML: {}", file, e.mark.line + 1, e.msg));
   }
@@ -190,10 +255,14 @@ Result<Document> ParseYaml(const std::string& text, const std::string& file) {
 }
 
 Result<Document> LoadYamlFile(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return NotFound(fmt::format("{}: is a folder, not a file", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(fmt::format("{}: cannot open file", path.string()));
   std::stringstream ss;
   ss << in.rdbuf();
+  // Scalars are checked for UTF-8 one by one, so the message can name the field.
   return ParseYaml(ss.str(), path.string());
 }
 

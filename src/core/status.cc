@@ -33,6 +33,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "unimplemented";
     case StatusCode::kCancelled:
       return "cancelled";
+    case StatusCode::kAborted:
+      return "aborted";
   }
   return "unknown";
 }
@@ -60,5 +62,6 @@ Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(
 Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
 
 }  // namespace plumb

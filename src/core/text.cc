@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <fstream>
+#include <optional>
+#include <sstream>
 
 namespace plumb {
 namespace {
@@ -167,6 +170,134 @@ std::string MarkdownCell(std::string_view s) {
     out += c;
   }
   return out;
+}
+
+// UTF-8 is checked by hand: the check is a few lines of the standard's table 3-7, and none of
+// the libraries plumb builds on exposes one (nlohmann only validates while parsing JSON).
+namespace {
+
+// The length of the well-formed sequence starting at s[i], or 0.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;  // no overlong forms
+    if (c == 0xED) hi = 0x9F;  // no surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+size_t InvalidUtf8Offset(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    // Runs of ASCII are the common case.
+    while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;
+    if (i == s.size()) break;
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+namespace {
+
+struct Position {
+  size_t line = 0, column = 0;
+  unsigned char byte = 0;
+};
+
+std::optional<Position> InvalidUtf8Position(std::string_view text) {
+  size_t at = InvalidUtf8Offset(text);
+  if (at == std::string_view::npos) return std::nullopt;
+  Position p;
+  p.line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + at, '\n'));
+  size_t start = at == 0 ? std::string_view::npos : text.rfind('\n', at - 1);
+  p.column = start == std::string_view::npos ? at + 1 : at - start;
+  p.byte = static_cast<unsigned char>(text[at]);
+  return p;
+}
+
+}  // namespace
+
+std::string DescribeInvalidUtf8(std::string_view text) {
+  auto p = InvalidUtf8Position(text);
+  if (!p) return "";
+  return fmt::format("byte 0x{:02X} at line {}, column {}", p->byte, p->line, p->column);
+}
+
+std::string ToValidUtf8(std::string_view s) {
+  if (InvalidUtf8Offset(s) == std::string_view::npos) return std::string(s);
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+std::string QuoteInput(std::string_view s, size_t max_bytes) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size() && out.size() < max_bytes) {
+    size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) {
+      out += fmt::format("\\x{:02X}", static_cast<unsigned char>(s[i]));
+      ++i;
+    } else {
+      if (out.size() + n > max_bytes) break;
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  if (i < s.size()) out += fmt::format("... ({} bytes)", s.size());
+  return out;
+}
+
+Result<std::string> ReadTextFile(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return NotFound(fmt::format("{}: is a folder, not a file", path.string()));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(fmt::format("{}: cannot open file", path.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return NotFound(fmt::format("{}: cannot read file", path.string()));
+  std::string text = ss.str();
+  if (auto p = InvalidUtf8Position(text)) {
+    return InvalidArgument(
+        fmt::format("{}:{}: invalid UTF-8 at column {} (byte 0x{:02X}); save "
+                    "the file as UTF-8",
+                    path.string(), p->line, p->column, p->byte));
+  }
+  return text;
 }
 
 std::string NowIso8601() {

@@ -7,6 +7,10 @@
 
 namespace plumb {
 
+std::string DumpJson(const Json& j, int indent) {
+  return j.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
 Json MessagesToJson(const std::vector<Message>& messages) {
   Json arr = Json::array();
   for (const auto& m : messages) arr.push_back({{"role", m.role}, {"content", m.content}});

@@ -78,7 +78,7 @@ class Judge final : public JudgeGrader {
       if (v.is_string()) vars["item." + k] = v.get<std::string>();
     }
     for (const auto& [k, v] : in.item.metadata.items()) {
-      vars["metadata." + k] = v.is_string() ? v.get<std::string>() : v.dump();
+      vars["metadata." + k] = v.is_string() ? v.get<std::string>() : DumpJson(v);
     }
     const std::string& tmpl = in.template_override ? *in.template_override : c_.tmpl;
     Result<std::string> user = RenderTemplate(tmpl, vars);
@@ -354,13 +354,12 @@ Result<std::unique_ptr<JudgeGrader>> LoadJudgeGrader(const std::filesystem::path
   c.description = description.value_or("");
   PLUMB_ASSIGN_OR_RETURN(std::string prompt, r.String("prompt"));
   std::filesystem::path prompt_path = path.parent_path() / prompt;
-  std::ifstream in(prompt_path, std::ios::binary);
-  if (!in)
+  Result<std::string> prompt_text = ReadTextFile(prompt_path);
+  if (!prompt_text && prompt_text.error().code() == StatusCode::kNotFound)
     return r.Error("prompt",
                    fmt::format("names '{}', which cannot be opened", prompt_path.string()));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  c.tmpl = ss.str();
+  if (!prompt_text) return prompt_text.error();
+  c.tmpl = std::move(*prompt_text);
   PLUMB_RETURN_IF_ERROR(CheckJudgeTemplate(c.tmpl, prompt_path.string()));
   PLUMB_ASSIGN_OR_RETURN(c.system_prompt, r.OptString("system_prompt"));
 
@@ -549,7 +548,8 @@ std::string CheckJsonSchema(const Json& value, const Json& schema, const std::st
     bool found = false;
     for (const auto& e : schema["enum"]) found = found || e == value;
     if (!found)
-      return fmt::format("{}: {} is not one of {}", where, value.dump(), schema["enum"].dump());
+      return fmt::format("{}: {} is not one of {}", where, DumpJson(value),
+                         DumpJson(schema["enum"]));
   }
   std::string type = schema.value("type", "");
   bool ok = type.empty() || (type == "object" && value.is_object()) ||

@@ -218,14 +218,14 @@ Result<std::string> FormatComparison(const RunComparison& c, const std::string& 
       }
       metrics.push_back(j);
     }
-    return Json{{"suite", c.b.suite_id},
-                {"baseline", run(c.a)},
-                {"candidate", run(c.b)},
-                {"primary_metric", c.b.primary_metric},
-                {"higher_is_better", c.b.higher_is_better},
-                {"notes", c.notes},
-                {"metrics", metrics}}
-               .dump(2) +
+    return DumpJson(Json{{"suite", c.b.suite_id},
+                         {"baseline", run(c.a)},
+                         {"candidate", run(c.b)},
+                         {"primary_metric", c.b.primary_metric},
+                         {"higher_is_better", c.b.higher_is_better},
+                         {"notes", c.notes},
+                         {"metrics", metrics}},
+                    2) +
            "\n";
   }
   if (format != "text" && format != "md") {

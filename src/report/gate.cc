@@ -228,16 +228,16 @@ Result<std::string> FormatGate(const GateResult& r, const std::string& format) {
                         {"verdict", k.verdict},
                         {"reason", k.reason}});
     }
-    return Json{{"verdict", r.verdict},
-                {"exit_code", r.exit_code},
-                {"policy",
-                 {{"source", p.source},
-                  {"alpha", p.alpha},
-                  {"correction", p.holm ? "holm" : "none"},
-                  {"inconclusive", p.inconclusive_fails ? "fail" : "pass"}}},
-                {"checks", checks},
-                {"notes", r.notes}}
-               .dump(2) +
+    return DumpJson(Json{{"verdict", r.verdict},
+                         {"exit_code", r.exit_code},
+                         {"policy",
+                          {{"source", p.source},
+                           {"alpha", p.alpha},
+                           {"correction", p.holm ? "holm" : "none"},
+                           {"inconclusive", p.inconclusive_fails ? "fail" : "pass"}}},
+                         {"checks", checks},
+                         {"notes", r.notes}},
+                    2) +
            "\n";
   }
   if (format == "junit") {

@@ -139,8 +139,9 @@ Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_
             fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
                         reason.empty() ? "" : "<div class=\"text\">" + Escape(reason) + "</div>");
       } else {
-        std::string parsed =
-            g.details.is_object() && g.details.contains("answer") ? g.details["answer"].dump() : "";
+        std::string parsed = g.details.is_object() && g.details.contains("answer")
+                                 ? DumpJson(g.details["answer"])
+                                 : "";
         answer += fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
                               parsed.empty() ? "" : " answer " + Escape(parsed));
         if (g.status == GradeStatus::kError && !g.error.empty())

@@ -371,11 +371,11 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
                           {"higher_is_better", s.higher_is_better},
                           {"rows", rows}});
     }
-    return Json{{"generated_at", board.generated_at},
-                {"suites", sections},
-                {"footnote", kRankFootnote},
-                {"notes", board.notes}}
-               .dump(2) +
+    return DumpJson(Json{{"generated_at", board.generated_at},
+                         {"suites", sections},
+                         {"footnote", kRankFootnote},
+                         {"notes", board.notes}},
+                    2) +
            "\n";
   }
   if (format == "latex") {

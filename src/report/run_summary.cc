@@ -46,7 +46,7 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
     }
     Json out = {{"run", RunToJson(run)}, {"metrics", ms}, {"baselines", bs}};
     if (!baseline_note.empty()) out["baselines_note"] = baseline_note;
-    return out.dump(2) + "\n";
+    return DumpJson(out, 2) + "\n";
   }
   if (format != "text")
     return InvalidArgument(fmt::format("unknown format '{}' (use text or json)", format));
@@ -56,7 +56,7 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
                      run.finished_at.empty() ? "-" : run.finished_at, run.n_samples, run.epochs,
                      run.seed);
   out += fmt::format("suite hash {}  plumb {} ({})  params {}\n", run.suite_hash.substr(0, 12),
-                     run.plumb_version, run.git_sha, run.params.dump());
+                     run.plumb_version, run.git_sha, DumpJson(run.params));
   if (run.parent_run_id) out += fmt::format("re-graded from run {}\n", *run.parent_run_id);
   if (!run.error.empty()) out += "error: " + run.error + "\n";
   auto usage = [](const std::string& who, const Json& u) {

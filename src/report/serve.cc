@@ -17,7 +17,7 @@ constexpr int kMaxPage = 1000;
 
 void SendJson(httplib::Response& res, const Json& body, int status = 200) {
   res.status = status;
-  res.set_content(body.dump(2) + "\n", "application/json; charset=utf-8");
+  res.set_content(DumpJson(body, 2) + "\n", "application/json; charset=utf-8");
 }
 
 void SendError(httplib::Response& res, const Status& s) {

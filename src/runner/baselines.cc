@@ -22,7 +22,7 @@ std::string BaselineKey(const RunRecord& run, const std::string& model,
               {"limit", run.limit ? Json(*run.limit) : Json(nullptr)},
               {"resamples", options.resamples},
               {"plumb", fmt::format("{} {}", PLUMB_VERSION, PLUMB_GIT_SHA)}};
-  return Sha256Hex(key.dump());
+  return Sha256Hex(DumpJson(key));
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ std::string CacheKey(const std::string& identity, const ModelCall& call) {
     h.Update(field);
   };
   add(identity);
-  add(call.params.ToJson().dump());
+  add(DumpJson(call.params.ToJson()));
   for (const auto& m : call.messages) {
     add(m.role);
     add(m.content);

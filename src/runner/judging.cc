@@ -60,7 +60,7 @@ void Step(std::shared_ptr<Judging> j) {
 }  // namespace
 
 std::string PromptHash(const std::vector<Message>& prompt) {
-  return Sha256Hex(MessagesToJson(prompt).dump()).substr(0, 16);
+  return Sha256Hex(DumpJson(MessagesToJson(prompt))).substr(0, 16);
 }
 
 void RequestJudgment(std::shared_ptr<const JudgeGrader> grader, const JudgeModel& judge,

@@ -92,6 +92,19 @@ class Loop {
         progress_(options.progress, stderr) {}
 
   Result<RunSummary> Run() {
+    Result<RunSummary> r = RunAndRecord();
+    if (!r && summary_.run_id != 0 && r.error().code() != StatusCode::kInvalidArgument) {
+      // The run exists and keeps what was stored; it reads back as interrupted once this
+      // process has gone.
+      return Status(r.error().code(),
+                    fmt::format("{} (run {} keeps what was stored: plumb resume {} once fixed)",
+                                r.error().message(), summary_.run_id, summary_.run_id));
+    }
+    return r;
+  }
+
+ private:
+  Result<RunSummary> RunAndRecord() {
     if (suite_.kind->NeedsJudges() && judges_.empty()) {
       return InvalidArgument(
           fmt::format("suite '{}' is scored by LLM judges: name a judge model with --judge SPEC",
@@ -100,7 +113,6 @@ class Loop {
     window_ = static_cast<size_t>(std::max(64, 4 * options_.concurrency));
     if (resume_ != nullptr) {
       PLUMB_RETURN_IF_ERROR(PlanResume());
-      PLUMB_RETURN_IF_ERROR(store_.ReopenRun(resume_->id));
       summary_.run_id = resume_->id;
       summary_.samples = static_cast<int64_t>(samples_.size());
     } else {
@@ -161,7 +173,6 @@ class Loop {
     }
   }
 
- private:
   Status StartNewRun() {
     // --limit counts the suite's own items (records), so an item's expansions (grid cells,
     // with/without a biography) stay together.
@@ -265,6 +276,11 @@ class Loop {
           HandleTurn(std::move(*e), stopping);
         } else {
           HandleJudgment(std::move(*e));
+        }
+        if (!stopping && summary_.failure.ok() && (summary_.done & 63) == 0) {
+          // Results that can no longer be stored (a full disk) stop the run: nothing more is
+          // sent, and what was stored stays for a resume.
+          if (Status w = store_.LastWriteError(); !w.ok()) summary_.failure = w;
         }
         if (!stopping && !summary_.failure.ok()) {
           stopping = true;
@@ -560,6 +576,9 @@ Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& 
                     suite.manifest.id, run.id, suite.manifest.content_hash.substr(0, 12),
                     run.suite_hash.substr(0, 12)));
   }
+  // The run is taken before its pending samples are read, so two resumes never both send them.
+  PLUMB_RETURN_IF_ERROR(store.AcquireRun(run.id));
+  PLUMB_RETURN_IF_ERROR(store.ReopenRun(run.id));
   PLUMB_ASSIGN_OR_RETURN(auto stored, store.GetSamples(run.id, /*with_responses=*/false));
   Loop loop(suite, backend, scheduler, store, options, interrupted, judges, &run, &stored);
   return loop.Run();
@@ -603,6 +622,12 @@ Result<RunOptions> OptionsOfRun(const RunRecord& run) {
   o.concurrency = run.concurrency;
   o.settings = run.settings;
   o.bootstrap_resamples = MetricOptionsOfRun(run).resamples;
+  o.parent_run_id = run.parent_run_id;
+  if (run.settings.contains("judge_graders") && run.settings["judge_graders"].is_array()) {
+    for (const auto& g : run.settings["judge_graders"]) {
+      if (g.is_string()) o.judge_graders.push_back(g.get<std::string>());
+    }
+  }
   SourceMap source(fmt::format("run {} params", run.id), 0);
   FieldReader reader(run.params, source);
   PLUMB_ASSIGN_OR_RETURN(o.params, ReadGenerationParams(reader));

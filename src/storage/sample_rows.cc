@@ -40,7 +40,7 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       resp.bind(2, rr.item_id);
       resp.bind(3, rr.epoch);
       resp.bind(4, rr.turn);
-      resp.bind(5, rr.request.dump());
+      resp.bind(5, DumpJson(rr.request));
       resp.bind(6, rr.ok ? "ok" : "error");
       if (rr.ok) {
         resp.bind(7, rr.completion.text);
@@ -69,7 +69,7 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       score.bind(5, std::string(GradeStatusName(g.status)));
       BindOpt(score, 6, g.value);
       score.bind(7, g.label);
-      score.bind(8, g.details.dump());
+      score.bind(8, DumpJson(g.details));
       score.bind(9, Redact(g.error));
       score.exec();
       score.reset();

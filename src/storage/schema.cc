@@ -1,4 +1,4 @@
-// Schema version 1 and the migration ladder.
+// The schema (version 1 and the steps to later versions) and the migration ladder.
 #include "storage/schema.h"
 
 #include <fmt/format.h>
@@ -129,9 +129,15 @@ CREATE TABLE baselines (
 ) WITHOUT ROWID;
 )sql";
 
-int UserVersion(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
+// Version 3: run leases (the process executing a run, and its heartbeat).
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN heartbeat_at REAL NOT NULL DEFAULT 0;
+)sql";
 
 }  // namespace
+
+int UserVersion(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
 
 Status Migrate(SQLite::Database& db, const std::string& path) {
   try {
@@ -153,7 +159,8 @@ Status Migrate(SQLite::Database& db, const std::string& path) {
       db.exec(kSchemaV1);
     }
     if (version < 2) db.exec(kSchemaV2);
-    // Later versions add their steps here: if (version < 3) { ... }
+    if (version < 3) db.exec(kSchemaV3);
+    // Later versions add their steps here: if (version < 4) { ... }
     db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
     tx.commit();
     return Status();

@@ -12,6 +12,9 @@ namespace plumb::storage {
 // kFailedPrecondition when the database is newer than this binary.
 Status Migrate(SQLite::Database& db, const std::string& path);
 
+// PRAGMA user_version.
+int UserVersion(SQLite::Database& db);
+
 // Checks the schema version of a database opened read-only.
 Status CheckReadable(SQLite::Database& db, const std::string& path);
 

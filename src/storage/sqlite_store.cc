@@ -1,17 +1,21 @@
 // The SQLite results store: WAL mode, one writer thread that commits queued sample results in
 // batched transactions, and plain queries for reading.
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "plumb/log.h"
 #include "plumb/store.h"
 #include "plumb/text.h"
+#include "storage/lease.h"
 #include "storage/sample_rows.h"
 #include "storage/schema.h"
 
@@ -24,6 +28,7 @@ class SqliteStore final : public Store {
  public:
   SqliteStore(std::unique_ptr<SQLite::Database> db, std::string path, bool writable)
       : db_(std::move(db)), path_(std::move(path)) {
+    schema_version_ = storage::UserVersion(*db_);
     if (writable) writer_ = std::thread([this] { WriterLoop(); });
   }
 
@@ -38,6 +43,14 @@ class SqliteStore final : public Store {
       queue_cv_.notify_all();
       writer_.join();
     }
+    // Leases still held (a command that stopped early) are given up, so the run reads back as
+    // interrupted at once rather than when the heartbeat grows old.
+    std::set<int64_t> owned;
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      owned.swap(owned_);
+    }
+    for (int64_t id : owned) (void)ClearOwner(id);
   }
 
   Result<int64_t> CreateRun(const RunRecord& run, const std::vector<Item>& items,
@@ -49,8 +62,8 @@ class SqliteStore final : public Store {
                           "INSERT INTO runs (started_at, status, plumb_version, git_sha, suite_id, "
                           "suite_version, suite_hash, model_spec, backend_id, params, seed, "
                           "concurrency, epochs, item_limit, n_samples, settings, primary_metric, "
-                          "higher_is_better, parent_run_id) VALUES "
-                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                          "higher_is_better, parent_run_id, owner, heartbeat_at) VALUES "
+                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       q.bind(1, run.started_at);
       q.bind(2, run.status);
       q.bind(3, run.plumb_version);
@@ -60,16 +73,18 @@ class SqliteStore final : public Store {
       q.bind(7, run.suite_hash);
       q.bind(8, run.model_spec);
       q.bind(9, run.backend_id);
-      q.bind(10, run.params.dump());
+      q.bind(10, DumpJson(run.params));
       q.bind(11, static_cast<int64_t>(run.seed));
       q.bind(12, run.concurrency);
       q.bind(13, run.epochs);
       BindOpt(q, 14, run.limit);
       q.bind(15, run.n_samples);
-      q.bind(16, Redact(run.settings.dump()));
+      q.bind(16, Redact(DumpJson(run.settings)));
       q.bind(17, run.primary_metric);
       q.bind(18, run.higher_is_better ? 1 : 0);
       BindOpt(q, 19, run.parent_run_id);
+      q.bind(20, storage::SelfOwner());
+      q.bind(21, storage::UnixNow());
       q.exec();
       int64_t id = db_->getLastInsertRowid();
       SQLite::Statement qi(*db_,
@@ -80,8 +95,8 @@ class SqliteStore final : public Store {
         qi.bind(2, item.id);
         qi.bind(3, item.category);
         qi.bind(4, item.line);
-        qi.bind(5, item.fields.dump());
-        qi.bind(6, item.metadata.dump());
+        qi.bind(5, DumpJson(item.fields));
+        qi.bind(6, DumpJson(item.metadata));
         qi.bind(7, item.scored ? 1 : 0);
         qi.exec();
         qi.reset();
@@ -93,13 +108,51 @@ class SqliteStore final : public Store {
         qs.bind(1, id);
         qs.bind(2, samples[i].first);
         qs.bind(3, samples[i].second);
-        qs.bind(4, presentations[i].dump());
+        qs.bind(4, DumpJson(presentations[i]));
         qs.exec();
         qs.reset();
       }
       tx.commit();
+      Hold(id);
       return id;
     });
+  }
+
+  Status AcquireRun(int64_t run_id) override {
+    Result<bool> taken = Guard<bool>([&]() -> Result<bool> {
+      // IMMEDIATE: two processes acquiring at once are serialised here, so only one wins.
+      SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+      SQLite::Statement q(*db_, "SELECT owner, heartbeat_at FROM runs WHERE id=?");
+      q.bind(1, run_id);
+      if (!q.executeStep()) return NotFound(fmt::format("run {} not found in '{}'", run_id, path_));
+      std::string owner = q.getColumn(0).getString();
+      double heartbeat = q.getColumn(1).getDouble();
+      double now = storage::UnixNow();
+      if (owner != storage::SelfOwner() && storage::OwnerAlive(owner, heartbeat, now)) {
+        return Aborted(fmt::format(
+            "run {} is being executed by {} (last heartbeat {:.0f} s ago): wait for it to finish, "
+            "or stop it (Ctrl-C) and resume then",
+            run_id, storage::DescribeOwner(owner), std::max(0.0, now - heartbeat)));
+      }
+      SQLite::Statement u(*db_, "UPDATE runs SET owner=?, heartbeat_at=? WHERE id=?");
+      u.bind(1, storage::SelfOwner());
+      u.bind(2, now);
+      u.bind(3, run_id);
+      u.exec();
+      tx.commit();
+      return true;
+    });
+    if (!taken) return taken.error();
+    Hold(run_id);
+    return Status();
+  }
+
+  Status ReleaseRun(int64_t run_id) override {
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      owned_.erase(run_id);
+    }
+    return ClearOwner(run_id);
   }
 
   void Enqueue(int64_t run_id, SampleResult result) override {
@@ -107,7 +160,7 @@ class SqliteStore final : public Store {
   }
 
   void CachePut(const std::string& key, const std::string& backend, const Completion& c) override {
-    Push(WriteJob{0, {}, key, backend, CompletionToJson(c).dump()});
+    Push(WriteJob{0, {}, key, backend, DumpJson(CompletionToJson(c))});
   }
 
   Result<std::optional<Completion>> CacheGet(const std::string& key) const override {
@@ -141,16 +194,23 @@ class SqliteStore final : public Store {
     return write_error_;
   }
 
+  Status LastWriteError() const override {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    return write_error_;
+  }
+
   Status FinishRun(int64_t run_id, const std::string& status, const std::string& error) override {
     PLUMB_RETURN_IF_ERROR(Flush());
     return Guard<bool>([&]() -> Result<bool> {
-             SQLite::Statement q(*db_,
-                                 "UPDATE runs SET status=?, finished_at=?, error=? WHERE id=?");
+             SQLite::Statement q(
+                 *db_, "UPDATE runs SET status=?, finished_at=?, error=?, owner='' WHERE id=?");
              q.bind(1, status);
              q.bind(2, NowIso8601());
              q.bind(3, Redact(error));
              q.bind(4, run_id);
              q.exec();
+             std::lock_guard<std::mutex> lock(queue_mu_);
+             owned_.erase(run_id);
              return true;
            })
         .status();
@@ -201,7 +261,7 @@ class SqliteStore final : public Store {
   Status PutUsage(int64_t run_id, const Json& usage) override {
     return Guard<bool>([&]() -> Result<bool> {
              SQLite::Statement q(*db_, "UPDATE runs SET usage=? WHERE id=?");
-             q.bind(1, usage.dump());
+             q.bind(1, DumpJson(usage));
              q.bind(2, run_id);
              q.exec();
              return true;
@@ -263,7 +323,7 @@ class SqliteStore final : public Store {
                q.bind(7, m.n);
                BindOpt(q, 8, m.k);
                q.bind(9, m.ci_method);
-               q.bind(10, m.details.dump());
+               q.bind(10, DumpJson(m.details));
                q.exec();
                q.reset();
              }
@@ -395,7 +455,7 @@ class SqliteStore final : public Store {
              q.bind(1, key);
              q.bind(2, suite_id);
              q.bind(3, model_spec);
-             q.bind(4, list.dump());
+             q.bind(4, DumpJson(list));
              q.bind(5, NowIso8601());
              q.exec();
              return true;
@@ -426,8 +486,69 @@ class SqliteStore final : public Store {
     try {
       return fn();
     } catch (const SQLite::Exception& e) {
+      return StorageError(e);
+    } catch (const std::exception& e) {
       return DataLoss(fmt::format("results database '{}': {}", path_, e.what()));
     }
+  }
+
+  // A failed statement, with what to do about it when the disk is the cause.
+  Status StorageError(const SQLite::Exception& e) const {
+    int code = e.getErrorCode() & 0xff;
+    if (code == SQLITE_FULL) {
+      return DataLoss(fmt::format(
+          "results database '{}': the disk is full ({}); free some space, then plumb resume",
+          path_, e.what()));
+    }
+    if (code == SQLITE_IOERR) {
+      return DataLoss(fmt::format(
+          "results database '{}': I/O error ({}); check the disk, then plumb resume", path_,
+          e.what()));
+    }
+    if (code == SQLITE_READONLY) {
+      return DataLoss(fmt::format(
+          "results database '{}' cannot be written ({}); use a --db you may write", path_,
+          e.what()));
+    }
+    return DataLoss(fmt::format("results database '{}': {}", path_, e.what()));
+  }
+
+  void Hold(int64_t run_id) {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    owned_.insert(run_id);
+  }
+
+  Status ClearOwner(int64_t run_id) {
+    return Guard<bool>([&]() -> Result<bool> {
+             SQLite::Statement q(*db_, "UPDATE runs SET owner='' WHERE id=? AND owner=?");
+             q.bind(1, run_id);
+             q.bind(2, storage::SelfOwner());
+             q.exec();
+             return true;
+           })
+        .status();
+  }
+
+  // Renews the heartbeat of every run this store holds.
+  void Heartbeat() {
+    std::set<int64_t> owned;
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      owned = owned_;
+    }
+    if (owned.empty()) return;
+    Status s = Guard<bool>([&]() -> Result<bool> {
+                 SQLite::Statement q(*db_, "UPDATE runs SET heartbeat_at=? WHERE id=? AND owner=?");
+                 for (int64_t id : owned) {
+                   q.bind(1, storage::UnixNow());
+                   q.bind(2, id);
+                   q.bind(3, storage::SelfOwner());
+                   q.exec();
+                   q.reset();
+                 }
+                 return true;
+               }).status();
+    if (!s.ok()) ReportWriteError(s);
   }
 
   Result<std::vector<RunRecord>> QueryRuns(const std::string& where,
@@ -437,10 +558,13 @@ class SqliteStore final : public Store {
                           "SELECT id, started_at, finished_at, status, plumb_version, git_sha, "
                           "suite_id, suite_version, suite_hash, model_spec, backend_id, params, "
                           "seed, concurrency, epochs, item_limit, n_samples, error, settings, "
-                          "primary_metric, higher_is_better, parent_run_id, usage FROM runs " +
-                              where);
+                          "primary_metric, higher_is_better, parent_run_id, usage, " +
+                              std::string(schema_version_ >= 3 ? "owner, heartbeat_at"
+                                                               : "'', 0") +
+                              " FROM runs " + where);
       for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i + 1), args[i]);
       std::vector<RunRecord> out;
+      const double now = storage::UnixNow();
       while (q.executeStep()) {
         RunRecord r;
         r.id = q.getColumn(0).getInt64();
@@ -466,6 +590,13 @@ class SqliteStore final : public Store {
         r.higher_is_better = q.getColumn(20).getInt() != 0;
         r.parent_run_id = OptInt64(q.getColumn(21));
         r.usage = ParseStored(q.getColumn(22).getString());
+        r.owner = q.getColumn(23).getString();
+        r.heartbeat_at = q.getColumn(24).getDouble();
+        if (r.status == "running" && !storage::OwnerAlive(r.owner, r.heartbeat_at, now)) {
+          // Its process died (killed, crashed, the machine went down): what it finished is kept.
+          r.status = "interrupted";
+          r.stale_owner = r.owner.empty() ? "unknown" : r.owner;
+        }
         out.push_back(std::move(r));
       }
       return out;
@@ -482,26 +613,39 @@ class SqliteStore final : public Store {
   }
 
   void WriterLoop() {
+    auto last_heartbeat = std::chrono::steady_clock::now();
     while (true) {
       std::vector<WriteJob> batch;
       {
         std::unique_lock<std::mutex> lock(queue_mu_);
-        queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        queue_cv_.wait_for(lock, storage::kHeartbeatInterval,
+                           [&] { return stop_ || !queue_.empty(); });
         if (queue_.empty() && stop_) return;
         while (!queue_.empty() && batch.size() < kMaxBatch) {
           batch.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
       }
+      if (std::chrono::steady_clock::now() - last_heartbeat >= storage::kHeartbeatInterval) {
+        Heartbeat();
+        last_heartbeat = std::chrono::steady_clock::now();
+      }
+      if (batch.empty()) continue;
       Status s = WriteBatch(batch);
       {
         std::lock_guard<std::mutex> lock(queue_mu_);
         committed_ += batch.size();
         if (!s.ok() && write_error_.ok()) write_error_ = s;
       }
-      if (!s.ok()) LogLine(LogLevel::kError, s.message());
+      if (!s.ok()) ReportWriteError(s);
       done_cv_.notify_all();
     }
+  }
+
+  // A full disk fails every later batch the same way: say it once.
+  void ReportWriteError(const Status& s) {
+    if (write_error_reported_.exchange(true)) return;
+    LogLine(LogLevel::kError, s.message());
   }
 
   Status WriteBatch(const std::vector<WriteJob>& batch) {
@@ -518,7 +662,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<SQLite::Database> db_;
   std::string path_;
 
-  std::mutex queue_mu_;
+  mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::condition_variable done_cv_;
   std::deque<WriteJob> queue_;
@@ -529,7 +673,10 @@ class SqliteStore final : public Store {
   uint64_t enqueued_ = 0;
   uint64_t committed_ = 0;
   Status write_error_;
+  std::atomic<bool> write_error_reported_{false};
   bool stop_ = false;
+  std::set<int64_t> owned_;  // runs whose lease this store renews, under queue_mu_
+  int schema_version_ = 0;
   std::thread writer_;
 };
 

@@ -49,8 +49,8 @@ Result<int> AlignedIndex(const Json& v, size_t n, const ItemSource& where) {
         "must be an option letter (A = first option), a 0-based index, or a list of them");
   }
   if (idx < 0 || static_cast<size_t>(idx) >= n) {
-    return where.Error("aligned",
-                       fmt::format("refers to option {} but the item has {} options", v.dump(), n));
+    return where.Error(
+        "aligned", fmt::format("refers to option {} but the item has {} options", DumpJson(v), n));
   }
   return idx;
 }

@@ -2,6 +2,10 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <ctime>
+
 #include "plumb/store.h"
 #include "subprocess.h"
 
@@ -151,7 +155,9 @@ TEST(SqliteStore, MigratesVersionOneDatabases) {
   }
   {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.exec("DROP TABLE tags; DROP TABLE baselines; PRAGMA user_version = 1");
+    db.exec(
+        "DROP TABLE tags; DROP TABLE baselines; ALTER TABLE runs DROP COLUMN owner; "
+        "ALTER TABLE runs DROP COLUMN heartbeat_at; PRAGMA user_version = 1");
   }
   auto store = std::move(OpenSqliteStore(path)).value();
   EXPECT_EQ(store->GetRun(id)->suite_id, "demo");
@@ -172,7 +178,8 @@ TEST(SqliteStore, RefusesNewerSchemaAndForeignDatabases) {
   EXPECT_EQ(s.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(s.error().message(), "results database '" + newer +
                                      "' has schema version 99, newer than this plumb supports "
-                                     "(2); upgrade plumb or use another --db");
+                                     "(" + std::to_string(kSchemaVersion) +
+                                     "); upgrade plumb or use another --db");
   std::string foreign = tmp.path() + "/foreign.db";
   {
     SQLite::Database db(foreign, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
@@ -198,6 +205,45 @@ TEST(SqliteStore, ErrorsAreRedactedBeforeStorage) {
   ASSERT_TRUE((*store)->Flush().ok());
   auto samples = (*store)->GetSamples(*id);
   EXPECT_EQ((*samples)[0].responses[0].error_message, "Incorrect API key provided: [redacted]");
+}
+
+// issue 11: one owner per run.
+TEST(SqliteStore, Issue11RunLeasesRefuseALiveOwnerAndFreeADeadOne) {
+  TempDir tmp;
+  std::string path = tmp.path() + "/r.db";
+  auto store = std::move(OpenSqliteStore(path)).value();
+  int64_t id = *store->CreateRun(ARun(), {}, {{"a", 0}}, {Json::object()});
+  EXPECT_EQ(store->GetRun(id)->status, "running");  // this process holds it
+  EXPECT_TRUE(store->AcquireRun(id).ok());           // holding it already: a no-op
+  auto set_owner = [&](const std::string& owner, double heartbeat) {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    SQLite::Statement q(db, "UPDATE runs SET owner=?, heartbeat_at=? WHERE id=?");
+    q.bind(1, owner);
+    q.bind(2, heartbeat);
+    q.bind(3, id);
+    q.exec();
+  };
+  const double now = static_cast<double>(std::time(nullptr));
+  // Another machine with a fresh heartbeat: refused, naming it.
+  set_owner("other-host:4242:99", now);
+  Status busy = store->AcquireRun(id);
+  EXPECT_EQ(busy.code(), StatusCode::kAborted);
+  EXPECT_NE(busy.message().find("process 4242 on host 'other-host'"), std::string::npos)
+      << busy.message();
+  EXPECT_EQ(store->GetRun(id)->status, "running");
+  // Its heartbeat has stopped: the run reads back interrupted and can be taken.
+  set_owner("other-host:4242:99", now - 120);
+  EXPECT_EQ(store->GetRun(id)->status, "interrupted");
+  EXPECT_TRUE(store->AcquireRun(id).ok());
+  EXPECT_EQ(store->GetRun(id)->status, "running");
+  // A process of this host that no longer exists is dead at once, heartbeat or not.
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  set_owner(std::string(host) + ":999999:1", now);
+  EXPECT_EQ(store->GetRun(id)->status, "interrupted");
+  EXPECT_TRUE(store->AcquireRun(id).ok());
+  ASSERT_TRUE(store->FinishRun(id, "completed", "").ok());
+  EXPECT_EQ(store->GetRun(id)->owner, "");
 }
 
 }  // namespace
