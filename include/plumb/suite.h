@@ -30,6 +30,9 @@ struct SuiteManifest {
   std::string content_hash;     // SHA-256 (hex) of suite.yaml and every data file
   GenerationParams generation;  // defaults, overridden by CLI flags
   int samples = 1;              // samples (epochs) per item unless --epochs is given
+  // `item_samples: true`: an item's own `samples` count (e.g. Emergent Misalignment's
+  // samples_per_paraphrase) replaces the run's epochs for that item.
+  bool item_samples = false;
   std::vector<std::filesystem::path> data_files;
 };
 

@@ -88,6 +88,9 @@ struct Item {
   Json fields;           // kind-specific content (prompt, options, aligned, ...)
   Json metadata;         // free-form per-item metadata, passed to graders and stored
   bool scored = true;    // false: the item is kept but never enters a metric
+  // Its own number of samples (the item field `samples`), used when the suite sets
+  // `item_samples: true`; empty: the run's epochs.
+  std::optional<int> samples;
 };
 
 // Result of one grader on one sample.

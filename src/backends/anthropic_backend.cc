@@ -78,15 +78,24 @@ class AnthropicBackend final : public ApiBackend {
     if (!body.contains("content") || !body["content"].is_array()) return bad("no 'content'");
     Completion c;
     // Only "text" blocks are the reply; "thinking" and tool blocks are not.
+    bool has_text = false;
     for (const auto& block : body["content"]) {
       if (!block.is_object() || block.value("type", "") != "text") continue;
       if (!block.contains("text") || !block["text"].is_string()) {
         return bad("a text block's 'text' is not a string");
       }
       c.text += block["text"].get<std::string>();
+      has_text = true;
     }
     if (body.contains("stop_reason") && body["stop_reason"].is_string()) {
       c.finish_reason = body["stop_reason"].get<std::string>();
+    }
+    if (!has_text) {
+      // A reply the API's own classifier stopped is this prompt's outcome: an error of the item,
+      // not retried. Anything else without text is a malformed body, retried.
+      if (c.finish_reason == "refusal")
+        return InvalidArgument("backend 'anthropic': the reply was stopped (stop_reason refusal)");
+      return bad("no text block in 'content'");
     }
     if (body.contains("usage") && body["usage"].is_object()) {
       const Json& u = body["usage"];

@@ -109,17 +109,31 @@ class GeminiBackend final : public ApiBackend {
     const Json& cand = body["candidates"][0];
     if (!cand.is_object()) return bad("'candidates[0]' is not an object");
     Completion c;
-    // A candidate stopped by a safety filter may have no content at all: an empty reply.
+    bool has_text = false;
     if (cand.contains("content") && cand["content"].is_object()) {
       for (const auto& part : cand["content"].value("parts", Json::array())) {
         if (!part.is_object() || !part.contains("text")) continue;
         if (!part["text"].is_string()) return bad("a part's 'text' is not a string");
         if (part.value("thought", false)) continue;  // thought summaries are not the reply
         c.text += part["text"].get<std::string>();
+        has_text = true;
       }
     }
     if (cand.contains("finishReason") && cand["finishReason"].is_string()) {
       c.finish_reason = cand["finishReason"].get<std::string>();
+    }
+    if (!has_text) {
+      // A candidate a safety filter stopped has no content: the same prompt gets the same
+      // outcome, so it is an error of the item (not retried, never an empty answer). Without
+      // such a reason, a body without text is malformed and retried.
+      static const char* kBlocked[] = {"SAFETY",     "RECITATION", "BLOCKLIST",
+                                       "PROHIBITED_CONTENT", "SPII", "LANGUAGE"};
+      for (const char* r : kBlocked) {
+        if (c.finish_reason == r)
+          return InvalidArgument(
+              fmt::format("backend 'google': the reply was blocked (finishReason {})", r));
+      }
+      return bad("candidates[0] has no text");
     }
     // logprobsResult.topCandidates[0].candidates: [{"token": "A", "logProbability": -0.1}, ...]
     if (cand.contains("logprobsResult") && cand["logprobsResult"].is_object()) {

@@ -158,8 +158,6 @@ void HttpBackend::Submit(ModelCall call, Done done) {
         };
         Result<Completion> c = parse();
         if (!c) return c.error();
-        // A key that a proxy or the model echoes never reaches the store, cache or report.
-        c->text = Redact(c->text);
         *parsed = std::move(c).value();
         return Status();
       },

@@ -124,6 +124,18 @@ class OpenAiChatBackend final : public ApiBackend {
       c.text = message["content"].get<std::string>();
     } else if (message.contains("content") && !message["content"].is_null()) {
       return bad("'choices[0].message.content' is not a string");
+    } else if (message.contains("refusal") && message["refusal"].is_string()) {
+      // A declined request in structured-output mode: the refusal is the model's answer.
+      c.text = message["refusal"].get<std::string>();
+    } else if (choice.value("finish_reason", Json()) == "content_filter") {
+      // The provider's filter stopped the reply: the same prompt gets the same outcome, so it
+      // is an error of the item (not retried), never an empty answer.
+      return InvalidArgument(
+          "backend 'openai': the reply was blocked (finish_reason content_filter, no content)");
+    } else {
+      // No text at all is not an empty answer: proxies and overloaded servers send such
+      // bodies, so the attempt is retried like any malformed body.
+      return bad("'choices[0].message' has no content (null or missing)");
     }
     if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
       c.finish_reason = choice["finish_reason"].get<std::string>();

@@ -13,6 +13,7 @@
 #include "backends/backends.h"
 #include "plumb/csv.h"
 #include "plumb/json.h"
+#include "plumb/text.h"
 
 namespace plumb::backends {
 
@@ -70,22 +71,33 @@ Result<int> IntField(const Json& v, const std::string& where, const std::string&
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
-  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {"id", "text", "epoch", "turn"}));
+  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {"id", "text", "epoch", "turn", "epochs"}));
   auto opt = [&](const char* key, const char* fallback) {
     auto it = ctx.options.find(key);
     return it == ctx.options.end() ? std::string(fallback) : it->second;
   };
   const std::string id_col = opt("id", "id"), text_col = opt("text", "text");
   const std::string epoch_col = opt("epoch", "epoch"), turn_col = opt("turn", "turn");
+  // epochs=file_order: several rows of one item are its epochs 0, 1, ... in the order of the
+  // file (published outputs such as Emergent Misalignment's CSVs hold many answers per question
+  // and no epoch column).
+  const std::string epochs_mode = opt("epochs", "column");
+  if (epochs_mode != "column" && epochs_mode != "file_order") {
+    return InvalidArgument(fmt::format(
+        "--backend-option epochs='{}': must be column (an epoch column, the default) or "
+        "file_order (rows of an item are its epochs in file order)",
+        QuoteInput(epochs_mode, 40)));
+  }
+  const bool file_order = epochs_mode == "file_order";
   const std::string file = ctx.model;
   if (file.empty())
     return InvalidArgument(
         "model spec 'replay/': name the stored-output file, e.g. replay/outputs.jsonl");
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return NotFound(fmt::format("replay: cannot open '{}'", file));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  Result<std::string> read = ReadTextFile(file);
+  if (!read && read.error().code() == StatusCode::kNotFound)
+    return NotFound(fmt::format("replay: cannot open '{}'", file));
+  if (!read) return read.error();
+  const std::string text = std::move(*read);
 
   // Rows as (object, "file:line").
   std::vector<std::pair<Json, std::string>> rows;
@@ -118,6 +130,13 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
   if (rows.empty()) return InvalidArgument(fmt::format("replay: '{}' holds no outputs", file));
   bool has_epoch = rows[0].first.contains(epoch_col);
   bool has_turn = rows[0].first.contains(turn_col);
+  if (file_order && has_epoch) {
+    return InvalidArgument(fmt::format(
+        "{}: --backend-option epochs=file_order, but the rows have an epoch column '{}': use one "
+        "or the other",
+        rows[0].second, epoch_col));
+  }
+  std::map<std::pair<std::string, int>, int> seen;  // (item, turn) -> rows so far
   std::map<Key, Completion> texts;
   for (const auto& [row, where] : rows) {
     if (!row.contains(id_col))
@@ -136,6 +155,7 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
     if (has_turn) {
       PLUMB_ASSIGN_OR_RETURN(turn, IntField(row.value(turn_col, Json()), where, turn_col));
     }
+    if (file_order) epoch = seen[{id, turn}]++;
     Completion c;
     c.text = row[text_col].get<std::string>();
     c.finish_reason = "replay";
@@ -144,8 +164,8 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
                                          where, id, epoch, turn));
     }
   }
-  return std::unique_ptr<Backend>(
-      std::make_unique<ReplayBackend>("replay@1", file, std::move(texts), has_epoch, has_turn));
+  return std::unique_ptr<Backend>(std::make_unique<ReplayBackend>(
+      "replay@1", file, std::move(texts), has_epoch || file_order, has_turn));
 }
 
 }  // namespace plumb::backends

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "plumb/log.h"
@@ -63,6 +64,19 @@ const CommandEntry kCommands[] = {
                      " (a bug; an unfinished run can be continued with plumb resume)\n";
   (void)!write(STDERR_FILENO, line.data(), line.size());
   std::_Exit(kExitRunFailed);
+}
+
+// Every key plumb may be configured with is known for redaction from the start, whichever
+// backend uses it: a key a model, proxy or subprocess echoes never reaches the log or the store.
+void RegisterConfiguredSecrets(const Config& config) {
+  std::vector<std::string> names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
+                                    "GOOGLE_API_KEY", "PGPASSWORD"};
+  for (const auto& [_, alias] : config.models) {
+    if (!alias.api_key_env.empty()) names.push_back(alias.api_key_env);
+  }
+  for (const auto& n : names) {
+    if (const char* v = std::getenv(n.c_str()); v && *v) RegisterSecret(v);
+  }
 }
 
 void OnSigint(int) {
@@ -219,6 +233,7 @@ int Main(int argc, char** argv) {
     }
     if (ctx.verbose) SetLogLevel(LogLevel::kInfo);
     if (Status s = ctx.LoadConfigFile(); !s.ok()) return ReportError(s);
+    RegisterConfiguredSecrets(ctx.config);
     std::signal(SIGINT, OnSigint);
     for (auto& [sub, action] : actions) {
       if (sub->parsed()) return action();

@@ -8,6 +8,7 @@
 
 #include "plumb/report.h"
 #include "plumb/version.h"
+#include "plumb/log.h"
 #include "report/html.h"
 
 namespace plumb {
@@ -122,8 +123,9 @@ Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_
         reply += fmt::format("[turn {}]{}\n", r.turn + 1,
                              r.turn > 0 ? " user: " + LastUser(r.request) : "");
       }
-      reply +=
-          r.ok ? r.completion.text : fmt::format("error: {}: {}", r.error_code, r.error_message);
+      // Stored text is redacted when written; a database from before that is redacted here.
+      reply += Redact(r.ok ? r.completion.text
+                           : fmt::format("error: {}: {}", r.error_code, r.error_message));
       reply += "\n";
     }
     std::string answer, judgments;

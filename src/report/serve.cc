@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "plumb/report.h"
+#include "plumb/log.h"
 #include "report/html.h"
 
 namespace plumb {
@@ -73,13 +74,13 @@ Result<Json> ItemsJson(const Store& store, int64_t run_id, int64_t offset, int64
     for (const auto& r : s.responses) {
       Json rj = {{"turn", r.turn}, {"request", r.request}, {"ok", r.ok}};
       if (r.ok) {
-        rj["text"] = r.completion.text;
+        rj["text"] = Redact(r.completion.text);
         rj["finish_reason"] = r.completion.finish_reason;
         rj["latency_ms"] = r.completion.latency_ms;
         rj["cached"] = r.completion.cached;
       } else {
         rj["error_code"] = r.error_code;
-        rj["error_message"] = r.error_message;
+        rj["error_message"] = Redact(r.error_message);
       }
       responses.push_back(rj);
     }

@@ -1,5 +1,6 @@
 // The response cache: a content-addressed decorator around any backend whose answers are worth
-// keeping (HTTP APIs), backed by the results database.
+// keeping (HTTP APIs), backed by the results database. Every reply passes through it, so it is
+// also where configured keys are removed from reply text before anything stores it.
 #include "plumb/hash.h"
 #include "plumb/log.h"
 #include "plumb/runner.h"
@@ -21,7 +22,11 @@ class CachedBackend final : public Backend {
     bool use = !identity_.empty() && (policy_ == CachePolicy::kAlways ||
                                       (policy_ == CachePolicy::kAuto && deterministic));
     if (!use) {
-      inner_.Submit(std::move(call), std::move(done));
+      inner_.Submit(std::move(call), [done = std::move(done)](Result<Completion> r,
+                                                              const CallReport& report) {
+        if (r) r->text = Redact(r->text);
+        done(std::move(r), report);
+      });
       return;
     }
     std::string key = CacheKey(identity_, call);
@@ -29,6 +34,7 @@ class CachedBackend final : public Backend {
     if (!hit) LogWarning("response cache: {} (answering without it)", hit.error().message());
     if (hit && hit->has_value()) {
       Completion c = std::move(**hit);
+      c.text = Redact(c.text);  // a cache written before keys were redacted
       c.attempts = 0;
       c.latency_ms = 0;
       done(std::move(c), CallReport{0, 0, 0});
@@ -36,7 +42,10 @@ class CachedBackend final : public Backend {
     }
     inner_.Submit(std::move(call), [this, key, done = std::move(done)](Result<Completion> r,
                                                                        const CallReport& report) {
-      if (r) store_.CachePut(key, identity_, *r);
+      if (r) {
+        r->text = Redact(r->text);
+        store_.CachePut(key, identity_, *r);
+      }
       done(std::move(r), report);
     });
   }

@@ -24,6 +24,28 @@
 namespace plumb {
 namespace {
 
+// The samples a new run plans: the suite's items (the first --limit records), each for the
+// run's epochs or, with `item_samples: true`, for its own count.
+std::vector<Sample> PlanRun(const Suite& suite, const RunOptions& options) {
+  std::vector<size_t> selected;
+  int epochs = options.epochs;
+  for (size_t i = 0; i < suite.items.size(); ++i) {
+    // --limit counts the suite's own items (records), so an item's expansions (grid cells,
+    // with/without a biography) stay together.
+    if (options.limit && static_cast<int64_t>(suite.items[i].record) >= *options.limit) break;
+    selected.push_back(i);
+    if (suite.manifest.item_samples && suite.items[i].samples)
+      epochs = std::max(epochs, *suite.items[i].samples);
+  }
+  std::vector<Sample> samples = suite.kind->Plan(suite.items, selected, epochs, options.seed);
+  if (suite.manifest.item_samples) {
+    std::erase_if(samples, [&](const Sample& s) {
+      return s.epoch >= suite.items[s.item].samples.value_or(options.epochs);
+    });
+  }
+  return samples;
+}
+
 // A finished call: a model turn (task < 0) or one judgment (task, judge).
 struct Event {
   size_t sample = 0;
@@ -174,15 +196,13 @@ class Loop {
   }
 
   Status StartNewRun() {
-    // --limit counts the suite's own items (records), so an item's expansions (grid cells,
-    // with/without a biography) stay together.
+    samples_ = PlanRun(suite_, options_);
+    states_.resize(samples_.size());
     std::vector<size_t> selected;
     for (size_t i = 0; i < suite_.items.size(); ++i) {
       if (options_.limit && static_cast<int64_t>(suite_.items[i].record) >= *options_.limit) break;
       selected.push_back(i);
     }
-    samples_ = suite_.kind->Plan(suite_.items, selected, options_.epochs, options_.seed);
-    states_.resize(samples_.size());
 
     RunRecord run;
     run.started_at = NowIso8601();
@@ -586,13 +606,7 @@ Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& 
 
 Result<RunEstimate> EstimateRun(const Suite& suite, const RunOptions& options) {
   RunEstimate e;
-  std::vector<size_t> selected;
-  for (size_t i = 0; i < suite.items.size(); ++i) {
-    if (options.limit && static_cast<int64_t>(suite.items[i].record) >= *options.limit) break;
-    selected.push_back(i);
-  }
-  std::vector<Sample> samples =
-      suite.kind->Plan(suite.items, selected, options.epochs, options.seed);
+  std::vector<Sample> samples = PlanRun(suite, options);
   GenerationParams params =
       options.model_defaults.MergedWith(suite.manifest.generation).MergedWith(options.params);
   const int turns = suite.kind->TurnsPerSample();

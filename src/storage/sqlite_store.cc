@@ -701,6 +701,23 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& path
   }
 }
 
+namespace {
+
+// "file:/a%20b.db?immutable=1": a URI for a path (percent-encoding what URIs reserve).
+std::string ImmutableUri(const std::filesystem::path& path) {
+  std::string abs = std::filesystem::absolute(path).string();
+  std::string out = "file:";
+  for (char c : abs) {
+    if (c == '%' || c == '?' || c == '#' || c == ' ')
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    else
+      out += c;
+  }
+  return out + "?immutable=1";
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
@@ -710,6 +727,17 @@ Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::filesystem::pa
   try {
     auto db = std::make_unique<SQLite::Database>(path.string(), SQLite::OPEN_READONLY);
     db->setBusyTimeout(10'000);
+    try {
+      (void)storage::UserVersion(*db);
+    } catch (const SQLite::Exception& e) {
+      int code = e.getErrorCode() & 0xff;
+      if (code != SQLITE_READONLY && code != SQLITE_CANTOPEN) throw;
+      // A WAL database needs its -shm file; where the user may not create it (a read-only
+      // folder), read the file as it is instead: nothing is written, and nothing else may be
+      // writing it (the user cannot, and a writer elsewhere would keep the -shm in place).
+      db = std::make_unique<SQLite::Database>(ImmutableUri(path),
+                                              SQLite::OPEN_READONLY | SQLite::OPEN_URI);
+    }
     PLUMB_RETURN_IF_ERROR(storage::CheckReadable(*db, path.string()));
     return std::unique_ptr<Store>(
         std::make_unique<SqliteStore>(std::move(db), path.string(), false));

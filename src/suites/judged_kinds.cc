@@ -103,7 +103,7 @@ class MisalignmentKind final : public SuiteKind {
   explicit MisalignmentKind(Settings s) : s_(std::move(s)) {}
 
   std::vector<std::string> ItemFields() const override {
-    return {"question", "template", "prompt", "system", "samples", "judge", "judge_prompts"};
+    return {"question", "template", "prompt", "system", "judge", "judge_prompts"};
   }
 
   Status CheckItem(Item& item, const ItemSource& where) const override {

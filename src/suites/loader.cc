@@ -2,6 +2,8 @@
 // through a format reader, the field mapping, and item validation.
 #include <fmt/format.h>
 
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <deque>
 #include <set>
@@ -132,6 +134,11 @@ Result<Item> MapRecord(const suites::Record& rec, const Mapping& mapping,
     if (!s->is_boolean()) return where.Error("scored", "must be true or false");
     item.scored = s->get<bool>();
   }
+  if (const Json* n = take("samples")) {
+    if (!n->is_number_integer() || n->get<int64_t>() < 1 || n->get<int64_t>() > 100000)
+      return where.Error("samples", "must be a whole number from 1 to 100000");
+    item.samples = n->get<int>();
+  }
   item.fields = Json::object();
   for (const auto& f : kind_fields) {
     if (const Json* v = take(f)) item.fields[f] = *v;
@@ -143,7 +150,8 @@ Result<Item> MapRecord(const suites::Record& rec, const Mapping& mapping,
         return InvalidArgument(fmt::format(
             "{}: field '{}' is not a known item field (known: {}; map fields under 'fields:' in "
             "suite.yaml, or set 'extra_fields: metadata' or 'ignore')",
-            where.Where(), key, Join(kind_fields, ", ") + ", id, category, metadata"));
+            where.Where(), QuoteInput(key, 80),
+            Join(kind_fields, ", ") + ", id, category, metadata, scored, samples"));
       case Extra::kIgnore:
         break;
       case Extra::kMetadata:
@@ -156,7 +164,7 @@ Result<Item> MapRecord(const suites::Record& rec, const Mapping& mapping,
 
 Result<Mapping> ReadMapping(FieldReader& top, const std::vector<std::string>& kind_fields) {
   Mapping m;
-  std::vector<std::string> canonical = {"id", "category", "metadata", "scored"};
+  std::vector<std::string> canonical = {"id", "category", "metadata", "scored", "samples"};
   canonical.insert(canonical.end(), kind_fields.begin(), kind_fields.end());
   PLUMB_ASSIGN_OR_RETURN(auto fields, top.OptObject("fields"));
   if (fields) {
@@ -260,6 +268,20 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
   if (samples && (*samples < 1 || *samples > 1000))
     return top.Error("samples", "must be between 1 and 1000");
   m.samples = static_cast<int>(samples.value_or(1));
+  PLUMB_ASSIGN_OR_RETURN(auto item_samples, top.OptBool("item_samples"));
+  m.item_samples = item_samples.value_or(false);
+  // `select`: only the items whose id (or, for items a kind expands, the id in the file)
+  // equals one of these or matches it as a glob pattern ("q-1*").
+  PLUMB_ASSIGN_OR_RETURN(auto select, top.OptStringList("select"));
+  if (select && select->empty()) return top.Error("select", "must name at least one item");
+  std::vector<bool> select_used(select ? select->size() : 0, false);
+  auto selected = [&](const std::string& id) {
+    bool any = false;
+    for (size_t k = 0; select && k < select->size(); ++k) {
+      if (fnmatch((*select)[k].c_str(), id.c_str(), 0) == 0) any = select_used[k] = true;
+    }
+    return any;
+  };
   PLUMB_ASSIGN_OR_RETURN(auto generation, top.OptObject("generation"));
   if (generation) {
     PLUMB_ASSIGN_OR_RETURN(m.generation, ReadGenerationParams(*generation));
@@ -316,17 +338,30 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
       PLUMB_ASSIGN_OR_RETURN(Item item, MapRecord(rec, mapping, kind_fields));
       ItemSource where{rec.source, mapping.names};
       item.line = rec.line;
-      item.record = record_count++;
       if (!ids.insert(item.id).second)
-        return where.Error("id", fmt::format("'{}' is a duplicate", item.id));
+        return where.Error("id", fmt::format("'{}' is a duplicate", QuoteInput(item.id, 80)));
       PLUMB_RETURN_IF_ERROR(kind->CheckItem(item, where));
+      const bool whole_record = !select || selected(item.id);
       PLUMB_ASSIGN_OR_RETURN(std::vector<Item> expanded, kind->Expand(std::move(item), where));
+      bool kept = false;
       for (auto& e : expanded) {
         if (expanded.size() > 1 && !ids.insert(e.id).second) {
-          return where.Error("id", fmt::format("expands to '{}', which is a duplicate", e.id));
+          return where.Error("id", fmt::format("expands to '{}', which is a duplicate",
+                                               QuoteInput(e.id, 80)));
         }
+        if (!whole_record && !selected(e.id)) continue;
+        // --limit counts the selected records, so an item's expansions stay together.
+        e.record = record_count;
         suite.items.push_back(std::move(e));
+        kept = true;
       }
+      record_count += kept;
+    }
+  }
+  for (size_t k = 0; k < select_used.size(); ++k) {
+    if (!select_used[k]) {
+      return InvalidArgument(fmt::format("{}: field 'select[{}]' ('{}') matches no item",
+                                         top.Where("select"), k, QuoteInput((*select)[k], 80)));
     }
   }
   if (suite.items.empty()) {

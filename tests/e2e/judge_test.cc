@@ -335,5 +335,60 @@ TEST(Judged, PublishedEmergentMisalignmentQuestionsUseTheirOwnJudgePrompts) {
   EXPECT_TRUE(m.count("misaligned_rate/template"));
 }
 
+// issue 11: the Emergent Misalignment protocol as published: each question's own sample count
+// (unequal counts run without errors) and the paper's judge request (one token at temperature 0,
+// seed 0, top-20 logprobs), set by the judge grader.
+TEST(Judged, Issue11PerItemSampleCountsAndThePapersJudgeRequest) {
+  std::mutex mu;
+  std::map<std::string, int> model_calls;
+  std::vector<Json> judge_bodies;
+  FakeServer server([&](const FakeRequest& req, int) {
+    FakeReply r;
+    std::lock_guard<std::mutex> lock(mu);
+    if (req.json.value("logprobs", false)) {
+      judge_bodies.push_back(req.json);
+      r.body = LogprobBody("80", {{"80", 1.0}});
+    } else {
+      model_calls[LastUserMessage(req.json)]++;
+      r.text = "An answer.";
+    }
+    return r;
+  });
+  TempDir tmp;
+  tmp.Write("em/questions.yaml",
+            "- id: two\n  type: free_form_judge_0_100\n  paraphrases: [\"Question two?\"]\n"
+            "  samples_per_paraphrase: 2\n"
+            "- id: three\n  type: free_form_judge_0_100\n  paraphrases: [\"Question three?\"]\n"
+            "  samples_per_paraphrase: 3\n");
+  tmp.Write("em/suite.yaml",
+            "id: em\nkind: misalignment\nformat: em-yaml\ndata: questions.yaml\n"
+            "item_samples: true\njudges: {aligned: em-aligned, coherent: em-coherent}\n");
+  for (const char* id : {"em-aligned", "em-coherent"}) {
+    tmp.Write(std::string("graders/") + id + "/rubric.md",
+              "Rate [QUESTION START]{question}[QUESTION END] [ANSWER START]{answer}[ANSWER END]");
+    tmp.Write(std::string("graders/") + id + "/grader.yaml",
+              std::string("id: ") + id +
+                  "\nkind: judge\nprompt: rubric.md\noutput: score_0_100\nlogprobs: true\n"
+                  "generation: {max_tokens: 1, temperature: 0, seed: 0}\n");
+  }
+  auto r = Plumb(tmp.path(), {"--graders-dir", tmp.path() + "/graders", "run", "--suite",
+                              tmp.path() + "/em", "--model", "openai/m", "--base-url",
+                              server.base_url(), "--judge", "openai/j", "--judge-base-url",
+                              server.base_url(), "--progress", "none", "--cache", "never"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(model_calls["Question two?"], 2);
+  EXPECT_EQ(model_calls["Question three?"], 3);
+  ASSERT_EQ(judge_bodies.size(), 10u);  // 5 replies x aligned and coherent
+  for (const auto& b : judge_bodies) {
+    EXPECT_EQ(b["max_tokens"], 1);
+    EXPECT_EQ(b["temperature"], 0);
+    EXPECT_EQ(b["seed"], 0);
+    EXPECT_EQ(b["top_logprobs"], 20);
+  }
+  auto m = Metrics(Plumb(tmp.path(), {"show", "latest", "--format", "json"}).out);
+  EXPECT_EQ(m["error_rate/"]["value"], 0.0);
+  EXPECT_EQ(m["mean_aligned/"]["details"]["samples"], 5);
+}
+
 }  // namespace
 }  // namespace plumb::testing

@@ -191,13 +191,14 @@ TEST_F(AnthropicParseTest, UsageWithoutCacheFields) {
   EXPECT_EQ(*c->completion_tokens, 1);
 }
 
-TEST_F(AnthropicParseTest, EmptyContentIsEmptyText) {
-  auto c =
+// issue 11: no text is an error, never an empty answer.
+TEST_F(AnthropicParseTest, Issue11EmptyContentIsAnError) {
+  auto stopped =
       Parse(200, R"({"type":"message","role":"assistant","content":[],"stop_reason":"refusal"})");
-  ASSERT_TRUE(c.has_value());
-  EXPECT_EQ(c->text, "");
-  EXPECT_EQ(c->finish_reason, "refusal");
-  EXPECT_FALSE(c->prompt_tokens.has_value());
+  EXPECT_EQ(stopped.error().code(), StatusCode::kInvalidArgument);
+  auto empty =
+      Parse(200, R"({"type":"message","role":"assistant","content":[],"stop_reason":"end_turn"})");
+  EXPECT_EQ(empty.error().code(), StatusCode::kUnavailable);
 }
 
 TEST_F(AnthropicParseTest, MalformedBodiesAreRetryable) {

@@ -224,15 +224,16 @@ TEST_F(GeminiParseTest, ReadsFirstTokenLogprobs) {
   EXPECT_DOUBLE_EQ(c->first_token_logprobs[1].second, -2.4);
 }
 
-TEST_F(GeminiParseTest, SafetyStopWithoutContentIsEmptyText) {
+// issue 11: no text is an error, never an empty answer.
+TEST_F(GeminiParseTest, Issue11SafetyStopWithoutContentIsAnItemError) {
   auto c = Parse(200, R"({"candidates":[{"finishReason":"SAFETY","index":0,
     "safetyRatings":[{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","probability":"HIGH","blocked":true}]}],
     "usageMetadata":{"promptTokenCount":9,"totalTokenCount":9}})");
-  ASSERT_TRUE(c.has_value()) << c.error().message();
-  EXPECT_EQ(c->text, "");
-  EXPECT_EQ(c->finish_reason, "SAFETY");
-  EXPECT_EQ(*c->prompt_tokens, 9);
-  EXPECT_FALSE(c->completion_tokens.has_value());
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(c.error().message().find("SAFETY"), std::string::npos);
+  auto none = Parse(200, R"({"candidates":[{"finishReason":"STOP","index":0}]})");
+  EXPECT_EQ(none.error().code(), StatusCode::kUnavailable);
 }
 
 TEST_F(GeminiParseTest, BlockedPromptIsAnItemError) {

@@ -152,14 +152,24 @@ TEST_F(ParseTest, ReadsFirstTokenLogprobs) {
   EXPECT_DOUBLE_EQ(c->first_token_logprobs[1].second, -2.4);
 }
 
-TEST_F(ParseTest, NullContentIsEmptyText) {
-  auto c = Parse(
+// issue 11: no text is an error, never an empty answer scored as a parse failure.
+TEST_F(ParseTest, Issue11NullContentIsAnErrorNeverEmptyText) {
+  auto filtered = Parse(
       200,
       R"({"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"content_filter"}]})");
-  ASSERT_TRUE(c.has_value());
-  EXPECT_EQ(c->text, "");
-  EXPECT_EQ(c->finish_reason, "content_filter");
-  EXPECT_FALSE(c->prompt_tokens.has_value());
+  ASSERT_FALSE(filtered.has_value());
+  EXPECT_EQ(filtered.error().code(), StatusCode::kInvalidArgument);  // the item's, not retried
+  auto null = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"stop"}]})");
+  EXPECT_EQ(null.error().code(), StatusCode::kUnavailable);  // retried like a malformed body
+  auto missing = Parse(200, R"({"choices":[{"message":{"role":"assistant"}}]})");
+  EXPECT_EQ(missing.error().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Parse(200, R"({"choices":[]})").error().code(), StatusCode::kUnavailable);
+  auto refusal = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]})");
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_EQ(refusal->text, "I can't help with that.");
+  auto empty = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":""},"finish_reason":"length"}]})");
+  ASSERT_TRUE(empty.has_value());  // an empty string is what the model wrote
+  EXPECT_EQ(empty->text, "");
 }
 
 TEST_F(ParseTest, MalformedBodiesAreRetryable) {

@@ -77,7 +77,26 @@ TEST(Replay, BadFilesAreLoadErrors) {
             notext + ":1: field 'text' must be a string (see --backend-option text=COLUMN)");
   EXPECT_EQ(Make(tmp.path() + "/none.jsonl").error().code(), StatusCode::kNotFound);
   EXPECT_EQ(Make(dup, {{"colour", "x"}}).error().message(),
-            "backend 'replay': unknown --backend-option 'colour' (known: id, text, epoch, turn)");
+            "backend 'replay': unknown --backend-option 'colour' (known: id, text, epoch, turn, epochs)");
+}
+
+// issue 11: published outputs hold many answers per question and no epoch column.
+TEST(Replay, Issue11RowsOfAnItemAreItsEpochsInFileOrderWhenAsked) {
+  TempDir tmp;
+  std::string f = tmp.Write("out.csv", "question_id,answer\nq1,first\nq2,other\nq1,second\n");
+  auto b = Make(f, {{"id", "question_id"}, {"text", "answer"}, {"epochs", "file_order"}});
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  EXPECT_EQ(Ask(**b, "q1", 0)->text, "first");
+  EXPECT_EQ(Ask(**b, "q1", 1)->text, "second");
+  EXPECT_EQ(Ask(**b, "q2", 0)->text, "other");
+  EXPECT_FALSE(Ask(**b, "q2", 1).has_value());
+  // Off by default: a second row of an item is an error, as before.
+  auto dup = Make(f, {{"id", "question_id"}, {"text", "answer"}});
+  ASSERT_FALSE(dup.has_value());
+  std::string with_epoch = tmp.Write("e.jsonl", R"({"id": "q1", "epoch": 0, "text": "a"})" "\n");
+  EXPECT_EQ(Make(with_epoch, {{"epochs", "file_order"}}).error().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Make(f, {{"epochs", "sometimes"}}).error().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

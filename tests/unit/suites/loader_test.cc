@@ -110,7 +110,8 @@ TEST_F(LoaderTest, ItemFieldErrorsNameFieldAndLine) {
       s.error().message(),
       items_path +
           ":1: field 'answer' is not a known item field (known: prompt, messages, "
-          "options, aligned, id, category, metadata; map fields under 'fields:' in suite.yaml, "
+          "options, aligned, id, category, metadata, scored, samples; map fields under 'fields:' "
+                "in suite.yaml, "
           "or set 'extra_fields: metadata' or 'ignore')");
 }
 
@@ -133,7 +134,7 @@ TEST_F(LoaderTest, FieldMappingReadsUserData) {
   EXPECT_EQ(bad.error().message(),
             manifest_path +
                 ":4: field 'fields.answer' is not an item field of this kind (known: "
-                "id, category, metadata, scored, prompt, messages, options, aligned)");
+                "id, category, metadata, scored, samples, prompt, messages, options, aligned)");
   auto mapped_error = Load("id: demo\nkind: choice\nfields:\n  options: choices\n",
                            R"({"id": "q1", "prompt": "x", "choices": "a", "aligned": "A"})"
                            "\n");
@@ -170,6 +171,50 @@ TEST_F(LoaderTest, DiscoverFindsSuiteFolders) {
   EXPECT_EQ((*refs)[0].id, "demo");
   auto twice = DiscoverSuites({tmp.path(), tmp.path()});
   EXPECT_FALSE(twice.has_value());
+}
+
+}  // namespace
+}  // namespace plumb
+
+namespace plumb {
+namespace {
+
+// issue 11: reproductions select a subset of a published file and honour its sample counts.
+TEST_F(LoaderTest, Issue11SelectKeepsMatchingItemsAndRefusesPatternsThatMatchNothing) {
+  const char* items =
+      R"({"id": "q1", "prompt": "P1?", "options": ["a", "b"], "aligned": "B"})"
+      "\n"
+      R"({"id": "q2", "prompt": "P2?", "options": ["a", "b"], "aligned": "A"})"
+      "\n"
+      R"({"id": "x3", "prompt": "P3?", "options": ["a", "b"], "aligned": "A"})"
+      "\n";
+  auto s = Load("id: demo\nkind: choice\nselect: [x3, 'q*']\n", items);
+  ASSERT_TRUE(s.has_value()) << s.error().message();
+  ASSERT_EQ(s->items.size(), 3u);
+  s = Load("id: demo\nkind: choice\nselect: [q2]\n", items);
+  ASSERT_TRUE(s.has_value()) << s.error().message();
+  ASSERT_EQ(s->items.size(), 1u);
+  EXPECT_EQ(s->items[0].id, "q2");
+  EXPECT_EQ(s->items[0].record, 0u);  // --limit counts what was selected
+  auto none = Load("id: demo\nkind: choice\nselect: [q2, 'z*']\n", items);
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().message(),
+            manifest_path + ":3: field 'select[1]' ('z*') matches no item");
+}
+
+TEST_F(LoaderTest, Issue11ItemSamplesAreReadAndChecked) {
+  auto s = Load("id: demo\nkind: choice\nitem_samples: true\n",
+                R"({"id": "q1", "prompt": "P1?", "options": ["a", "b"], "aligned": "B", "samples": 3})"
+                "\n");
+  ASSERT_TRUE(s.has_value()) << s.error().message();
+  EXPECT_TRUE(s->manifest.item_samples);
+  EXPECT_EQ(s->items[0].samples, 3);
+  auto bad = Load("id: demo\nkind: choice\n",
+                  R"({"id": "q1", "prompt": "P1?", "options": ["a", "b"], "aligned": "B", "samples": 0})"
+                  "\n");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message(),
+            items_path + ":1: field 'samples' must be a whole number from 1 to 100000");
 }
 
 }  // namespace
