@@ -7,7 +7,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <filesystem>
 
 #include "plumb/log.h"
 #include "plumb/text.h"
@@ -184,6 +186,42 @@ const ModelAlias* Context::Alias(const std::string& spec) const {
 std::string Context::ResolveSpec(const std::string& spec) const {
   const ModelAlias* alias = Alias(spec);
   return alias ? alias->spec : spec;
+}
+
+Status WriteOutputFile(const std::string& path, const std::string& text, bool append) {
+  std::error_code ec;
+  std::filesystem::path p(path);
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+  auto failed = [&](const std::string& what) {
+    return Internal(fmt::format("cannot write '{}': {}", path, what));
+  };
+  if (append) {
+    auto before = std::filesystem::exists(p, ec) ? std::filesystem::file_size(p, ec) : 0;
+    std::FILE* f = std::fopen(path.c_str(), "ab");
+    if (f == nullptr) return failed(std::strerror(errno));
+    bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    int err = errno;
+    ok = std::fclose(f) == 0 && ok;
+    if (!ok) {
+      std::filesystem::resize_file(p, before, ec);
+      return failed(std::strerror(err));
+    }
+    return Status();
+  }
+  std::string tmp = fmt::format("{}.tmp.{}", path, static_cast<long>(getpid()));
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return failed(std::strerror(errno));
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  int err = errno;
+  ok = std::fflush(f) == 0 && ok;
+  if (!ok) err = errno;
+  ok = std::fclose(f) == 0 && ok;
+  if (ok) std::filesystem::rename(tmp, p, ec);
+  if (!ok || ec) {
+    std::filesystem::remove(tmp, ec);
+    return failed(ok ? ec.message() : std::strerror(err));
+  }
+  return Status();
 }
 
 int ReportError(const Status& status) {

@@ -136,6 +136,11 @@ Action SetupServe(CLI::App& app, Context& ctx);
 
 ProgressMode ParseProgress(const std::string& s);
 
+// Writes `text` to `path` (creating its folder) through a temporary file and a rename, so a
+// reader never sees half a file and a failure (a full disk) leaves nothing behind; with
+// `append`, adds it to the end and on failure cuts the file back to what it was.
+Status WriteOutputFile(const std::string& path, const std::string& text, bool append = false);
+
 // Resolves a run reference: a run number, "latest" (of `suite_id` when given), a tag (of
 // `suite_id` when given) or, with `models`, a model name or spec: its newest completed run of
 // `suite_id`.

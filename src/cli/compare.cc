@@ -13,15 +13,6 @@
 namespace plumb::cli {
 namespace {
 
-// Writes (or with `append`, appends) `text` to `path`; a failure is an error naming the file.
-Status WriteText(const std::string& path, const std::string& text, bool append) {
-  std::ofstream out(path, append ? std::ios::app : std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return Internal(fmt::format("cannot write '{}'", path));
-  return Status();
-}
-
 // The comparison of `baseline` and `candidate` with the suite the candidate ran.
 Result<RunComparison> Compare(const Context& ctx, const Store& store, int64_t baseline,
                               int64_t candidate, bool allow_suite_change, int resamples) {
@@ -134,11 +125,12 @@ Action SetupGate(CLI::App& app, Context& ctx) {
     auto junit = FormatGate(*result, "junit");
     if (!text || !md || !junit) return ReportError(Internal("cannot format the gate result"));
     if (!f->junit.empty()) {
-      if (Status s = WriteText(f->junit, *junit, /*append=*/false); !s.ok()) return ReportError(s);
+      if (Status s = WriteOutputFile(f->junit, *junit, /*append=*/false); !s.ok())
+        return ReportError(s);
     }
     if (const char* summary = std::getenv("GITHUB_STEP_SUMMARY");
         summary != nullptr && *summary != '\0') {
-      if (Status s = WriteText(summary, *md + "\n", /*append=*/true); !s.ok())
+      if (Status s = WriteOutputFile(summary, *md + "\n", /*append=*/true); !s.ok())
         return ReportError(s);
     }
     std::fputs(text->c_str(), stdout);

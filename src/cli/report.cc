@@ -39,24 +39,6 @@ BaselineSource BaselineSourceFor(const Context& ctx, Store& store) {
   };
 }
 
-// Writes `text` to `path` through a temporary file and a rename, so a reader never sees half a
-// file; creates the folder.
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  std::error_code ec;
-  std::filesystem::path p(path);
-  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) return Internal(fmt::format("cannot write '{}'", path));
-  }
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) return Internal(fmt::format("cannot write '{}': {}", path, ec.message()));
-  return Status();
-}
-
 // Run references (ids, latest, tags) to ids.
 Result<std::vector<int64_t>> ResolveRuns(const Context& ctx, const Store& store,
                                          const std::vector<std::string>& refs) {
@@ -119,7 +101,7 @@ Action SetupLeaderboard(CLI::App& app, Context& ctx) {
       std::fputs(text->c_str(), stdout);
       return kExitOk;
     }
-    if (Status s = WriteFileAtomically(f->out, *text); !s.ok()) return ReportError(s);
+    if (Status s = WriteOutputFile(f->out, *text); !s.ok()) return ReportError(s);
     std::fprintf(stderr, "plumb: wrote %s\n", f->out.c_str());
     return kExitOk;
   };
@@ -153,7 +135,7 @@ Action SetupReport(CLI::App& app, Context& ctx) {
     options.source = ctx.db_path;
     auto page = RenderReport(**store, options);
     if (!page) return ReportError(page.error());
-    if (Status s = WriteFileAtomically(f->out, *page); !s.ok()) return ReportError(s);
+    if (Status s = WriteOutputFile(f->out, *page); !s.ok()) return ReportError(s);
     std::printf("wrote %s (%zu bytes)\n", f->out.c_str(), page->size());
     return kExitOk;
   };

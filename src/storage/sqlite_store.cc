@@ -1,8 +1,8 @@
 // The SQLite results store: WAL mode, one writer thread that commits queued sample results in
 // batched transactions, and plain queries for reading.
 #include <SQLiteCpp/SQLiteCpp.h>
-#include <sqlite3.h>
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -496,19 +496,18 @@ class SqliteStore final : public Store {
   Status StorageError(const SQLite::Exception& e) const {
     int code = e.getErrorCode() & 0xff;
     if (code == SQLITE_FULL) {
-      return DataLoss(fmt::format(
-          "results database '{}': the disk is full ({}); free some space, then plumb resume",
-          path_, e.what()));
+      return DataLoss(fmt::format("results database '{}': the disk is full ({}); free some space",
+                                  path_, e.what()));
     }
     if (code == SQLITE_IOERR) {
-      return DataLoss(fmt::format(
-          "results database '{}': I/O error ({}); check the disk, then plumb resume", path_,
-          e.what()));
+      return DataLoss(
+          fmt::format("results database '{}': I/O error ({}); check the disk and its free space",
+                      path_, e.what()));
     }
     if (code == SQLITE_READONLY) {
-      return DataLoss(fmt::format(
-          "results database '{}' cannot be written ({}); use a --db you may write", path_,
-          e.what()));
+      return DataLoss(
+          fmt::format("results database '{}' cannot be written ({}); use a --db you may write",
+                      path_, e.what()));
     }
     return DataLoss(fmt::format("results database '{}': {}", path_, e.what()));
   }
@@ -559,8 +558,7 @@ class SqliteStore final : public Store {
                           "suite_id, suite_version, suite_hash, model_spec, backend_id, params, "
                           "seed, concurrency, epochs, item_limit, n_samples, error, settings, "
                           "primary_metric, higher_is_better, parent_run_id, usage, " +
-                              std::string(schema_version_ >= 3 ? "owner, heartbeat_at"
-                                                               : "'', 0") +
+                              std::string(schema_version_ >= 3 ? "owner, heartbeat_at" : "'', 0") +
                               " FROM runs " + where);
       for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i + 1), args[i]);
       std::vector<RunRecord> out;
@@ -642,10 +640,12 @@ class SqliteStore final : public Store {
     }
   }
 
-  // A full disk fails every later batch the same way: say it once.
+  // A write error reaches the user through Flush() and LastWriteError() (the run stops and
+  // says why, once); the log has it with -v, once, since a full disk fails every later batch the
+  // same way.
   void ReportWriteError(const Status& s) {
     if (write_error_reported_.exchange(true)) return;
-    LogLine(LogLevel::kError, s.message());
+    LogInfo("{}", s.message());
   }
 
   Status WriteBatch(const std::vector<WriteJob>& batch) {
