@@ -28,6 +28,7 @@ Json RunToJson(const RunRecord& run) {
   r["limit"] = run.limit ? Json(*run.limit) : Json(nullptr);
   r["parent_run_id"] = run.parent_run_id ? Json(*run.parent_run_id) : Json(nullptr);
   r["usage"] = run.usage;
+  if (!run.stale_owner.empty()) r["stale_owner"] = run.stale_owner;
   return r;
 }
 
@@ -58,6 +59,11 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
   out += fmt::format("suite hash {}  plumb {} ({})  params {}\n", run.suite_hash.substr(0, 12),
                      run.plumb_version, run.git_sha, DumpJson(run.params));
   if (run.parent_run_id) out += fmt::format("re-graded from run {}\n", *run.parent_run_id);
+  if (!run.stale_owner.empty()) {
+    out += fmt::format(
+        "the process that ran it ({}) stopped without finishing; plumb resume {} continues it\n",
+        run.stale_owner, run.id);
+  }
   if (!run.error.empty()) out += "error: " + run.error + "\n";
   auto usage = [](const std::string& who, const Json& u) {
     if (!u.is_object() || u.value("calls", 0) + u.value("cached", 0) == 0) return std::string();

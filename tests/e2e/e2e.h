@@ -12,9 +12,10 @@ namespace plumb::testing {
 // Runs plumb with `args` in `cwd` (a scratch folder); API keys are removed from the
 // environment unless given in `env`.
 inline Spawned Plumb(const std::string& cwd, std::vector<std::string> args,
-                     const std::map<std::string, std::string>& env = {}, int kill_after_ms = 0) {
+                     const std::map<std::string, std::string>& env = {}, int kill_after_ms = 0,
+                     int kill_signal = 2) {
   args.insert(args.begin(), PLUMB_BINARY);
-  return Spawn(args, env, cwd, kill_after_ms);
+  return Spawn(args, env, cwd, kill_after_ms, kill_signal);
 }
 
 // A small choice suite with `n` items in <dir>/<id>/ (aligned option "A" in the file).
