@@ -55,7 +55,8 @@ std::string MarkdownCell(std::string_view s);
 // The byte offset of the first byte that is not part of well-formed UTF-8 (overlong forms,
 // surrogates and code points above U+10FFFF included), or npos.
 size_t InvalidUtf8Offset(std::string_view s);
-// "byte 0xFF at line 3, column 7" for the first invalid byte of `text`; "" when it is valid.
+// "byte 0xFF at line 3, column 7" ("byte 0xFF at column 7" on the first line) for the first
+// invalid byte of `text`; "" when it is valid.
 std::string DescribeInvalidUtf8(std::string_view text);
 // `s` with every invalid byte replaced by U+FFFD: for text from outside (a server's error body)
 // that must be stored or printed.

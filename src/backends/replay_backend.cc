@@ -93,15 +93,17 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
   if (file.empty())
     return InvalidArgument(
         "model spec 'replay/': name the stored-output file, e.g. replay/outputs.jsonl");
-  Result<std::string> read = ReadTextFile(file);
-  if (!read && read.error().code() == StatusCode::kNotFound)
-    return NotFound(fmt::format("replay: cannot open '{}'", file));
-  if (!read) return read.error();
-  const std::string text = std::move(*read);
-
   // Rows as (object, "file:line").
   std::vector<std::pair<Json, std::string>> rows;
   bool csv = file.size() >= 4 && file.compare(file.size() - 4, 4, ".csv") == 0;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return NotFound(fmt::format("replay: cannot open '{}'", file));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  // CSV cells are checked one by one (the message names the column); JSON lines by the parser.
+  Result<std::string> read = csv ? Result<std::string>(ss.str()) : ReadTextFile(file);
+  if (!read) return read.error();
+  const std::string text = std::move(*read);
   if (csv) {
     PLUMB_ASSIGN_OR_RETURN(auto parsed, ParseCsv(text, file));
     if (parsed.empty()) return InvalidArgument(file + ": no header row");

@@ -58,17 +58,20 @@ struct YamlBudget {
   size_t values = 0;
 };
 
-// The scalar as UTF-8, or an error naming its field.
+// The scalar (a value, or with `key` a key of the mapping at `pointer`) as UTF-8, or an error
+// naming its field.
 Status CheckScalar(const std::string& text, const std::string& pointer, int line,
-                   const SourceMap& map) {
+                   const SourceMap& map, bool key = false) {
   std::string where = DescribeInvalidUtf8(text);
   if (where.empty()) return Status();
   std::string field = FieldOfPointer(pointer);
-  return InvalidArgument(fmt::format(
-      "{}:{}: {} is not valid UTF-8 ({} of the value); save the "
-      "file as UTF-8",
-      map.file(), line, field.empty() ? std::string("a value") : fmt::format("field '{}'", field),
-      where));
+  std::string what = key ? (field.empty() ? std::string("a key")
+                                          : fmt::format("a key of field '{}'", field))
+                         : (field.empty() ? std::string("a value")
+                                          : fmt::format("field '{}'", field));
+  return InvalidArgument(fmt::format("{}:{}: {} is not valid UTF-8 ({} of the {}); save the file "
+                                     "as UTF-8",
+                                     map.file(), line, what, where, key ? "key" : "value"));
 }
 
 bool IsPlainNull(const std::string& s) {
@@ -152,7 +155,7 @@ Result<Json> ConvertYaml(const YAML::Node& node, const std::string& pointer, Sou
                                              kv.first.Mark().line + 1));
         }
         const std::string key = kv.first.Scalar();
-        PLUMB_RETURN_IF_ERROR(CheckScalar(key, pointer, kv.first.Mark().line + 1, map));
+        PLUMB_RETURN_IF_ERROR(CheckScalar(key, pointer, kv.first.Mark().line + 1, map, true));
         if (key == "<<") {
           return InvalidArgument(fmt::format("{}:{}: merge keys ('<<') are not supported",
                                              map.file(), kv.first.Mark().line + 1));

@@ -242,6 +242,7 @@ std::optional<Position> InvalidUtf8Position(std::string_view text) {
 std::string DescribeInvalidUtf8(std::string_view text) {
   auto p = InvalidUtf8Position(text);
   if (!p) return "";
+  if (p->line == 1) return fmt::format("byte 0x{:02X} at column {}", p->byte, p->column);
   return fmt::format("byte 0x{:02X} at line {}, column {}", p->byte, p->line, p->column);
 }
 

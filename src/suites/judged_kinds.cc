@@ -72,8 +72,13 @@ Result<std::shared_ptr<const JudgeGrader>> Judge(const SuiteKindContext& ctx, Fi
   if (ctx.judges == nullptr)
     return r.Error(key, "names a judge grader, but no graders folder is available");
   auto grader = ctx.judges->Get(id);
-  if (!grader) return r.Error(key, grader.error().message());
-  return *grader;
+  if (grader) return *grader;
+  // A grader folder with a bad file: its own file:line first, then who named it.
+  if (grader.error().code() == StatusCode::kInvalidArgument)
+    return InvalidArgument(fmt::format("{} (judge grader '{}', named in {}: field '{}')",
+                                       grader.error().message(), id, r.Where(key),
+                                       r.FieldName(key)));
+  return r.Error(key, grader.error().message());
 }
 
 Status RequireString(const Json& f, const std::string& key, const ItemSource& where) {

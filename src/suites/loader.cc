@@ -329,7 +329,14 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
   for (size_t fi = 0; fi < data_names.size(); ++fi) {
     std::filesystem::path file = dir / data_names[fi];
     m.data_files.push_back(file);
-    PLUMB_ASSIGN_OR_RETURN(std::string bytes, suites::ReadFileText(file));
+    Result<std::string> read = suites::ReadFileText(file);
+    if (!read && read.error().code() == StatusCode::kNotFound) {
+      return top.Error("data",
+                       fmt::format("names '{}', which cannot be opened ({})", data_names[fi],
+                                   file.string()));
+    }
+    if (!read) return read.error();
+    std::string bytes = std::move(*read);
     hash.Update(fmt::format("\n--{}:{}\n", data_names[fi], bytes.size()));
     hash.Update(bytes);
     PLUMB_ASSIGN_OR_RETURN(auto records, reader->read(suites::FormatContext{file, dir, &top}));
