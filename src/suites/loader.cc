@@ -331,9 +331,10 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
     m.data_files.push_back(file);
     Result<std::string> read = suites::ReadFileText(file);
     if (!read && read.error().code() == StatusCode::kNotFound) {
-      return top.Error("data",
-                       fmt::format("names '{}', which cannot be opened ({})", data_names[fi],
-                                   file.string()));
+      return Status(StatusCode::kNotFound,
+                    top.Error("data", fmt::format("names '{}', which cannot be opened ({})",
+                                                  data_names[fi], file.string()))
+                        .message());
     }
     if (!read) return read.error();
     std::string bytes = std::move(*read);

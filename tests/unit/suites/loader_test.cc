@@ -159,7 +159,10 @@ TEST_F(LoaderTest, MissingDataFile) {
   manifest_path = tmp.Write("demo/suite.yaml", "id: demo\nkind: choice\ndata: nope.jsonl\n");
   auto s = LoadSuite(manifest_path, kinds, graders);
   EXPECT_EQ(s.error().code(), StatusCode::kNotFound);
-  EXPECT_EQ(s.error().message(), tmp.path() + "/demo/nope.jsonl: cannot open file");
+  EXPECT_EQ(s.error().message(), manifest_path +
+                                     ":3: field 'data' names 'nope.jsonl', which cannot be "
+                                     "opened (" +
+                                     tmp.path() + "/demo/nope.jsonl)");
 }
 
 TEST_F(LoaderTest, DiscoverFindsSuiteFolders) {
