@@ -3,11 +3,14 @@
 BUILD_DIR ?= build
 RELEASE_DIR ?= build-release
 BENCH_DIR ?= build-bench
+SANITIZE_DIR ?= build-sanitize
+FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_DB ?= results/demo.db
 CMAKE_FLAGS ?=
 
-.PHONY: deps test-deps build release test demo bench lint clean
+.PHONY: deps test-deps sanitize-deps build release test demo bench lint clean sanitize-build \
+	test-sanitize fuzz
 
 deps:
 	./scripts/install-deps.sh
@@ -26,6 +29,26 @@ release: deps
 test: test-deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
+sanitize-deps:
+	./scripts/install-deps.sh sanitize
+
+# One clang build with AddressSanitizer + UndefinedBehaviorSanitizer serves both the sanitized
+# test run and the fuzzers.
+sanitize-build: sanitize-deps
+	CXX=clang++ cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+	  -DPLUMB_FUZZ=ON $(CMAKE_FLAGS)
+	cmake --build $(SANITIZE_DIR) -j $(JOBS)
+
+# The whole unit and e2e suite under ASan + UBSan.
+test-sanitize: sanitize-build
+	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+# Each libFuzzer target for FUZZ_SECONDS, from its seed corpus (copied: new inputs stay out of
+# the tree). A crash stops with the input that caused it.
+fuzz: sanitize-build
+	./scripts/fuzz.sh $(SANITIZE_DIR)/fuzz $(FUZZ_SECONDS)
+
 demo: release
 	./scripts/demo.sh $(RELEASE_DIR)/plumb $(DEMO_DB)
 
@@ -35,6 +58,7 @@ bench: deps
 	$(BENCH_DIR)/bench/plumb_bench --plumb $(BENCH_DIR)/plumb
 	$(BENCH_DIR)/bench/gate_sim
 	$(BENCH_DIR)/bench/leaderboard_bench --plumb $(BENCH_DIR)/plumb
+	$(BENCH_DIR)/bench/long_reply_bench
 
 # clang-tidy naming and bug checks over src/ (needs a configured build for compile_commands.json).
 lint: build
@@ -42,4 +66,4 @@ lint: build
 	clang-tidy -p $(BUILD_DIR) --quiet $$(git ls-files 'src/*.cc') 2>/dev/null | grep -E 'warning|error' ; true
 
 clean:
-	rm -rf $(BUILD_DIR) $(RELEASE_DIR) $(BENCH_DIR)
+	rm -rf $(BUILD_DIR) $(RELEASE_DIR) $(BENCH_DIR) $(SANITIZE_DIR)

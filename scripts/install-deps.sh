@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs plumb's build dependencies from Debian packages; `install-deps.sh test` adds what the
-# tests need besides (chromium and a font, for the browser test of the HTML report). Idempotent:
+# tests need besides (chromium and a font, for the browser test of the HTML report), and
+# `install-deps.sh sanitize` clang with its sanitizer and libFuzzer runtimes. Idempotent:
 # does nothing when all packages are already installed. Needs root (or sudo) only when something
 # is missing.
 set -euo pipefail
@@ -12,6 +13,9 @@ packages=(
 )
 if [ "${1:-}" = "test" ]; then
   packages+=(chromium fonts-dejavu-core)
+fi
+if [ "${1:-}" = "sanitize" ]; then
+  packages+=(clang libclang-rt-14-dev libfuzzer-14-dev)
 fi
 
 missing=()

@@ -236,7 +236,8 @@ Result<Json> ParseJsonStrict(std::string_view text, const std::string& where) {
       return InvalidArgument(fmt::format("{}: duplicate key '{}'", where, QuoteInput(duplicate)));
     }
     return value;
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
+    // parse_error, and out_of_range for a number beyond a double ("1e999"): found by fuzzing.
     return InvalidArgument(fmt::format("{}: invalid JSON: {}", where, CleanJsonError(e.what())));
   } catch (const TooDeep&) {
     return InvalidArgument(fmt::format(

@@ -38,7 +38,7 @@ Outcome RunAgainst(const FaultServer& server, const TempDir& tmp, const std::str
                              "--concurrency",
                              "16",
                              "--timeout",
-                             "1",
+                             "3",
                              "--max-retries",
                              "8",
                              "--retry-base-ms",

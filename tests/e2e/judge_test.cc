@@ -371,10 +371,10 @@ TEST(Judged, Issue11PerItemSampleCountsAndThePapersJudgeRequest) {
                   "\nkind: judge\nprompt: rubric.md\noutput: score_0_100\nlogprobs: true\n"
                   "generation: {max_tokens: 1, temperature: 0, seed: 0}\n");
   }
-  auto r = Plumb(tmp.path(), {"--graders-dir", tmp.path() + "/graders", "run", "--suite",
-                              tmp.path() + "/em", "--model", "openai/m", "--base-url",
-                              server.base_url(), "--judge", "openai/j", "--judge-base-url",
-                              server.base_url(), "--progress", "none", "--cache", "never"});
+  auto r = Plumb(tmp.path(),
+                 {"--graders-dir", tmp.path() + "/graders", "run", "--suite", tmp.path() + "/em",
+                  "--model", "openai/m", "--base-url", server.base_url(), "--judge", "openai/j",
+                  "--judge-base-url", server.base_url(), "--progress", "none", "--cache", "never"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(model_calls["Question two?"], 2);
   EXPECT_EQ(model_calls["Question three?"], 3);

@@ -56,7 +56,8 @@ TEST(Robustness, Issue11TwoResumesOfOneRunSendEachPendingSampleOnce) {
   int64_t pending = 0;
   {
     auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
-    for (const auto& s : *(*store)->GetSamples(1, false)) pending += s.status == "pending";
+    auto samples = (*store)->GetSamples(1, false);
+    for (const auto& s : *samples) pending += s.status == "pending";
   }
   ASSERT_GT(pending, 20);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // abandoned calls drain
