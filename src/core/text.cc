@@ -115,13 +115,25 @@ std::string Trim(std::string_view s) {
 }
 
 std::string NormalizeQuotes(std::string_view s) {
-  std::string out(s);
-  static const std::pair<std::string_view, std::string_view> kMap[] = {
-      {"\u2018", "'"}, {"\u2019", "'"}, {"\u201C", "\""}, {"\u201D", "\""}};
-  for (const auto& [from, to] : kMap) {
-    for (size_t p = out.find(from); p != std::string::npos; p = out.find(from, p)) {
-      out.replace(p, from.size(), to);
+  // One pass (replacing in place would move the rest of a long reply at every quote). The four
+  // quotes are U+2018, U+2019 (E2 80 98/99) and U+201C, U+201D (E2 80 9C/9D).
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\xE2' && i + 2 < s.size() && s[i + 1] == '\x80') {
+      char c = s[i + 2];
+      if (c == '\x98' || c == '\x99') {
+        out += '\'';
+        i += 2;
+        continue;
+      }
+      if (c == '\x9C' || c == '\x9D') {
+        out += '"';
+        i += 2;
+        continue;
+      }
     }
+    out += s[i];
   }
   return out;
 }

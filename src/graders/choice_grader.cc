@@ -135,12 +135,15 @@ class ChoiceGrader final : public Grader {
           from = m.begin + 1;
           continue;
         }
+        if (p.pick == Pick::kLast) found.clear();  // only the last counts; a long reply has many
         found.push_back(p.contains ? OnlyLabelIn(capture, in.labels)
                                    : AsLabel(capture, in.labels, fold_case));
         // As a lookahead would, the word-end check consumed nothing: go on from the capture.
         size_t next = p.label_ends_word ? capture_end : m.end;
         from = next > m.begin ? next : m.begin + 1;
         if (p.pick == Pick::kFirst) break;
+        // Two different labels make a `unique` pattern ambiguous: nothing later can change that.
+        if (p.pick == Pick::kUnique && found.back() != found.front()) break;
       }
       if (found.empty()) continue;
       std::string label;
