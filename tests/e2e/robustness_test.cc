@@ -238,5 +238,41 @@ TEST(Robustness, Issue11AFullDiskStopsTheRunOnceAndItResumesLater) {
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path() + "/rep"));
 }
 
+// Keys that come back: a proxy or model echoing the key, a subprocess printing it.
+TEST(Robustness, Issue11EchoedKeysNeverReachTheStoreTheCacheTheLogOrTheReport) {
+  // No known key shape ("sk-...") to give it away: only its configuration makes it a secret.
+  const std::string key = "zz-custom-secret-8f3e1";
+  FakeServer server([&](const FakeRequest& req, int) {
+    FakeReply r;
+    auto auth = req.headers.find("authorization");
+    std::string header = auth == req.headers.end() ? "" : auth->second;
+    r.text = "Answer: A. Your key was " + header.substr(header.find(' ') + 1);
+    return r;
+  });
+  TempDir tmp;
+  std::string manifest = WriteChoiceSuite(tmp, "echo", 6, "generation: {temperature: 0}\n");
+  tmp.Write("plumb.yaml", "models:\n  mine:\n    spec: openai/m\n    base_url: " +
+                              server.base_url() + "\n    api_key_env: MY_KEY\n");
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "mine", "--progress", "none"},
+                 {{"MY_KEY", key}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto e = Plumb(tmp.path(),
+                 {"-v", "run", "--suite", manifest, "--model",
+                  std::string("exec/") + EXEC_MODEL + " --leak MY_KEY", "--progress", "none"},
+                 {{"MY_KEY", key}});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_EQ(e.err.find(key), std::string::npos) << e.err;
+  EXPECT_NE(e.err.find("my key is [redacted]"), std::string::npos) << e.err;
+  auto report = Plumb(tmp.path(), {"report", "--out", tmp.path() + "/r.html"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  std::string db =
+      ReadFile(tmp.path() + "/results/plumb.db") + ReadFile(tmp.path() + "/results/plumb.db-wal");
+  std::string html = ReadFile(tmp.path() + "/r.html");
+  for (const auto& where : {db, html, r.out + r.err, e.out}) {
+    EXPECT_EQ(where.find(key), std::string::npos);
+  }
+  EXPECT_NE(html.find("[redacted]"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace plumb::testing

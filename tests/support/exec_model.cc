@@ -3,11 +3,13 @@
 //   --error-on ITEM     answer {"error"} for that item
 //   --crash-on ITEM     exit(3) on that item the first time (a marker file in --state DIR)
 //   --die               exit at once, before reading anything
+//   --leak VAR          print $VAR to stderr and put it in every answer (a careless model)
 // Every answer is "Answer: A pid=<pid>" with 7 prompt and 2 completion tokens.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -16,7 +18,7 @@
 
 int main(int argc, char** argv) {
   int sleep_ms = 0;
-  std::string error_on, crash_on, state = "/tmp";
+  std::string error_on, crash_on, state = "/tmp", leak;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--die") return 2;
@@ -29,7 +31,10 @@ int main(int argc, char** argv) {
       crash_on = argv[++i];
     else if (a == "--state")
       state = argv[++i];
+    else if (a == "--leak")
+      leak = std::getenv(argv[++i]) ? std::getenv(argv[i]) : "";
   }
+  if (!leak.empty()) std::cerr << "my key is " << leak << std::endl;
   std::cerr << "exec_model ready" << std::endl;
   std::string line;
   while (std::getline(std::cin, line)) {
@@ -48,7 +53,8 @@ int main(int argc, char** argv) {
     if (item == error_on) {
       out["error"] = "cannot answer " + item;
     } else {
-      out["text"] = "Answer: A pid=" + std::to_string(getpid());
+      out["text"] = "Answer: A pid=" + std::to_string(getpid()) +
+                    (leak.empty() ? "" : " and the key is " + leak);
       out["prompt_tokens"] = 7;
       out["completion_tokens"] = 2;
     }
