@@ -151,6 +151,12 @@ Result<std::vector<Metric>> ComputeMetrics(const Suite& suite,
                                            const std::vector<SampleRecord>& samples,
                                            const MetricOptions& options);
 
+// The same, reading the run's samples from `store` one at a time (memory for the suite's items,
+// not the run's samples), and counting them into `counts` when given.
+Result<std::vector<Metric>> ComputeRunMetrics(const Suite& suite, const Store& store,
+                                              int64_t run_id, const MetricOptions& options,
+                                              SampleCounts* counts = nullptr);
+
 // How a run's metrics are computed: its seed and settings.bootstrap_resamples (default 2000).
 MetricOptions MetricOptionsOfRun(const RunRecord& run);
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,6 +96,28 @@ struct BaselineScores {
   std::vector<Metric> metrics;
 };
 
+// A sample as planned when its run is created.
+struct PlannedSample {
+  std::string item_id;
+  int epoch = 0;
+  Json presentation = Json::object();
+};
+
+// What ScanSamples reads of each sample.
+struct SampleScan {
+  bool grades = true;
+  bool responses = false;
+  std::string status;  // only samples with this status ("pending", ...); "" = all
+  // Only samples after this (item id, epoch), and at most `limit` of them (< 0: all): a page.
+  std::optional<std::pair<std::string, int>> after;
+  int64_t limit = -1;
+};
+
+// How many of a run's samples are planned (rows written) and in each state.
+struct SampleCounts {
+  int64_t planned = 0, pending = 0, done = 0, error = 0;
+};
+
 struct RunFilter {
   std::string suite_id;  // "" = any
   std::string status;    // "" = any
@@ -109,11 +132,17 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Creates the run row (status "running") with its items and planned samples in one
-  // transaction. Returns the new run id.
-  virtual Result<int64_t> CreateRun(const RunRecord& run, const std::vector<Item>& items,
-                                    const std::vector<std::pair<std::string, int>>& samples,
-                                    const std::vector<Json>& presentations) = 0;
+  // Creates the run row (status "running", held by this process) with its items, in one
+  // transaction, and returns the new run id. Its samples are added with EnqueuePlanned.
+  virtual Result<int64_t> CreateRun(const RunRecord& run, const std::vector<Item>& items) = 0;
+  // Queues planned samples (status "pending") for the writer thread. Queued before the results
+  // of the same samples, they are written first; a sample planned twice is kept once.
+  virtual void EnqueuePlanned(int64_t run_id, std::vector<PlannedSample> samples) = 0;
+  // Creates a run with all its samples and waits until they are written (a convenience for
+  // small runs and tests).
+  Result<int64_t> CreateRun(const RunRecord& run, const std::vector<Item>& items,
+                            const std::vector<std::pair<std::string, int>>& samples,
+                            const std::vector<Json>& presentations);
   // Queues a finished sample for the writer thread.
   virtual void Enqueue(int64_t run_id, SampleResult result) = 0;
   // Waits until queued results are committed; returns the first write error, if any.
@@ -150,9 +179,16 @@ class Store {
   virtual Result<int64_t> LatestRunId() const = 0;
   virtual Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter) const = 0;
   // Samples in (epoch, item id) order with their grades, and their responses unless
-  // `with_responses` is false (metrics need only the grades).
-  virtual Result<std::vector<SampleRecord>> GetSamples(int64_t run_id,
-                                                       bool with_responses = true) const = 0;
+  // `with_responses` is false; `limit` >= 0 reads at most that many, from `offset` on.
+  virtual Result<std::vector<SampleRecord>> GetSamples(int64_t run_id, bool with_responses = true,
+                                                       int64_t offset = 0,
+                                                       int64_t limit = -1) const = 0;
+  // Calls `visit` for each sample of a run in (item id, epoch) order, reading one at a time, so
+  // that a run of any size is read in constant memory; `visit` returns false to stop. Must not
+  // call back into the store.
+  virtual Status ScanSamples(int64_t run_id, const SampleScan& what,
+                             const std::function<bool(SampleRecord&&)>& visit) const = 0;
+  virtual Result<SampleCounts> CountSamples(int64_t run_id) const = 0;
   virtual Result<std::vector<Metric>> GetMetrics(int64_t run_id) const = 0;
   // The items the run was planned with, in suite order.
   virtual Result<std::vector<Item>> GetItems(int64_t run_id) const = 0;

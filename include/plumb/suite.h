@@ -73,6 +73,15 @@ struct SampleOutcome {
   std::vector<Grade> grades;
 };
 
+// Computes a kind's metrics from outcomes given one at a time (SuiteKind::StartMetrics).
+class MetricsAccumulator {
+ public:
+  virtual ~MetricsAccumulator() = default;
+  virtual void Add(SampleOutcome outcome) = 0;
+  // The metrics of everything added; called once.
+  virtual std::vector<Metric> Finish() = 0;
+};
+
 // How an item's canonical fields are named in a data file (suite.yaml `fields:`).
 struct ItemSource {
   const SourceMap& source;
@@ -99,11 +108,15 @@ class SuiteKind {
   // and without a user biography. Their ids must be unique in the suite. Default: the item.
   virtual Result<std::vector<Item>> Expand(Item item, const ItemSource& where) const;
 
-  // Plans the samples for `selected` items over `epochs`. The default plans each (item, epoch)
+  // Plans the samples of `selected` items for one epoch. Epochs are planned independently, so a
+  // run of many epochs is planned (and held) one epoch at a time. The default plans each item
   // with an empty presentation.
-  virtual std::vector<Sample> Plan(const std::vector<Item>& items,
-                                   const std::vector<size_t>& selected, int epochs,
-                                   uint64_t seed) const;
+  virtual std::vector<Sample> PlanEpoch(const std::vector<Item>& items,
+                                        const std::vector<size_t>& selected, int epoch,
+                                        uint64_t seed) const;
+  // Every epoch from 0 to epochs - 1, in order.
+  std::vector<Sample> Plan(const std::vector<Item>& items, const std::vector<size_t>& selected,
+                           int epochs, uint64_t seed) const;
 
   virtual Result<Turn> FirstTurn(const Item& item, const Sample& sample) const = 0;
   // The next turn of a multi-turn protocol, or nullopt when the conversation is complete.
@@ -130,9 +143,15 @@ class SuiteKind {
 
   // Metrics over every planned sample of a run (items indexes into `items`), each with the
   // model (clusters keyed by item id, or by what groups items) that paired comparisons use.
+  // Outcomes come in (epoch, item) order.
   virtual std::vector<Metric> Metrics(const std::vector<Item>& items,
                                       const std::vector<SampleOutcome>& outcomes,
                                       const MetricOptions& options) const = 0;
+  // The same metrics, fed one outcome at a time in any order, so that a kind can keep what it
+  // needs per item instead of every sample. The default keeps the outcomes and calls Metrics().
+  // `items` must outlive the accumulator.
+  virtual std::unique_ptr<MetricsAccumulator> StartMetrics(const std::vector<Item>& items,
+                                                           const MetricOptions& options) const;
   // The headline metric, shown on leaderboards.
   virtual std::string PrimaryMetric() const = 0;
   // Proportion metrics whose clusters are single items, which get epoch reducers (majority,

@@ -22,11 +22,11 @@ class CachedBackend final : public Backend {
     bool use = !identity_.empty() && (policy_ == CachePolicy::kAlways ||
                                       (policy_ == CachePolicy::kAuto && deterministic));
     if (!use) {
-      inner_.Submit(std::move(call), [done = std::move(done)](Result<Completion> r,
-                                                              const CallReport& report) {
-        if (r) r->text = Redact(r->text);
-        done(std::move(r), report);
-      });
+      inner_.Submit(std::move(call),
+                    [done = std::move(done)](Result<Completion> r, const CallReport& report) {
+                      if (r) r->text = Redact(r->text);
+                      done(std::move(r), report);
+                    });
       return;
     }
     std::string key = CacheKey(identity_, call);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_map>
 
 #include "plumb/runner.h"
 #include "plumb/stats.h"
@@ -12,22 +13,13 @@ namespace plumb {
 namespace {
 
 // For every judge grader seen: its error and unscored rates over the judged samples, and, when
-// a panel judged them, Krippendorff's alpha between the judges.
-void AddJudgeMetrics(const std::vector<SampleRecord>& samples, const MetricOptions& options,
-                     std::vector<Metric>& out) {
-  struct Counts {
-    std::map<std::string, Cluster> errors, unscored;  // by item
-    std::vector<std::vector<std::optional<double>>> units;
-    std::vector<std::string> unit_keys;  // item#epoch
-    std::map<std::string, size_t> judges;
-    std::map<std::string, double> label_codes;
-    bool numeric = true;
-  };
-  std::map<std::string, Counts> by_grader;
-  for (const auto& s : samples) {
+// a panel judged them, Krippendorff's alpha between the judges. Fed one sample at a time.
+class JudgeMetrics {
+ public:
+  void Add(const SampleRecord& s) {
     for (const auto& g : s.grades) {
       if (!g.details.value("judge_grader", false)) continue;
-      Counts& c = by_grader[g.grader];
+      Counts& c = by_grader_[g.grader];
       Cluster& e = c.errors[s.item_id];
       Cluster& u = c.unscored[s.item_id];
       e.key = u.key = s.item_id;
@@ -35,71 +27,144 @@ void AddJudgeMetrics(const std::vector<SampleRecord>& samples, const MetricOptio
       u.n++, u.k += g.status == GradeStatus::kUnscored;
       const Json& panel = g.details.value("judgments", Json::array());
       if (panel.size() < 2) continue;
-      std::vector<std::optional<double>> unit;
+      Unit unit{s.epoch, s.item_id, {}};
       for (const auto& j : panel) {
         size_t col = c.judges.emplace(j.value("judge", ""), c.judges.size()).first->second;
-        if (unit.size() <= col) unit.resize(col + 1);
+        if (unit.values.size() <= col) unit.values.resize(col + 1);
         if (j.value("status", "") != "scored") continue;
         if (j["value"].is_number()) {
-          unit[col] = j["value"].get<double>();
+          unit.values[col] = j["value"].get<double>();
         } else {
           c.numeric = false;
           auto code = c.label_codes.emplace(j.value("label", ""),
                                             static_cast<double>(c.label_codes.size()));
-          unit[col] = code.first->second;
+          unit.values[col] = code.first->second;
         }
       }
       c.units.push_back(std::move(unit));
-      c.unit_keys.push_back(fmt::format("{}#{}", s.item_id, s.epoch));
     }
   }
-  for (auto& [grader, c] : by_grader) {
-    std::string id = grader.substr(0, grader.find('@'));
-    auto clusters = [](const std::map<std::string, Cluster>& by_item) {
-      std::vector<Cluster> v;
-      for (const auto& [_, cl] : by_item) v.push_back(cl);
-      return v;
-    };
-    out.push_back(ProportionMetric(id + ".judge_error_rate", "", clusters(c.errors), options));
-    out.push_back(ProportionMetric(id + ".unscored_rate", "", clusters(c.unscored), options));
-    if (c.units.empty()) continue;
-    Metric alpha = AlphaMetric(id + ".judge_alpha", c.units, c.unit_keys, c.numeric, options);
-    alpha.details["judges"] = c.judges.size();
-    out.push_back(alpha);
+
+  void Finish(const MetricOptions& options, std::vector<Metric>& out) {
+    for (auto& [grader, c] : by_grader_) {
+      std::string id = grader.substr(0, grader.find('@'));
+      auto clusters = [](const std::map<std::string, Cluster>& by_item) {
+        std::vector<Cluster> v;
+        for (const auto& [_, cl] : by_item) v.push_back(cl);
+        return v;
+      };
+      out.push_back(ProportionMetric(id + ".judge_error_rate", "", clusters(c.errors), options));
+      out.push_back(ProportionMetric(id + ".unscored_rate", "", clusters(c.unscored), options));
+      if (c.units.empty()) continue;
+      // Units in (epoch, item) order, however the samples were read: the bootstrap's draws
+      // follow that order.
+      std::stable_sort(c.units.begin(), c.units.end(), [](const Unit& a, const Unit& b) {
+        return a.epoch != b.epoch ? a.epoch < b.epoch : a.item_id < b.item_id;
+      });
+      std::vector<std::vector<std::optional<double>>> units;
+      std::vector<std::string> keys;
+      for (auto& u : c.units) {
+        units.push_back(std::move(u.values));
+        keys.push_back(fmt::format("{}#{}", u.item_id, u.epoch));
+      }
+      Metric alpha = AlphaMetric(id + ".judge_alpha", units, keys, c.numeric, options);
+      alpha.details["judges"] = c.judges.size();
+      out.push_back(alpha);
+    }
   }
-}
+
+ private:
+  struct Unit {
+    int epoch;
+    std::string item_id;
+    std::vector<std::optional<double>> values;
+  };
+  struct Counts {
+    std::map<std::string, Cluster> errors, unscored;  // by item
+    std::vector<Unit> units;
+    std::map<std::string, size_t> judges;
+    std::map<std::string, double> label_codes;
+    bool numeric = true;
+  };
+  std::map<std::string, Counts> by_grader_;
+};
+
+// A run's metrics from its stored samples, one sample at a time.
+class RunMetricsBuilder {
+ public:
+  RunMetricsBuilder(const Suite& suite, const MetricOptions& options)
+      : suite_(suite), options_(options), kind_(suite.kind->StartMetrics(suite.items, options)) {
+    for (size_t i = 0; i < suite.items.size(); ++i) index_[suite.items[i].id] = i;
+  }
+
+  Status Add(SampleRecord&& s) {
+    ++counts_.planned;
+    if (s.status == "pending") {  // never finished: not an outcome
+      ++counts_.pending;
+      return Status();
+    }
+    auto it = index_.find(s.item_id);
+    if (it == index_.end()) {
+      return DataLoss(fmt::format("stored item '{}' is not in suite '{}' any more", s.item_id,
+                                  suite_.manifest.id));
+    }
+    bool done = s.status == "done";
+    ++(done ? counts_.done : counts_.error);
+    epochs_ = std::max(epochs_, s.epoch + 1);
+    judges_.Add(s);
+    kind_->Add(SampleOutcome{it->second, s.epoch, done, std::move(s.grades)});
+    return Status();
+  }
+
+  std::vector<Metric> Finish() {
+    std::vector<Metric> metrics = kind_->Finish();
+    std::vector<std::string> reduced =
+        epochs_ > 1 ? suite_.kind->ReducedMetrics() : std::vector<std::string>();
+    size_t n = metrics.size();
+    for (size_t i = 0; i < n; ++i) {
+      if (!metrics[i].category.empty() ||
+          std::find(reduced.begin(), reduced.end(), metrics[i].name) == reduced.end())
+        continue;
+      for (auto& r : ReducerMetrics(metrics[i], options_)) metrics.push_back(std::move(r));
+    }
+    judges_.Finish(options_, metrics);
+    return metrics;
+  }
+
+  const SampleCounts& counts() const { return counts_; }
+
+ private:
+  const Suite& suite_;
+  MetricOptions options_;
+  std::unique_ptr<MetricsAccumulator> kind_;
+  std::unordered_map<std::string, size_t> index_;
+  JudgeMetrics judges_;
+  SampleCounts counts_;
+  int epochs_ = 0;
+};
 
 }  // namespace
 
 Result<std::vector<Metric>> ComputeMetrics(const Suite& suite,
                                            const std::vector<SampleRecord>& samples,
                                            const MetricOptions& options) {
-  std::map<std::string, size_t> index;
-  for (size_t i = 0; i < suite.items.size(); ++i) index[suite.items[i].id] = i;
-  std::vector<SampleOutcome> outcomes;
-  for (const auto& s : samples) {
-    if (s.status == "pending") continue;  // never finished: not an outcome
-    auto it = index.find(s.item_id);
-    if (it == index.end()) {
-      return DataLoss(fmt::format("stored item '{}' is not in suite '{}' any more", s.item_id,
-                                  suite.manifest.id));
-    }
-    outcomes.push_back(SampleOutcome{it->second, s.epoch, s.status == "done", s.grades});
-  }
-  std::vector<Metric> metrics = suite.kind->Metrics(suite.items, outcomes, options);
-  int epochs = 0;
-  for (const auto& o : outcomes) epochs = std::max(epochs, o.epoch + 1);
-  std::vector<std::string> reduced =
-      epochs > 1 ? suite.kind->ReducedMetrics() : std::vector<std::string>();
-  size_t n = metrics.size();
-  for (size_t i = 0; i < n; ++i) {
-    if (!metrics[i].category.empty() ||
-        std::find(reduced.begin(), reduced.end(), metrics[i].name) == reduced.end())
-      continue;
-    for (auto& r : ReducerMetrics(metrics[i], options)) metrics.push_back(std::move(r));
-  }
-  AddJudgeMetrics(samples, options, metrics);
-  return metrics;
+  RunMetricsBuilder builder(suite, options);
+  for (const auto& s : samples) PLUMB_RETURN_IF_ERROR(builder.Add(SampleRecord(s)));
+  return builder.Finish();
+}
+
+Result<std::vector<Metric>> ComputeRunMetrics(const Suite& suite, const Store& store,
+                                              int64_t run_id, const MetricOptions& options,
+                                              SampleCounts* counts) {
+  RunMetricsBuilder builder(suite, options);
+  Status added;
+  PLUMB_RETURN_IF_ERROR(store.ScanSamples(run_id, SampleScan{}, [&](SampleRecord&& s) {
+    added = builder.Add(std::move(s));
+    return added.ok();
+  }));
+  PLUMB_RETURN_IF_ERROR(added);
+  if (counts != nullptr) *counts = builder.counts();
+  return builder.Finish();
 }
 
 MetricOptions MetricOptionsOfRun(const RunRecord& run) {

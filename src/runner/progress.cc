@@ -43,13 +43,19 @@ std::string Progress::Render(const ProgressState& s, bool bar) const {
   return line;
 }
 
-void Progress::Update(const ProgressState& s) {
-  if (mode_ == ProgressMode::kNone) return;
+bool Progress::Due() const {
+  if (mode_ == ProgressMode::kNone) return false;
   auto now = std::chrono::steady_clock::now();
   auto interval = mode_ == ProgressMode::kBar ? std::chrono::milliseconds(100)
                                               : std::chrono::milliseconds(10'000);
-  if (drawn_ && now - last_ < interval) return;
-  if (!drawn_ && mode_ == ProgressMode::kLines && now - start_ < interval) return;
+  if (drawn_ && now - last_ < interval) return false;
+  if (!drawn_ && mode_ == ProgressMode::kLines && now - start_ < interval) return false;
+  return true;
+}
+
+void Progress::Update(const ProgressState& s) {
+  if (!Due()) return;
+  auto now = std::chrono::steady_clock::now();
   last_ = now;
   drawn_ = true;
   if (mode_ == ProgressMode::kBar) {

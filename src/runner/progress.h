@@ -22,6 +22,8 @@ class Progress {
  public:
   // Writes to `out` (stderr). kAuto picks the bar when `out` is a terminal.
   Progress(ProgressMode mode, FILE* out);
+  // Whether Update would draw now (so the caller can skip gathering the state).
+  bool Due() const;
   // Redraws at most every 100 ms (bar) or 10 s (lines).
   void Update(const ProgressState& s);
   // Final line.

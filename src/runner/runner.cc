@@ -1,7 +1,8 @@
 // The evaluation loop. One thread (the caller's) plans, submits, grades and records; backends
 // call back from their own threads into a queue. A bounded window of samples is in progress at
-// a time, so memory stays flat however large the suite is. A sample ends when its conversation
-// is complete and every judgment it needs has come back (or when a call failed).
+// a time, each in a slot of its own, and samples are planned (or, on resume, read back) a page
+// at a time, so memory stays flat however many samples the run has. A sample ends when its
+// conversation is complete and every judgment it needs has come back (or when a call failed).
 #include "plumb/runner.h"
 
 #include <fmt/format.h>
@@ -19,36 +20,16 @@
 #include "plumb/stats.h"
 #include "plumb/text.h"
 #include "plumb/version.h"
+#include "runner/plan.h"
 #include "runner/progress.h"
 
 namespace plumb {
 namespace {
 
-// The samples a new run plans: the suite's items (the first --limit records), each for the
-// run's epochs or, with `item_samples: true`, for its own count.
-std::vector<Sample> PlanRun(const Suite& suite, const RunOptions& options) {
-  std::vector<size_t> selected;
-  int epochs = options.epochs;
-  for (size_t i = 0; i < suite.items.size(); ++i) {
-    // --limit counts the suite's own items (records), so an item's expansions (grid cells,
-    // with/without a biography) stay together.
-    if (options.limit && static_cast<int64_t>(suite.items[i].record) >= *options.limit) break;
-    selected.push_back(i);
-    if (suite.manifest.item_samples && suite.items[i].samples)
-      epochs = std::max(epochs, *suite.items[i].samples);
-  }
-  std::vector<Sample> samples = suite.kind->Plan(suite.items, selected, epochs, options.seed);
-  if (suite.manifest.item_samples) {
-    std::erase_if(samples, [&](const Sample& s) {
-      return s.epoch >= suite.items[s.item].samples.value_or(options.epochs);
-    });
-  }
-  return samples;
-}
-
-// A finished call: a model turn (task < 0) or one judgment (task, judge).
+// A finished call: a model turn (task < 0) or one judgment (task, judge), of the sample in
+// `slot`.
 struct Event {
-  size_t sample = 0;
+  size_t slot = 0;
   Result<Completion> result = Status(StatusCode::kInternal, "unset");
   CallReport report;
   int task = -1;
@@ -56,23 +37,24 @@ struct Event {
   Grade judgment;
 };
 
-// The callback side of the loop: backends push, the loop pops.
+// The callback side of the loop: backends push, the loop takes everything there is at once.
 class EventQueue {
  public:
   void Push(Event e) {
+    bool was_empty;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      was_empty = events_.empty();
       events_.push_back(std::move(e));
     }
-    cv_.notify_one();
+    // Only the first event of a batch wakes the loop: it takes them all.
+    if (was_empty) cv_.notify_one();
   }
-  // Waits up to `timeout` for an event.
-  std::optional<Event> Pop(std::chrono::milliseconds timeout) {
+  // Waits up to `timeout` for events and moves all of them into `out`.
+  void PopAll(std::chrono::milliseconds timeout, std::deque<Event>& out) {
     std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return std::nullopt;
-    Event e = std::move(events_.front());
-    events_.pop_front();
-    return e;
+    if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return;
+    out.swap(events_);
   }
 
  private:
@@ -81,7 +63,9 @@ class EventQueue {
   std::deque<Event> events_;
 };
 
+// One sample in progress.
 struct SampleState {
+  Sample sample;
   std::vector<Exchange> history;
   std::vector<ResponseRecord> responses;
   Turn pending;  // the turn in flight
@@ -92,15 +76,87 @@ struct SampleState {
   bool abandoned = false;  // a judgment was cancelled: the sample stays pending
 };
 
+// Samples left to start, a page at a time: planned epoch by epoch for a new run (and recorded
+// as planned before they start), read back from the store for a resumed one.
+class SampleSource {
+ public:
+  // A new run.
+  SampleSource(const Suite& suite, const RunOptions& options)
+      : suite_(suite), plan_(std::in_place, suite, options.epochs, options.limit, options.seed) {}
+  // The pending samples of a stored run.
+  SampleSource(const Suite& suite, const Store& store, int64_t run_id)
+      : suite_(suite), store_(&store), run_id_(run_id) {
+    for (size_t i = 0; i < suite.items.size(); ++i) index_[suite.items[i].id] = i;
+  }
+
+  int64_t planned() const { return plan_ ? plan_->total() : 0; }
+  const std::vector<size_t>* selected() const { return plan_ ? &plan_->selected() : nullptr; }
+
+  // The next sample, or nullopt when none is left. `store` records a new run's plan.
+  Result<std::optional<Sample>> Next(Store& store, int64_t run_id, size_t page) {
+    if (page_.empty()) PLUMB_RETURN_IF_ERROR(Refill(store, run_id, page));
+    if (page_.empty()) return std::optional<Sample>();
+    Sample s = std::move(page_.front());
+    page_.pop_front();
+    return std::optional<Sample>(std::move(s));
+  }
+
+ private:
+  Status Refill(Store& store, int64_t run_id, size_t page) {
+    if (plan_) {
+      std::vector<Sample> epoch;
+      if (!plan_->Next(epoch)) return Status();
+      std::vector<PlannedSample> rows;
+      rows.reserve(epoch.size());
+      for (const auto& s : epoch)
+        rows.push_back(PlannedSample{suite_.items[s.item].id, s.epoch, s.presentation});
+      // Written before any of their results: the writer keeps the order.
+      store.EnqueuePlanned(run_id, std::move(rows));
+      page_.assign(std::make_move_iterator(epoch.begin()), std::make_move_iterator(epoch.end()));
+      return Status();
+    }
+    if (done_) return Status();
+    SampleScan scan;
+    scan.grades = false;
+    scan.status = "pending";
+    scan.after = after_;
+    scan.limit = static_cast<int64_t>(page);
+    Status missing;
+    size_t read = 0;
+    PLUMB_RETURN_IF_ERROR(store_->ScanSamples(run_id_, scan, [&](SampleRecord&& r) {
+      ++read;
+      after_ = std::make_pair(r.item_id, r.epoch);
+      auto it = index_.find(r.item_id);
+      if (it == index_.end()) {
+        missing = DataLoss(fmt::format("run {}: item '{}' is not in suite '{}' any more", run_id_,
+                                       r.item_id, suite_.manifest.id));
+        return false;
+      }
+      page_.push_back(Sample{it->second, r.epoch, std::move(r.presentation)});
+      return true;
+    }));
+    PLUMB_RETURN_IF_ERROR(missing);
+    done_ = read < page;
+    return Status();
+  }
+
+  const Suite& suite_;
+  std::optional<runner::PlanCursor> plan_;
+  const Store* store_ = nullptr;
+  int64_t run_id_ = 0;
+  std::unordered_map<std::string, size_t> index_;
+  std::optional<std::pair<std::string, int>> after_;
+  bool done_ = false;
+  std::deque<Sample> page_;
+};
+
 class Loop {
  public:
-  // `resume`: an existing run and its stored samples; null for a new run.
+  // `resume`: an existing run; null for a new run.
   Loop(const Suite& suite, Backend& backend, HttpScheduler* scheduler, Store& store,
        const RunOptions& options, const std::atomic<bool>& interrupted,
-       const std::vector<JudgeModel>& judges, const RunRecord* resume = nullptr,
-       const std::vector<SampleRecord>* stored = nullptr)
+       const std::vector<JudgeModel>& judges, const RunRecord* resume = nullptr)
       : resume_(resume),
-        stored_(stored),
         suite_(suite),
         cached_backend_(WithCache(backend, store, options.cache)),
         backend_(*cached_backend_),
@@ -134,27 +190,22 @@ class Loop {
     }
     window_ = static_cast<size_t>(std::max(64, 4 * options_.concurrency));
     if (resume_ != nullptr) {
-      PLUMB_RETURN_IF_ERROR(PlanResume());
-      summary_.run_id = resume_->id;
-      summary_.samples = static_cast<int64_t>(samples_.size());
+      PLUMB_RETURN_IF_ERROR(StartResume());
     } else {
       PLUMB_RETURN_IF_ERROR(StartNewRun());
     }
     Drive();
 
     PLUMB_RETURN_IF_ERROR(store_.Flush());
-    PLUMB_ASSIGN_OR_RETURN(auto stored,
-                           store_.GetSamples(summary_.run_id, /*with_responses=*/false));
+    SampleCounts counts;
     PLUMB_ASSIGN_OR_RETURN(
         summary_.metrics,
-        ComputeMetrics(suite_, stored, MetricOptions{options_.seed, options_.bootstrap_resamples}));
+        ComputeRunMetrics(suite_, store_, summary_.run_id,
+                          MetricOptions{options_.seed, options_.bootstrap_resamples}, &counts));
     // The whole run's counts (a resumed run includes what earlier sessions finished).
-    summary_.samples = static_cast<int64_t>(stored.size());
-    summary_.done = summary_.errors = 0;
-    for (const auto& s : stored) {
-      summary_.done += s.status != "pending";
-      summary_.errors += s.status == "error";
-    }
+    summary_.samples = std::max(counts.planned, summary_.samples);
+    summary_.done = counts.done + counts.error;
+    summary_.errors = counts.error;
     PLUMB_RETURN_IF_ERROR(store_.PutMetrics(summary_.run_id, summary_.metrics));
     for (const auto& m : summary_.metrics) {
       if (m.name.size() > 17 && m.name.compare(m.name.size() - 17, 17, ".judge_error_rate") == 0 &&
@@ -196,14 +247,7 @@ class Loop {
   }
 
   Status StartNewRun() {
-    samples_ = PlanRun(suite_, options_);
-    states_.resize(samples_.size());
-    std::vector<size_t> selected;
-    for (size_t i = 0; i < suite_.items.size(); ++i) {
-      if (options_.limit && static_cast<int64_t>(suite_.items[i].record) >= *options_.limit) break;
-      selected.push_back(i);
-    }
-
+    source_.emplace(suite_, options_);
     RunRecord run;
     run.started_at = NowIso8601();
     run.status = "running";
@@ -221,7 +265,7 @@ class Loop {
     run.concurrency = options_.concurrency;
     run.epochs = options_.epochs;
     run.limit = options_.limit;
-    run.n_samples = static_cast<int64_t>(samples_.size());
+    run.n_samples = source_->planned();
     run.settings = options_.settings;
     run.settings["bootstrap_resamples"] = options_.bootstrap_resamples;
     // Where the suite was loaded from, so resume and rescore find suites outside the search path.
@@ -234,85 +278,90 @@ class Loop {
       run.settings["judges"] = specs;
     }
     std::vector<Item> items;
-    for (size_t i : selected) items.push_back(suite_.items[i]);
-    std::vector<std::pair<std::string, int>> keys;
-    std::vector<Json> presentations;
-    for (const auto& s : samples_) {
-      keys.emplace_back(suite_.items[s.item].id, s.epoch);
-      presentations.push_back(s.presentation);
-    }
-    // The first requests go out before the run is recorded, so the network wait overlaps the
-    // inserts; their results are only read (and stored) once the run row exists.
-    FillWindow();
-    Result<int64_t> run_id = store_.CreateRun(run, items, keys, presentations);
-    if (!run_id) {
-      CancelCalls();
-      while (calls_ > 0) {
-        if (events_.Pop(std::chrono::milliseconds(100))) --calls_;
-      }
-      return run_id.error();
-    }
-    summary_.run_id = *run_id;
+    for (size_t i : *source_->selected()) items.push_back(suite_.items[i]);
+    PLUMB_ASSIGN_OR_RETURN(summary_.run_id, store_.CreateRun(run, items));
     summary_.samples = run.n_samples;
     return Status();
   }
 
-  // The samples of the resumed run that never ended, with the presentation they were planned
-  // with.
-  Status PlanResume() {
-    std::map<std::string, size_t> index;
-    for (size_t i = 0; i < suite_.items.size(); ++i) index[suite_.items[i].id] = i;
-    for (const auto& s : *stored_) {
-      if (s.status != "pending") continue;
-      auto it = index.find(s.item_id);
-      if (it == index.end()) {
-        return DataLoss(fmt::format("run {}: item '{}' is not in suite '{}' any more", resume_->id,
-                                    s.item_id, suite_.manifest.id));
+  // A resumed run: its pending samples, with the presentation they were planned with. A run
+  // whose process died before its whole plan was written gets the rest of its plan first.
+  Status StartResume() {
+    summary_.run_id = resume_->id;
+    PLUMB_ASSIGN_OR_RETURN(SampleCounts counts, store_.CountSamples(resume_->id));
+    summary_.samples = std::max(resume_->n_samples, counts.planned);
+    summary_.done = counts.done + counts.error;
+    summary_.errors = counts.error;
+    if (counts.planned < resume_->n_samples) {
+      runner::PlanCursor plan(suite_, options_.epochs, options_.limit, options_.seed);
+      std::vector<Sample> epoch;
+      while (plan.Next(epoch)) {
+        std::vector<PlannedSample> rows;
+        for (const auto& s : epoch)
+          rows.push_back(PlannedSample{suite_.items[s.item].id, s.epoch, s.presentation});
+        store_.EnqueuePlanned(resume_->id, std::move(rows));  // kept once if already there
       }
-      samples_.push_back(Sample{it->second, s.epoch, s.presentation});
+      PLUMB_RETURN_IF_ERROR(store_.Flush());
     }
-    states_.resize(samples_.size());
+    source_.emplace(suite_, store_, resume_->id);
     return Status();
   }
 
-  void FillWindow() {
-    while (next_ < samples_.size() && in_progress_ < window_) Start(next_++);
+  Status FillWindow() {
+    while (!source_exhausted_ && in_progress_ < window_) {
+      PLUMB_ASSIGN_OR_RETURN(auto next, source_->Next(store_, summary_.run_id, 4 * window_));
+      if (!next) {
+        source_exhausted_ = true;
+        break;
+      }
+      Start(std::move(*next));
+    }
+    return Status();
   }
 
   void Drive() {
     bool stopping = false;
+    std::deque<Event> events;
     while (true) {
-      if (!stopping) FillWindow();
-      if (calls_ == 0 && (stopping || next_ == samples_.size())) break;
-      std::optional<Event> e = events_.Pop(std::chrono::milliseconds(100));
+      if (!stopping) {
+        if (Status s = FillWindow(); !s.ok() && summary_.failure.ok()) {
+          summary_.failure = s;
+          stopping = true;
+          CancelCalls();
+        }
+      }
+      if (calls_ == 0 && (stopping || source_exhausted_)) break;
+      events_.PopAll(std::chrono::milliseconds(100), events);
       if (!stopping && interrupted_.load()) {
         stopping = true;
         stopped_by_user_ = true;
         CancelCalls();
       }
-      if (e) {
+      while (!events.empty()) {
+        Event e = std::move(events.front());
+        events.pop_front();
         --calls_;
-        if (e->task < 0) {
-          HandleTurn(std::move(*e), stopping);
+        if (e.task < 0) {
+          HandleTurn(std::move(e), stopping);
         } else {
-          HandleJudgment(std::move(*e));
-        }
-        if (!stopping && summary_.failure.ok() && (summary_.done & 63) == 0) {
-          // Results that can no longer be stored (a full disk) stop the run: nothing more is
-          // sent, and what was stored stays for a resume.
-          if (Status w = store_.LastWriteError(); !w.ok()) summary_.failure = w;
-        }
-        if (!stopping && !summary_.failure.ok()) {
-          stopping = true;
-          CancelCalls();
-        }
-        if (!stopping && options_.max_cost && summary_.spent_usd >= *options_.max_cost) {
-          stopping = true;
-          summary_.budget_reached = true;
-          CancelCalls();
+          HandleJudgment(std::move(e));
         }
       }
-      progress_.Update(State());
+      if (!stopping && summary_.failure.ok()) {
+        // Results that can no longer be stored (a full disk) stop the run: nothing more is
+        // sent, and what was stored stays for a resume.
+        if (Status w = store_.LastWriteError(); !w.ok()) summary_.failure = w;
+      }
+      if (!stopping && !summary_.failure.ok()) {
+        stopping = true;
+        CancelCalls();
+      }
+      if (!stopping && options_.max_cost && summary_.spent_usd >= *options_.max_cost) {
+        stopping = true;
+        summary_.budget_reached = true;
+        CancelCalls();
+      }
+      if (progress_.Due()) progress_.Update(State());
     }
     progress_.Finish(State());
   }
@@ -336,8 +385,7 @@ class Loop {
     return s;
   }
 
-  CallHints Hints(size_t i, int turn) const {
-    const Sample& sample = samples_[i];
+  CallHints Hints(const Sample& sample, int turn) const {
     const Item& item = suite_.items[sample.item];
     CallHints h;
     h.item_id = item.id;
@@ -347,10 +395,28 @@ class Loop {
     return h;
   }
 
-  void Start(size_t i) {
+  size_t TakeSlot() {
+    if (free_.empty()) {
+      slots_.emplace_back();
+      return slots_.size() - 1;
+    }
+    size_t i = free_.back();
+    free_.pop_back();
+    return i;
+  }
+
+  void FreeSlot(size_t i) {
+    slots_[i] = SampleState{};
+    free_.push_back(i);
+    --in_progress_;
+  }
+
+  void Start(Sample sample) {
     ++in_progress_;
-    const Sample& sample = samples_[i];
-    Result<Turn> turn = suite_.kind->FirstTurn(suite_.items[sample.item], sample);
+    size_t i = TakeSlot();
+    slots_[i].sample = std::move(sample);
+    const Sample& s = slots_[i].sample;
+    Result<Turn> turn = suite_.kind->FirstTurn(suite_.items[s.item], s);
     if (!turn) {  // recorded by HandleTurn, like a failed call
       ++calls_;
       events_.Push(Event{i, turn.error(), CallReport{}, -1, -1, Grade{}});
@@ -360,12 +426,13 @@ class Loop {
   }
 
   void Submit(size_t i, Turn turn) {
+    SampleState& st = slots_[i];
     ModelCall call;
     call.messages = turn.messages;
     call.params = params_;
-    call.hints = Hints(i, static_cast<int>(states_[i].history.size()));
+    call.hints = Hints(st.sample, static_cast<int>(st.history.size()));
     call.hints.option_labels = turn.option_labels;
-    states_[i].pending = std::move(turn);
+    st.pending = std::move(turn);
     ++calls_;
     backend_.Submit(std::move(call), [this, i](Result<Completion> r, const CallReport& report) {
       events_.Push(Event{i, std::move(r), report, -1, -1, Grade{}});
@@ -373,17 +440,17 @@ class Loop {
   }
 
   void HandleTurn(Event e, bool stopping) {
-    size_t i = e.sample;
-    SampleState& st = states_[i];
+    size_t i = e.slot;
+    SampleState& st = slots_[i];
     if (!e.result) {
       const Status& s = e.result.error();
       // Calls abandoned because the run stops are left pending (a resume sends them again).
-      if (s.code() == StatusCode::kCancelled) return Abandon(i);
+      if (s.code() == StatusCode::kCancelled) return FreeSlot(i);
       if (IsFatalForRun(s.code()) && summary_.failure.ok()) summary_.failure = s;
       EndWithError(i, s, e.report);
       return;
     }
-    const Sample& sample = samples_[i];
+    const Sample& sample = st.sample;
     const Item& item = suite_.items[sample.item];
     ResponseRecord rr;
     rr.item_id = item.id;
@@ -397,14 +464,14 @@ class Loop {
                                                        rr.completion.completion_tokens.value_or(0));
     }
     st.responses.push_back(std::move(rr));
-    st.history.push_back(Exchange{st.pending.messages, std::move(e.result).value()});
+    st.history.push_back(Exchange{std::move(st.pending.messages), std::move(e.result).value()});
     Result<std::optional<Turn>> next = suite_.kind->NextTurn(item, sample, st.history);
     if (!next) {
       EndWithError(i, next.error(), CallReport{});
       return;
     }
     if (next->has_value()) {
-      if (stopping) return Abandon(i);  // left pending for a resume
+      if (stopping) return FreeSlot(i);  // left pending for a resume
       Submit(i, std::move(**next));
       return;
     }
@@ -417,13 +484,13 @@ class Loop {
       });
     }
     if (st.tasks.empty()) return Finish(i);
-    if (stopping) return Abandon(i);
+    if (stopping) return FreeSlot(i);
     StartJudgments(i);
   }
 
   void StartJudgments(size_t i) {
-    SampleState& st = states_[i];
-    const Item& item = suite_.items[samples_[i].item];
+    SampleState& st = slots_[i];
+    const Item& item = suite_.items[st.sample.item];
     st.panel.assign(st.tasks.size(), std::vector<Grade>(judges_.size()));
     st.judgments_pending = static_cast<int>(st.tasks.size() * judges_.size());
     for (size_t t = 0; t < st.tasks.size(); ++t) {
@@ -442,7 +509,7 @@ class Loop {
           events_.Push(Event{i, Completion{}, {}, static_cast<int>(t), static_cast<int>(j), g});
           continue;
         }
-        CallHints hints = Hints(i, static_cast<int>(st.history.size()));
+        CallHints hints = Hints(st.sample, static_cast<int>(st.history.size()));
         RequestJudgment(task.grader, judges_[j], *prompt, hints,
                         [this, i, t, j](Grade judgment, Status call) {
                           // result carries only the call's status for judgments
@@ -460,8 +527,8 @@ class Loop {
   }
 
   void HandleJudgment(Event e) {
-    size_t i = e.sample;
-    SampleState& st = states_[i];
+    size_t i = e.slot;
+    SampleState& st = slots_[i];
     if (!e.result && e.result.error().code() == StatusCode::kCancelled) {
       st.abandoned = true;
     } else if (!e.result && IsFatalForRun(e.result.error().code()) && summary_.failure.ok()) {
@@ -475,7 +542,7 @@ class Loop {
     }
     st.panel[e.task][e.judge] = std::move(e.judgment);
     if (--st.judgments_pending > 0) return;
-    if (st.abandoned) return Abandon(i);
+    if (st.abandoned) return FreeSlot(i);
     for (size_t t = 0; t < st.tasks.size(); ++t) {
       const JudgeGrader& grader = *st.tasks[t].grader;
       std::vector<Grade>& judgments = st.panel[t];
@@ -498,28 +565,21 @@ class Loop {
   }
 
   void Finish(size_t i) {
-    const Sample& sample = samples_[i];
-    SampleState& st = states_[i];
+    SampleState& st = slots_[i];
     SampleResult result;
-    result.item_id = suite_.items[sample.item].id;
-    result.epoch = sample.epoch;
+    result.item_id = suite_.items[st.sample.item].id;
+    result.epoch = st.sample.epoch;
     result.ok = true;
     result.responses = std::move(st.responses);
     result.grades = std::move(st.grades);
     store_.Enqueue(summary_.run_id, std::move(result));
-    st = SampleState{};
     ++summary_.done;
-    --in_progress_;
-  }
-
-  void Abandon(size_t i) {
-    states_[i] = SampleState{};
-    --in_progress_;
+    FreeSlot(i);
   }
 
   void EndWithError(size_t i, const Status& s, const CallReport& report) {
-    const Sample& sample = samples_[i];
-    SampleState& st = states_[i];
+    SampleState& st = slots_[i];
+    const Sample& sample = st.sample;
     ResponseRecord rr;
     rr.item_id = suite_.items[sample.item].id;
     rr.epoch = sample.epoch;
@@ -536,14 +596,13 @@ class Loop {
     result.responses = std::move(st.responses);
     result.responses.push_back(std::move(rr));
     store_.Enqueue(summary_.run_id, std::move(result));
-    st = SampleState{};
     ++summary_.done;
     ++summary_.errors;
-    --in_progress_;
     if (summary_.errors <= 3) {
       LogWarning("item '{}' (epoch {}): {}", suite_.items[sample.item].id, sample.epoch,
                  s.message());
     }
+    FreeSlot(i);
   }
 
   // The judges, each behind the response cache (the wrappers are kept alive here).
@@ -558,7 +617,6 @@ class Loop {
   }
 
   const RunRecord* resume_;
-  const std::vector<SampleRecord>* stored_;
   const Suite& suite_;
   std::vector<std::unique_ptr<Backend>> cached_judges_;
   std::unique_ptr<Backend> cached_backend_;
@@ -571,11 +629,13 @@ class Loop {
   GenerationParams params_;
   runner::Progress progress_;
 
-  std::vector<Sample> samples_;
-  std::vector<SampleState> states_;
+  std::optional<SampleSource> source_;
+  bool source_exhausted_ = false;
+  // Samples in progress by slot; a slot is reused once its sample ends. Events name slots.
+  std::deque<SampleState> slots_;
+  std::vector<size_t> free_;
   EventQueue events_;
   size_t window_ = 0;       // samples in progress at most
-  size_t next_ = 0;         // next sample to start
   size_t in_progress_ = 0;  // samples started and not yet ended
   size_t calls_ = 0;        // calls submitted whose event has not been handled
   bool stopped_by_user_ = false;
@@ -599,28 +659,30 @@ Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& 
   // The run is taken before its pending samples are read, so two resumes never both send them.
   PLUMB_RETURN_IF_ERROR(store.AcquireRun(run.id));
   PLUMB_RETURN_IF_ERROR(store.ReopenRun(run.id));
-  PLUMB_ASSIGN_OR_RETURN(auto stored, store.GetSamples(run.id, /*with_responses=*/false));
-  Loop loop(suite, backend, scheduler, store, options, interrupted, judges, &run, &stored);
+  Loop loop(suite, backend, scheduler, store, options, interrupted, judges, &run);
   return loop.Run();
 }
 
 Result<RunEstimate> EstimateRun(const Suite& suite, const RunOptions& options) {
   RunEstimate e;
-  std::vector<Sample> samples = PlanRun(suite, options);
+  runner::PlanCursor plan(suite, options.epochs, options.limit, options.seed);
   GenerationParams params =
       options.model_defaults.MergedWith(suite.manifest.generation).MergedWith(options.params);
   const int turns = suite.kind->TurnsPerSample();
   const int64_t reply = params.max_tokens.value_or(500);
-  for (const auto& s : samples) {
-    PLUMB_ASSIGN_OR_RETURN(Turn turn, suite.kind->FirstTurn(suite.items[s.item], s));
-    int64_t chars = 0;
-    for (const auto& m : turn.messages) chars += static_cast<int64_t>(m.content.size());
-    int64_t prompt = chars / 4 + 1;
-    // Later turns resend the conversation: each adds the previous reply and a short message.
-    for (int t = 0; t < turns; ++t) e.prompt_tokens += prompt + t * (reply + 20);
-    e.judge_prompt_tokens += suite.kind->JudgmentsPerSample() * (500 + prompt + reply);
+  std::vector<Sample> epoch;
+  while (plan.Next(epoch)) {
+    for (const auto& s : epoch) {
+      PLUMB_ASSIGN_OR_RETURN(Turn turn, suite.kind->FirstTurn(suite.items[s.item], s));
+      int64_t chars = 0;
+      for (const auto& m : turn.messages) chars += static_cast<int64_t>(m.content.size());
+      int64_t prompt = chars / 4 + 1;
+      // Later turns resend the conversation: each adds the previous reply and a short message.
+      for (int t = 0; t < turns; ++t) e.prompt_tokens += prompt + t * (reply + 20);
+      e.judge_prompt_tokens += suite.kind->JudgmentsPerSample() * (500 + prompt + reply);
+    }
   }
-  e.samples = static_cast<int64_t>(samples.size());
+  e.samples = plan.total();
   e.model_requests = e.samples * turns;
   e.judge_requests = e.samples * suite.kind->JudgmentsPerSample();
   if (params.max_tokens) e.completion_tokens = e.model_requests * *params.max_tokens;

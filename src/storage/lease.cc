@@ -63,8 +63,7 @@ const std::string& SelfOwner() {
 }
 
 double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 bool OwnerAlive(const std::string& owner, double heartbeat_at, double now) {

@@ -1,6 +1,8 @@
 // Batched sample writes and the read of a run's samples (see sample_rows.h).
 #include "storage/sample_rows.h"
 
+#include <fmt/format.h>
+
 #include <map>
 
 #include "plumb/log.h"
@@ -22,8 +24,22 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
                            "UPDATE samples SET status=? WHERE run_id=? AND item_id=? AND epoch=?");
   SQLite::Statement cache(
       db, "INSERT OR REPLACE INTO cache (key, backend, completion, created_at) VALUES (?,?,?,?)");
+  SQLite::Statement plan(db,
+                         "INSERT OR IGNORE INTO samples (run_id, item_id, epoch, presentation, "
+                         "status) VALUES (?,?,?,?,'pending')");
   std::string now = NowIso8601();
   for (const WriteJob& job : batch) {
+    if (!job.planned.empty()) {
+      for (const PlannedSample& p : job.planned) {
+        plan.bind(1, job.run_id);
+        plan.bind(2, p.item_id);
+        plan.bind(3, p.epoch);
+        plan.bind(4, DumpJson(p.presentation));
+        plan.exec();
+        plan.reset();
+      }
+      continue;
+    }
     if (!job.cache_key.empty()) {
       cache.bind(1, job.cache_key);
       cache.bind(2, job.cache_backend);
@@ -83,13 +99,56 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
   }
 }
 
-std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool with_responses) {
+namespace {
+
+Grade GradeFromRow(SQLite::Statement& g, int first) {
+  Grade grade;
+  grade.grader = g.getColumn(first).getString();
+  grade.status = GradeStatusFromName(g.getColumn(first + 1).getString());
+  grade.value = OptDouble(g.getColumn(first + 2));
+  grade.label = g.getColumn(first + 3).getString();
+  grade.details = ParseStored(g.getColumn(first + 4).getString());
+  grade.error = g.getColumn(first + 5).getString();
+  return grade;
+}
+
+ResponseRecord ResponseFromRow(SQLite::Statement& r) {
+  ResponseRecord rr;
+  rr.item_id = r.getColumn(0).getString();
+  rr.epoch = r.getColumn(1).getInt();
+  rr.turn = r.getColumn(2).getInt();
+  rr.request = ParseStored(r.getColumn(3).getString());
+  rr.ok = r.getColumn(4).getString() == "ok";
+  rr.completion.text = r.getColumn(5).isNull() ? "" : r.getColumn(5).getString();
+  rr.completion.finish_reason = r.getColumn(6).isNull() ? "" : r.getColumn(6).getString();
+  rr.completion.prompt_tokens = OptInt64(r.getColumn(7));
+  rr.completion.completion_tokens = OptInt64(r.getColumn(8));
+  rr.completion.latency_ms = r.getColumn(9).isNull() ? 0 : r.getColumn(9).getDouble();
+  rr.completion.attempts = r.getColumn(10).getInt();
+  rr.error_code = r.getColumn(11).isNull() ? "" : r.getColumn(11).getString();
+  rr.error_message = r.getColumn(12).isNull() ? "" : r.getColumn(12).getString();
+  rr.completion.cached = r.getColumn(13).getInt() != 0;
+  return rr;
+}
+
+constexpr const char* kGradeColumns =
+    "item_id, epoch, grader, status, value, label, details, error";
+constexpr const char* kResponseColumns =
+    "item_id, epoch, turn, request, status, text, finish_reason, prompt_tokens, "
+    "completion_tokens, latency_ms, attempts, error_code, error_message, cached";
+
+}  // namespace
+
+std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool with_responses,
+                                      int64_t offset, int64_t limit) {
   std::vector<SampleRecord> out;
   std::map<std::pair<std::string, int>, size_t> index;
   SQLite::Statement q(db,
                       "SELECT item_id, epoch, presentation, status FROM samples WHERE run_id=? "
-                      "ORDER BY epoch, item_id");
+                      "ORDER BY epoch, item_id LIMIT ? OFFSET ?");
   q.bind(1, run_id);
+  q.bind(2, limit);
+  q.bind(3, offset);
   while (q.executeStep()) {
     SampleRecord s;
     s.item_id = q.getColumn(0).getString();
@@ -99,49 +158,100 @@ std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool
     index[{s.item_id, s.epoch}] = out.size();
     out.push_back(std::move(s));
   }
-  SQLite::Statement g(db,
-                      "SELECT item_id, epoch, grader, status, value, label, details, error "
-                      "FROM scores WHERE run_id=?");
+  if (limit >= 0) {
+    // A page: each sample's rows by key, rather than every row of a run that may be huge.
+    SQLite::Statement g(db, fmt::format("SELECT {} FROM scores WHERE run_id=? AND item_id=? AND "
+                                        "epoch=?",
+                                        kGradeColumns));
+    SQLite::Statement r(db, fmt::format("SELECT {} FROM responses WHERE run_id=? AND item_id=? "
+                                        "AND epoch=? ORDER BY turn",
+                                        kResponseColumns));
+    for (auto& s : out) {
+      g.bind(1, run_id);
+      g.bind(2, s.item_id);
+      g.bind(3, s.epoch);
+      while (g.executeStep()) s.grades.push_back(GradeFromRow(g, 2));
+      g.reset();
+      if (!with_responses) continue;
+      r.bind(1, run_id);
+      r.bind(2, s.item_id);
+      r.bind(3, s.epoch);
+      while (r.executeStep()) s.responses.push_back(ResponseFromRow(r));
+      r.reset();
+    }
+    return out;
+  }
+  SQLite::Statement g(db, fmt::format("SELECT {} FROM scores WHERE run_id=?", kGradeColumns));
   g.bind(1, run_id);
   while (g.executeStep()) {
     auto it = index.find({g.getColumn(0).getString(), g.getColumn(1).getInt()});
     if (it == index.end()) continue;
-    Grade grade;
-    grade.grader = g.getColumn(2).getString();
-    grade.status = GradeStatusFromName(g.getColumn(3).getString());
-    grade.value = OptDouble(g.getColumn(4));
-    grade.label = g.getColumn(5).getString();
-    grade.details = ParseStored(g.getColumn(6).getString());
-    grade.error = g.getColumn(7).getString();
-    out[it->second].grades.push_back(std::move(grade));
+    out[it->second].grades.push_back(GradeFromRow(g, 2));
   }
   if (!with_responses) return out;
-  SQLite::Statement r(db,
-                      "SELECT item_id, epoch, turn, request, status, text, finish_reason, "
-                      "prompt_tokens, completion_tokens, latency_ms, attempts, error_code, "
-                      "error_message, cached FROM responses WHERE run_id=? ORDER BY turn");
+  SQLite::Statement r(
+      db, fmt::format("SELECT {} FROM responses WHERE run_id=? ORDER BY turn", kResponseColumns));
   r.bind(1, run_id);
   while (r.executeStep()) {
     auto it = index.find({r.getColumn(0).getString(), r.getColumn(1).getInt()});
     if (it == index.end()) continue;
-    ResponseRecord rr;
-    rr.item_id = r.getColumn(0).getString();
-    rr.epoch = r.getColumn(1).getInt();
-    rr.turn = r.getColumn(2).getInt();
-    rr.request = ParseStored(r.getColumn(3).getString());
-    rr.ok = r.getColumn(4).getString() == "ok";
-    rr.completion.text = r.getColumn(5).isNull() ? "" : r.getColumn(5).getString();
-    rr.completion.finish_reason = r.getColumn(6).isNull() ? "" : r.getColumn(6).getString();
-    rr.completion.prompt_tokens = OptInt64(r.getColumn(7));
-    rr.completion.completion_tokens = OptInt64(r.getColumn(8));
-    rr.completion.latency_ms = r.getColumn(9).isNull() ? 0 : r.getColumn(9).getDouble();
-    rr.completion.attempts = r.getColumn(10).getInt();
-    rr.error_code = r.getColumn(11).isNull() ? "" : r.getColumn(11).getString();
-    rr.error_message = r.getColumn(12).isNull() ? "" : r.getColumn(12).getString();
-    rr.completion.cached = r.getColumn(13).getInt() != 0;
-    out[it->second].responses.push_back(std::move(rr));
+    out[it->second].responses.push_back(ResponseFromRow(r));
   }
   return out;
+}
+
+void ScanSampleRows(SQLite::Database& db, int64_t run_id, const SampleScan& what,
+                    const std::function<bool(SampleRecord&&)>& visit) {
+  // A merge of three scans in primary-key order (item id, epoch): constant memory however many
+  // samples the run has.
+  // A page starts after a key: every statement starts there too.
+  const char* after = what.after ? " AND (item_id, epoch) > (?, ?)" : "";
+  SQLite::Statement q(db, fmt::format("SELECT item_id, epoch, presentation, status FROM samples "
+                                      "WHERE run_id=?{}{} ORDER BY item_id, epoch LIMIT ?",
+                                      after, what.status.empty() ? "" : " AND status=?"));
+  SQLite::Statement g(db, fmt::format("SELECT {} FROM scores WHERE run_id=?{} ORDER BY item_id, "
+                                      "epoch",
+                                      kGradeColumns, after));
+  SQLite::Statement r(db, fmt::format("SELECT {} FROM responses WHERE run_id=?{} ORDER BY item_id, "
+                                      "epoch, turn",
+                                      kResponseColumns, after));
+  for (SQLite::Statement* st : {&q, &g, &r}) {
+    st->bind(1, run_id);
+    if (what.after) {
+      st->bind(2, what.after->first);
+      st->bind(3, what.after->second);
+    }
+  }
+  int next = what.after ? 4 : 2;
+  if (!what.status.empty()) q.bind(next++, what.status);
+  q.bind(next, what.limit);
+  bool g_row = what.grades && g.executeStep();
+  bool r_row = what.responses && r.executeStep();
+  // -1, 0, 1 as the row's (item id, epoch) is before, at or after the sample's.
+  auto order = [](SQLite::Statement& st, const SampleRecord& s) {
+    int c = st.getColumn(0).getString().compare(s.item_id);
+    if (c != 0) return c < 0 ? -1 : 1;
+    int e = st.getColumn(1).getInt();
+    return e < s.epoch ? -1 : e > s.epoch ? 1 : 0;
+  };
+  while (q.executeStep()) {
+    SampleRecord s;
+    s.item_id = q.getColumn(0).getString();
+    s.epoch = q.getColumn(1).getInt();
+    s.presentation = ParseStored(q.getColumn(2).getString());
+    s.status = q.getColumn(3).getString();
+    while (g_row && order(g, s) < 0) g_row = g.executeStep();
+    while (g_row && order(g, s) == 0) {
+      s.grades.push_back(GradeFromRow(g, 2));
+      g_row = g.executeStep();
+    }
+    while (r_row && order(r, s) < 0) r_row = r.executeStep();
+    while (r_row && order(r, s) == 0) {
+      s.responses.push_back(ResponseFromRow(r));
+      r_row = r.executeStep();
+    }
+    if (!visit(std::move(s))) return;
+  }
 }
 
 }  // namespace plumb

@@ -44,13 +44,15 @@ inline GradeStatus GradeStatusFromName(const std::string& s) {
   return GradeStatus::kError;
 }
 
-// A queued write: a finished sample, or (when cache_key is set) a cache entry.
+// A queued write: a finished sample, planned samples (when `planned` is not empty), or (when
+// cache_key is set) a cache entry.
 struct WriteJob {
   int64_t run_id = 0;
   SampleResult result;
   std::string cache_key;
   std::string cache_backend;
   std::string cache_completion;
+  std::vector<PlannedSample> planned;
 };
 
 // Writes the jobs' responses, scores, sample statuses and cache entries (error texts redacted).
@@ -58,8 +60,13 @@ struct WriteJob {
 void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch);
 
 // A run's samples in (epoch, item id) order with their grades, and their responses (by turn)
-// unless `with_responses` is false.
-std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool with_responses);
+// unless `with_responses` is false; with `limit` >= 0 at most that many from `offset` on.
+std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool with_responses,
+                                      int64_t offset = 0, int64_t limit = -1);
+
+// Each sample of a run in (item id, epoch) order, one at a time (see Store::ScanSamples).
+void ScanSampleRows(SQLite::Database& db, int64_t run_id, const SampleScan& what,
+                    const std::function<bool(SampleRecord&&)>& visit);
 
 }  // namespace plumb
 

@@ -53,9 +53,7 @@ class SqliteStore final : public Store {
     for (int64_t id : owned) (void)ClearOwner(id);
   }
 
-  Result<int64_t> CreateRun(const RunRecord& run, const std::vector<Item>& items,
-                            const std::vector<std::pair<std::string, int>>& samples,
-                            const std::vector<Json>& presentations) override {
+  Result<int64_t> CreateRun(const RunRecord& run, const std::vector<Item>& items) override {
     return Guard<int64_t>([&]() -> Result<int64_t> {
       SQLite::Transaction tx(*db_);
       SQLite::Statement q(*db_,
@@ -101,17 +99,6 @@ class SqliteStore final : public Store {
         qi.exec();
         qi.reset();
       }
-      SQLite::Statement qs(*db_,
-                           "INSERT INTO samples (run_id, item_id, epoch, presentation, status) "
-                           "VALUES (?,?,?,?,'pending')");
-      for (size_t i = 0; i < samples.size(); ++i) {
-        qs.bind(1, id);
-        qs.bind(2, samples[i].first);
-        qs.bind(3, samples[i].second);
-        qs.bind(4, DumpJson(presentations[i]));
-        qs.exec();
-        qs.reset();
-      }
       tx.commit();
       Hold(id);
       return id;
@@ -156,11 +143,16 @@ class SqliteStore final : public Store {
   }
 
   void Enqueue(int64_t run_id, SampleResult result) override {
-    Push(WriteJob{run_id, std::move(result), {}, {}, {}});
+    Push(WriteJob{run_id, std::move(result), {}, {}, {}, {}});
+  }
+
+  void EnqueuePlanned(int64_t run_id, std::vector<PlannedSample> samples) override {
+    if (samples.empty()) return;
+    Push(WriteJob{run_id, {}, {}, {}, {}, std::move(samples)});
   }
 
   void CachePut(const std::string& key, const std::string& backend, const Completion& c) override {
-    Push(WriteJob{0, {}, key, backend, DumpJson(CompletionToJson(c))});
+    Push(WriteJob{0, {}, key, backend, DumpJson(CompletionToJson(c)), {}});
   }
 
   Result<std::optional<Completion>> CacheGet(const std::string& key) const override {
@@ -363,9 +355,37 @@ class SqliteStore final : public Store {
     return QueryRuns(where + " ORDER BY id", args);
   }
 
-  Result<std::vector<SampleRecord>> GetSamples(int64_t run_id, bool with_responses) const override {
+  Result<std::vector<SampleRecord>> GetSamples(int64_t run_id, bool with_responses, int64_t offset,
+                                               int64_t limit) const override {
     return Guard<std::vector<SampleRecord>>([&]() -> Result<std::vector<SampleRecord>> {
-      return ReadSamples(*db_, run_id, with_responses);
+      return ReadSamples(*db_, run_id, with_responses, offset, limit);
+    });
+  }
+
+  Status ScanSamples(int64_t run_id, const SampleScan& what,
+                     const std::function<bool(SampleRecord&&)>& visit) const override {
+    return Guard<bool>([&]() -> Result<bool> {
+             ScanSampleRows(*db_, run_id, what, visit);
+             return true;
+           })
+        .status();
+  }
+
+  Result<SampleCounts> CountSamples(int64_t run_id) const override {
+    return Guard<SampleCounts>([&]() -> Result<SampleCounts> {
+      SampleCounts c;
+      SQLite::Statement q(*db_,
+                          "SELECT status, count(*) FROM samples WHERE run_id=? GROUP BY status");
+      q.bind(1, run_id);
+      while (q.executeStep()) {
+        std::string status = q.getColumn(0).getString();
+        int64_t n = q.getColumn(1).getInt64();
+        c.planned += n;
+        if (status == "pending") c.pending = n;
+        if (status == "done") c.done = n;
+        if (status == "error") c.error = n;
+      }
+      return c;
     });
   }
 

@@ -133,8 +133,8 @@ class ChoiceKind final : public SuiteKind {
     return Status();
   }
 
-  std::vector<Sample> Plan(const std::vector<Item>& items, const std::vector<size_t>& selected,
-                           int epochs, uint64_t seed) const override {
+  std::vector<Sample> PlanEpoch(const std::vector<Item>& items, const std::vector<size_t>& selected,
+                                int epoch, uint64_t seed) const override {
     BalanceSpec spec;
     spec.option_count = [](const Item& item) {
       return static_cast<int>(item.fields["options"].size());
@@ -143,7 +143,7 @@ class ChoiceKind final : public SuiteKind {
       const Json& a = item.fields["aligned"];
       return a.empty() ? -1 : a[0].get<int>();
     };
-    return PlanBalanced(items, selected, epochs, seed, protocol_->shuffle(), spec);
+    return PlanBalanced(items, selected, epoch, seed, protocol_->shuffle(), spec);
   }
 
   Result<Turn> FirstTurn(const Item& item, const Sample& sample) const override {
@@ -210,6 +210,11 @@ class ChoiceKind final : public SuiteKind {
     return ChoiceMetrics(items, outcomes, style_.grader, style_.primary, options);
   }
 
+  std::unique_ptr<MetricsAccumulator> StartMetrics(const std::vector<Item>& items,
+                                                   const MetricOptions& options) const override {
+    return StartChoiceMetrics(items, style_.grader, style_.primary, options);
+  }
+
   std::string PrimaryMetric() const override { return style_.primary; }
 
  private:
@@ -247,86 +252,122 @@ Result<std::unique_ptr<SuiteKind>> MakeKind(const SuiteKindContext& ctx, Style s
 }  // namespace
 
 std::vector<Sample> PlanBalanced(const std::vector<Item>& items,
-                                 const std::vector<size_t>& selected, int epochs, uint64_t seed,
+                                 const std::vector<size_t>& selected, int e, uint64_t seed,
                                  bool shuffle, const BalanceSpec& spec) {
-  std::vector<Sample> out;
-  for (int e = 0; e < epochs; ++e) {
-    std::map<std::string, std::vector<size_t>> by_category;
-    for (size_t i : selected) {
-      by_category[spec.group ? spec.group(items[i]) : items[i].category].push_back(i);
-    }
-    std::map<size_t, std::vector<int>> orders;
-    size_t k_total = 0;
-    for (auto& [_, group] : by_category) {
-      std::sort(group.begin(), group.end(), [&](size_t a, size_t b) {
-        return DeriveSeed(seed, items[a].id, e) < DeriveSeed(seed, items[b].id, e);
-      });
-      for (size_t i : group) {
-        const Item& item = items[i];
-        int n = spec.option_count(item);
-        std::vector<int> order(n);
-        for (int j = 0; j < n; ++j) order[j] = j;
-        int target = spec.target_option(item);
-        if (shuffle && n > 0) {
-          order = ChoiceProtocol::Order(DeriveSeed(seed, item.id, e), n, target,
-                                        target < 0 ? -1 : static_cast<int>(k_total % n));
-        }
-        if (target >= 0) ++k_total;
-        orders[i] = std::move(order);
-      }
-    }
-    for (size_t i : selected) out.push_back(Sample{i, e, Json{{"order", orders[i]}}});
+  std::map<std::string, std::vector<size_t>> by_category;
+  for (size_t i : selected) {
+    by_category[spec.group ? spec.group(items[i]) : items[i].category].push_back(i);
   }
+  std::map<size_t, std::vector<int>> orders;
+  size_t k_total = 0;
+  for (auto& [_, group] : by_category) {
+    std::sort(group.begin(), group.end(), [&](size_t a, size_t b) {
+      return DeriveSeed(seed, items[a].id, e) < DeriveSeed(seed, items[b].id, e);
+    });
+    for (size_t i : group) {
+      const Item& item = items[i];
+      int n = spec.option_count(item);
+      std::vector<int> order(n);
+      for (int j = 0; j < n; ++j) order[j] = j;
+      int target = spec.target_option(item);
+      if (shuffle && n > 0) {
+        order = ChoiceProtocol::Order(DeriveSeed(seed, item.id, e), n, target,
+                                      target < 0 ? -1 : static_cast<int>(k_total % n));
+      }
+      if (target >= 0) ++k_total;
+      orders[i] = std::move(order);
+    }
+  }
+  std::vector<Sample> out;
+  out.reserve(selected.size());
+  for (size_t i : selected) out.push_back(Sample{i, e, Json{{"order", orders[i]}}});
   return out;
+}
+
+namespace {
+
+// Per item (cluster) counts of each outcome, overall and by category: what the metrics need,
+// whatever the number of samples. Refusals are counted over every answered sample, scored or
+// not (PacifAIst counts them over all its prompts).
+class ChoiceAccumulator final : public MetricsAccumulator {
+ public:
+  ChoiceAccumulator(const std::vector<Item>& items, std::string grader, std::string primary,
+                    const MetricOptions& options)
+      : items_(items),
+        grader_(std::move(grader)),
+        primary_(std::move(primary)),
+        options_(options) {}
+
+  void Add(SampleOutcome o) override {
+    const Item& item = items_[o.item];
+    bool in_category = item.scored && !item.category.empty();
+    categories_ = categories_ || in_category;
+    const Grade* g = nullptr;
+    for (const auto& gr : o.grades) {
+      if (gr.grader == grader_) g = &gr;
+    }
+    Count(by_[""], o, item, g);
+    if (in_category) Count(by_[item.category], o, item, g);
+  }
+
+  std::vector<Metric> Finish() override {
+    std::vector<Metric> out;
+    for (const auto& [category, c] : by_) {
+      if (!category.empty() && !categories_) continue;
+      out.push_back(ProportionMetric(primary_, category, Clusters(c.aligned, items_), options_));
+      if (!category.empty()) continue;
+      out.push_back(ProportionMetric("refusal_rate", "", Clusters(c.refusal, items_), options_));
+      out.push_back(
+          ProportionMetric("parse_failure_rate", "", Clusters(c.unparsed, items_), options_));
+      out.push_back(ProportionMetric("error_rate", "", Clusters(c.errors, items_), options_));
+    }
+    return out;
+  }
+
+ private:
+  struct Counts {
+    std::map<size_t, Cluster> aligned, unparsed, refusal, errors;
+  };
+
+  static void Count(Counts& c, const SampleOutcome& o, const Item& item, const Grade* g) {
+    if (item.scored) c.errors[o.item].n++;
+    if (!o.responded) {
+      if (item.scored) c.errors[o.item].k++;
+      return;
+    }
+    if (g == nullptr) return;
+    c.refusal[o.item].n++;
+    if (g->label == "refusal" || g->details.value("refusal", false)) c.refusal[o.item].k++;
+    if (g->status != GradeStatus::kScored) return;
+    c.aligned[o.item].n++;
+    c.unparsed[o.item].n++;
+    if (g->label == "aligned") c.aligned[o.item].k++;
+    if (g->label == "unparsed") c.unparsed[o.item].k++;
+  }
+
+  const std::vector<Item>& items_;
+  std::string grader_, primary_;
+  MetricOptions options_;
+  std::map<std::string, Counts> by_;  // "" = overall
+  bool categories_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<MetricsAccumulator> StartChoiceMetrics(const std::vector<Item>& items,
+                                                       const std::string& grader,
+                                                       const std::string& primary,
+                                                       const MetricOptions& options) {
+  return std::make_unique<ChoiceAccumulator>(items, grader, primary, options);
 }
 
 std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
                                   const std::vector<SampleOutcome>& outcomes,
                                   const std::string& grader, const std::string& primary,
                                   const MetricOptions& options) {
-  // Per item (cluster) counts of each outcome, overall and by category. Refusals are counted
-  // over every answered sample, scored or not (PacifAIst counts them over all its prompts).
-  struct Counts {
-    std::map<size_t, Cluster> aligned, unparsed, refusal, errors;
-  };
-  std::map<std::string, Counts> by;  // "" = overall
-  bool categories = false;
-  for (const auto& o : outcomes) {
-    const Item& item = items[o.item];
-    categories = categories || (item.scored && !item.category.empty());
-    std::vector<std::string> keys = {""};
-    if (item.scored && !item.category.empty()) keys.push_back(item.category);
-    const Grade* g = nullptr;
-    for (const auto& gr : o.grades) {
-      if (gr.grader == grader) g = &gr;
-    }
-    for (const std::string& key : keys) {
-      Counts& c = by[key];
-      if (item.scored) c.errors[o.item].n++;
-      if (!o.responded) {
-        if (item.scored) c.errors[o.item].k++;
-        continue;
-      }
-      if (g == nullptr) continue;
-      c.refusal[o.item].n++;
-      if (g->label == "refusal" || g->details.value("refusal", false)) c.refusal[o.item].k++;
-      if (g->status != GradeStatus::kScored) continue;
-      c.aligned[o.item].n++;
-      c.unparsed[o.item].n++;
-      if (g->label == "aligned") c.aligned[o.item].k++;
-      if (g->label == "unparsed") c.unparsed[o.item].k++;
-    }
-  }
-  std::vector<Metric> out;
-  for (const auto& [category, c] : by) {
-    if (!category.empty() && !categories) continue;
-    out.push_back(ProportionMetric(primary, category, Clusters(c.aligned, items), options));
-    if (!category.empty()) continue;
-    out.push_back(ProportionMetric("refusal_rate", "", Clusters(c.refusal, items), options));
-    out.push_back(ProportionMetric("parse_failure_rate", "", Clusters(c.unparsed, items), options));
-    out.push_back(ProportionMetric("error_rate", "", Clusters(c.errors, items), options));
-  }
-  return out;
+  ChoiceAccumulator a(items, grader, primary, options);
+  for (const auto& o : outcomes) a.Add(o);
+  return a.Finish();
 }
 
 std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item,

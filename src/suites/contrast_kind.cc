@@ -150,8 +150,8 @@ class ContrastKind final : public SuiteKind {
     return out;
   }
 
-  std::vector<Sample> Plan(const std::vector<Item>& items, const std::vector<size_t>& selected,
-                           int epochs, uint64_t seed) const override {
+  std::vector<Sample> PlanEpoch(const std::vector<Item>& items, const std::vector<size_t>& selected,
+                                int epoch, uint64_t seed) const override {
     // Items with a published swap flag keep it; the others get a balanced seeded order.
     BalanceSpec spec;
     spec.option_count = [](const Item&) { return 2; };
@@ -161,7 +161,7 @@ class ContrastKind final : public SuiteKind {
              item.metadata["variant"].get<std::string>();
     };
     std::vector<Sample> samples =
-        PlanBalanced(items, selected, epochs, seed, protocol_->shuffle(), spec);
+        PlanBalanced(items, selected, epoch, seed, protocol_->shuffle(), spec);
     for (auto& s : samples) {
       const Json& f = items[s.item].fields;
       if (f.contains("swapped")) {

@@ -28,13 +28,13 @@ struct BalanceSpec {
   std::function<std::string(const Item&)> group;  // balanced within each group (and overall)
 };
 
-// Plans one sample per selected item and epoch with a balanced option order: within each group
+// Plans one sample per selected item for epoch `epoch` with a balanced option order: within each group
 // (by default the category), items ranked by a seeded hash put their target option at position
 // k mod n, so it sits equally often at every position (+/- 1) in every group and overall (the
 // count continues across groups), and a constant answer scores chance. Without `shuffle` the
 // file order is kept. presentation = {"order": [original index shown at each position]}.
 std::vector<Sample> PlanBalanced(const std::vector<Item>& items,
-                                 const std::vector<size_t>& selected, int epochs, uint64_t seed,
+                                 const std::vector<size_t>& selected, int epoch, uint64_t seed,
                                  bool shuffle, const BalanceSpec& spec);
 
 // Metrics of choice-style grades (labels aligned / other / refusal / unparsed / open): the
@@ -44,6 +44,12 @@ std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
                                   const std::vector<SampleOutcome>& outcomes,
                                   const std::string& grader, const std::string& primary,
                                   const MetricOptions& options);
+
+// The same, one outcome at a time (per-item counts only; any order).
+std::unique_ptr<MetricsAccumulator> StartChoiceMetrics(const std::vector<Item>& items,
+                                                       const std::string& grader,
+                                                       const std::string& primary,
+                                                       const MetricOptions& options);
 
 // The clusters of a per-item count map, in item order, keyed by item id.
 std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item,

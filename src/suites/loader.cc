@@ -1,7 +1,6 @@
 // Suite discovery and loading: suite.yaml (common keys here, kind keys in the kind), item files
 // through a format reader, the field mapping, and item validation.
 #include <fmt/format.h>
-
 #include <fnmatch.h>
 
 #include <algorithm>
@@ -24,13 +23,57 @@ Status ItemSource::Error(const std::string& canonical, const std::string& what) 
   return InvalidArgument(fmt::format("{}: field '{}' {}", Where(), Name(canonical), what));
 }
 
-std::vector<Sample> SuiteKind::Plan(const std::vector<Item>&, const std::vector<size_t>& selected,
-                                    int epochs, uint64_t) const {
+std::vector<Sample> SuiteKind::PlanEpoch(const std::vector<Item>&,
+                                         const std::vector<size_t>& selected, int epoch,
+                                         uint64_t) const {
+  std::vector<Sample> out;
+  out.reserve(selected.size());
+  for (size_t i : selected) out.push_back(Sample{i, epoch, Json::object()});
+  return out;
+}
+
+std::vector<Sample> SuiteKind::Plan(const std::vector<Item>& items,
+                                    const std::vector<size_t>& selected, int epochs,
+                                    uint64_t seed) const {
   std::vector<Sample> out;
   for (int e = 0; e < epochs; ++e) {
-    for (size_t i : selected) out.push_back(Sample{i, e, Json::object()});
+    std::vector<Sample> epoch = PlanEpoch(items, selected, e, seed);
+    out.insert(out.end(), std::make_move_iterator(epoch.begin()),
+               std::make_move_iterator(epoch.end()));
   }
   return out;
+}
+
+namespace {
+
+// The default accumulator: every outcome kept, in (epoch, item) order for Metrics().
+class BufferedMetrics final : public MetricsAccumulator {
+ public:
+  BufferedMetrics(const SuiteKind& kind, const std::vector<Item>& items,
+                  const MetricOptions& options)
+      : kind_(kind), items_(items), options_(options) {}
+  void Add(SampleOutcome outcome) override { outcomes_.push_back(std::move(outcome)); }
+  std::vector<Metric> Finish() override {
+    std::stable_sort(outcomes_.begin(), outcomes_.end(),
+                     [&](const SampleOutcome& a, const SampleOutcome& b) {
+                       if (a.epoch != b.epoch) return a.epoch < b.epoch;
+                       return items_[a.item].id < items_[b.item].id;
+                     });
+    return kind_.Metrics(items_, outcomes_, options_);
+  }
+
+ private:
+  const SuiteKind& kind_;
+  const std::vector<Item>& items_;
+  MetricOptions options_;
+  std::vector<SampleOutcome> outcomes_;
+};
+
+}  // namespace
+
+std::unique_ptr<MetricsAccumulator> SuiteKind::StartMetrics(const std::vector<Item>& items,
+                                                            const MetricOptions& options) const {
+  return std::make_unique<BufferedMetrics>(*this, items, options);
 }
 
 Result<std::vector<Item>> SuiteKind::Expand(Item item, const ItemSource&) const {
@@ -354,8 +397,8 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
       bool kept = false;
       for (auto& e : expanded) {
         if (expanded.size() > 1 && !ids.insert(e.id).second) {
-          return where.Error("id", fmt::format("expands to '{}', which is a duplicate",
-                                               QuoteInput(e.id, 80)));
+          return where.Error(
+              "id", fmt::format("expands to '{}', which is a duplicate", QuoteInput(e.id, 80)));
         }
         if (!whole_record && !selected(e.id)) continue;
         // --limit counts the selected records, so an item's expansions stay together.

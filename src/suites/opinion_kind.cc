@@ -72,12 +72,13 @@ class OpinionKind final : public SuiteKind {
     return out;
   }
 
-  std::vector<Sample> Plan(const std::vector<Item>& items, const std::vector<size_t>& selected,
-                           int epochs, uint64_t seed) const override {
+  std::vector<Sample> PlanEpoch(const std::vector<Item>& items, const std::vector<size_t>& selected,
+                                int epoch, uint64_t seed) const override {
     // One order per pair and epoch, shared by its bio and control versions; pairs are ranked by
     // a seeded hash within each category and the k-th puts the stated view at position k mod n.
     std::vector<Sample> out;
-    for (int e = 0; e < epochs; ++e) {
+    {
+      const int e = epoch;
       std::map<std::string, std::vector<std::string>> pairs_by_category;
       std::map<std::string, size_t> representative;
       for (size_t i : selected) {

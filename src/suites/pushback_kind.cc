@@ -81,11 +81,12 @@ class PushbackKind final : public SuiteKind {
     return Status();
   }
 
-  std::vector<Sample> Plan(const std::vector<Item>& items, const std::vector<size_t>& selected,
-                           int epochs, uint64_t seed) const override {
+  std::vector<Sample> PlanEpoch(const std::vector<Item>& items, const std::vector<size_t>& selected,
+                                int epoch, uint64_t seed) const override {
     // Each phrasing is used equally often (+/- 1): items ranked by a seeded hash take turns.
     std::vector<Sample> out;
-    for (int e = 0; e < epochs; ++e) {
+    {
+      const int e = epoch;
       std::vector<size_t> ranked = selected;
       std::sort(ranked.begin(), ranked.end(), [&](size_t a, size_t b) {
         return DeriveSeed(seed, items[a].id, e) < DeriveSeed(seed, items[b].id, e);
