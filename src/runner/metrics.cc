@@ -8,9 +8,9 @@
 
 #include "plumb/runner.h"
 #include "plumb/stats.h"
+#include "runner/metrics.h"
 
 namespace plumb {
-namespace {
 
 // For every judge grader seen: its error and unscored rates over the judged samples, and, when
 // a panel judged them, Krippendorff's alpha between the judges. Fed one sample at a time.
@@ -89,15 +89,24 @@ class JudgeMetrics {
   std::map<std::string, Counts> by_grader_;
 };
 
-// A run's metrics from its stored samples, one sample at a time.
-class RunMetricsBuilder {
- public:
-  RunMetricsBuilder(const Suite& suite, const MetricOptions& options)
-      : suite_(suite), options_(options), kind_(suite.kind->StartMetrics(suite.items, options)) {
-    for (size_t i = 0; i < suite.items.size(); ++i) index_[suite.items[i].id] = i;
-  }
+RunMetricsBuilder::RunMetricsBuilder(const Suite& suite, const MetricOptions& options)
+    : suite_(suite),
+      options_(options),
+      kind_(suite.kind->StartMetrics(suite.items, options)),
+      judges_(std::make_unique<JudgeMetrics>()) {
+  for (size_t i = 0; i < suite.items.size(); ++i) index_[suite.items[i].id] = i;
+}
 
-  Status Add(SampleRecord&& s) {
+RunMetricsBuilder::~RunMetricsBuilder() = default;
+
+void RunMetricsBuilder::AddOutcome(SampleOutcome outcome) {
+  ++counts_.planned;
+  ++(outcome.responded ? counts_.done : counts_.error);
+  epochs_ = std::max(epochs_, outcome.epoch + 1);
+  kind_->Add(std::move(outcome));
+}
+
+Status RunMetricsBuilder::Add(SampleRecord&& s) {
     ++counts_.planned;
     if (s.status == "pending") {  // never finished: not an outcome
       ++counts_.pending;
@@ -111,12 +120,12 @@ class RunMetricsBuilder {
     bool done = s.status == "done";
     ++(done ? counts_.done : counts_.error);
     epochs_ = std::max(epochs_, s.epoch + 1);
-    judges_.Add(s);
+    judges_->Add(s);
     kind_->Add(SampleOutcome{it->second, s.epoch, done, std::move(s.grades)});
     return Status();
-  }
+}
 
-  std::vector<Metric> Finish() {
+std::vector<Metric> RunMetricsBuilder::Finish() {
     std::vector<Metric> metrics = kind_->Finish();
     std::vector<std::string> reduced =
         epochs_ > 1 ? suite_.kind->ReducedMetrics() : std::vector<std::string>();
@@ -127,23 +136,9 @@ class RunMetricsBuilder {
         continue;
       for (auto& r : ReducerMetrics(metrics[i], options_)) metrics.push_back(std::move(r));
     }
-    judges_.Finish(options_, metrics);
+    judges_->Finish(options_, metrics);
     return metrics;
-  }
-
-  const SampleCounts& counts() const { return counts_; }
-
- private:
-  const Suite& suite_;
-  MetricOptions options_;
-  std::unique_ptr<MetricsAccumulator> kind_;
-  std::unordered_map<std::string, size_t> index_;
-  JudgeMetrics judges_;
-  SampleCounts counts_;
-  int epochs_ = 0;
-};
-
-}  // namespace
+}
 
 Result<std::vector<Metric>> ComputeMetrics(const Suite& suite,
                                            const std::vector<SampleRecord>& samples,
