@@ -81,15 +81,13 @@ Result<RunMetrics> RecomputeRunMetrics(const Store& store, const Suite& suite, i
                                        out.run.suite_id, suite.manifest.id));
   }
   PLUMB_ASSIGN_OR_RETURN(auto items, store.GetItems(run_id));
-  PLUMB_ASSIGN_OR_RETURN(auto samples, store.GetSamples(run_id, /*with_responses=*/false));
   Suite planned{suite.manifest, std::move(items), suite.kind};
-  PLUMB_ASSIGN_OR_RETURN(out.metrics, ComputeMetrics(planned, samples, options));
-  int64_t pending = std::count_if(samples.begin(), samples.end(),
-                                  [](const SampleRecord& s) { return s.status == "pending"; });
+  SampleCounts counts;
+  PLUMB_ASSIGN_OR_RETURN(out.metrics, ComputeRunMetrics(planned, store, run_id, options, &counts));
   if (out.run.status != "completed") {
     out.notes.push_back(fmt::format(
         "run {} is {} ({} of {} samples never finished): its metrics cover what finished", run_id,
-        out.run.status, pending, samples.size()));
+        out.run.status, counts.pending, counts.planned));
   }
   PLUMB_ASSIGN_OR_RETURN(auto stored, store.GetMetrics(run_id));
   for (const auto& s : stored) {

@@ -70,16 +70,16 @@ Result<std::string> Distributions(const Store& store, const LeaderboardSection& 
   for (const auto& r : s.rows) {
     // Only judged runs have judge scores (and a judge-error rate); others are not read at all.
     if (r.run.id == 0 || !r.judge_errors) continue;
-    PLUMB_ASSIGN_OR_RETURN(auto samples, store.GetSamples(r.run.id, /*with_responses=*/false));
     std::map<std::string, std::vector<double>> by_grader;
-    for (const auto& sample : samples) {
+    PLUMB_RETURN_IF_ERROR(store.ScanSamples(r.run.id, SampleScan{}, [&](SampleRecord&& sample) {
       for (const auto& g : sample.grades) {
         if (!IsJudgeGrade(g) || g.grader.find('|') != std::string::npos ||
             g.status != GradeStatus::kScored || !g.value)
           continue;
         by_grader[g.grader].push_back(*g.value);
       }
-    }
+      return true;
+    }));
     for (const auto& [grader, values] : by_grader) {
       double top = *std::max_element(values.begin(), values.end());
       double hi = top <= 1 ? 1 : top <= 10 ? 10 : 100;
@@ -95,18 +95,21 @@ Result<std::string> Distributions(const Store& store, const LeaderboardSection& 
 // Every sample of a run: prompt, replies, parsed answer, rule scores and judgments with reasons.
 Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_items) {
   PLUMB_ASSIGN_OR_RETURN(auto items, store.GetItems(run.id));
-  PLUMB_ASSIGN_OR_RETURN(auto samples, store.GetSamples(run.id, /*with_responses=*/true));
+  PLUMB_ASSIGN_OR_RETURN(SampleCounts counts, store.CountSamples(run.id));
+  // Only the samples shown are read, however large the run.
+  PLUMB_ASSIGN_OR_RETURN(auto samples,
+                         store.GetSamples(run.id, /*with_responses=*/true, 0, max_items));
   std::map<std::string, std::string> category;
   for (const auto& i : items) category[i.id] = i.category;
   std::string table_id = fmt::format("items-{}", run.id);
   std::string out = fmt::format(
       "<details class=\"drilldown\" id=\"run-{0}\"><summary>run {0}: {1}, {2} samples</summary>\n"
       "<input class=\"filter\" type=\"search\" placeholder=\"filter items\" data-table=\"{3}\">\n",
-      run.id, Escape(run.model_spec), samples.size(), table_id);
-  if (static_cast<int>(samples.size()) > max_items) {
+      run.id, Escape(run.model_spec), counts.planned, table_id);
+  if (counts.planned > max_items) {
     out += fmt::format(
         "<p class=\"note\">Showing the first {} of {} samples (plumb report --max-items).</p>\n",
-        max_items, samples.size());
+        max_items, counts.planned);
   }
   out += fmt::format(
       "<table class=\"sortable items\" "

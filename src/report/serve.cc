@@ -64,12 +64,14 @@ Json RunJson(const Store& store, const RunRecord& r) {
 Result<Json> ItemsJson(const Store& store, int64_t run_id, int64_t offset, int64_t limit) {
   PLUMB_ASSIGN_OR_RETURN(RunRecord run, store.GetRun(run_id));
   PLUMB_ASSIGN_OR_RETURN(auto items, store.GetItems(run_id));
-  PLUMB_ASSIGN_OR_RETURN(auto samples, store.GetSamples(run_id, /*with_responses=*/true));
+  PLUMB_ASSIGN_OR_RETURN(SampleCounts counts, store.CountSamples(run_id));
+  // Only the page is read, however large the run.
+  PLUMB_ASSIGN_OR_RETURN(auto samples,
+                         store.GetSamples(run_id, /*with_responses=*/true, offset, limit));
   std::map<std::string, std::string> category;
   for (const auto& i : items) category[i.id] = i.category;
   Json page = Json::array();
-  for (int64_t i = offset; i < static_cast<int64_t>(samples.size()) && i < offset + limit; ++i) {
-    const SampleRecord& s = samples[static_cast<size_t>(i)];
+  for (const SampleRecord& s : samples) {
     Json responses = Json::array();
     for (const auto& r : s.responses) {
       Json rj = {{"turn", r.turn}, {"request", r.request}, {"ok", r.ok}};
@@ -102,7 +104,7 @@ Result<Json> ItemsJson(const Store& store, int64_t run_id, int64_t offset, int64
                     {"grades", grades}});
   }
   return Json{{"run_id", run.id},
-              {"total", samples.size()},
+              {"total", counts.planned},
               {"offset", offset},
               {"limit", limit},
               {"items", page}};
