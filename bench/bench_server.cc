@@ -127,8 +127,8 @@ void BenchServer::Loop() {
   while (!stop_) {
     int timeout = -1;
     if (!due.empty()) {
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due.front().at -
-                                                                        Clock::now());
+      auto wait =
+          std::chrono::duration_cast<std::chrono::milliseconds>(due.front().at - Clock::now());
       timeout = static_cast<int>(std::max<int64_t>(0, wait.count()));
     }
     int n = epoll_wait(epoll_fd_, events, 256, timeout);

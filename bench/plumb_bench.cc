@@ -14,6 +14,7 @@
 //   cache      a fully cached re-run of 10,000 items < 1 s
 // Every suite has 1,000 items (N is reached with epochs), so memory beyond the window is the
 // suite's. Options: --only NAME[,NAME...], --plumb PATH, --ref PATH.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -68,8 +69,9 @@ struct Check {
 class Bench {
  public:
   explicit Bench(Args a) : a_(std::move(a)) {
-    WriteSuite("bench-choice", "kind: choice\nshuffle: true\ngeneration:\n  temperature: 0\n  "
-                               "max_tokens: 64\n");
+    WriteSuite("bench-choice",
+               "kind: choice\nshuffle: true\ngeneration:\n  temperature: 0\n  "
+               "max_tokens: 64\n");
     // One judge call per sample: the agency kind with one dimension, judged on a 0-100 scale.
     tmp_.Write("graders/bench-judge/rubric.md",
                "Rate the reply.\n[QUESTION START]{question}[QUESTION END]\n[ANSWER START]{answer}"
@@ -97,13 +99,20 @@ class Bench {
 
   Spawned Run(const std::string& suite, const BenchServer& server, int epochs, int concurrency,
               const std::string& db, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--db",         db,
-                                     "run",          "--suite",
-                                     suite,          "--model",
-                                     "openai/bench", "--base-url",
-                                     server.base_url(), "--concurrency",
-                                     std::to_string(concurrency), "--epochs",
-                                     std::to_string(epochs), "--progress",
+    std::vector<std::string> args = {"--db",
+                                     db,
+                                     "run",
+                                     "--suite",
+                                     suite,
+                                     "--model",
+                                     "openai/bench",
+                                     "--base-url",
+                                     server.base_url(),
+                                     "--concurrency",
+                                     std::to_string(concurrency),
+                                     "--epochs",
+                                     std::to_string(epochs),
+                                     "--progress",
                                      "none"};
     args.insert(args.end(), extra.begin(), extra.end());
     return Plumb(args);
@@ -119,8 +128,8 @@ class Bench {
   }
 
   // Wall time against the bound N x latency / C, best of `repeats`.
-  void Latency(const std::string& name, int epochs, int concurrency, int latency_ms,
-               double target, int repeats) {
+  void Latency(const std::string& name, int epochs, int concurrency, int latency_ms, double target,
+               int repeats) {
     const long n = 1000L * epochs;
     BenchServer server(latency_ms);
     double bound = static_cast<double>(n) * latency_ms / 1000.0 / concurrency;
@@ -128,8 +137,8 @@ class Bench {
                bound);
     double best = 1e9, ref_best = 1e9;
     for (int r = 0; r < repeats; ++r) {
-      auto run = Run(Suite("bench-choice"), server, epochs, concurrency,
-                     Db(name + std::to_string(r)));
+      auto run =
+          Run(Suite("bench-choice"), server, epochs, concurrency, Db(name + std::to_string(r)));
       auto ref = Reference(server, n, concurrency);
       fmt::print("  run {}: plumb {:.3f} s (cpu {:.2f} s, rss {:.0f} MB), reference {:.3f} s\n",
                  r + 1, run.wall_seconds, run.cpu_seconds, Mb(run.max_rss_kb), ref.wall_seconds);
@@ -138,9 +147,9 @@ class Bench {
     }
     fmt::print("  wall {:.3f} s: {:.3f} x the bound, {:.3f} x the reference client\n", best,
                best / bound, best / ref_best);
-    Target(fmt::format("{}: wall {:.3f} x the bound (target <= {:.2f})", name, best / bound,
-                       target),
-           best / bound <= target);
+    Target(
+        fmt::format("{}: wall {:.3f} x the bound (target <= {:.2f})", name, best / bound, target),
+        best / bound <= target);
   }
 
   // CPU per sample at zero latency, and the baselines' share of a first run.
@@ -149,20 +158,31 @@ class Bench {
     const int epochs = 20;
     const long n = 1000L * epochs;
     fmt::print("cpu: N={} C=64 latency 0 ms\n", n);
+    // A first run as a user makes it (default settings: the cache is on for temperature 0).
     auto first = Run(Suite("bench-choice"), server, epochs, 64, Db("cpu-first"));
-    // The same run again into the same database: the baselines now come from its cache.
-    auto second = Run(Suite("bench-choice"), server, epochs, 64, Db("cpu-first"),
-                      {"--cache", "never"});
-    auto third = Run(Suite("bench-choice"), server, epochs, 64, Db("cpu-first"),
-                     {"--cache", "never"});
+    // Runs of the suite without the cache, their baselines cached: the per-sample cost.
+    auto second =
+        Run(Suite("bench-choice"), server, epochs, 64, Db("cpu-first"), {"--cache", "never"});
+    auto third =
+        Run(Suite("bench-choice"), server, epochs, 64, Db("cpu-first"), {"--cache", "never"});
+    // The baselines alone: plumb show computes them when their cache is empty (read-only, so
+    // nothing is written) and reads them otherwise.
+    auto cached = Plumb({"--db", Db("cpu-first"), "show", "1"});
+    {
+      SQLite::Database db(tmp_.path() + "/" + Db("cpu-first"), SQLite::OPEN_READWRITE);
+      db.exec("DELETE FROM baselines");
+    }
+    auto uncached = Plumb({"--db", Db("cpu-first"), "show", "1"});
     auto ref = Reference(server, n, 64);
     double run_cpu = std::min(second.cpu_seconds, third.cpu_seconds);
     double per_sample = 1000 * run_cpu / static_cast<double>(n);
-    double baselines = std::max(0.0, first.cpu_seconds - run_cpu);
-    fmt::print("  first run {:.2f} s cpu (wall {:.2f} s), with cached baselines {:.2f} s cpu; "
-               "reference client {:.2f} s cpu (wall {:.2f} s): plumb {:.1f} x its cpu\n",
-               first.cpu_seconds, first.wall_seconds, run_cpu, ref.cpu_seconds,
-               ref.wall_seconds, run_cpu / std::max(ref.cpu_seconds, 1e-3));
+    double baselines = std::max(0.0, uncached.cpu_seconds - cached.cpu_seconds);
+    fmt::print(
+        "  first run {:.2f} s cpu (wall {:.2f} s, cache on); without the cache {:.2f} s "
+        "cpu ({:.3f} ms per sample); reference client {:.2f} s cpu (wall {:.2f} s): "
+        "plumb {:.1f} x its cpu\n",
+        first.cpu_seconds, first.wall_seconds, run_cpu, per_sample, ref.cpu_seconds,
+        ref.wall_seconds, run_cpu / std::max(ref.cpu_seconds, 1e-3));
     Target(fmt::format("cpu: {:.3f} ms per sample (target <= 0.15)", per_sample),
            per_sample <= 0.15);
     double share = 100 * baselines / std::max(first.cpu_seconds, 1e-3);
@@ -176,11 +196,27 @@ class Bench {
     const int epochs = 20;
     const long n = 1000L * epochs;
     fmt::print("judged: N={} C=64 latency 0 ms, one judge call per sample\n", n);
-    auto run = Plumb({"--graders-dir", tmp_.path() + "/graders", "--db", Db("judged"), "run",
-                      "--suite", Suite("bench-judged"), "--model", "openai/bench", "--base-url",
-                      server.base_url(), "--judge", "openai/bench-judge", "--judge-base-url",
-                      server.base_url(), "--concurrency", "64", "--epochs",
-                      std::to_string(epochs), "--progress", "none"});
+    auto run = Plumb({"--graders-dir",
+                      tmp_.path() + "/graders",
+                      "--db",
+                      Db("judged"),
+                      "run",
+                      "--suite",
+                      Suite("bench-judged"),
+                      "--model",
+                      "openai/bench",
+                      "--base-url",
+                      server.base_url(),
+                      "--judge",
+                      "openai/bench-judge",
+                      "--judge-base-url",
+                      server.base_url(),
+                      "--concurrency",
+                      "64",
+                      "--epochs",
+                      std::to_string(epochs),
+                      "--progress",
+                      "none"});
     double per_call = 1000 * run.cpu_seconds / static_cast<double>(2 * n);
     fmt::print("  {} calls: wall {:.2f} s, cpu {:.2f} s ({:.3f} ms per sample), rss {:.0f} MB\n",
                server.requests(), run.wall_seconds, run.cpu_seconds,
@@ -197,10 +233,11 @@ class Bench {
     auto run = Run(Suite("bench-choice"), server, epochs, 256, db);
     std::error_code ec;
     auto size = std::filesystem::file_size(tmp_.path() + "/" + db, ec);
-    fmt::print("  wall {:.1f} s, cpu {:.1f} s ({:.3f} ms per sample), peak rss {:.1f} MB, "
-               "database {:.0f} MB\n",
-               run.wall_seconds, run.cpu_seconds, 1000 * run.cpu_seconds / static_cast<double>(n),
-               Mb(run.max_rss_kb), static_cast<double>(size) / (1 << 20));
+    fmt::print(
+        "  wall {:.1f} s, cpu {:.1f} s ({:.3f} ms per sample), peak rss {:.1f} MB, "
+        "database {:.0f} MB\n",
+        run.wall_seconds, run.cpu_seconds, 1000 * run.cpu_seconds / static_cast<double>(n),
+        Mb(run.max_rss_kb), static_cast<double>(size) / (1 << 20));
     Target(fmt::format("{}: peak rss {:.1f} MB (target <= {:.0f})", name, Mb(run.max_rss_kb),
                        target_mb),
            Mb(run.max_rss_kb) <= target_mb);
@@ -223,9 +260,9 @@ class Bench {
     tmp_.Write("bench-one/suite.yaml", "id: bench-one\nkind: choice\n");
     std::vector<double> walls;
     for (int i = 0; i < 11; ++i) {
-      auto r = Plumb({"--db", Db("startup" + std::to_string(i)), "run", "--suite",
-                      tmp_.path() + "/bench-one", "--model", "builtin/first", "--progress",
-                      "none"});
+      auto r =
+          Plumb({"--db", Db("startup" + std::to_string(i)), "run", "--suite",
+                 tmp_.path() + "/bench-one", "--model", "builtin/first", "--progress", "none"});
       walls.push_back(r.wall_seconds);
     }
     std::sort(walls.begin(), walls.end());
@@ -249,10 +286,10 @@ class Bench {
     auto fill = Run(tmp_.path() + "/bench-cache", server, 1, 64, Db("cache"));
     long sent = server.requests();
     auto cached = Run(tmp_.path() + "/bench-cache", server, 1, 64, Db("cache"));
-    fmt::print("cache: 10000 items, first run {:.2f} s, fully cached re-run {:.3f} s (cpu {:.2f} "
-               "s, {} requests)\n",
-               fill.wall_seconds, cached.wall_seconds, cached.cpu_seconds,
-               server.requests() - sent);
+    fmt::print(
+        "cache: 10000 items, first run {:.2f} s, fully cached re-run {:.3f} s (cpu {:.2f} "
+        "s, {} requests)\n",
+        fill.wall_seconds, cached.wall_seconds, cached.cpu_seconds, server.requests() - sent);
     Target(fmt::format("cache: re-run {:.3f} s (target < 1)", cached.wall_seconds),
            cached.wall_seconds < 1.0 && server.requests() == sent);
   }

@@ -73,10 +73,13 @@ Metric BootstrapMetric(std::string name, std::string category, std::vector<std::
 // Reducers of repeated samples (epochs) of a proportion metric: per cluster with c successes
 // in n samples, majority (1 when c > n/2, 0.5 on a tie), pass@k = 1 - C(n-c,k)/C(n,k) (at
 // least one of k samples succeeds) and pass^k = C(c,k)/C(n,k) (all k succeed), the unbiased
-// estimators, averaged over clusters with n >= k, for every k from 1 to the largest n. Named
+// estimators, averaged over clusters with n >= k, for the k of ReducerKs. Named
 // "<metric>@majority", "<metric>@pass@<k>", "<metric>@pass^<k>". Empty when no cluster has
 // more than one sample.
 std::vector<Metric> ReducerMetrics(const Metric& proportion, const MetricOptions& options);
+// The k reported for a largest n: 1 to 10, then 20, 50, 100, 200, 500, ... below n, and n itself
+// (a run of 1000 epochs gets 16 values of k, not 1000).
+std::vector<int64_t> ReducerKs(int64_t max_n);
 double PassAtK(int64_t n, int64_t c, int k);
 double PassHatK(int64_t n, int64_t c, int k);
 

@@ -25,6 +25,40 @@ Status CheckTemplate(std::string_view tmpl, const std::vector<std::string>& allo
 Result<std::string> RenderTemplate(std::string_view tmpl,
                                    const std::map<std::string, std::string>& vars);
 
+// A template parsed once, for templates rendered for every sample (option lines, instructions).
+class Template {
+ public:
+  Template() = default;
+  // kInvalidArgument for an unbalanced brace, as RenderTemplate.
+  static Result<Template> Parse(std::string_view tmpl);
+  // Renders with `value(name)` for each placeholder (nullptr: kInvalidArgument, no value).
+  template <typename Lookup>
+  Result<std::string> Render(Lookup value) const {
+    std::string out;
+    out.reserve(literal_bytes_ + 64);
+    for (const auto& part : parts_) {
+      if (!part.placeholder) {
+        out += part.text;
+        continue;
+      }
+      const std::string* v = value(part.text);
+      if (v == nullptr) return MissingValue(part.text);
+      out += *v;
+    }
+    return out;
+  }
+  Result<std::string> Render(const std::map<std::string, std::string>& vars) const;
+
+ private:
+  static Status MissingValue(const std::string& name);
+  struct Part {
+    bool placeholder = false;
+    std::string text;  // literal text, or the placeholder's name
+  };
+  std::vector<Part> parts_;
+  size_t literal_bytes_ = 0;
+};
+
 std::string ToLower(std::string_view s);
 std::string ToUpper(std::string_view s);
 std::string Trim(std::string_view s);

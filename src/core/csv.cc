@@ -81,9 +81,9 @@ Result<std::vector<CsvRow>> ParseCsv(std::string_view text, const std::string& f
       std::string column = !rows.empty() && c < rows[0].fields.size()
                                ? fmt::format("column '{}'", QuoteInput(rows[0].fields[c], 60))
                                : fmt::format("column {}", c + 1);
-      return InvalidArgument(fmt::format(
-          "{}:{}: {} is not valid UTF-8 ({} of the value); save the file as UTF-8", file,
-          row.line, column, where));
+      return InvalidArgument(
+          fmt::format("{}:{}: {} is not valid UTF-8 ({} of the value); save the file as UTF-8",
+                      file, row.line, column, where));
     }
     if (!blank) rows.push_back(std::move(row));
     header_seen = header_seen || !blank;

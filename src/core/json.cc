@@ -65,13 +65,13 @@ Status CheckScalar(const std::string& text, const std::string& pointer, int line
   std::string where = DescribeInvalidUtf8(text);
   if (where.empty()) return Status();
   std::string field = FieldOfPointer(pointer);
-  std::string what = key ? (field.empty() ? std::string("a key")
-                                          : fmt::format("a key of field '{}'", field))
-                         : (field.empty() ? std::string("a value")
-                                          : fmt::format("field '{}'", field));
-  return InvalidArgument(fmt::format("{}:{}: {} is not valid UTF-8 ({} of the {}); save the file "
-                                     "as UTF-8",
-                                     map.file(), line, what, where, key ? "key" : "value"));
+  std::string what =
+      key ? (field.empty() ? std::string("a key") : fmt::format("a key of field '{}'", field))
+          : (field.empty() ? std::string("a value") : fmt::format("field '{}'", field));
+  return InvalidArgument(
+      fmt::format("{}:{}: {} is not valid UTF-8 ({} of the {}); save the file "
+                  "as UTF-8",
+                  map.file(), line, what, where, key ? "key" : "value"));
 }
 
 bool IsPlainNull(const std::string& s) {

@@ -1,13 +1,13 @@
 // stderr logging and secret redaction.
 #include "plumb/log.h"
 
-#include "plumb/regex.h"
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
 #include <vector>
+
+#include "plumb/regex.h"
 
 namespace plumb {
 namespace {

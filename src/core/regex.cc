@@ -73,8 +73,7 @@ bool Regex::FullMatch(std::string_view text) const {
   return RE2::FullMatch(re2::StringPiece(text.data(), text.size()), *re_);
 }
 
-void Regex::ForEach(std::string_view text,
-                    const std::function<bool(const RegexMatch&)>& fn) const {
+void Regex::ForEach(std::string_view text, const std::function<bool(const RegexMatch&)>& fn) const {
   RegexMatch m;
   size_t from = 0;
   while (from <= text.size() && Search(text, &m, from)) {

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string_view>
 
 #include "plumb/hash.h"
@@ -32,8 +35,72 @@ std::vector<std::vector<size_t>> Groups(const std::vector<size_t>& clusters,
 void Draw(const std::vector<std::vector<size_t>>& groups, Rng& rng, std::vector<int>& counts) {
   std::fill(counts.begin(), counts.end(), 0);
   for (const auto& members : groups) {
-    for (size_t i = 0; i < members.size(); ++i) counts[members[rng.Below(members.size())]]++;
+    // Rng::Below inlined with its rejection limit computed once per group (the same draws).
+    const uint64_t size = members.size();
+    if (size == 0) continue;
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % size;
+    for (size_t i = 0; i < size; ++i) {
+      uint64_t x;
+      do {
+        x = rng.Next();
+      } while (x >= limit);
+      counts[members[x % size]]++;
+    }
   }
+}
+
+// Every metric over the same clusters (the same seed, number of resamples, clusters and strata)
+// draws exactly the same resamples: a run's rates, their epoch reducers and the built-in
+// baselines beside it all do. The draws are kept (as counts per resample and cluster, 2 bytes
+// each) for the next metric that needs them, up to kDrawCacheBytes; the results are identical
+// to drawing again.
+constexpr size_t kDrawCacheBytes = 24 << 20;
+
+struct DrawKey {
+  uint64_t seed;
+  int resamples;
+  size_t n;
+  std::vector<int> strata;
+  bool operator==(const DrawKey&) const = default;
+};
+
+struct DrawCache {
+  std::mutex mu;
+  std::deque<std::pair<DrawKey, std::shared_ptr<const std::vector<uint16_t>>>> entries;
+  size_t bytes = 0;
+};
+
+DrawCache& Draws() {
+  static DrawCache cache;
+  return cache;
+}
+
+// The resamples' counts (resamples x n, row by row), or null when they would not fit the cache.
+std::shared_ptr<const std::vector<uint16_t>> CachedDraws(
+    uint64_t seed, int resamples, size_t n, const std::vector<int>& strata,
+    const std::vector<std::vector<size_t>>& groups) {
+  const size_t bytes = static_cast<size_t>(resamples) * n * sizeof(uint16_t);
+  if (n > 65535 || bytes > kDrawCacheBytes / 2) return nullptr;
+  DrawKey key{seed, resamples, n, strata};
+  DrawCache& cache = Draws();
+  std::lock_guard<std::mutex> lock(cache.mu);
+  for (const auto& [k, draws] : cache.entries) {
+    if (k == key) return draws;
+  }
+  auto draws = std::make_shared<std::vector<uint16_t>>(bytes / sizeof(uint16_t));
+  Rng rng(SplitMix64(seed));
+  std::vector<int> counts(n);
+  for (int r = 0; r < resamples; ++r) {
+    Draw(groups, rng, counts);
+    std::copy(counts.begin(), counts.end(), draws->begin() + static_cast<ptrdiff_t>(r * n));
+  }
+  cache.entries.emplace_back(std::move(key), draws);
+  cache.bytes += bytes;
+  while (cache.bytes > kDrawCacheBytes) {
+    cache.bytes -= cache.entries.front().second->size() * sizeof(uint16_t);
+    cache.entries.pop_front();
+  }
+  return draws;
 }
 
 std::vector<size_t> Indexes(size_t n) {
@@ -104,14 +171,26 @@ Metric ProportionMetric(std::string name, std::string category, std::vector<Clus
     return m;
   }
   if (options.resamples <= 0) return m;
-  Rng rng(SplitMix64(options.seed));
-  std::vector<std::vector<size_t>> groups = {Indexes(model->keys.size())};
-  std::vector<int> counts(model->keys.size());
+  const size_t nc = model->keys.size();
+  std::vector<std::vector<size_t>> groups = {Indexes(nc)};
   std::vector<double> stats;
   stats.reserve(options.resamples);
-  for (int r = 0; r < options.resamples; ++r) {
-    Draw(groups, rng, counts);
-    stats.push_back(*model->statistic(counts));
+  if (auto draws = CachedDraws(options.seed, options.resamples, nc, {}, groups)) {
+    // The statistic of each cached resample, read in place (the same sums as `statistic`).
+    const std::vector<Cluster>& cl = model->proportions;
+    for (int r = 0; r < options.resamples; ++r) {
+      const uint16_t* row = draws->data() + static_cast<size_t>(r) * nc;
+      int64_t rk = 0, rn = 0;
+      for (size_t i = 0; i < nc; ++i) rk += row[i] * cl[i].k, rn += row[i] * cl[i].n;
+      stats.push_back(100.0 * static_cast<double>(rk) / static_cast<double>(rn));
+    }
+  } else {
+    Rng rng(SplitMix64(options.seed));
+    std::vector<int> counts(nc);
+    for (int r = 0; r < options.resamples; ++r) {
+      Draw(groups, rng, counts);
+      stats.push_back(*model->statistic(counts));
+    }
   }
   std::sort(stats.begin(), stats.end());
   m.ci_low = Percentile(stats, 0.025);
@@ -138,12 +217,20 @@ Metric BootstrapMetric(std::string name, std::string category, std::vector<std::
   m.value = n > 0 ? model->statistic(counts) : std::nullopt;
   if (!m.value || n < 2 || options.resamples <= 0) return m;
   auto groups = Groups(Indexes(n), model->strata);
-  Rng rng(SplitMix64(options.seed));
   std::vector<double> stats;
   stats.reserve(options.resamples);
-  for (int r = 0; r < options.resamples; ++r) {
-    Draw(groups, rng, counts);
-    if (auto v = model->statistic(counts)) stats.push_back(*v);
+  if (auto draws = CachedDraws(options.seed, options.resamples, n, model->strata, groups)) {
+    for (int r = 0; r < options.resamples; ++r) {
+      const uint16_t* row = draws->data() + static_cast<size_t>(r) * n;
+      std::copy(row, row + n, counts.begin());
+      if (auto v = model->statistic(counts)) stats.push_back(*v);
+    }
+  } else {
+    Rng rng(SplitMix64(options.seed));
+    for (int r = 0; r < options.resamples; ++r) {
+      Draw(groups, rng, counts);
+      if (auto v = model->statistic(counts)) stats.push_back(*v);
+    }
   }
   if (stats.size() < static_cast<size_t>(options.resamples) / 2) return m;  // mostly undefined
   std::sort(stats.begin(), stats.end());
@@ -163,6 +250,18 @@ double PassHatK(int64_t n, int64_t c, int k) {
   return std::exp(LogChoose(c, k) - LogChoose(n, k));
 }
 
+std::vector<int64_t> ReducerKs(int64_t max_n) {
+  std::vector<int64_t> ks;
+  for (int64_t k = 1; k <= std::min<int64_t>(max_n, 10); ++k) ks.push_back(k);
+  for (int64_t scale = 10; scale < max_n; scale *= 10) {
+    for (int64_t m : {2, 5, 10}) {
+      if (scale * m < max_n && scale * m > 10) ks.push_back(scale * m);
+    }
+  }
+  if (max_n > 10) ks.push_back(max_n);
+  return ks;
+}
+
 std::vector<Metric> ReducerMetrics(const Metric& proportion, const MetricOptions& options) {
   std::vector<Metric> out;
   if (!proportion.model || proportion.model->proportions.empty()) return out;
@@ -170,34 +269,123 @@ std::vector<Metric> ReducerMetrics(const Metric& proportion, const MetricOptions
   int64_t max_n = 0;
   for (const auto& c : clusters) max_n = std::max(max_n, c.n);
   if (max_n < 2) return out;
-  // One reducer: a value in [0, 1] per cluster (nullopt: not enough samples), averaged.
-  auto reduce = [&](const std::string& suffix, int min_n,
-                    const std::function<double(const Cluster&)>& value) {
-    std::vector<std::string> keys;
+  // One reducer: a value in [0, 1] per cluster with at least min_n samples, averaged (x 100).
+  struct Reducer {
+    std::string suffix;
+    std::vector<size_t> included;  // cluster indexes
     std::vector<double> values;
-    for (const auto& c : clusters) {
-      if (c.n < min_n) continue;
-      keys.push_back(c.key);
-      values.push_back(value(c));
+  };
+  std::vector<Reducer> reducers;
+  auto reduce = [&](std::string suffix, int64_t min_n,
+                    const std::function<double(const Cluster&)>& value) {
+    Reducer r{std::move(suffix), {}, {}};
+    for (size_t i = 0; i < clusters.size(); ++i) {
+      if (clusters[i].n < min_n) continue;
+      r.included.push_back(i);
+      r.values.push_back(value(clusters[i]));
     }
-    Metric m = BootstrapMetric(
-        proportion.name + "@" + suffix, proportion.category, std::move(keys),
-        [values](const std::vector<int>& counts) -> std::optional<double> {
-          double sum = 0, n = 0;
-          for (size_t i = 0; i < values.size(); ++i) sum += counts[i] * values[i], n += counts[i];
-          if (n == 0) return std::nullopt;
-          return 100 * sum / n;
-        },
-        options);
-    m.details["reducer"] = suffix;
-    out.push_back(std::move(m));
+    reducers.push_back(std::move(r));
   };
   reduce("majority", 1, [](const Cluster& c) {
     return 2 * c.k > c.n ? 1.0 : 2 * c.k == c.n ? 0.5 : 0.0;
   });
-  for (int k = 1; k <= max_n; ++k) {
-    reduce(fmt::format("pass@{}", k), k, [k](const Cluster& c) { return PassAtK(c.n, c.k, k); });
-    reduce(fmt::format("pass^{}", k), k, [k](const Cluster& c) { return PassHatK(c.n, c.k, k); });
+  for (int64_t k : ReducerKs(max_n)) {
+    int ki = static_cast<int>(k);
+    reduce(fmt::format("pass@{}", k), k, [ki](const Cluster& c) { return PassAtK(c.n, c.k, ki); });
+    reduce(fmt::format("pass^{}", k), k, [ki](const Cluster& c) { return PassHatK(c.n, c.k, ki); });
+  }
+  auto mean = [](const std::vector<double>& values) -> ClusterStatistic {
+    return [values](const std::vector<int>& counts) -> std::optional<double> {
+      double sum = 0, n = 0;
+      for (size_t i = 0; i < values.size(); ++i) sum += counts[i] * values[i], n += counts[i];
+      if (n == 0) return std::nullopt;
+      return 100 * sum / n;
+    };
+  };
+  // Reducers over the same clusters share one pass over the bootstrap draws (each resample's
+  // counts are read once for all of them); the figures are those BootstrapMetric gives.
+  std::map<std::vector<size_t>, std::vector<size_t>> by_clusters;
+  for (size_t r = 0; r < reducers.size(); ++r) by_clusters[reducers[r].included].push_back(r);
+  std::vector<Metric> metrics(reducers.size());
+  for (const auto& [included, members] : by_clusters) {
+    const size_t n = included.size();
+    std::vector<std::string> keys;
+    for (size_t i : included) keys.push_back(clusters[i].key);
+    std::shared_ptr<const std::vector<uint16_t>> draws;
+    if (n >= 2 && options.resamples > 0) {
+      draws = CachedDraws(options.seed, options.resamples, n, {}, Groups(Indexes(n), {}));
+    }
+    if (!draws) {
+      for (size_t r : members) {
+        metrics[r] = BootstrapMetric(proportion.name + "@" + reducers[r].suffix,
+                                     proportion.category, keys, mean(reducers[r].values), options);
+      }
+      continue;
+    }
+    std::vector<std::vector<double>> stats(members.size());
+    for (auto& v : stats) v.reserve(static_cast<size_t>(options.resamples));
+    // The reducers' values cluster by cluster (row i holds every reducer's value of cluster i),
+    // so one pass over a resample's counts updates them all. Each sum still adds its terms in
+    // cluster order, and a cluster drawn 0 times adds exactly 0: the sums are BootstrapMetric's.
+    // A reducer whose every value is 0 (a baseline that never succeeds, pass^k beyond every
+    // item's successes) is 0 in every resample: it needs no pass.
+    std::vector<size_t> live;
+    for (size_t m = 0; m < members.size(); ++m) {
+      const auto& v = reducers[members[m]].values;
+      if (std::any_of(v.begin(), v.end(), [](double x) { return x != 0; })) live.push_back(m);
+    }
+    const size_t width = live.size();
+    std::vector<double> by_cluster(n * width);
+    for (size_t m = 0; m < width; ++m) {
+      for (size_t i = 0; i < n; ++i)
+        by_cluster[i * width + m] = reducers[members[live[m]]].values[i];
+    }
+    std::vector<double> sums(width);
+    for (int d = 0; d < options.resamples; ++d) {
+      const uint16_t* counts = draws->data() + static_cast<size_t>(d) * n;
+      double total = 0;
+      std::fill(sums.begin(), sums.end(), 0.0);
+      for (size_t i = 0; i < n; ++i) {
+        if (counts[i] == 0) continue;
+        const double c = counts[i];
+        total += c;
+        const double* v = &by_cluster[i * width];
+        for (size_t m = 0; m < width; ++m) sums[m] += c * v[m];
+      }
+      if (total == 0) continue;
+      for (size_t m = 0; m < width; ++m) stats[live[m]].push_back(100 * sums[m] / total);
+      for (size_t m = 0, l = 0; m < members.size(); ++m) {
+        if (l < live.size() && live[l] == m) {
+          ++l;
+        } else {
+          stats[m].push_back(100 * 0.0 / total);
+        }
+      }
+    }
+    for (size_t m = 0; m < members.size(); ++m) {
+      const Reducer& red = reducers[members[m]];
+      auto model = std::make_shared<MetricModel>();
+      model->keys = keys;
+      model->statistic = mean(red.values);
+      Metric& out_m = metrics[members[m]];
+      out_m.name = proportion.name + "@" + red.suffix;
+      out_m.category = proportion.category;
+      out_m.n = static_cast<int64_t>(n);
+      out_m.ci_method = "none";
+      out_m.value = model->statistic(std::vector<int>(n, 1));
+      out_m.model = model;
+      std::vector<double>& st = stats[m];
+      if (out_m.value && st.size() >= static_cast<size_t>(options.resamples) / 2) {
+        std::sort(st.begin(), st.end());
+        out_m.ci_low = Percentile(st, 0.025);
+        out_m.ci_high = Percentile(st, 0.975);
+        out_m.ci_method = "bootstrap";
+      }
+    }
+  }
+  for (size_t r = 0; r < reducers.size(); ++r) {
+    metrics[r].details["reducer"] = reducers[r].suffix;
+    out.push_back(std::move(metrics[r]));
   }
   return out;
 }

@@ -93,6 +93,36 @@ Result<std::string> RenderTemplate(std::string_view tmpl,
   return out;
 }
 
+Result<Template> Template::Parse(std::string_view tmpl) {
+  Template t;
+  PLUMB_RETURN_IF_ERROR(Scan(
+      tmpl,
+      [&](std::string_view text) {
+        if (!t.parts_.empty() && !t.parts_.back().placeholder) {
+          t.parts_.back().text.append(text);
+        } else {
+          t.parts_.push_back(Part{false, std::string(text)});
+        }
+        t.literal_bytes_ += text.size();
+      },
+      [&](std::string name) {
+        t.parts_.push_back(Part{true, std::move(name)});
+        return Status();
+      }));
+  return t;
+}
+
+Status Template::MissingValue(const std::string& name) {
+  return InvalidArgument(fmt::format("no value for placeholder '{{{}}}'", name));
+}
+
+Result<std::string> Template::Render(const std::map<std::string, std::string>& vars) const {
+  return Render([&](const std::string& name) -> const std::string* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : &it->second;
+  });
+}
+
 std::string ToLower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),

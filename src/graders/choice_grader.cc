@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 
 #include "graders/graders.h"
 #include "plumb/regex.h"
@@ -46,8 +47,8 @@ std::string OnlyLabelIn(std::string_view segment, const std::vector<std::string>
 // (an article "A" next to a real answer "C" is ambiguous, so it is a parse failure).
 const std::vector<Pattern>& DefaultPatterns() {
   static const std::vector<Pattern> kDefaults = {
-      {R"([Aa]nswer\s*(?:is\s*)?[\*_]*:?[\*_]*\s*[\*_]*[\(\[]?({labels})[\)\]]?[\*_]*)", Pick::kLast,
-       false, false, true},
+      {R"([Aa]nswer\s*(?:is\s*)?[\*_]*:?[\*_]*\s*[\*_]*[\(\[]?({labels})[\)\]]?[\*_]*)",
+       Pick::kLast, false, false, true},
       {R"(^\s*[\*_\(\[]*({labels})[\*_\)\]]*(?:[\.:,\)]|\s*$|\s+[-]\s))", Pick::kFirst},
       {R"((?:^|[^A-Za-z0-9])({labels}))", Pick::kUnique, false, false, true},
   };
@@ -114,6 +115,26 @@ class ChoiceGrader final : public Grader {
   std::string Id() const override { return "choice@1"; }
 
   Result<plumb::Grade> Grade(const GradeInput& in) const override {
+    // The grade is a function of the reply and the labels only; short replies repeat (constant
+    // baselines, deterministic models), so they are remembered.
+    if (in.completion.text.size() > kMemoTextBytes) return Evaluate(in);
+    std::string key = Join(in.labels, "\x1f") + '\x1e' + in.completion.text;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = memo_.find(key); it != memo_.end()) return it->second;
+    }
+    plumb::Grade g = Evaluate(in);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (memo_.size() >= kMemoEntries) memo_.clear();
+    memo_.emplace(std::move(key), g);
+    return g;
+  }
+
+ private:
+  static constexpr size_t kMemoTextBytes = 256;
+  static constexpr size_t kMemoEntries = 4096;
+
+  plumb::Grade Evaluate(const GradeInput& in) const {
     plumb::Grade g;
     g.grader = Id();
     const std::string text = folding_.Apply(in.completion.text);
@@ -130,7 +151,9 @@ class ChoiceGrader final : public Grader {
       while (from <= subject.size() && compiled[i].Search(subject, &m, from)) {
         std::string_view capture = m.groups.empty() ? m.whole : m.groups[0];
         size_t capture_end =
-            capture.data() == nullptr ? m.end : static_cast<size_t>(capture.data() - subject.data()) + capture.size();
+            capture.data() == nullptr
+                ? m.end
+                : static_cast<size_t>(capture.data() - subject.data()) + capture.size();
         if (p.label_ends_word && capture_end < subject.size() && IsAlnum(subject[capture_end])) {
           from = m.begin + 1;
           continue;
@@ -176,7 +199,6 @@ class ChoiceGrader final : public Grader {
     return g;
   }
 
- private:
   // Patterns are compiled once per label set (a suite has one or a few) and kept.
   const std::vector<Regex>& Compiled(const std::vector<std::string>& labels) const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -196,6 +218,7 @@ class ChoiceGrader final : public Grader {
   TextFolding folding_;
   mutable std::mutex mu_;
   mutable std::map<std::vector<std::string>, std::vector<Regex>> cache_;
+  mutable std::unordered_map<std::string, plumb::Grade> memo_;
 };
 
 }  // namespace
@@ -209,9 +232,9 @@ Result<std::unique_ptr<Grader>> MakeChoiceGrader(const GraderContext& ctx) {
     PLUMB_ASSIGN_OR_RETURN(auto names, r.OptStringList("answer_normalize"));
     if (names) {
       PLUMB_ASSIGN_OR_RETURN(
-          folding, TextFolding::FromNames(*names, fmt::format("{}: field '{}'",
-                                                              r.Where("answer_normalize"),
-                                                              r.FieldName("answer_normalize"))));
+          folding,
+          TextFolding::FromNames(*names, fmt::format("{}: field '{}'", r.Where("answer_normalize"),
+                                                     r.FieldName("answer_normalize"))));
     }
     if (const Json* list = r.Get("answer_patterns")) {
       if (!list->is_array() || list->empty()) {

@@ -3,6 +3,9 @@
 // lower-cased with typographic quotes made ASCII. The matched phrase is kept in the details.
 #include <fmt/format.h>
 
+#include <mutex>
+#include <unordered_map>
+
 #include "graders/graders.h"
 #include "plumb/text.h"
 
@@ -30,9 +33,27 @@ class RefusalGrader final : public Grader {
   std::string Id() const override { return "refusal@1"; }
 
   Result<plumb::Grade> Grade(const GradeInput& in) const override {
+    // A function of the reply alone: short replies, which repeat, are remembered.
+    if (in.completion.text.size() > kMemoTextBytes) return Evaluate(in.completion.text);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = memo_.find(in.completion.text); it != memo_.end()) return it->second;
+    }
+    plumb::Grade g = Evaluate(in.completion.text);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (memo_.size() >= kMemoEntries) memo_.clear();
+    memo_.emplace(in.completion.text, g);
+    return g;
+  }
+
+ private:
+  static constexpr size_t kMemoTextBytes = 256;
+  static constexpr size_t kMemoEntries = 4096;
+
+  plumb::Grade Evaluate(const std::string& reply) const {
     plumb::Grade g;
     g.grader = Id();
-    std::string text = folding_.Apply(in.completion.text);
+    std::string text = folding_.Apply(reply);
     g.value = 0;
     for (const auto& p : phrases_) {
       if (text.find(p) != std::string::npos) {
@@ -45,9 +66,10 @@ class RefusalGrader final : public Grader {
     return g;
   }
 
- private:
   std::vector<std::string> phrases_;
   TextFolding folding_;
+  mutable std::mutex mu_;
+  mutable std::unordered_map<std::string, plumb::Grade> memo_;
 };
 
 }  // namespace
@@ -59,9 +81,10 @@ Result<std::unique_ptr<Grader>> MakeRefusalGrader(const GraderContext& ctx) {
     FieldReader& r = *ctx.config;
     PLUMB_ASSIGN_OR_RETURN(auto names, r.OptStringList("normalize"));
     if (names) {
-      PLUMB_ASSIGN_OR_RETURN(folding, TextFolding::FromNames(
-                                          *names, fmt::format("{}: field '{}'", r.Where("normalize"),
-                                                              r.FieldName("normalize"))));
+      PLUMB_ASSIGN_OR_RETURN(
+          folding,
+          TextFolding::FromNames(*names, fmt::format("{}: field '{}'", r.Where("normalize"),
+                                                     r.FieldName("normalize"))));
     }
     PLUMB_ASSIGN_OR_RETURN(auto custom, r.OptStringList("phrases"));
     if (custom) {

@@ -8,7 +8,8 @@ namespace {
 
 class RegexGrader final : public Grader {
  public:
-  RegexGrader(Regex regex, bool expect_match) : regex_(std::move(regex)), expect_match_(expect_match) {}
+  RegexGrader(Regex regex, bool expect_match)
+      : regex_(std::move(regex)), expect_match_(expect_match) {}
 
   std::string Id() const override { return "regex@1"; }
 

@@ -3,6 +3,7 @@
 // better than chance or a constant answer.
 #include <fmt/format.h>
 
+#include <map>
 #include <optional>
 
 #include "plumb/hash.h"
@@ -27,81 +28,104 @@ std::string BaselineKey(const RunRecord& run, const std::string& model,
   return Sha256Hex(DumpJson(key));
 }
 
-// A baseline's metrics, computed in process: the run's plan, every sample answered by the
-// built-in backend (which answers at once, in the calling thread), through the kind's turns and
-// grading into its metrics, as in a real run, but without requests, JSON or a database, and
-// holding one sample at a time.
-Result<std::vector<Metric>> EvaluateInProcess(const Suite& suite, Backend& backend,
-                                              const RunOptions& options) {
-  RunMetricsBuilder metrics(suite, MetricOptions{options.seed, options.bootstrap_resamples});
+// Baselines' metrics, computed in process: the run's plan, every sample's turns rendered once
+// and answered by each built-in backend (which answers at once, in the calling thread), through
+// the kind's grading into its metrics, as in a real run, but without requests, JSON or a
+// database, and holding one epoch at a time.
+Result<std::vector<std::vector<Metric>>> EvaluateInProcess(
+    const Suite& suite, const std::vector<std::unique_ptr<Backend>>& backends,
+    const RunOptions& options) {
+  std::vector<std::unique_ptr<RunMetricsBuilder>> metrics;
+  for (size_t b = 0; b < backends.size(); ++b) {
+    metrics.push_back(std::make_unique<RunMetricsBuilder>(
+        suite, MetricOptions{options.seed, options.bootstrap_resamples}));
+  }
   runner::PlanCursor plan(suite, options.epochs, options.limit, options.seed);
-  GenerationParams params = options.params;
   std::vector<Sample> epoch;
   while (plan.Next(epoch)) {
     for (const Sample& sample : epoch) {
       const Item& item = suite.items[sample.item];
-      PLUMB_ASSIGN_OR_RETURN(Turn turn, suite.kind->FirstTurn(item, sample));
-      std::vector<Exchange> history;
-      while (true) {
-        ModelCall call;
-        call.messages = turn.messages;
-        call.params = params;
-        call.hints.item_id = item.id;
-        call.hints.epoch = sample.epoch;
-        call.hints.turn = static_cast<int>(history.size());
-        call.hints.seed = DeriveSeed(options.seed, item.id, static_cast<uint64_t>(sample.epoch));
-        call.hints.option_labels = turn.option_labels;
-        std::optional<Result<Completion>> reply;
-        backend.Submit(std::move(call),
-                       [&](Result<Completion> r, const CallReport&) { reply = std::move(r); });
-        if (!reply) return Internal("a built-in baseline did not answer in process");
-        if (!*reply) return reply->error();
-        history.push_back(Exchange{std::move(turn.messages), std::move(**reply)});
-        PLUMB_ASSIGN_OR_RETURN(std::optional<Turn> next,
-                               suite.kind->NextTurn(item, sample, history));
-        if (!next) break;
-        turn = std::move(*next);
+      PLUMB_ASSIGN_OR_RETURN(Turn first, suite.kind->FirstTurn(item, sample));
+      for (size_t b = 0; b < backends.size(); ++b) {
+        Turn turn = first;
+        std::vector<Exchange> history;
+        while (true) {
+          ModelCall call;
+          call.messages = turn.messages;
+          call.params = options.params;
+          call.hints.item_id = item.id;
+          call.hints.epoch = sample.epoch;
+          call.hints.turn = static_cast<int>(history.size());
+          call.hints.seed = DeriveSeed(options.seed, item.id, static_cast<uint64_t>(sample.epoch));
+          call.hints.option_labels = turn.option_labels;
+          std::optional<Result<Completion>> reply;
+          backends[b]->Submit(std::move(call), [&](Result<Completion> r, const CallReport&) {
+            reply = std::move(r);
+          });
+          if (!reply) return Internal("a built-in baseline did not answer in process");
+          if (!*reply) return reply->error();
+          history.push_back(Exchange{std::move(turn.messages), std::move(**reply)});
+          PLUMB_ASSIGN_OR_RETURN(std::optional<Turn> next,
+                                 suite.kind->NextTurn(item, sample, history));
+          if (!next) break;
+          turn = std::move(*next);
+        }
+        metrics[b]->AddOutcome(SampleOutcome{sample.item, sample.epoch, true,
+                                             suite.kind->GradeSample(item, sample, history)});
       }
-      metrics.AddOutcome(SampleOutcome{sample.item, sample.epoch, true,
-                                       suite.kind->GradeSample(item, sample, history)});
     }
   }
-  return metrics.Finish();
+  std::vector<std::vector<Metric>> out;
+  for (auto& m : metrics) out.push_back(m->Finish());
+  return out;
 }
 
 }  // namespace
 
 Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecord& run,
-                                              const BackendRegistry& backends, Store& cache,
-                                              bool write_cache) {
+                                              const BackendRegistry& backends_registry,
+                                              Store& cache, bool write_cache) {
   std::vector<BaselineScores> out;
   if (suite.kind->NeedsJudges()) return out;
   MetricOptions metric_options = MetricOptionsOfRun(run);
+  std::vector<std::string> missing;
+  std::vector<std::unique_ptr<Backend>> backends;
+  std::map<std::string, std::vector<Metric>> found;
   for (const std::string& model : kBaselineModels) {
-    std::string key = BaselineKey(run, model, metric_options);
-    PLUMB_ASSIGN_OR_RETURN(auto cached, cache.GetBaseline(key));
+    PLUMB_ASSIGN_OR_RETURN(auto cached, cache.GetBaseline(BaselineKey(run, model, metric_options)));
     if (cached) {
-      out.push_back(BaselineScores{model, std::move(*cached)});
+      found[model] = std::move(*cached);
       continue;
     }
+    BackendContext ctx;
+    ctx.spec = model;
+    PLUMB_ASSIGN_OR_RETURN(auto backend, CreateBackend(backends_registry, ctx));
+    backends.push_back(std::move(backend));
+    missing.push_back(model);
+  }
+  if (!missing.empty()) {
     if (suite.manifest.content_hash != run.suite_hash) {
       return FailedPrecondition(
           fmt::format("suite '{}' changed since run {}: its baselines cannot be computed",
                       suite.manifest.id, run.id));
     }
-    BackendContext ctx;
-    ctx.spec = model;
-    PLUMB_ASSIGN_OR_RETURN(auto backend, CreateBackend(backends, ctx));
     PLUMB_ASSIGN_OR_RETURN(RunOptions options, OptionsOfRun(run));
-    Result<std::vector<Metric>> metrics = EvaluateInProcess(suite, *backend, options);
-    if (!metrics) {
-      return Internal(fmt::format("baseline {} on suite '{}': {}", model, suite.manifest.id,
-                                  metrics.error().message()));
+    auto computed = EvaluateInProcess(suite, backends, options);
+    if (!computed) {
+      return Internal(fmt::format("baselines on suite '{}': {}", suite.manifest.id,
+                                  computed.error().message()));
     }
-    // A reader's database may not be writable: the cache is then skipped, never fatal.
-    if (write_cache) (void)cache.PutBaseline(key, run.suite_id, model, *metrics);
-    out.push_back(BaselineScores{model, std::move(*metrics)});
+    for (size_t b = 0; b < missing.size(); ++b) {
+      // A reader's database may not be writable: the cache is then skipped, never fatal.
+      if (write_cache) {
+        (void)cache.PutBaseline(BaselineKey(run, missing[b], metric_options), run.suite_id,
+                                missing[b], (*computed)[b]);
+      }
+      found[missing[b]] = std::move((*computed)[b]);
+    }
   }
+  for (const std::string& model : kBaselineModels)
+    out.push_back(BaselineScores{model, std::move(found[model])});
   return out;
 }
 

@@ -23,6 +23,8 @@ namespace plumb {
 namespace {
 
 constexpr size_t kMaxBatch = 512;
+// Queued writes at most (see Push).
+constexpr size_t kMaxQueued = 2048;
 
 class SqliteStore final : public Store {
  public:
@@ -41,6 +43,7 @@ class SqliteStore final : public Store {
         stop_ = true;
       }
       queue_cv_.notify_all();
+      space_cv_.notify_all();
       writer_.join();
     }
     // Leases still held (a command that stopped early) are given up, so the run reads back as
@@ -623,7 +626,10 @@ class SqliteStore final : public Store {
 
   void Push(WriteJob job) {
     {
-      std::lock_guard<std::mutex> lock(queue_mu_);
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      // Backpressure: when results come faster than the disk takes them (a local server at
+      // zero latency), the producer waits, so memory is bounded by this queue, not by the run.
+      space_cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || stop_; });
       queue_.push_back(std::move(job));
       ++enqueued_;
     }
@@ -644,6 +650,7 @@ class SqliteStore final : public Store {
           queue_.pop_front();
         }
       }
+      space_cv_.notify_all();
       if (std::chrono::steady_clock::now() - last_heartbeat >= storage::kHeartbeatInterval) {
         Heartbeat();
         last_heartbeat = std::chrono::steady_clock::now();
@@ -685,6 +692,7 @@ class SqliteStore final : public Store {
   mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::condition_variable done_cv_;
+  std::condition_variable space_cv_;
   std::deque<WriteJob> queue_;
   // The cache's read connection and statement, opened on first use, under cache_mu_.
   mutable std::mutex cache_mu_;

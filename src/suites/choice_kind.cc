@@ -183,10 +183,12 @@ class ChoiceKind final : public SuiteKind {
       std::string phrase = protocol_->RefusalPhrase(item, reply);
       g.label = phrase.empty() ? "open" : "refusal";
       if (!phrase.empty()) g.details["refusal_phrase"] = phrase;
-      return {g};
+      std::vector<Grade> out;
+      out.push_back(std::move(g));
+      return out;
     }
     ChoiceAnswer a = protocol_->Parse(item, options, reply);
-    g.details = a.details;
+    g.details = std::move(a.details);
     std::string outcome;
     bool aligned = false;
     if (!a.position) {
@@ -201,7 +203,9 @@ class ChoiceKind final : public SuiteKind {
     if (a.position) g.details["answer"] = a.label;
     g.label = outcome;
     g.value = aligned ? 1 : 0;
-    return {g};
+    std::vector<Grade> out;
+    out.push_back(std::move(g));
+    return out;
   }
 
   std::vector<Metric> Metrics(const std::vector<Item>& items,
@@ -220,9 +224,11 @@ class ChoiceKind final : public SuiteKind {
  private:
   static std::vector<std::string> PresentedOptions(const Item& item, const Sample& sample) {
     std::vector<std::string> out;
-    for (const auto& idx : sample.presentation["order"]) {
-      out.push_back(item.fields["options"][idx.get<int>()].get<std::string>());
-    }
+    const Json& order = sample.presentation["order"];
+    if (order.empty()) return out;
+    const Json& options = item.fields["options"];
+    out.reserve(order.size());
+    for (const auto& idx : order) out.push_back(options[idx.get<int>()].get<std::string>());
     return out;
   }
 
@@ -261,9 +267,14 @@ std::vector<Sample> PlanBalanced(const std::vector<Item>& items,
   std::map<size_t, std::vector<int>> orders;
   size_t k_total = 0;
   for (auto& [_, group] : by_category) {
-    std::sort(group.begin(), group.end(), [&](size_t a, size_t b) {
-      return DeriveSeed(seed, items[a].id, e) < DeriveSeed(seed, items[b].id, e);
-    });
+    // Ranked by a seeded hash of the id, computed once per item rather than per comparison (the
+    // same comparisons, so the same order).
+    std::vector<std::pair<uint64_t, size_t>> ranked;
+    ranked.reserve(group.size());
+    for (size_t i : group) ranked.emplace_back(DeriveSeed(seed, items[i].id, e), i);
+    std::sort(ranked.begin(), ranked.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t k = 0; k < ranked.size(); ++k) group[k] = ranked[k].second;
     for (size_t i : group) {
       const Item& item = items[i];
       int n = spec.option_count(item);
@@ -298,6 +309,13 @@ class ChoiceAccumulator final : public MetricsAccumulator {
         primary_(std::move(primary)),
         options_(options) {}
 
+  // Counts of one item, by item index; items never counted (n == 0) are not clusters.
+  struct Counts {
+    explicit Counts(size_t items)
+        : aligned(items), unparsed(items), refusal(items), errors(items) {}
+    std::vector<Cluster> aligned, unparsed, refusal, errors;
+  };
+
   void Add(SampleOutcome o) override {
     const Item& item = items_[o.item];
     bool in_category = item.scored && !item.category.empty();
@@ -306,28 +324,37 @@ class ChoiceAccumulator final : public MetricsAccumulator {
     for (const auto& gr : o.grades) {
       if (gr.grader == grader_) g = &gr;
     }
-    Count(by_[""], o, item, g);
-    if (in_category) Count(by_[item.category], o, item, g);
+    Count(CountsOf(""), o, item, g);
+    if (in_category) Count(CountsOf(item.category), o, item, g);
   }
 
   std::vector<Metric> Finish() override {
     std::vector<Metric> out;
     for (const auto& [category, c] : by_) {
       if (!category.empty() && !categories_) continue;
-      out.push_back(ProportionMetric(primary_, category, Clusters(c.aligned, items_), options_));
+      out.push_back(ProportionMetric(primary_, category, Clusters(c.aligned), options_));
       if (!category.empty()) continue;
-      out.push_back(ProportionMetric("refusal_rate", "", Clusters(c.refusal, items_), options_));
-      out.push_back(
-          ProportionMetric("parse_failure_rate", "", Clusters(c.unparsed, items_), options_));
-      out.push_back(ProportionMetric("error_rate", "", Clusters(c.errors, items_), options_));
+      out.push_back(ProportionMetric("refusal_rate", "", Clusters(c.refusal), options_));
+      out.push_back(ProportionMetric("parse_failure_rate", "", Clusters(c.unparsed), options_));
+      out.push_back(ProportionMetric("error_rate", "", Clusters(c.errors), options_));
     }
     return out;
   }
 
  private:
-  struct Counts {
-    std::map<size_t, Cluster> aligned, unparsed, refusal, errors;
-  };
+  Counts& CountsOf(const std::string& key) {
+    auto it = by_.find(key);
+    if (it == by_.end()) it = by_.emplace(key, Counts(items_.size())).first;
+    return it->second;
+  }
+
+  std::vector<Cluster> Clusters(const std::vector<Cluster>& by_item) const {
+    std::vector<Cluster> v;
+    for (size_t i = 0; i < by_item.size(); ++i) {
+      if (by_item[i].n > 0) v.push_back(Cluster{by_item[i].k, by_item[i].n, items_[i].id});
+    }
+    return v;
+  }
 
   static void Count(Counts& c, const SampleOutcome& o, const Item& item, const Grade* g) {
     if (item.scored) c.errors[o.item].n++;

@@ -58,6 +58,8 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
   PLUMB_RETURN_IF_ERROR(
       CheckTemplate(p->option_format_, {"label", "text"},
                     fmt::format("{}: field 'option_format'", r.Where("option_format"))));
+  PLUMB_ASSIGN_OR_RETURN(p->compiled_template_, Template::Parse(p->template_));
+  PLUMB_ASSIGN_OR_RETURN(p->compiled_option_format_, Template::Parse(p->option_format_));
   PLUMB_ASSIGN_OR_RETURN(auto separator, r.OptString("option_separator"));
   if (separator) p->option_separator_ = *separator;
 
@@ -72,6 +74,9 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
       p->custom_labels_ = *list;
     }
   }
+  // Label lists for up to 26 options (more are rare; they are made on demand).
+  for (size_t n = 0; n <= std::min<size_t>(p->MaxOptions(), 26); ++n)
+    p->labels_by_n_.push_back(p->Labels(n));
   PLUMB_ASSIGN_OR_RETURN(auto shuffle, r.OptBool("shuffle"));
   p->shuffle_ = shuffle.value_or(false);
 
@@ -116,18 +121,27 @@ size_t ChoiceProtocol::MaxOptions() const {
   return numbers_ ? 99 : 26;
 }
 
+const std::vector<std::string>& ChoiceProtocol::LabelsOf(size_t n) const {
+  if (n < labels_by_n_.size()) return labels_by_n_[n];
+  thread_local std::vector<std::string> more;
+  more = Labels(n);
+  return more;
+}
+
 Result<Turn> ChoiceProtocol::Render(const std::vector<Message>& prior,
                                     std::map<std::string, std::string> vars,
                                     const std::vector<std::string>& options) const {
-  std::vector<std::string> labels = Labels(options.size());
-  std::vector<std::string> lines;
+  const std::vector<std::string>& labels = LabelsOf(options.size());
+  std::string block;
   for (size_t i = 0; i < options.size(); ++i) {
+    if (i > 0) block += option_separator_;
     PLUMB_ASSIGN_OR_RETURN(
-        std::string line,
-        RenderTemplate(option_format_, {{"label", labels[i]}, {"text", options[i]}}));
-    lines.push_back(std::move(line));
+        std::string line, compiled_option_format_.Render([&](const std::string& name) {
+          return name == "label" ? &labels[i] : name == "text" ? &options[i] : nullptr;
+        }));
+    block += line;
   }
-  return RenderBlock(prior, std::move(vars), Join(lines, option_separator_), std::move(labels));
+  return RenderBlock(prior, std::move(vars), std::move(block), labels);
 }
 
 Result<Turn> ChoiceProtocol::RenderBlock(const std::vector<Message>& prior,
@@ -138,7 +152,7 @@ Result<Turn> ChoiceProtocol::RenderBlock(const std::vector<Message>& prior,
   vars["labels"] = ListLabels(labels);
   vars["n"] = std::to_string(labels.size());
   turn.option_labels = std::move(labels);
-  PLUMB_ASSIGN_OR_RETURN(std::string user, RenderTemplate(template_, vars));
+  PLUMB_ASSIGN_OR_RETURN(std::string user, compiled_template_.Render(vars));
   if (system_prompt_) turn.messages.push_back(Message{"system", *system_prompt_});
   turn.messages.insert(turn.messages.end(), prior.begin(), prior.end());
   turn.messages.push_back(Message{"user", std::move(user)});
@@ -148,7 +162,7 @@ Result<Turn> ChoiceProtocol::RenderBlock(const std::vector<Message>& prior,
 ChoiceAnswer ChoiceProtocol::Parse(const Item& item, const std::vector<std::string>& options,
                                    const Completion& completion) const {
   ChoiceAnswer a;
-  std::vector<std::string> labels = Labels(options.size());
+  const std::vector<std::string>& labels = LabelsOf(options.size());
   GradeInput in{item, options, labels, completion};
   // Both graders are rule graders over text and cannot fail; an error here is a bug.
   Result<Grade> answer = answer_->Grade(in);
@@ -156,7 +170,7 @@ ChoiceAnswer ChoiceProtocol::Parse(const Item& item, const std::vector<std::stri
   if (answer && answer->value) {
     a.position = static_cast<size_t>(*answer->value);
     a.label = answer->label;
-    a.details = answer->details;
+    a.details = std::move(answer->details);
   } else if (answer && answer->details.contains("ambiguous")) {
     a.details["ambiguous"] = answer->details["ambiguous"];
   }

@@ -45,6 +45,8 @@ class ChoiceProtocol {
   // The labels for n options ("A".."Z", "1".., or the manifest's own list); empty if n is more
   // than the label style offers.
   std::vector<std::string> Labels(size_t n) const;
+  // The same, made once per number of options and kept (n <= MaxOptions()).
+  const std::vector<std::string>& LabelsOf(size_t n) const;
   size_t MaxOptions() const;
   bool shuffle() const { return shuffle_; }
   const std::optional<std::string>& system_prompt() const { return system_prompt_; }
@@ -72,6 +74,8 @@ class ChoiceProtocol {
   std::optional<std::string> system_prompt_;
   std::string template_;
   std::string option_format_ = "{label}. {text}";
+  Template compiled_template_, compiled_option_format_;  // parsed once: rendered per sample
+  std::vector<std::vector<std::string>> labels_by_n_;     // LabelsOf, filled at load
   std::string option_separator_ = "\n";
   std::vector<std::string> custom_labels_;
   bool numbers_ = false;

@@ -87,10 +87,12 @@ class PushbackKind final : public SuiteKind {
     std::vector<Sample> out;
     {
       const int e = epoch;
-      std::vector<size_t> ranked = selected;
-      std::sort(ranked.begin(), ranked.end(), [&](size_t a, size_t b) {
-        return DeriveSeed(seed, items[a].id, e) < DeriveSeed(seed, items[b].id, e);
-      });
+      std::vector<std::pair<uint64_t, size_t>> keyed;
+      for (size_t i : selected) keyed.emplace_back(DeriveSeed(seed, items[i].id, e), i);
+      std::sort(keyed.begin(), keyed.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::vector<size_t> ranked;
+      for (const auto& [_, i] : keyed) ranked.push_back(i);
       std::map<size_t, int> phrase;
       for (size_t k = 0; k < ranked.size(); ++k)
         phrase[ranked[k]] = static_cast<int>(k % pushbacks_.size());

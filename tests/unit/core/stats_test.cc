@@ -255,3 +255,52 @@ TEST(ComparePaired, NothingSharedIsNothingCompared) {
 
 }  // namespace
 }  // namespace plumb
+
+namespace plumb {
+namespace {
+
+// issue 12: the reducers' shared pass over the draws gives exactly BootstrapMetric's figures.
+TEST(Stats, Issue12BatchedReducersEqualOneBootstrapEach) {
+  std::vector<Cluster> clusters;
+  for (int i = 0; i < 57; ++i)
+    clusters.push_back(Cluster{i % 6, 5 + i % 3, "item" + std::to_string(i)});
+  MetricOptions options{42, 500};
+  Metric p = ProportionMetric("aligned_rate", "", clusters, options);
+  std::vector<Metric> reducers = ReducerMetrics(p, options);
+  ASSERT_FALSE(reducers.empty());
+  for (const Metric& r : reducers) {
+    std::string suffix = r.details["reducer"].get<std::string>();
+    std::vector<std::string> keys;
+    std::vector<double> values;
+    int k = suffix == "majority" ? 1 : std::stoi(suffix.substr(5));
+    for (const auto& c : clusters) {
+      if (c.n < k) continue;
+      keys.push_back(c.key);
+      values.push_back(suffix == "majority"            ? (2 * c.k > c.n    ? 1.0
+                                                          : 2 * c.k == c.n ? 0.5
+                                                                           : 0.0)
+                       : suffix.rfind("pass@", 0) == 0 ? PassAtK(c.n, c.k, k)
+                                                       : PassHatK(c.n, c.k, k));
+    }
+    Metric one = BootstrapMetric(
+        r.name, "", keys,
+        [values](const std::vector<int>& counts) -> std::optional<double> {
+          double sum = 0, n = 0;
+          for (size_t i = 0; i < values.size(); ++i) sum += counts[i] * values[i], n += counts[i];
+          if (n == 0) return std::nullopt;
+          return 100 * sum / n;
+        },
+        options);
+    EXPECT_EQ(r.value, one.value) << r.name;
+    EXPECT_EQ(r.ci_low, one.ci_low) << r.name;
+    EXPECT_EQ(r.ci_high, one.ci_high) << r.name;
+    EXPECT_EQ(r.ci_method, one.ci_method) << r.name;
+  }
+  // 1,000 epochs report 16 values of k, not 1,000.
+  EXPECT_EQ(ReducerKs(1000),
+            (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 50, 100, 200, 500, 1000}));
+  EXPECT_EQ(ReducerKs(3), (std::vector<int64_t>{1, 2, 3}));
+}
+
+}  // namespace
+}  // namespace plumb
