@@ -90,6 +90,12 @@ class SampleSource {
   }
 
   int64_t planned() const { return plan_ ? plan_->total() : 0; }
+
+  // Records the plan held while the run did not exist yet.
+  void Recorded(Store& store, int64_t run_id) {
+    for (auto& rows : held_) store.EnqueuePlanned(run_id, std::move(rows));
+    held_.clear();
+  }
   const std::vector<size_t>* selected() const { return plan_ ? &plan_->selected() : nullptr; }
 
   // The next sample, or nullopt when none is left. `store` records a new run's plan.
@@ -110,8 +116,13 @@ class SampleSource {
       rows.reserve(epoch.size());
       for (const auto& s : epoch)
         rows.push_back(PlannedSample{suite_.items[s.item].id, s.epoch, s.presentation});
-      // Written before any of their results: the writer keeps the order.
-      store.EnqueuePlanned(run_id, std::move(rows));
+      // Written before any of their results: the writer keeps the order. Before the run exists
+      // (the first requests go out while it is created) they are held.
+      if (run_id == 0) {
+        held_.push_back(std::move(rows));
+      } else {
+        store.EnqueuePlanned(run_id, std::move(rows));
+      }
       page_.assign(std::make_move_iterator(epoch.begin()), std::make_move_iterator(epoch.end()));
       return Status();
     }
@@ -148,6 +159,7 @@ class SampleSource {
   std::optional<std::pair<std::string, int>> after_;
   bool done_ = false;
   std::deque<Sample> page_;
+  std::vector<std::vector<PlannedSample>> held_;
 };
 
 class Loop {
@@ -279,7 +291,22 @@ class Loop {
     }
     std::vector<Item> items;
     for (size_t i : *source_->selected()) items.push_back(suite_.items[i]);
-    PLUMB_ASSIGN_OR_RETURN(summary_.run_id, store_.CreateRun(run, items));
+    // The first requests go out before the run is recorded, so the network wait overlaps the
+    // inserts; their results are only read (and stored) once the run row exists.
+    PLUMB_RETURN_IF_ERROR(FillWindow());
+    Result<int64_t> run_id = store_.CreateRun(run, items);
+    if (!run_id) {
+      CancelCalls();
+      std::deque<Event> drained;
+      while (calls_ > 0) {
+        events_.PopAll(std::chrono::milliseconds(100), drained);
+        calls_ -= std::min(calls_, drained.size());
+        drained.clear();
+      }
+      return run_id.error();
+    }
+    summary_.run_id = *run_id;
+    source_->Recorded(store_, summary_.run_id);
     summary_.samples = run.n_samples;
     return Status();
   }
