@@ -56,6 +56,9 @@ Args Parse(int argc, char** argv) {
       std::exit(2);
     }
   }
+  // The children run in a scratch folder: relative paths are made absolute first.
+  a.plumb = std::filesystem::absolute(a.plumb).string();
+  a.ref = std::filesystem::absolute(a.ref).string();
   return a;
 }
 
@@ -168,9 +171,13 @@ class Bench {
     // The baselines alone: plumb show computes them when their cache is empty (read-only, so
     // nothing is written) and reads them otherwise.
     auto cached = Plumb({"--db", Db("cpu-first"), "show", "1"});
-    {
+    try {
       SQLite::Database db(tmp_.path() + "/" + Db("cpu-first"), SQLite::OPEN_READWRITE);
       db.exec("DELETE FROM baselines");
+    } catch (const SQLite::Exception& e) {
+      fmt::print(stderr, "cpu: {}\n", e.what());
+      checks_.push_back({"cpu: the first run's database", false});
+      return;
     }
     auto uncached = Plumb({"--db", Db("cpu-first"), "show", "1"});
     auto ref = Reference(server, n, 64);

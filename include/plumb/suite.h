@@ -49,6 +49,8 @@ struct Sample {
 struct Turn {
   std::vector<Message> messages;
   std::vector<std::string> option_labels;  // for CallHints
+  std::vector<ToolSpec> tools;             // the tools the model may call (in the order shown)
+  std::string tool_choice;                 // "auto" or "required" with tools
 };
 
 // A finished turn: what was sent and what came back.

@@ -18,13 +18,40 @@ using Json = nlohmann::json;
 // and this keeps anything that slipped through (a server's error body) from aborting a run.
 std::string DumpJson(const Json& j, int indent = -1);
 
-// One chat message. Roles are "system", "user" and "assistant".
+// A tool a model may call: its name, what it does, and a JSON Schema object of its arguments.
+struct ToolSpec {
+  std::string name;
+  std::string description;
+  Json parameters = Json::object();
+};
+
+// One call a model made: the provider's id for it (or one plumb assigned), the tool and the
+// arguments as the JSON text the model wrote. The text may not parse or fit the schema: that is
+// the model's mistake, recorded and answered as such, never repaired.
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;
+};
+
+// One chat message. Roles are "system", "user", "assistant" and "tool" (a call's result).
 struct Message {
   std::string role;
   std::string content;
+  std::vector<ToolCall> tool_calls;  // assistant: the calls it made (content may be empty)
+  std::string tool_call_id;          // tool: the call this answers
+  std::string name;                  // tool: the tool's name
 };
 
+// Messages in the OpenAI chat format, which is also how plumb stores a request: {role, content}
+// and, for tool use, assistant "tool_calls" [{id, type: "function", function: {name,
+// arguments}}] (content null when empty) and tool messages {role: "tool", tool_call_id,
+// content}.
 Json MessagesToJson(const std::vector<Message>& messages);
+// Back from that format (as stored); entries that are not objects are skipped.
+std::vector<Message> MessagesFromJson(const Json& messages);
+Json ToolCallsToJson(const std::vector<ToolCall>& calls);
+std::vector<ToolCall> ToolCallsFromJson(const Json& calls);
 
 // Sampling parameters sent to a model. Unset fields are not sent, so the server default applies.
 struct GenerationParams {
@@ -56,16 +83,19 @@ struct CallHints {
   std::vector<std::string> option_labels;  // labels shown to the model, in order ("A", "B", ...)
 };
 
-// One request to a model: the conversation so far plus parameters.
+// One request to a model: the conversation so far plus parameters, and the tools it may call.
 struct ModelCall {
   std::vector<Message> messages;
   GenerationParams params;
   CallHints hints;
+  std::vector<ToolSpec> tools;  // empty: no tool use
+  std::string tool_choice;      // with tools: "auto" (default) or "required"
 };
 
 // A model's reply and how it was obtained.
 struct Completion {
   std::string text;
+  std::vector<ToolCall> tool_calls;  // in the order the model made them
   std::string finish_reason;  // as the API reports it ("stop", "length", ...); "" when unknown
   std::optional<int64_t> prompt_tokens;
   std::optional<int64_t> completion_tokens;

@@ -25,8 +25,34 @@ class AnthropicBackend final : public ApiBackend {
     // System messages become the top-level "system" string; the API has no system role.
     PLUMB_ASSIGN_OR_RETURN(SystemAndTurns split, SplitSystem(call.messages));
     Json messages = Json::array();
-    for (const Message* m : split.turns)
-      messages.push_back({{"role", m->role}, {"content", m->content}});
+    for (const Message* m : split.turns) {
+      if (m->role == "tool") {
+        // Results go back as tool_result blocks of a user message; the results of one
+        // assistant turn's calls share that message, as the API requires.
+        Json block = {{"type", "tool_result"}, {"tool_use_id", m->tool_call_id},
+                      {"content", m->content}};
+        if (!messages.empty() && messages.back()["role"] == "user" &&
+            messages.back()["content"].is_array() &&
+            messages.back()["content"].back().value("type", "") == "tool_result") {
+          messages.back()["content"].push_back(std::move(block));
+        } else {
+          messages.push_back({{"role", "user"}, {"content", Json::array({std::move(block)})}});
+        }
+      } else if (!m->tool_calls.empty()) {
+        Json content = Json::array();
+        if (!m->content.empty()) content.push_back({{"type", "text"}, {"text", m->content}});
+        for (const auto& tc : m->tool_calls) {
+          // The API's input is an object; arguments that did not parse are sent as text.
+          Json input = Json::parse(tc.arguments, nullptr, false);
+          if (!input.is_object()) input = {{"arguments", tc.arguments}};
+          content.push_back(
+              {{"type", "tool_use"}, {"id", tc.id}, {"name", tc.name}, {"input", input}});
+        }
+        messages.push_back({{"role", m->role}, {"content", std::move(content)}});
+      } else {
+        messages.push_back({{"role", m->role}, {"content", m->content}});
+      }
+    }
     const GenerationParams& p = call.params;
     Json body = {{"model", model_},
                  {"max_tokens", p.max_tokens ? *p.max_tokens : kDefaultMaxTokens}};
@@ -36,6 +62,15 @@ class AnthropicBackend final : public ApiBackend {
     if (p.top_p) body["top_p"] = *p.top_p;
     if (!p.stop.empty()) body["stop_sequences"] = p.stop;
     // No seed, logprobs or structured output in this API: judges fall back to parsing text.
+    if (!call.tools.empty()) {
+      Json tools = Json::array();
+      for (const auto& t : call.tools) {
+        tools.push_back(
+            {{"name", t.name}, {"description", t.description}, {"input_schema", t.parameters}});
+      }
+      body["tools"] = std::move(tools);
+      body["tool_choice"] = {{"type", call.tool_choice == "required" ? "any" : "auto"}};
+    }
     HttpRequest r;
     r.url = base_url_ + "/v1/messages";
     if (!api_key_.empty()) r.headers.emplace_back("x-api-key", api_key_);
@@ -77,16 +112,27 @@ class AnthropicBackend final : public ApiBackend {
     }
     if (!body.contains("content") || !body["content"].is_array()) return bad("no 'content'");
     Completion c;
-    // Only "text" blocks are the reply; "thinking" and tool blocks are not.
+    // "text" blocks are the reply and "tool_use" blocks its calls; "thinking" blocks are
+    // neither.
     bool has_text = false;
     for (const auto& block : body["content"]) {
-      if (!block.is_object() || block.value("type", "") != "text") continue;
+      if (!block.is_object()) continue;
+      std::string type = block.value("type", "");
+      if (type == "tool_use") {
+        if (!block.contains("name") || !block["name"].is_string())
+          return bad("a tool_use block has no name");
+        c.tool_calls.push_back(ToolCall{block.value("id", ""), block["name"].get<std::string>(),
+                                        DumpJson(block.value("input", Json::object()))});
+        continue;
+      }
+      if (type != "text") continue;
       if (!block.contains("text") || !block["text"].is_string()) {
         return bad("a text block's 'text' is not a string");
       }
       c.text += block["text"].get<std::string>();
       has_text = true;
     }
+    has_text = has_text || !c.tool_calls.empty();
     if (body.contains("stop_reason") && body["stop_reason"].is_string()) {
       c.finish_reason = body["stop_reason"].get<std::string>();
     }

@@ -27,6 +27,36 @@ const std::map<std::string, std::pair<Baseline, const char*>>& Baselines() {
   return kTable;
 }
 
+// Arguments that fit a JSON Schema object: every property the schema lists (an enum's first
+// value, or with `random` any of its values; "x" for strings, 0 for numbers, false for
+// booleans, [] for arrays, {} for objects).
+Json ArgumentsFor(const Json& schema, Rng& rng, bool random) {
+  Json out = Json::object();
+  const Json& props = schema.is_object() ? schema.value("properties", Json::object()) : Json();
+  if (!props.is_object()) return out;
+  for (const auto& [name, sub] : props.items()) {
+    if (!sub.is_object()) continue;
+    const Json& e = sub.value("enum", Json());
+    if (e.is_array() && !e.empty()) {
+      out[name] = e[random ? rng.Below(e.size()) : 0];
+      continue;
+    }
+    std::string type = sub.value("type", "string");
+    if (type == "integer" || type == "number") {
+      out[name] = 0;
+    } else if (type == "boolean") {
+      out[name] = false;
+    } else if (type == "array") {
+      out[name] = Json::array();
+    } else if (type == "object") {
+      out[name] = ArgumentsFor(sub, rng, random);
+    } else {
+      out[name] = "x";
+    }
+  }
+  return out;
+}
+
 class BuiltinBackend final : public Backend {
  public:
   BuiltinBackend(std::string name, Baseline kind) : name_(std::move(name)), kind_(kind) {}
@@ -40,6 +70,20 @@ class BuiltinBackend final : public Backend {
     c.finish_reason = "stop";
     if (kind_ == Baseline::kRefuse) {
       c.text = kRefusal;
+      done(std::move(c), report);
+      return;
+    }
+    if (!call.tools.empty()) {
+      // An agent: the first or last tool as listed, or a random one, with arguments that fit
+      // its schema.
+      size_t pick = kind_ == Baseline::kLast ? call.tools.size() - 1 : 0;
+      Rng rng(DeriveSeed(call.hints.seed, "builtin/" + name_ + "/tools", call.hints.turn));
+      if (kind_ == Baseline::kRandom) pick = rng.Below(call.tools.size());
+      const ToolSpec& tool = call.tools[pick];
+      c.tool_calls.push_back(ToolCall{"call_0", tool.name,
+                                      DumpJson(ArgumentsFor(tool.parameters, rng,
+                                                            kind_ == Baseline::kRandom))});
+      c.finish_reason = "tool_calls";
       done(std::move(c), report);
       return;
     }

@@ -86,6 +86,15 @@ class ExecBackend final : public Backend {
                 {"turn", call.hints.turn},
                 {"messages", MessagesToJson(call.messages)},
                 {"params", call.params.ToJson()}};
+    if (!call.tools.empty()) {
+      Json tools = Json::array();
+      for (const auto& t : call.tools) {
+        tools.push_back(
+            {{"name", t.name}, {"description", t.description}, {"parameters", t.parameters}});
+      }
+      req["tools"] = std::move(tools);
+      req["tool_choice"] = call.tool_choice.empty() ? "auto" : call.tool_choice;
+    }
     std::unique_lock<std::mutex> lock(mu_);
     if (cancelled_ || failed_) {
       Status s = cancelled_ ? Cancelled("request abandoned: the run was interrupted") : failure_;
@@ -298,15 +307,31 @@ class ExecBackend final : public Backend {
               j["error"].is_string() ? j["error"].get<std::string>() : DumpJson(j["error"]))));
       return;
     }
-    if (!j.contains("text") || !j["text"].is_string()) {
+    // tool_calls: [{"id"?, "name", "arguments": JSON text or an object}]
+    std::vector<ToolCall> calls;
+    if (j.contains("tool_calls") && j["tool_calls"].is_array()) {
+      for (const auto& tc : j["tool_calls"]) {
+        if (!tc.is_object() || !tc.contains("name") || !tc["name"].is_string()) continue;
+        const Json& args = tc.value("arguments", Json::object());
+        calls.push_back(ToolCall{tc.contains("id") && tc["id"].is_string()
+                                     ? tc["id"].get<std::string>()
+                                     : fmt::format("call_{}", calls.size()),
+                                 tc["name"].get<std::string>(),
+                                 args.is_string() ? args.get<std::string>() : DumpJson(args)});
+      }
+    }
+    bool has_text = j.contains("text") && j["text"].is_string();
+    if (!has_text && calls.empty()) {
       finished.emplace_back(
           std::move(pending.done),
-          InvalidArgument(
-              fmt::format("exec: item '{}': the answer has no string 'text'", pending.item_id)));
+          InvalidArgument(fmt::format(
+              "exec: item '{}': the answer has no string 'text' (or 'tool_calls')",
+              pending.item_id)));
       return;
     }
     Completion c;
-    c.text = j["text"].get<std::string>();
+    if (has_text) c.text = j["text"].get<std::string>();
+    c.tool_calls = std::move(calls);
     c.finish_reason = j.value("finish_reason", "");
     if (j.contains("prompt_tokens") && j["prompt_tokens"].is_number_integer())
       c.prompt_tokens = j["prompt_tokens"].get<int64_t>();

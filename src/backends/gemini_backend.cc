@@ -23,6 +23,30 @@ bool IsBadKeyError(const Json& body) {
          e["message"].get<std::string>().find("API key not valid") != std::string::npos;
 }
 
+// A JSON Schema restricted to the OpenAPI subset that Gemini's function declarations accept
+// (it rejects, e.g., additionalProperties and $schema).
+Json GeminiSchema(const Json& schema) {
+  if (!schema.is_object()) return schema;
+  static const char* kKept[] = {"type",     "description", "enum",     "properties", "required",
+                                "items",    "format",      "nullable", "minimum",    "maximum",
+                                "minItems", "maxItems"};
+  Json out = Json::object();
+  for (const char* k : kKept) {
+    if (!schema.contains(k)) continue;
+    const Json& v = schema[k];
+    if (std::string_view(k) == "properties" && v.is_object()) {
+      Json props = Json::object();
+      for (const auto& [name, sub] : v.items()) props[name] = GeminiSchema(sub);
+      out[k] = std::move(props);
+    } else if (std::string_view(k) == "items") {
+      out[k] = GeminiSchema(v);
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
 class GeminiBackend final : public ApiBackend {
  public:
   GeminiBackend(const BackendContext& ctx, ApiEndpoint endpoint)
@@ -35,8 +59,32 @@ class GeminiBackend final : public ApiBackend {
     PLUMB_ASSIGN_OR_RETURN(SystemAndTurns split, SplitSystem(call.messages));
     Json contents = Json::array();
     for (const Message* m : split.turns) {
-      contents.push_back({{"role", m->role == "user" ? "user" : "model"},
-                          {"parts", Json::array({{{"text", m->content}}})}});
+      if (m->role == "tool") {
+        // A call's result: a functionResponse part; the results of one turn's calls share one
+        // content, as the model's calls did.
+        Json response = {{"name", m->name}, {"response", {{"result", m->content}}}};
+        if (!m->tool_call_id.empty() && m->tool_call_id.rfind("call_", 0) != 0)
+          response["id"] = m->tool_call_id;
+        Json part = {{"functionResponse", std::move(response)}};
+        if (!contents.empty() && contents.back()["role"] == "user" &&
+            contents.back()["parts"].back().contains("functionResponse")) {
+          contents.back()["parts"].push_back(std::move(part));
+        } else {
+          contents.push_back({{"role", "user"}, {"parts", Json::array({std::move(part)})}});
+        }
+        continue;
+      }
+      Json parts = Json::array();
+      if (!m->content.empty() || m->tool_calls.empty()) parts.push_back({{"text", m->content}});
+      for (const auto& tc : m->tool_calls) {
+        Json args = Json::parse(tc.arguments, nullptr, false);
+        if (!args.is_object()) args = {{"arguments", tc.arguments}};
+        Json fc = {{"name", tc.name}, {"args", std::move(args)}};
+        if (!tc.id.empty() && tc.id.rfind("call_", 0) != 0) fc["id"] = tc.id;
+        parts.push_back({{"functionCall", std::move(fc)}});
+      }
+      contents.push_back(
+          {{"role", m->role == "user" ? "user" : "model"}, {"parts", std::move(parts)}});
     }
     Json body = {{"contents", std::move(contents)}};
     if (split.system) {
@@ -56,6 +104,19 @@ class GeminiBackend final : public ApiBackend {
     // JSON mode only: Gemini's schema dialect is a subset of JSON Schema and rejects ours.
     if (p.json_schema) config["responseMimeType"] = "application/json";
     if (!config.empty()) body["generationConfig"] = std::move(config);
+    if (!call.tools.empty()) {
+      Json declarations = Json::array();
+      for (const auto& t : call.tools) {
+        Json d = {{"name", t.name}, {"description", t.description}};
+        // A tool without arguments has no parameters (an empty object schema is rejected).
+        if (!t.parameters.value("properties", Json::object()).empty())
+          d["parameters"] = GeminiSchema(t.parameters);
+        declarations.push_back(std::move(d));
+      }
+      body["tools"] = Json::array({{{"functionDeclarations", std::move(declarations)}}});
+      body["toolConfig"] = {
+          {"functionCallingConfig", {{"mode", call.tool_choice == "required" ? "ANY" : "AUTO"}}}};
+    }
     HttpRequest r;
     r.url = fmt::format("{}/v1beta/models/{}:generateContent", base_url_, model_);
     r.headers.emplace_back("Content-Type", "application/json");
@@ -112,6 +173,18 @@ class GeminiBackend final : public ApiBackend {
     bool has_text = false;
     if (cand.contains("content") && cand["content"].is_object()) {
       for (const auto& part : cand["content"].value("parts", Json::array())) {
+        if (part.is_object() && part.contains("functionCall") && part["functionCall"].is_object()) {
+          const Json& fc = part["functionCall"];
+          if (!fc.contains("name") || !fc["name"].is_string())
+            return bad("a functionCall has no name");
+          std::string id = fc.contains("id") && fc["id"].is_string()
+                               ? fc["id"].get<std::string>()
+                               : fmt::format("call_{}", c.tool_calls.size());
+          c.tool_calls.push_back(ToolCall{id, fc["name"].get<std::string>(),
+                                          DumpJson(fc.value("args", Json::object()))});
+          has_text = true;  // a reply
+          continue;
+        }
         if (!part.is_object() || !part.contains("text")) continue;
         if (!part["text"].is_string()) return bad("a part's 'text' is not a string");
         if (part.value("thought", false)) continue;  // thought summaries are not the reply

@@ -41,7 +41,7 @@ Result<ApiBackend::SystemAndTurns> ApiBackend::SplitSystem(
     const Message& m = messages[i];
     if (m.role == "system") {
       out.system = out.system ? *out.system + "\n\n" + m.content : m.content;
-    } else if (m.role == "user" || m.role == "assistant") {
+    } else if (m.role == "user" || m.role == "assistant" || m.role == "tool") {
       out.turns.push_back(&m);
     } else {
       return InvalidArgument(

@@ -63,6 +63,18 @@ class OpenAiChatBackend final : public ApiBackend {
           {"type", "json_schema"},
           {"json_schema", {{"name", "judgment"}, {"schema", *p.json_schema}}}};
     }
+    if (!call.tools.empty()) {
+      Json tools = Json::array();
+      for (const auto& t : call.tools) {
+        tools.push_back({{"type", "function"},
+                         {"function",
+                          {{"name", t.name},
+                           {"description", t.description},
+                           {"parameters", t.parameters}}}});
+      }
+      body["tools"] = std::move(tools);
+      body["tool_choice"] = call.tool_choice.empty() ? "auto" : call.tool_choice;
+    }
     HttpRequest r;
     r.url = base_url_ + "/chat/completions";
     r.headers.emplace_back("Content-Type", "application/json");
@@ -120,10 +132,26 @@ class OpenAiChatBackend final : public ApiBackend {
     }
     const Json& message = choice["message"];
     Completion c;
+    // tool_calls: [{"id", "type": "function", "function": {"name", "arguments": "<JSON text>"}}]
+    if (message.contains("tool_calls") && !message["tool_calls"].is_null()) {
+      if (!message["tool_calls"].is_array()) return bad("'tool_calls' is not a list");
+      for (const auto& tc : message["tool_calls"]) {
+        if (!tc.is_object() || !tc.contains("function") || !tc["function"].is_object() ||
+            !tc["function"].contains("name") || !tc["function"]["name"].is_string()) {
+          return bad("a tool call has no function name");
+        }
+      }
+      c.tool_calls = ToolCallsFromJson(message["tool_calls"]);
+      for (size_t i = 0; i < c.tool_calls.size(); ++i) {
+        if (c.tool_calls[i].id.empty()) c.tool_calls[i].id = fmt::format("call_{}", i);
+      }
+    }
     if (message.contains("content") && message["content"].is_string()) {
       c.text = message["content"].get<std::string>();
     } else if (message.contains("content") && !message["content"].is_null()) {
       return bad("'choices[0].message.content' is not a string");
+    } else if (!c.tool_calls.empty()) {
+      // Calls without text: a complete reply.
     } else if (message.contains("refusal") && message["refusal"].is_string()) {
       // A declined request in structured-output mode: the refusal is the model's answer.
       c.text = message["refusal"].get<std::string>();

@@ -71,13 +71,15 @@ Result<int> IntField(const Json& v, const std::string& where, const std::string&
 }  // namespace
 
 Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
-  PLUMB_RETURN_IF_ERROR(CheckBackendOptions(ctx, {"id", "text", "epoch", "turn", "epochs"}));
+  PLUMB_RETURN_IF_ERROR(
+      CheckBackendOptions(ctx, {"id", "text", "epoch", "turn", "epochs", "tool_calls"}));
   auto opt = [&](const char* key, const char* fallback) {
     auto it = ctx.options.find(key);
     return it == ctx.options.end() ? std::string(fallback) : it->second;
   };
   const std::string id_col = opt("id", "id"), text_col = opt("text", "text");
   const std::string epoch_col = opt("epoch", "epoch"), turn_col = opt("turn", "turn");
+  const std::string calls_col = opt("tool_calls", "tool_calls");
   // epochs=file_order: several rows of one item are its epochs 0, 1, ... in the order of the
   // file (published outputs such as Emergent Misalignment's CSVs hold many answers per question
   // and no epoch column).
@@ -144,7 +146,34 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
     if (!row.contains(id_col))
       return InvalidArgument(
           fmt::format("{}: field '{}' is missing (see --backend-option id=COLUMN)", where, id_col));
-    if (!row.contains(text_col) || !row[text_col].is_string()) {
+    // A stored agent turn may hold tool calls: a list of {id?, name, arguments} (in CSV, that
+    // list as JSON text).
+    std::vector<ToolCall> calls;
+    if (row.contains(calls_col) && !row[calls_col].is_null() &&
+        !(row[calls_col].is_string() && row[calls_col].get<std::string>().empty())) {
+      Json list = row[calls_col];
+      if (list.is_string()) {
+        PLUMB_ASSIGN_OR_RETURN(list, ParseJsonStrict(list.get<std::string>(), where));
+      }
+      if (!list.is_array()) {
+        return InvalidArgument(fmt::format("{}: field '{}' must be a list of tool calls", where,
+                                           calls_col));
+      }
+      for (const auto& tc : list) {
+        if (!tc.is_object() || !tc.contains("name") || !tc["name"].is_string()) {
+          return InvalidArgument(fmt::format(
+              "{}: field '{}': each tool call needs a string 'name'", where, calls_col));
+        }
+        const Json& args = tc.value("arguments", Json::object());
+        calls.push_back(ToolCall{tc.contains("id") && tc["id"].is_string()
+                                     ? tc["id"].get<std::string>()
+                                     : fmt::format("call_{}", calls.size()),
+                                 tc["name"].get<std::string>(),
+                                 args.is_string() ? args.get<std::string>() : DumpJson(args)});
+      }
+    }
+    bool has_text = row.contains(text_col) && row[text_col].is_string();
+    if (!has_text && (calls.empty() || row.contains(text_col) && !row[text_col].is_null())) {
       return InvalidArgument(fmt::format(
           "{}: field '{}' must be a string (see --backend-option text=COLUMN)", where, text_col));
     }
@@ -159,7 +188,8 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
     }
     if (file_order) epoch = seen[{id, turn}]++;
     Completion c;
-    c.text = row[text_col].get<std::string>();
+    if (has_text) c.text = row[text_col].get<std::string>();
+    c.tool_calls = std::move(calls);
     c.finish_reason = "replay";
     if (!texts.emplace(Key{id, epoch, turn}, std::move(c)).second) {
       return InvalidArgument(fmt::format("{}: a second output for item '{}' (epoch {}, turn {})",

@@ -11,10 +11,66 @@ std::string DumpJson(const Json& j, int indent) {
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
+Json ToolCallsToJson(const std::vector<ToolCall>& calls) {
+  Json arr = Json::array();
+  for (const auto& c : calls) {
+    arr.push_back({{"id", c.id},
+                   {"type", "function"},
+                   {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  }
+  return arr;
+}
+
+std::vector<ToolCall> ToolCallsFromJson(const Json& calls) {
+  std::vector<ToolCall> out;
+  if (!calls.is_array()) return out;
+  for (const auto& c : calls) {
+    if (!c.is_object()) continue;
+    ToolCall call;
+    call.id = c.value("id", "");
+    const Json& f = c.value("function", Json::object());
+    if (f.is_object()) {
+      call.name = f.value("name", "");
+      const Json& args = f.value("arguments", Json(""));
+      call.arguments = args.is_string() ? args.get<std::string>() : DumpJson(args);
+    }
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
 Json MessagesToJson(const std::vector<Message>& messages) {
   Json arr = Json::array();
-  for (const auto& m : messages) arr.push_back({{"role", m.role}, {"content", m.content}});
+  for (const auto& m : messages) {
+    if (m.role == "tool") {
+      arr.push_back({{"role", "tool"}, {"tool_call_id", m.tool_call_id}, {"content", m.content}});
+      if (!m.name.empty()) arr.back()["name"] = m.name;
+    } else if (!m.tool_calls.empty()) {
+      arr.push_back({{"role", m.role},
+                     {"content", m.content.empty() ? Json(nullptr) : Json(m.content)},
+                     {"tool_calls", ToolCallsToJson(m.tool_calls)}});
+    } else {
+      arr.push_back({{"role", m.role}, {"content", m.content}});
+    }
+  }
   return arr;
+}
+
+std::vector<Message> MessagesFromJson(const Json& messages) {
+  std::vector<Message> out;
+  if (!messages.is_array()) return out;
+  for (const auto& j : messages) {
+    if (!j.is_object()) continue;
+    Message m;
+    m.role = j.value("role", "");
+    const Json& content = j.value("content", Json());
+    if (content.is_string()) m.content = content.get<std::string>();
+    m.tool_calls = ToolCallsFromJson(j.value("tool_calls", Json()));
+    m.tool_call_id = j.value("tool_call_id", "");
+    m.name = j.value("name", "");
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 GenerationParams GenerationParams::MergedWith(const GenerationParams& over) const {
@@ -44,6 +100,7 @@ Json GenerationParams::ToJson() const {
 
 Json CompletionToJson(const Completion& c) {
   Json j = {{"text", c.text}, {"finish_reason", c.finish_reason}};
+  if (!c.tool_calls.empty()) j["tool_calls"] = ToolCallsToJson(c.tool_calls);
   if (c.prompt_tokens) j["prompt_tokens"] = *c.prompt_tokens;
   if (c.completion_tokens) j["completion_tokens"] = *c.completion_tokens;
   if (!c.first_token_logprobs.empty()) j["first_token_logprobs"] = c.first_token_logprobs;
@@ -54,6 +111,7 @@ Completion CompletionFromJson(const Json& j) {
   Completion c;
   c.text = j.value("text", "");
   c.finish_reason = j.value("finish_reason", "");
+  c.tool_calls = ToolCallsFromJson(j.value("tool_calls", Json()));
   if (j.contains("prompt_tokens")) c.prompt_tokens = j["prompt_tokens"].get<int64_t>();
   if (j.contains("completion_tokens")) c.completion_tokens = j["completion_tokens"].get<int64_t>();
   if (j.contains("first_token_logprobs")) {

@@ -89,11 +89,11 @@ TEST(AnthropicBackend, RejectsUnknownRoles) {
   FakeEnv env({});
   auto b = f.Make("anthropic/m", env, "http://127.0.0.1:8080");
   ModelCall call;
-  call.messages = {{"user", "Hi"}, {"tool", "{}"}};
+  call.messages = {{"user", "Hi"}, {"robot", "{}"}};
   auto req = AsHttp(*b).BuildRequest(call);
   ASSERT_FALSE(req.has_value());
   EXPECT_EQ(req.error().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(req.error().message(), "backend 'anthropic': message 1 has unknown role 'tool'");
+  EXPECT_EQ(req.error().message(), "backend 'anthropic': message 1 has unknown role 'robot'");
 }
 
 TEST(AnthropicBackend, BaseUrlFromEnvironment) {

@@ -77,7 +77,7 @@ TEST(Replay, BadFilesAreLoadErrors) {
             notext + ":1: field 'text' must be a string (see --backend-option text=COLUMN)");
   EXPECT_EQ(Make(tmp.path() + "/none.jsonl").error().code(), StatusCode::kNotFound);
   EXPECT_EQ(Make(dup, {{"colour", "x"}}).error().message(),
-            "backend 'replay': unknown --backend-option 'colour' (known: id, text, epoch, turn, epochs)");
+            "backend 'replay': unknown --backend-option 'colour' (known: id, text, epoch, turn, epochs, tool_calls)");
 }
 
 // issue 11: published outputs hold many answers per question and no epoch column.
