@@ -16,7 +16,7 @@
 namespace plumb {
 
 // Schema version written to PRAGMA user_version; see docs/results-schema.md.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 struct RunRecord {
   int64_t id = 0;
@@ -68,6 +68,9 @@ struct SampleResult {
   std::string item_id;
   int epoch = 0;
   bool ok = false;  // all turns answered
+  // The turns of a conversation still going on (no grades): stored so a resume continues from
+  // them; the sample stays pending.
+  bool partial = false;
   std::vector<ResponseRecord> responses;
   std::vector<Grade> grades;
 };

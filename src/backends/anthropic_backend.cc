@@ -29,8 +29,8 @@ class AnthropicBackend final : public ApiBackend {
       if (m->role == "tool") {
         // Results go back as tool_result blocks of a user message; the results of one
         // assistant turn's calls share that message, as the API requires.
-        Json block = {{"type", "tool_result"}, {"tool_use_id", m->tool_call_id},
-                      {"content", m->content}};
+        Json block = {
+            {"type", "tool_result"}, {"tool_use_id", m->tool_call_id}, {"content", m->content}};
         if (!messages.empty() && messages.back()["role"] == "user" &&
             messages.back()["content"].is_array() &&
             messages.back()["content"].back().value("type", "") == "tool_result") {

@@ -80,9 +80,9 @@ class BuiltinBackend final : public Backend {
       Rng rng(DeriveSeed(call.hints.seed, "builtin/" + name_ + "/tools", call.hints.turn));
       if (kind_ == Baseline::kRandom) pick = rng.Below(call.tools.size());
       const ToolSpec& tool = call.tools[pick];
-      c.tool_calls.push_back(ToolCall{"call_0", tool.name,
-                                      DumpJson(ArgumentsFor(tool.parameters, rng,
-                                                            kind_ == Baseline::kRandom))});
+      c.tool_calls.push_back(
+          ToolCall{"call_0", tool.name,
+                   DumpJson(ArgumentsFor(tool.parameters, rng, kind_ == Baseline::kRandom))});
       c.finish_reason = "tool_calls";
       done(std::move(c), report);
       return;

@@ -324,9 +324,9 @@ class ExecBackend final : public Backend {
     if (!has_text && calls.empty()) {
       finished.emplace_back(
           std::move(pending.done),
-          InvalidArgument(fmt::format(
-              "exec: item '{}': the answer has no string 'text' (or 'tool_calls')",
-              pending.item_id)));
+          InvalidArgument(
+              fmt::format("exec: item '{}': the answer has no string 'text' (or 'tool_calls')",
+                          pending.item_id)));
       return;
     }
     Completion c;

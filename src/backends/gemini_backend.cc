@@ -27,9 +27,9 @@ bool IsBadKeyError(const Json& body) {
 // (it rejects, e.g., additionalProperties and $schema).
 Json GeminiSchema(const Json& schema) {
   if (!schema.is_object()) return schema;
-  static const char* kKept[] = {"type",     "description", "enum",     "properties", "required",
-                                "items",    "format",      "nullable", "minimum",    "maximum",
-                                "minItems", "maxItems"};
+  static const char* kKept[] = {"type",     "description", "enum",     "properties",
+                                "required", "items",       "format",   "nullable",
+                                "minimum",  "maximum",     "minItems", "maxItems"};
   Json out = Json::object();
   for (const char* k : kKept) {
     if (!schema.contains(k)) continue;
@@ -199,8 +199,8 @@ class GeminiBackend final : public ApiBackend {
       // A candidate a safety filter stopped has no content: the same prompt gets the same
       // outcome, so it is an error of the item (not retried, never an empty answer). Without
       // such a reason, a body without text is malformed and retried.
-      static const char* kBlocked[] = {"SAFETY",     "RECITATION", "BLOCKLIST",
-                                       "PROHIBITED_CONTENT", "SPII", "LANGUAGE"};
+      static const char* kBlocked[] = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT",
+                                       "SPII",   "LANGUAGE"};
       for (const char* r : kBlocked) {
         if (c.finish_reason == r)
           return InvalidArgument(

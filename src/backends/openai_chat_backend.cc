@@ -66,11 +66,10 @@ class OpenAiChatBackend final : public ApiBackend {
     if (!call.tools.empty()) {
       Json tools = Json::array();
       for (const auto& t : call.tools) {
-        tools.push_back({{"type", "function"},
-                         {"function",
-                          {{"name", t.name},
-                           {"description", t.description},
-                           {"parameters", t.parameters}}}});
+        tools.push_back(
+            {{"type", "function"},
+             {"function",
+              {{"name", t.name}, {"description", t.description}, {"parameters", t.parameters}}}});
       }
       body["tools"] = std::move(tools);
       body["tool_choice"] = call.tool_choice.empty() ? "auto" : call.tool_choice;

@@ -156,13 +156,13 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
         PLUMB_ASSIGN_OR_RETURN(list, ParseJsonStrict(list.get<std::string>(), where));
       }
       if (!list.is_array()) {
-        return InvalidArgument(fmt::format("{}: field '{}' must be a list of tool calls", where,
-                                           calls_col));
+        return InvalidArgument(
+            fmt::format("{}: field '{}' must be a list of tool calls", where, calls_col));
       }
       for (const auto& tc : list) {
         if (!tc.is_object() || !tc.contains("name") || !tc["name"].is_string()) {
-          return InvalidArgument(fmt::format(
-              "{}: field '{}': each tool call needs a string 'name'", where, calls_col));
+          return InvalidArgument(fmt::format("{}: field '{}': each tool call needs a string 'name'",
+                                             where, calls_col));
         }
         const Json& args = tc.value("arguments", Json::object());
         calls.push_back(ToolCall{tc.contains("id") && tc["id"].is_string()

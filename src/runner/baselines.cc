@@ -58,6 +58,8 @@ Result<std::vector<std::vector<Metric>>> EvaluateInProcess(
           call.hints.turn = static_cast<int>(history.size());
           call.hints.seed = DeriveSeed(options.seed, item.id, static_cast<uint64_t>(sample.epoch));
           call.hints.option_labels = turn.option_labels;
+          call.tools = turn.tools;
+          call.tool_choice = turn.tool_choice;
           std::optional<Result<Completion>> reply;
           backends[b]->Submit(std::move(call), [&](Result<Completion> r, const CallReport&) {
             reply = std::move(r);

@@ -73,8 +73,24 @@ std::string CacheKey(const std::string& identity, const ModelCall& call) {
   for (const auto& m : call.messages) {
     add(m.role);
     add(m.content);
+    // Tool use (absent from plain conversations, so their keys are unchanged).
+    for (const auto& tc : m.tool_calls) {
+      add("call");
+      add(tc.id);
+      add(tc.name);
+      add(tc.arguments);
+    }
+    if (!m.tool_call_id.empty()) add("result:" + m.tool_call_id);
   }
   add(std::to_string(call.hints.epoch));
+  if (!call.tools.empty()) {
+    add("tools:" + call.tool_choice);
+    for (const auto& t : call.tools) {
+      add(t.name);
+      add(t.description);
+      add(DumpJson(t.parameters));
+    }
+  }
   return h.HexDigest();
 }
 

@@ -68,7 +68,8 @@ struct SampleState {
   Sample sample;
   std::vector<Exchange> history;
   std::vector<ResponseRecord> responses;
-  Turn pending;  // the turn in flight
+  size_t stored = 0;  // responses already written (turns of an unfinished conversation)
+  Turn pending;       // the turn in flight
   std::vector<Grade> grades;
   std::vector<JudgeTask> tasks;
   std::vector<std::vector<Grade>> panel;  // [task][judge]
@@ -98,13 +99,19 @@ class SampleSource {
   }
   const std::vector<size_t>* selected() const { return plan_ ? &plan_->selected() : nullptr; }
 
+  // A sample to start, with the turns of its conversation already stored (a resumed run).
+  struct Next {
+    Sample sample;
+    std::vector<ResponseRecord> stored;
+  };
+
   // The next sample, or nullopt when none is left. `store` records a new run's plan.
-  Result<std::optional<Sample>> Next(Store& store, int64_t run_id, size_t page) {
+  Result<std::optional<Next>> Take(Store& store, int64_t run_id, size_t page) {
     if (page_.empty()) PLUMB_RETURN_IF_ERROR(Refill(store, run_id, page));
-    if (page_.empty()) return std::optional<Sample>();
-    Sample s = std::move(page_.front());
+    if (page_.empty()) return std::optional<Next>();
+    Next n = std::move(page_.front());
     page_.pop_front();
-    return std::optional<Sample>(std::move(s));
+    return std::optional<Next>(std::move(n));
   }
 
  private:
@@ -123,12 +130,13 @@ class SampleSource {
       } else {
         store.EnqueuePlanned(run_id, std::move(rows));
       }
-      page_.assign(std::make_move_iterator(epoch.begin()), std::make_move_iterator(epoch.end()));
+      for (auto& sample : epoch) page_.push_back(Next{std::move(sample), {}});
       return Status();
     }
     if (done_) return Status();
     SampleScan scan;
     scan.grades = false;
+    scan.responses = true;  // the turns of conversations that were under way
     scan.status = "pending";
     scan.after = after_;
     scan.limit = static_cast<int64_t>(page);
@@ -143,7 +151,12 @@ class SampleSource {
                                        r.item_id, suite_.manifest.id));
         return false;
       }
-      page_.push_back(Sample{it->second, r.epoch, std::move(r.presentation)});
+      std::vector<ResponseRecord> stored;
+      for (auto& rr : r.responses) {
+        if (rr.ok) stored.push_back(std::move(rr));
+      }
+      page_.push_back(
+          Next{Sample{it->second, r.epoch, std::move(r.presentation)}, std::move(stored)});
       return true;
     }));
     PLUMB_RETURN_IF_ERROR(missing);
@@ -158,7 +171,7 @@ class SampleSource {
   std::unordered_map<std::string, size_t> index_;
   std::optional<std::pair<std::string, int>> after_;
   bool done_ = false;
-  std::deque<Sample> page_;
+  std::deque<Next> page_;
   std::vector<std::vector<PlannedSample>> held_;
 };
 
@@ -336,12 +349,12 @@ class Loop {
 
   Status FillWindow() {
     while (!source_exhausted_ && in_progress_ < window_) {
-      PLUMB_ASSIGN_OR_RETURN(auto next, source_->Next(store_, summary_.run_id, 4 * window_));
+      PLUMB_ASSIGN_OR_RETURN(auto next, source_->Take(store_, summary_.run_id, 4 * window_));
       if (!next) {
         source_exhausted_ = true;
         break;
       }
-      Start(std::move(*next));
+      Start(std::move(next->sample), std::move(next->stored));
     }
     return Status();
   }
@@ -438,11 +451,25 @@ class Loop {
     --in_progress_;
   }
 
-  void Start(Sample sample) {
+  void Start(Sample sample, std::vector<ResponseRecord> stored) {
     ++in_progress_;
     size_t i = TakeSlot();
     slots_[i].sample = std::move(sample);
     const Sample& s = slots_[i].sample;
+    if (!stored.empty()) {
+      // A conversation under way when the run stopped: it goes on from its stored turns (an
+      // agent's environment is rebuilt from them by the kind).
+      SampleState& st = slots_[i];
+      std::sort(stored.begin(), stored.end(),
+                [](const ResponseRecord& a, const ResponseRecord& b) { return a.turn < b.turn; });
+      for (auto& rr : stored) {
+        st.history.push_back(Exchange{MessagesFromJson(rr.request), rr.completion});
+        st.responses.push_back(std::move(rr));
+      }
+      st.stored = st.responses.size();
+      Advance(i, /*stopping=*/false);
+      return;
+    }
     Result<Turn> turn = suite_.kind->FirstTurn(suite_.items[s.item], s);
     if (!turn) {  // recorded by HandleTurn, like a failed call
       ++calls_;
@@ -459,6 +486,8 @@ class Loop {
     call.params = params_;
     call.hints = Hints(st.sample, static_cast<int>(st.history.size()));
     call.hints.option_labels = turn.option_labels;
+    call.tools = turn.tools;
+    call.tool_choice = turn.tool_choice;
     st.pending = std::move(turn);
     ++calls_;
     backend_.Submit(std::move(call), [this, i](Result<Completion> r, const CallReport& report) {
@@ -492,12 +521,22 @@ class Loop {
     }
     st.responses.push_back(std::move(rr));
     st.history.push_back(Exchange{std::move(st.pending.messages), std::move(e.result).value()});
+    Advance(i, stopping);
+  }
+
+  // After a turn: the next turn of the conversation, or its grades and judgments.
+  void Advance(size_t i, bool stopping) {
+    SampleState& st = slots_[i];
+    const Sample& sample = st.sample;
+    const Item& item = suite_.items[sample.item];
     Result<std::optional<Turn>> next = suite_.kind->NextTurn(item, sample, st.history);
     if (!next) {
       EndWithError(i, next.error(), CallReport{});
       return;
     }
     if (next->has_value()) {
+      // The turns so far are stored, so a resume goes on from here rather than from the start.
+      StoreTurns(i);
       if (stopping) return FreeSlot(i);  // left pending for a resume
       Submit(i, std::move(**next));
       return;
@@ -510,9 +549,26 @@ class Loop {
                          t.grader->id()) == options_.judge_graders.end();
       });
     }
+    // Without judge models, judgments a kind can do without (an agent's transcript judge) are
+    // skipped.
+    if (judges_.empty()) st.tasks.clear();
     if (st.tasks.empty()) return Finish(i);
     if (stopping) return FreeSlot(i);
     StartJudgments(i);
+  }
+
+  // Queues the responses not written yet of a conversation that goes on.
+  void StoreTurns(size_t i) {
+    SampleState& st = slots_[i];
+    if (st.stored == st.responses.size()) return;
+    SampleResult partial;
+    partial.item_id = suite_.items[st.sample.item].id;
+    partial.epoch = st.sample.epoch;
+    partial.partial = true;
+    partial.responses.assign(st.responses.begin() + static_cast<ptrdiff_t>(st.stored),
+                             st.responses.end());
+    st.stored = st.responses.size();
+    store_.Enqueue(summary_.run_id, std::move(partial));
   }
 
   void StartJudgments(size_t i) {
@@ -597,7 +653,9 @@ class Loop {
     result.item_id = suite_.items[st.sample.item].id;
     result.epoch = st.sample.epoch;
     result.ok = true;
-    result.responses = std::move(st.responses);
+    result.responses.assign(
+        std::make_move_iterator(st.responses.begin() + static_cast<ptrdiff_t>(st.stored)),
+        std::make_move_iterator(st.responses.end()));
     result.grades = std::move(st.grades);
     store_.Enqueue(summary_.run_id, std::move(result));
     ++summary_.done;
@@ -620,7 +678,9 @@ class Loop {
     result.item_id = rr.item_id;
     result.epoch = sample.epoch;
     result.ok = false;
-    result.responses = std::move(st.responses);
+    result.responses.assign(
+        std::make_move_iterator(st.responses.begin() + static_cast<ptrdiff_t>(st.stored)),
+        std::make_move_iterator(st.responses.end()));
     result.responses.push_back(std::move(rr));
     store_.Enqueue(summary_.run_id, std::move(result));
     ++summary_.done;

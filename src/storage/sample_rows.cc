@@ -15,7 +15,8 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       db,
       "INSERT OR REPLACE INTO responses (run_id, item_id, epoch, turn, request, status, "
       "text, finish_reason, prompt_tokens, completion_tokens, latency_ms, attempts, "
-      "error_code, error_message, created_at, cached) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      "error_code, error_message, created_at, cached, tool_calls) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   SQLite::Statement score(
       db,
       "INSERT OR REPLACE INTO scores (run_id, item_id, epoch, grader, status, value, "
@@ -74,6 +75,11 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       resp.bind(12, rr.completion.attempts);
       resp.bind(15, now);
       resp.bind(16, rr.completion.cached ? 1 : 0);
+      if (rr.ok && !rr.completion.tool_calls.empty()) {
+        resp.bind(17, DumpJson(ToolCallsToJson(rr.completion.tool_calls)));
+      } else {
+        resp.bind(17);
+      }
       resp.exec();
       resp.reset();
     }
@@ -90,6 +96,7 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       score.exec();
       score.reset();
     }
+    if (r.partial) continue;
     sample.bind(1, r.ok ? "done" : "error");
     sample.bind(2, run_id);
     sample.bind(3, r.item_id);
@@ -128,19 +135,27 @@ ResponseRecord ResponseFromRow(SQLite::Statement& r) {
   rr.error_code = r.getColumn(11).isNull() ? "" : r.getColumn(11).getString();
   rr.error_message = r.getColumn(12).isNull() ? "" : r.getColumn(12).getString();
   rr.completion.cached = r.getColumn(13).getInt() != 0;
+  if (!r.getColumn(14).isNull()) {
+    rr.completion.tool_calls = ToolCallsFromJson(ParseStored(r.getColumn(14).getString()));
+  }
   return rr;
 }
 
 constexpr const char* kGradeColumns =
     "item_id, epoch, grader, status, value, label, details, error";
-constexpr const char* kResponseColumns =
-    "item_id, epoch, turn, request, status, text, finish_reason, prompt_tokens, "
-    "completion_tokens, latency_ms, attempts, error_code, error_message, cached";
+// The responses' columns; a database before schema 4 (read-only, not migrated) has no
+// tool_calls.
+std::string ResponseColumns(int schema) {
+  return std::string(
+             "item_id, epoch, turn, request, status, text, finish_reason, prompt_tokens, "
+             "completion_tokens, latency_ms, attempts, error_code, error_message, cached, ") +
+         (schema >= 4 ? "tool_calls" : "NULL");
+}
 
 }  // namespace
 
-std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool with_responses,
-                                      int64_t offset, int64_t limit) {
+std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int schema, int64_t run_id,
+                                      bool with_responses, int64_t offset, int64_t limit) {
   std::vector<SampleRecord> out;
   std::map<std::pair<std::string, int>, size_t> index;
   SQLite::Statement q(db,
@@ -165,7 +180,7 @@ std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool
                                         kGradeColumns));
     SQLite::Statement r(db, fmt::format("SELECT {} FROM responses WHERE run_id=? AND item_id=? "
                                         "AND epoch=? ORDER BY turn",
-                                        kResponseColumns));
+                                        ResponseColumns(schema)));
     for (auto& s : out) {
       g.bind(1, run_id);
       g.bind(2, s.item_id);
@@ -189,8 +204,8 @@ std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool
     out[it->second].grades.push_back(GradeFromRow(g, 2));
   }
   if (!with_responses) return out;
-  SQLite::Statement r(
-      db, fmt::format("SELECT {} FROM responses WHERE run_id=? ORDER BY turn", kResponseColumns));
+  SQLite::Statement r(db, fmt::format("SELECT {} FROM responses WHERE run_id=? ORDER BY turn",
+                                      ResponseColumns(schema)));
   r.bind(1, run_id);
   while (r.executeStep()) {
     auto it = index.find({r.getColumn(0).getString(), r.getColumn(1).getInt()});
@@ -200,7 +215,7 @@ std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool
   return out;
 }
 
-void ScanSampleRows(SQLite::Database& db, int64_t run_id, const SampleScan& what,
+void ScanSampleRows(SQLite::Database& db, int schema, int64_t run_id, const SampleScan& what,
                     const std::function<bool(SampleRecord&&)>& visit) {
   // A merge of three scans in primary-key order (item id, epoch): constant memory however many
   // samples the run has.
@@ -214,7 +229,7 @@ void ScanSampleRows(SQLite::Database& db, int64_t run_id, const SampleScan& what
                                       kGradeColumns, after));
   SQLite::Statement r(db, fmt::format("SELECT {} FROM responses WHERE run_id=?{} ORDER BY item_id, "
                                       "epoch, turn",
-                                      kResponseColumns, after));
+                                      ResponseColumns(schema), after));
   for (SQLite::Statement* st : {&q, &g, &r}) {
     st->bind(1, run_id);
     if (what.after) {

@@ -61,11 +61,12 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch);
 
 // A run's samples in (epoch, item id) order with their grades, and their responses (by turn)
 // unless `with_responses` is false; with `limit` >= 0 at most that many from `offset` on.
-std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int64_t run_id, bool with_responses,
-                                      int64_t offset = 0, int64_t limit = -1);
+// `schema` is the database's PRAGMA user_version.
+std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int schema, int64_t run_id,
+                                      bool with_responses, int64_t offset = 0, int64_t limit = -1);
 
 // Each sample of a run in (item id, epoch) order, one at a time (see Store::ScanSamples).
-void ScanSampleRows(SQLite::Database& db, int64_t run_id, const SampleScan& what,
+void ScanSampleRows(SQLite::Database& db, int schema, int64_t run_id, const SampleScan& what,
                     const std::function<bool(SampleRecord&&)>& visit);
 
 }  // namespace plumb

@@ -135,6 +135,11 @@ ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN heartbeat_at REAL NOT NULL DEFAULT 0;
 )sql";
 
+// Version 4: the tool calls of a reply (agents), as JSON.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE responses ADD COLUMN tool_calls TEXT;
+)sql";
+
 }  // namespace
 
 int UserVersion(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
@@ -160,7 +165,8 @@ Status Migrate(SQLite::Database& db, const std::string& path) {
     }
     if (version < 2) db.exec(kSchemaV2);
     if (version < 3) db.exec(kSchemaV3);
-    // Later versions add their steps here: if (version < 4) { ... }
+    if (version < 4) db.exec(kSchemaV4);
+    // Later versions add their steps here: if (version < 5) { ... }
     db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
     tx.commit();
     return Status();

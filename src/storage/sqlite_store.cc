@@ -361,14 +361,14 @@ class SqliteStore final : public Store {
   Result<std::vector<SampleRecord>> GetSamples(int64_t run_id, bool with_responses, int64_t offset,
                                                int64_t limit) const override {
     return Guard<std::vector<SampleRecord>>([&]() -> Result<std::vector<SampleRecord>> {
-      return ReadSamples(*db_, run_id, with_responses, offset, limit);
+      return ReadSamples(*db_, schema_version_, run_id, with_responses, offset, limit);
     });
   }
 
   Status ScanSamples(int64_t run_id, const SampleScan& what,
                      const std::function<bool(SampleRecord&&)>& visit) const override {
     return Guard<bool>([&]() -> Result<bool> {
-             ScanSampleRows(*db_, run_id, what, visit);
+             ScanSampleRows(*db_, schema_version_, run_id, what, visit);
              return true;
            })
         .status();
