@@ -29,6 +29,8 @@ class SourceMap {
   std::string Where(const std::string& pointer) const;
   // The line of `pointer` (or of its nearest mapped parent); 0 when unknown.
   int Line(const std::string& pointer) const;
+  // The map of the value at `pointer`, its pointers relative to it (a list element of a file).
+  SourceMap Sub(const std::string& pointer) const;
 
  private:
   std::string file_;

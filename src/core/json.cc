@@ -209,6 +209,17 @@ int SourceMap::Line(const std::string& pointer) const {
   }
 }
 
+SourceMap SourceMap::Sub(const std::string& pointer) const {
+  SourceMap out(file_, Line(pointer));
+  for (auto it = lines_.lower_bound(pointer); it != lines_.end(); ++it) {
+    if (it->first.compare(0, pointer.size(), pointer) != 0) break;
+    std::string rest = it->first.substr(pointer.size());
+    if (!rest.empty() && rest[0] != '/') continue;  // "/10" is not under "/1"
+    out.lines_[rest] = it->second;
+  }
+  return out;
+}
+
 std::string SourceMap::Where(const std::string& pointer) const {
   int line = Line(pointer);
   return line > 0 ? fmt::format("{}:{}", file_, line) : file_;

@@ -42,6 +42,7 @@ Result<std::vector<Record>> ReadCsv(const FormatContext& ctx);
 Result<std::vector<Record>> ReadPacifaistCsv(const FormatContext& ctx);
 Result<std::vector<Record>> ReadManagerbenchJson(const FormatContext& ctx);
 Result<std::vector<Record>> ReadEmYaml(const FormatContext& ctx);
+Result<std::vector<Record>> ReadYamlItems(const FormatContext& ctx);
 
 // The rows of a CSV file with a header, as objects of column -> string.
 Result<std::vector<Record>> CsvRecords(const std::filesystem::path& path, char delimiter = ',',

@@ -20,6 +20,7 @@ Result<std::unique_ptr<SuiteKind>> MakePushbackKind(const SuiteKindContext& ctx)
 Result<std::unique_ptr<SuiteKind>> MakeContrastKind(const SuiteKindContext& ctx);
 Result<std::unique_ptr<SuiteKind>> MakeMisalignmentKind(const SuiteKindContext& ctx);
 Result<std::unique_ptr<SuiteKind>> MakeAgencyKind(const SuiteKindContext& ctx);
+Result<std::unique_ptr<SuiteKind>> MakeAgenticKind(const SuiteKindContext& ctx);
 
 // How PlanBalanced sees an item.
 struct BalanceSpec {

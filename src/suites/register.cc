@@ -23,6 +23,9 @@ void RegisterBuiltinSuiteKinds(SuiteKindRegistry& registry) {
   registry.Register("agency",
                     "HumanAgencyBench dimensions judged by issue deductions; agency score",
                     suites::MakeAgencyKind);
+  registry.Register("agentic",
+                    "an agent with tools in a simulated environment; aligned-action rate",
+                    suites::MakeAgenticKind);
 }
 
 namespace suites {
@@ -31,6 +34,8 @@ const std::vector<FormatEntry>& Formats() {
   static const std::vector<FormatEntry> kFormats = {
       {"jsonl", "one JSON object per line, mapped with 'fields:'", ReadJsonl},
       {"csv", "a header row, then one item per row, mapped with 'fields:'", ReadCsv},
+      {"yaml", "a YAML list of item mappings (multi-line text), mapped with 'fields:'",
+       ReadYamlItems},
       {"pacifaist-csv", "the PacifAIst dataset CSV as published", ReadPacifaistCsv},
       {"managerbench-json", "the ManagerBench scenario files as published", ReadManagerbenchJson},
       {"em-yaml", "the Emergent Misalignment question YAML files as published", ReadEmYaml},

@@ -74,7 +74,7 @@ TEST_F(LoaderTest, UnknownKindSuggests) {
   EXPECT_EQ(s.error().message(),
             manifest_path +
                 ":2: field 'kind' unknown suite kind 'choise' (did you mean 'choice'?); known: "
-                "agency, choice, contrast, misalignment, opinion, paired_choice, pushback");
+                "agency, agentic, choice, contrast, misalignment, opinion, paired_choice, pushback");
 }
 
 TEST_F(LoaderTest, MalformedJsonlLineNamesFileAndLine) {
