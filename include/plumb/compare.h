@@ -46,7 +46,13 @@ struct MetricComparison {
   Metric b;
   PairedComparison paired;
   std::vector<Flip> flips;  // proportion metrics only
+  // Which way is better when the metric itself says (say-do metrics); else the policy decides.
+  std::optional<bool> higher_is_better;
 };
+
+// Metric `a` (baseline) against `b` (candidate), paired on their clusters: both must have a
+// model (computed in this process).
+MetricComparison CompareMetrics(const Metric& a, const Metric& b, const MetricOptions& options);
 
 struct RunComparison {
   RunRecord a;  // baseline
@@ -75,6 +81,9 @@ struct GateMetricPolicy {
   std::optional<bool> higher_is_better;  // required unless the metric is the primary one
   double margin = 2;  // points the metric may get worse before it is a regression
   std::string where;  // "gate.yaml:7", for messages
+  // Say-do metrics (say_do_agreement, ...): the multiple-choice suite whose candidate and
+  // baseline runs are paired with `suite`'s (an agentic suite) by plumb say-do.
+  std::string stated;
 };
 
 struct GatePolicy {
@@ -117,6 +126,12 @@ struct GateResult {
   std::string verdict;  // pass | regression | inconclusive
   int exit_code = 0;    // 0 pass, 1 regression, 4 inconclusive under a failing policy
 };
+
+// For each say-do metric of `policy`: computes plumb say-do for the baseline runs and for the
+// candidate runs of its `stated` and `suite` suites (both among `comparisons`) and adds the
+// paired say-do metrics to the comparison of `suite`. kInvalidArgument when a run is missing.
+Status AddSayDoComparisons(const Store& store, const GatePolicy& policy,
+                           std::vector<RunComparison>& comparisons, const MetricOptions& options);
 
 // Applies `policy` to comparisons (baseline = a, candidate = b). kInvalidArgument when the
 // policy names a metric a suite does not report, or omits a non-primary metric's direction.

@@ -46,6 +46,9 @@ const CommandEntry kCommands[] = {
      SetupCompare},
     {"gate", "CI release gate: fail on a significant regression beyond a margin, not on noise",
      SetupGate},
+    {"say-do",
+     "Stated choices against enacted ones on the same items: agreement, kappa, the say-do gap",
+     SetupSayDo},
     {"tag", "Label a run (e.g. production) so gates and comparisons can name it", SetupTag},
 };
 

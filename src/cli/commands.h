@@ -131,6 +131,7 @@ Action SetupJudgeCheck(CLI::App& app, Context& ctx);
 Action SetupCompare(CLI::App& app, Context& ctx);
 Action SetupGate(CLI::App& app, Context& ctx);
 Action SetupTag(CLI::App& app, Context& ctx);
+Action SetupSayDo(CLI::App& app, Context& ctx);
 Action SetupReport(CLI::App& app, Context& ctx);
 Action SetupServe(CLI::App& app, Context& ctx);
 

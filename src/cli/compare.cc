@@ -118,6 +118,10 @@ Action SetupGate(CLI::App& app, Context& ctx) {
       if (!c) return ReportError(c.error());
       comparisons.push_back(std::move(*c));
     }
+    if (Status s = AddSayDoComparisons(**store, policy, comparisons,
+                                       MetricOptions{comparisons.front().b.seed, f->bootstrap});
+        !s.ok())
+      return ReportError(s);
     auto result = EvaluateGate(comparisons, policy);
     if (!result) return ReportError(result.error());
     auto text = FormatGate(*result, f->format);

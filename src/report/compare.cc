@@ -106,6 +106,27 @@ Result<RunMetrics> RecomputeRunMetrics(const Store& store, const Suite& suite, i
   return out;
 }
 
+MetricComparison CompareMetrics(const Metric& a, const Metric& b, const MetricOptions& options) {
+  MetricComparison c;
+  c.name = b.name;
+  c.category = b.category;
+  c.a = a;
+  c.b = b;
+  c.paired = ComparePaired(*c.a.model, *c.b.model, options);
+  const auto& pa = c.a.model->proportions;
+  const auto& pb = c.b.model->proportions;
+  if (!pa.empty() && !pb.empty()) {
+    std::map<std::string_view, const Cluster*> by_key;
+    for (const auto& x : pa) by_key.emplace(x.key, &x);
+    for (const auto& y : pb) {
+      auto x = by_key.find(y.key);
+      if (x != by_key.end() && x->second->k * y.n != y.k * x->second->n)
+        c.flips.push_back(Flip{y.key, *x->second, y});
+    }
+  }
+  return c;
+}
+
 Result<RunComparison> CompareRuns(const Store& store, const Suite& suite, int64_t a, int64_t b,
                                   bool allow_suite_change, const MetricOptions& options) {
   PLUMB_ASSIGN_OR_RETURN(RunRecord ra, store.GetRun(a));
@@ -145,23 +166,7 @@ Result<RunComparison> CompareRuns(const Store& store, const Suite& suite, int64_
   for (const auto& m : mb.metrics) {
     auto it = in_a.find({m.name, m.category});
     if (!m.model || it == in_a.end()) continue;
-    MetricComparison c;
-    c.name = m.name;
-    c.category = m.category;
-    c.a = *it->second;
-    c.b = m;
-    c.paired = ComparePaired(*c.a.model, *c.b.model, options);
-    const auto& pa = c.a.model->proportions;
-    const auto& pb = c.b.model->proportions;
-    if (!pa.empty() && !pb.empty()) {
-      std::map<std::string_view, const Cluster*> by_key;
-      for (const auto& x : pa) by_key.emplace(x.key, &x);
-      for (const auto& y : pb) {
-        auto x = by_key.find(y.key);
-        if (x != by_key.end() && x->second->k * y.n != y.k * x->second->n)
-          c.flips.push_back(Flip{y.key, *x->second, y});
-      }
-    }
+    MetricComparison c = CompareMetrics(*it->second, m, options);
     out.metrics.push_back(std::move(c));
   }
   // The primary metric first, then the whole suite's metrics, then categories (stable).

@@ -9,10 +9,12 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <set>
 
 #include "plumb/compare.h"
 #include "plumb/json.h"
 #include "plumb/report.h"
+#include "plumb/say_do.h"
 #include "plumb/text.h"
 #include "report/html.h"
 
@@ -80,6 +82,18 @@ Result<GatePolicy> LoadGatePolicy(const std::filesystem::path& path) {
       g.category = category.value_or("");
       PLUMB_ASSIGN_OR_RETURN(auto suite, m.OptString("suite"));
       g.suite = suite.value_or("");
+      PLUMB_ASSIGN_OR_RETURN(auto stated, m.OptString("stated"));
+      g.stated = stated.value_or("");
+      if (IsSayDoMetric(g.name) && (g.suite.empty() || g.stated.empty())) {
+        return m.Error("name", fmt::format("say-do metric '{}' needs 'suite:' (the agentic suite) "
+                                           "and 'stated:' (the multiple-choice suite it enacts)",
+                                           g.name));
+      }
+      if (!g.stated.empty() && !IsSayDoMetric(g.name)) {
+        return m.Error("stated", "only say-do metrics (say_do_agreement, say_do_kappa, "
+                                 "said_aligned_acted_misaligned, said_misaligned_acted_aligned) "
+                                 "take 'stated:'");
+      }
       PLUMB_ASSIGN_OR_RETURN(auto direction, m.OptString("direction"));
       if (direction && *direction != "higher" && *direction != "lower") {
         return m.Error("direction", "must be 'higher' (higher is better) or 'lower'");
@@ -95,6 +109,42 @@ Result<GatePolicy> LoadGatePolicy(const std::filesystem::path& path) {
   }
   PLUMB_RETURN_IF_ERROR(top.Finish());
   return p;
+}
+
+Status AddSayDoComparisons(const Store& store, const GatePolicy& policy,
+                           std::vector<RunComparison>& comparisons, const MetricOptions& options) {
+  std::set<std::pair<std::string, std::string>> done;
+  for (const auto& pm : policy.metrics) {
+    if (pm.stated.empty() || !done.insert({pm.stated, pm.suite}).second) continue;
+    RunComparison* enacted = nullptr;
+    const RunComparison* stated = nullptr;
+    for (auto& c : comparisons) {
+      if (c.b.suite_id == pm.suite) enacted = &c;
+      if (c.b.suite_id == pm.stated) stated = &c;
+    }
+    if (enacted == nullptr || stated == nullptr) {
+      return InvalidArgument(fmt::format(
+          "{}: say-do metric '{}' needs a --candidate run of suite '{}' and one of suite '{}'",
+          pm.where.empty() ? policy.source : pm.where, pm.name, pm.stated, pm.suite));
+    }
+    PLUMB_ASSIGN_OR_RETURN(SayDoResult before,
+                           ComputeSayDo(store, stated->a.id, enacted->a.id, options));
+    PLUMB_ASSIGN_OR_RETURN(SayDoResult after,
+                           ComputeSayDo(store, stated->b.id, enacted->b.id, options));
+    for (const auto& m : after.metrics) {
+      for (const auto& b : before.metrics) {
+        if (b.name != m.name || b.category != m.category || !b.model || !m.model) continue;
+        MetricComparison c = CompareMetrics(b, m, options);
+        c.higher_is_better = SayDoHigherIsBetter(m.name);
+        enacted->metrics.push_back(std::move(c));
+      }
+    }
+    enacted->notes.push_back(fmt::format(
+        "say-do metrics pair runs {} and {} (baseline) and runs {} and {} (candidate) of '{}' "
+        "and '{}'",
+        stated->a.id, enacted->a.id, stated->b.id, enacted->b.id, pm.stated, pm.suite));
+  }
+  return Status();
 }
 
 Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons,
@@ -133,6 +183,8 @@ Result<GateResult> EvaluateGate(const std::vector<RunComparison>& comparisons,
       k.margin = pm.margin;
       if (pm.higher_is_better) {
         k.higher_is_better = *pm.higher_is_better;
+      } else if (found->higher_is_better) {
+        k.higher_is_better = *found->higher_is_better;
       } else if (name == c.b.primary_metric) {
         k.higher_is_better = c.b.higher_is_better;
       } else {

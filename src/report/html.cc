@@ -38,6 +38,15 @@ svg { display: block; margin: 8px 0; }
 svg text { font-family: system-ui, sans-serif; font-size: 11px; fill: #1d2330; }
 nav a { margin-right: 12px; }
 .error { color: #a4262c; }
+.transcript { max-width: 40em; font-size: 0.85em; }
+.transcript .turn { border-left: 3px solid #d8dde6; margin: 4px 0; padding: 2px 6px; }
+.transcript .call { font-family: ui-monospace, monospace; margin: 2px 0; word-break: break-all; }
+.transcript .call.decisive { background: #fff4ce; border: 1px solid #e0b400; padding: 2px 4px; }
+.transcript .call.invalid { color: #a4262c; }
+.transcript .result { max-height: 8em; margin-left: 1.2em; }
+.outcome-aligned { color: #1e7b34; font-weight: 600; }
+.outcome-misaligned { color: #a4262c; font-weight: 600; }
+.outcome-neutral { color: #5b6475; }
 )css";
 
 // Sortable tables (click a header; numeric cells sort by data-v) and row filters. Sets

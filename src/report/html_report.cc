@@ -7,6 +7,7 @@
 #include <set>
 
 #include "plumb/report.h"
+#include "plumb/say_do.h"
 #include "plumb/version.h"
 #include "plumb/log.h"
 #include "report/html.h"
@@ -36,6 +37,59 @@ std::string GradeValue(const Grade& g) {
       g.value ? fmt::format("{:g}", *g.value) : std::string(GradeStatusName(g.status));
   if (!g.label.empty() && g.label != out) out += " (" + g.label + ")";
   return out;
+}
+
+// An agent's episode, turn by turn: what it said, each tool call with its arguments and what it
+// was told, the decisive call highlighted, and the outcome. `grade` (the agentic grade) holds the
+// calls as the environment saw them; without it the calls come from the replies.
+std::string TranscriptHtml(const std::vector<ResponseRecord>& responses, const Grade* grade) {
+  const Json* calls = grade != nullptr && grade->details.is_object() &&
+                              grade->details.contains("transcript") &&
+                              grade->details["transcript"].is_array()
+                          ? &grade->details["transcript"]
+                          : nullptr;
+  std::string out = "<div class=\"transcript\">";
+  for (const auto& r : responses) {
+    out += fmt::format("<div class=\"turn\"><b>turn {}</b>", r.turn + 1);
+    if (!r.ok) {
+      out += fmt::format("<div class=\"error\">error: {}: {}</div></div>", Escape(r.error_code),
+                         Escape(Redact(r.error_message)));
+      continue;
+    }
+    if (!r.completion.text.empty())
+      out += "<div class=\"text\">" + Escape(Redact(r.completion.text)) + "</div>";
+    bool from_grade = false;
+    if (calls != nullptr) {
+      for (const auto& c : *calls) {
+        if (!c.is_object() || c.value("turn", -1) != r.turn) continue;
+        from_grade = true;
+        bool decisive = c.value("decisive", false), valid = c.value("valid", true);
+        std::string outcome = c.value("outcome", "neutral");
+        out += fmt::format(
+            "<div class=\"call{}{}\">{}{}({}) <span class=\"outcome-{}\">{}</span></div>",
+            decisive ? " decisive" : "", valid ? "" : " invalid", decisive ? "&#9654; " : "",
+            Escape(c.value("tool", "")), Escape(Redact(c.value("arguments", ""))),
+            Escape(outcome), Escape(decisive ? outcome + ", decisive" : valid ? outcome : "invalid"));
+        out += "<div class=\"text result\">" + Escape(Redact(c.value("result", ""))) + "</div>";
+      }
+    }
+    if (!from_grade) {
+      for (const auto& c : r.completion.tool_calls) {
+        out += fmt::format("<div class=\"call\">{}({})</div>", Escape(c.name),
+                           Escape(Redact(c.arguments)));
+      }
+    }
+    out += "</div>";
+  }
+  if (grade != nullptr && grade->status != GradeStatus::kError) {
+    std::string ended = grade->details.is_object() ? grade->details.value("ended_by", "") : "";
+    std::string cls = grade->label == "aligned"      ? "aligned"
+                      : grade->label == "misaligned" ? "misaligned"
+                                                     : "neutral";
+    out += fmt::format("<div>outcome: <span class=\"outcome-{}\">{}</span>{}</div>", cls,
+                       Escape(grade->label), ended.empty() ? "" : " (" + Escape(ended) + ")");
+  }
+  return out + "</div>";
 }
 
 // Per category: the ranked metric of each row (heat map); empty when the suite has no categories.
@@ -120,8 +174,15 @@ Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_
   for (const auto& s : samples) {
     if (shown++ >= max_items) break;
     std::string prompt = s.responses.empty() ? "" : LastUser(s.responses.front().request);
-    std::string reply;
+    const Grade* agentic = nullptr;
+    for (const auto& g : s.grades)
+      if (g.grader == "agentic@1") agentic = &g;
+    bool tools = agentic != nullptr;
+    for (const auto& r : s.responses) tools = tools || !r.completion.tool_calls.empty();
+    std::string reply, transcript;
+    if (tools) transcript = TranscriptHtml(s.responses, agentic);
     for (const auto& r : s.responses) {
+      if (tools) break;
       if (s.responses.size() > 1) {
         reply += fmt::format("[turn {}]{}\n", r.turn + 1,
                              r.turn > 0 ? " user: " + LastUser(r.request) : "");
@@ -144,11 +205,14 @@ Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_
             fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
                         reason.empty() ? "" : "<div class=\"text\">" + Escape(reason) + "</div>");
       } else {
-        std::string parsed = g.details.is_object() && g.details.contains("answer")
-                                 ? DumpJson(g.details["answer"])
-                                 : "";
+        std::string parsed = !g.details.is_object()       ? ""
+                             : g.details.contains("answer") ? DumpJson(g.details["answer"])
+                             : g.details.contains("tool")   ? g.details.value("tool", "")
+                                                            : "";
         answer += fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
-                              parsed.empty() ? "" : " answer " + Escape(parsed));
+                              parsed.empty()                 ? ""
+                              : g.details.contains("answer") ? " answer " + Escape(parsed)
+                                                             : " via " + Escape(parsed));
         if (g.status == GradeStatus::kError && !g.error.empty())
           answer += "<div class=\"error\">" + Escape(g.error) + "</div>";
       }
@@ -156,12 +220,43 @@ Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_
     out += fmt::format(
         "<tr class=\"status-{}\"><td>{}</td><td>{}</td><td "
         "class=\"num\">{}</td><td{}>{}</td><td><div class=\"text\">{}</div></td>"
-        "<td><div class=\"text\">{}</div></td><td>{}</td><td>{}</td></tr>\n",
+        "<td>{}</td><td>{}</td><td>{}</td></tr>\n",
         Escape(s.status), Escape(s.item_id), Escape(category[s.item_id]), s.epoch,
         s.status == "error" ? " class=\"error\"" : "", Escape(s.status), Escape(prompt),
-        Escape(reply), answer, judgments);
+        tools ? transcript : "<div class=\"text\">" + Escape(reply) + "</div>", answer, judgments);
   }
   return out + "</tbody></table>\n</details>\n";
+}
+
+// plumb say-do for every pair of shown runs of one model where one states what the other
+// enacts (e.g. pacifaist-style and pacifaist-situated); empty when there is none.
+Result<std::string> SayDoSections(const Store& store, const Leaderboard& board) {
+  std::vector<std::pair<RunRecord, SayDoRoles>> runs;
+  for (const auto& s : board.sections) {
+    for (const auto& r : s.rows) {
+      if (r.run.id == 0) continue;
+      PLUMB_ASSIGN_OR_RETURN(SayDoRoles roles, SayDoRolesOf(store, r.run.id));
+      runs.emplace_back(r.run, std::move(roles));
+    }
+  }
+  std::string out;
+  for (const auto& [stated, said] : runs) {
+    for (const auto& [enacted, did] : runs) {
+      if (stated.id == enacted.id || stated.suite_id == enacted.suite_id ||
+          stated.model_spec != enacted.model_spec)
+        continue;
+      bool shared = std::any_of(did.enacted_ids.begin(), did.enacted_ids.end(),
+                                [&](const std::string& id) { return said.stated_ids.count(id); });
+      if (!shared) continue;
+      auto r = ComputeSayDo(store, stated.id, enacted.id, MetricOptions{stated.seed});
+      // A pair that cannot be compared (a mapping that does not fit) is named, not fatal.
+      out += r ? SayDoHtml(*r)
+               : fmt::format("<p class=\"note\">say-do of runs {} and {}: {}</p>\n", stated.id,
+                             enacted.id, Escape(r.error().message()));
+    }
+  }
+  if (out.empty()) return out;
+  return "<h2 id=\"say-do\">Say-do: stated choices against actions</h2>\n" + out;
 }
 
 }  // namespace
@@ -208,6 +303,8 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
       body += items;
     }
   }
+  PLUMB_ASSIGN_OR_RETURN(std::string say_do, SayDoSections(store, board));
+  body += say_do;
   body += fmt::format("<p class=\"footnote\">{}</p>\n", Escape(kRankFootnote));
   for (const auto& n : board.notes)
     body += fmt::format("<p class=\"note\">Note: {}</p>\n", Escape(n));

@@ -77,6 +77,12 @@ Result<Json> ItemsJson(const Store& store, int64_t run_id, int64_t offset, int64
       Json rj = {{"turn", r.turn}, {"request", r.request}, {"ok", r.ok}};
       if (r.ok) {
         rj["text"] = Redact(r.completion.text);
+        if (!r.completion.tool_calls.empty()) {
+          Json calls = Json::array();
+          for (const auto& c : r.completion.tool_calls)
+            calls.push_back({{"id", c.id}, {"name", c.name}, {"arguments", Redact(c.arguments)}});
+          rj["tool_calls"] = std::move(calls);
+        }
         rj["finish_reason"] = r.completion.finish_reason;
         rj["latency_ms"] = r.completion.latency_ms;
         rj["cached"] = r.completion.cached;

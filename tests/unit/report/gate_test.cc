@@ -48,7 +48,7 @@ TEST(Gate, HolmTurnsTwoBorderlineRegressionsIntoInconclusive) {
       {WithDraws("aligned_rate", MostlyBelow(30)), WithDraws("other_rate", MostlyBelow(30))});
   GatePolicy policy;
   policy.metrics = {GateMetricPolicy{},
-                    GateMetricPolicy{"other_rate", "", "", true, 2, "gate.yaml:5"}};
+                    GateMetricPolicy{"other_rate", "", "", true, 2, "gate.yaml:5", ""}};
   auto holm = EvaluateGate({c}, policy);
   ASSERT_TRUE(holm.has_value()) << holm.error().message();
   ASSERT_EQ(holm->checks.size(), 2u);
@@ -77,7 +77,7 @@ TEST(Gate, PassNeedsNonInferiorityAndLowerIsBetterFlipsTheTests) {
   // Lower is better: draws around +10 (the rate went up) are a regression.
   std::vector<double> up(1000, 10.0);
   RunComparison c = Comparison({WithDraws("error_rate", up)});
-  policy.metrics = {GateMetricPolicy{"error_rate", "", "", false, 2, "gate.yaml:3"}};
+  policy.metrics = {GateMetricPolicy{"error_rate", "", "", false, 2, "gate.yaml:3", ""}};
   r = EvaluateGate({c}, policy);
   EXPECT_EQ(r->checks[0].verdict, "regression");
   // The same draws for a higher-is-better metric are an improvement: a pass.
@@ -88,7 +88,7 @@ TEST(Gate, PassNeedsNonInferiorityAndLowerIsBetterFlipsTheTests) {
 TEST(Gate, BadPoliciesNameTheEntry) {
   RunComparison c = Comparison({WithDraws("aligned_rate", MostlyBelow(0))});
   GatePolicy policy;
-  policy.metrics = {GateMetricPolicy{"p_scor", "", "", true, 2, "gate.yaml:4"}};
+  policy.metrics = {GateMetricPolicy{"p_scor", "", "", true, 2, "gate.yaml:4", ""}};
   auto r = EvaluateGate({c}, policy);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument);
@@ -96,8 +96,8 @@ TEST(Gate, BadPoliciesNameTheEntry) {
                 "gate.yaml:4: runs 1 and 2 of suite 'demo' do not both report metric 'p_scor'"),
             std::string::npos)
       << r.error().message();
-  policy.metrics = {GateMetricPolicy{"aligned_rate", "", "", true, 2, "x"},
-                    GateMetricPolicy{"other", "", "", std::nullopt, 2, "gate.yaml:9"}};
+  policy.metrics = {GateMetricPolicy{"aligned_rate", "", "", true, 2, "x", ""},
+                    GateMetricPolicy{"other", "", "", std::nullopt, 2, "gate.yaml:9", ""}};
   c.metrics.push_back(WithDraws("other", MostlyBelow(0)));
   r = EvaluateGate({c}, policy);
   ASSERT_FALSE(r.has_value());
