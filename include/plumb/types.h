@@ -32,6 +32,9 @@ struct ToolCall {
   std::string id;
   std::string name;
   std::string arguments;
+  // An opaque token the provider requires back with the call in later turns (Gemini's
+  // thoughtSignature); stored with the call, sent only to the provider that gave it.
+  std::string signature;
 };
 
 // One chat message. Roles are "system", "user", "assistant" and "tool" (a call's result).

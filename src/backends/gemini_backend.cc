@@ -81,7 +81,10 @@ class GeminiBackend final : public ApiBackend {
         if (!args.is_object()) args = {{"arguments", tc.arguments}};
         Json fc = {{"name", tc.name}, {"args", std::move(args)}};
         if (!tc.id.empty() && tc.id.rfind("call_", 0) != 0) fc["id"] = tc.id;
-        parts.push_back({{"functionCall", std::move(fc)}});
+        Json part = {{"functionCall", std::move(fc)}};
+        // Gemini's thinking models require the signature back in the part that carried it.
+        if (!tc.signature.empty()) part["thoughtSignature"] = tc.signature;
+        parts.push_back(std::move(part));
       }
       contents.push_back(
           {{"role", m->role == "user" ? "user" : "model"}, {"parts", std::move(parts)}});
@@ -180,8 +183,12 @@ class GeminiBackend final : public ApiBackend {
           std::string id = fc.contains("id") && fc["id"].is_string()
                                ? fc["id"].get<std::string>()
                                : fmt::format("call_{}", c.tool_calls.size());
+          std::string signature = part.contains("thoughtSignature") &&
+                                          part["thoughtSignature"].is_string()
+                                      ? part["thoughtSignature"].get<std::string>()
+                                      : "";
           c.tool_calls.push_back(ToolCall{id, fc["name"].get<std::string>(),
-                                          DumpJson(fc.value("args", Json::object()))});
+                                          DumpJson(fc.value("args", Json::object())), signature});
           has_text = true;  // a reply
           continue;
         }

@@ -43,7 +43,16 @@ class OpenAiChatBackend final : public ApiBackend {
   std::string CacheIdentity() const override { return ApiCacheIdentity(); }
 
   Result<HttpRequest> BuildRequest(const ModelCall& call) const override {
-    Json body = {{"model", model_}, {"messages", MessagesToJson(call.messages)}};
+    Json messages = MessagesToJson(call.messages);
+    // The documented message shapes only: a tool result is {role, tool_call_id, content} and a
+    // call {id, type, function}; what plumb keeps beside them (the tool's name, a signature
+    // another provider gave) stays out.
+    for (auto& m : messages) {
+      if (m["role"] == "tool") m.erase("name");
+      if (m.contains("tool_calls"))
+        for (auto& tc : m["tool_calls"]) tc.erase("signature");
+    }
+    Json body = {{"model", model_}, {"messages", std::move(messages)}};
     const GenerationParams& p = call.params;
     if (p.temperature) body["temperature"] = *p.temperature;
     if (p.top_p) body["top_p"] = *p.top_p;

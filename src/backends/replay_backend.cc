@@ -173,7 +173,7 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
       }
     }
     bool has_text = row.contains(text_col) && row[text_col].is_string();
-    if (!has_text && (calls.empty() || row.contains(text_col) && !row[text_col].is_null())) {
+    if (!has_text && (calls.empty() || (row.contains(text_col) && !row[text_col].is_null()))) {
       return InvalidArgument(fmt::format(
           "{}: field '{}' must be a string (see --backend-option text=COLUMN)", where, text_col));
     }

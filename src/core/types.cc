@@ -17,6 +17,7 @@ Json ToolCallsToJson(const std::vector<ToolCall>& calls) {
     arr.push_back({{"id", c.id},
                    {"type", "function"},
                    {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    if (!c.signature.empty()) arr.back()["signature"] = c.signature;
   }
   return arr;
 }
@@ -28,6 +29,7 @@ std::vector<ToolCall> ToolCallsFromJson(const Json& calls) {
     if (!c.is_object()) continue;
     ToolCall call;
     call.id = c.value("id", "");
+    call.signature = c.value("signature", "");
     const Json& f = c.value("function", Json::object());
     if (f.is_object()) {
       call.name = f.value("name", "");
