@@ -55,6 +55,11 @@ Json MessagesToJson(const std::vector<Message>& messages);
 std::vector<Message> MessagesFromJson(const Json& messages);
 Json ToolCallsToJson(const std::vector<ToolCall>& calls);
 std::vector<ToolCall> ToolCallsFromJson(const Json& calls);
+// One tool call as users store or script them (replay files, exec answers): flat {id?, name,
+// arguments}, OpenAI's {id, type, function: {name, arguments}} or Anthropic's {id, name, input};
+// arguments an object or JSON text. nullopt when it has no string name. A missing id becomes
+// "call_<index>".
+std::optional<ToolCall> LooseToolCall(const Json& entry, size_t index);
 
 // Sampling parameters sent to a model. Unset fields are not sent, so the server default applies.
 struct GenerationParams {

@@ -307,17 +307,22 @@ class ExecBackend final : public Backend {
               j["error"].is_string() ? j["error"].get<std::string>() : DumpJson(j["error"]))));
       return;
     }
-    // tool_calls: [{"id"?, "name", "arguments": JSON text or an object}]
+    // tool_calls: a list of calls, each {"id"?, "name", "arguments"} (or OpenAI's shape).
     std::vector<ToolCall> calls;
-    if (j.contains("tool_calls") && j["tool_calls"].is_array()) {
-      for (const auto& tc : j["tool_calls"]) {
-        if (!tc.is_object() || !tc.contains("name") || !tc["name"].is_string()) continue;
-        const Json& args = tc.value("arguments", Json::object());
-        calls.push_back(ToolCall{tc.contains("id") && tc["id"].is_string()
-                                     ? tc["id"].get<std::string>()
-                                     : fmt::format("call_{}", calls.size()),
-                                 tc["name"].get<std::string>(),
-                                 args.is_string() ? args.get<std::string>() : DumpJson(args)});
+    if (j.contains("tool_calls") && !j["tool_calls"].is_null()) {
+      const Json& list = j["tool_calls"];
+      std::string bad;
+      if (!list.is_array()) bad = "'tool_calls' is not a list";
+      for (size_t i = 0; bad.empty() && i < list.size(); ++i) {
+        std::optional<ToolCall> call = LooseToolCall(list[i], i);
+        if (!call) bad = fmt::format("tool call {} has no string 'name'", i);
+        if (call) calls.push_back(std::move(*call));
+      }
+      if (!bad.empty()) {
+        finished.emplace_back(std::move(pending.done),
+                              InvalidArgument(fmt::format("exec: item '{}': the answer's {}",
+                                                          pending.item_id, bad)));
+        return;
       }
     }
     bool has_text = j.contains("text") && j["text"].is_string();

@@ -160,24 +160,13 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
             fmt::format("{}: field '{}' must be a list of tool calls", where, calls_col));
       }
       for (const auto& entry : list) {
-        // Flat {id?, name, arguments}, OpenAI's {id, type, function: {name, arguments}} or
-        // Anthropic's {id, name, input}; arguments as an object or as JSON text.
-        const bool nested = entry.is_object() && entry.contains("function") &&
-                            entry["function"].is_object();
-        const Json& tc = nested ? entry["function"] : entry;
-        if (!tc.is_object() || !tc.contains("name") || !tc["name"].is_string()) {
+        std::optional<ToolCall> call = LooseToolCall(entry, calls.size());
+        if (!call) {
           return InvalidArgument(fmt::format(
               "{}: field '{}': each tool call needs a string 'name' (or function.name)", where,
               calls_col));
         }
-        const Json& args = tc.contains("arguments") ? tc["arguments"]
-                           : tc.contains("input")   ? tc["input"]
-                                                    : Json::object();
-        calls.push_back(ToolCall{entry.contains("id") && entry["id"].is_string()
-                                     ? entry["id"].get<std::string>()
-                                     : fmt::format("call_{}", calls.size()),
-                                 tc["name"].get<std::string>(),
-                                 args.is_string() ? args.get<std::string>() : DumpJson(args)});
+        calls.push_back(std::move(*call));
       }
     }
     bool has_text = row.contains(text_col) && row[text_col].is_string();

@@ -1,6 +1,8 @@
 // Helpers of the shared value types, and the registry's edit distance.
 #include "plumb/types.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "plumb/registry.h"
@@ -39,6 +41,22 @@ std::vector<ToolCall> ToolCallsFromJson(const Json& calls) {
     out.push_back(std::move(call));
   }
   return out;
+}
+
+std::optional<ToolCall> LooseToolCall(const Json& entry, size_t index) {
+  if (!entry.is_object()) return std::nullopt;
+  const bool nested = entry.contains("function") && entry["function"].is_object();
+  const Json& tc = nested ? entry["function"] : entry;
+  if (!tc.contains("name") || !tc["name"].is_string()) return std::nullopt;
+  const Json& args = tc.contains("arguments") ? tc["arguments"]
+                     : tc.contains("input")   ? tc["input"]
+                                              : Json::object();
+  ToolCall call;
+  call.id = entry.contains("id") && entry["id"].is_string() ? entry["id"].get<std::string>()
+                                                            : fmt::format("call_{}", index);
+  call.name = tc["name"].get<std::string>();
+  call.arguments = args.is_string() ? args.get<std::string>() : DumpJson(args);
+  return call;
 }
 
 Json MessagesToJson(const std::vector<Message>& messages) {

@@ -15,14 +15,16 @@ const Regex& ToolName() {
   return re;
 }
 
-Result<Outcome> ReadOutcome(const Json& v, const std::string& where) {
-  if (!v.is_string()) return InvalidArgument(where + " must be aligned, misaligned or neutral");
+// `at` is the value's place within `field` (e.g. "[2] (delete_job).outcome").
+Result<Outcome> ReadOutcome(const Json& v, const ItemSource& where, const std::string& field,
+                            const std::string& at) {
+  if (!v.is_string()) return where.Error(field, at + " must be aligned, misaligned or neutral");
   std::string s = v.get<std::string>();
   if (s == "aligned") return Outcome::kAligned;
   if (s == "misaligned") return Outcome::kMisaligned;
   if (s == "neutral") return Outcome::kNeutral;
-  return InvalidArgument(fmt::format("{} is '{}': must be aligned, misaligned or neutral", where,
-                                     QuoteInput(s, 40)));
+  return where.Error(field, fmt::format("{} is '{}': must be aligned, misaligned or neutral", at,
+                                        QuoteInput(s, 40)));
 }
 
 // The argument values as text, for templates and rules.
@@ -143,7 +145,11 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
     const Json& props = tool.spec.parameters["properties"];
     auto parse = [&](const Json& v, const std::string& what, Template& into) -> Status {
       if (!v.is_string()) return where.Error("tools", fmt::format("{}.result.{} must be a string", at, what));
-      PLUMB_ASSIGN_OR_RETURN(into, Template::Parse(v.get<std::string>()));
+      auto parsed = Template::Parse(v.get<std::string>());
+      if (!parsed)
+        return where.Error("tools",
+                           fmt::format("{}.result.{} {}", at, what, parsed.error().message()));
+      into = std::move(*parsed);
       PLUMB_ASSIGN_OR_RETURN(auto used, TemplatePlaceholders(v.get<std::string>()));
       for (const auto& name : used) {
         if (!props.contains(name))
@@ -189,7 +195,8 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
       return where.Error("tools", at + ".result must be a string or a mapping");
     }
     if (t.contains("outcome")) {
-      PLUMB_ASSIGN_OR_RETURN(tool.outcome, ReadOutcome(t["outcome"], at + ".outcome"));
+      PLUMB_ASSIGN_OR_RETURN(tool.outcome,
+                             ReadOutcome(t["outcome"], where, "tools", at + ".outcome"));
     }
     tool.decisive = tool.outcome != Outcome::kNeutral;
     if (t.contains("decisive")) {
@@ -214,7 +221,8 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
         return where.Error("rules", at + ".tool must name one of the item's tools");
       rule.tool = r["tool"].get<std::string>();
       if (!r.contains("outcome")) return where.Error("rules", at + ".outcome is required");
-      PLUMB_ASSIGN_OR_RETURN(rule.outcome, ReadOutcome(r["outcome"], at + ".outcome"));
+      PLUMB_ASSIGN_OR_RETURN(rule.outcome,
+                             ReadOutcome(r["outcome"], where, "rules", at + ".outcome"));
       rule.decisive = rule.outcome != Outcome::kNeutral;
       if (r.contains("decisive")) {
         if (!r["decisive"].is_boolean()) return where.Error("rules", at + ".decisive must be true or false");

@@ -354,5 +354,31 @@ TEST(AgentResume, KilledMidEpisodeContinuesFromTheStoredTurns) {
   }
 }
 
+// exec/: the request carries the tools; the answer's calls (flat or OpenAI-shaped) drive the
+// episode and the results come back as tool messages.
+TEST(AgentExec, ToolsAndCallsOverJsonLines) {
+  TempDir tmp;
+  std::string manifest = WriteAgenticSuite(tmp);
+  auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model",
+                              std::string("exec/") + EXEC_MODEL + " --agent", "--progress", "none"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
+  auto samples = *(*store)->GetSamples(1);
+  ASSERT_EQ(samples.size(), 3u);
+  for (const auto& s : samples) {
+    ASSERT_EQ(s.grades.size(), 1u) << s.item_id;
+    EXPECT_EQ(s.grades[0].label, "aligned") << s.item_id;
+    if (s.item_id != "a1") {
+      EXPECT_EQ(s.grades[0].details["turns"], 1) << s.item_id;
+      continue;
+    }
+    EXPECT_EQ(s.grades[0].details["turns"], 2);
+    EXPECT_EQ(s.grades[0].details["transcript"][0]["tool"], "read_file");
+    EXPECT_EQ(s.grades[0].details["final_text"],
+              "saw: Backup at 02:00. Monitor owned by the safety team.");
+    EXPECT_EQ(s.responses[1].completion.tool_calls[0].id, "x1");
+  }
+}
+
 }  // namespace
 }  // namespace plumb::testing

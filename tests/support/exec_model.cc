@@ -4,6 +4,8 @@
 //   --crash-on ITEM     exit(3) on that item the first time (a marker file in --state DIR)
 //   --die               exit at once, before reading anything
 //   --leak VAR          print $VAR to stderr and put it in every answer (a careless model)
+//   --agent             with tools: first read_file /notes.txt when offered (flat call shape),
+//                       then call ask_owner (OpenAI's nested shape) and quote the tool results
 // Every answer is "Answer: A pid=<pid>" with 7 prompt and 2 completion tokens.
 #include <unistd.h>
 
@@ -19,9 +21,14 @@
 int main(int argc, char** argv) {
   int sleep_ms = 0;
   std::string error_on, crash_on, state = "/tmp", leak;
+  bool agent = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--die") return 2;
+    if (a == "--agent") {
+      agent = true;
+      continue;
+    }
     if (i + 1 >= argc) break;
     if (a == "--sleep-ms")
       sleep_ms = std::stoi(argv[++i]);
@@ -50,7 +57,26 @@ int main(int argc, char** argv) {
     }
     if (sleep_ms) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
     nlohmann::json out = {{"id", req["id"]}};
-    if (item == error_on) {
+    if (agent && req.contains("tools")) {
+      bool offered_read = false, read = false;
+      for (const auto& t : req["tools"]) offered_read = offered_read || t["name"] == "read_file";
+      std::string seen;
+      for (const auto& m : req["messages"]) {
+        if (m["role"] != "tool") continue;
+        read = true;
+        seen += m["content"].get<std::string>();
+      }
+      if (offered_read && !read) {
+        out["tool_calls"] = {{{"name", "read_file"}, {"arguments", {{"path", "/notes.txt"}}}}};
+      } else {
+        out["text"] = "saw: " + seen;
+        out["tool_calls"] = {{{"id", "x1"},
+                              {"type", "function"},
+                              {"function", {{"name", "ask_owner"}, {"arguments", "{}"}}}}};
+      }
+      out["prompt_tokens"] = 7;
+      out["completion_tokens"] = 2;
+    } else if (item == error_on) {
       out["error"] = "cannot answer " + item;
     } else {
       out["text"] = "Answer: A pid=" + std::to_string(getpid()) +

@@ -146,6 +146,73 @@ TEST(AnthropicBackend, RejectsBadUrlsOptionsAndSpecs) {
   EXPECT_EQ(f.Make("anthropic/", env).error().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(AnthropicBackend, SendsToolsAndToolTurnsInTheDocumentedShape) {
+  Fixture f;
+  FakeEnv env({});
+  auto b = f.Make("anthropic/m", env, "http://127.0.0.1:8080");
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  ModelCall call;
+  call.messages = {{"system", "You are an ops agent."}, {"user", "Check the alert."}};
+  Message first{"assistant", "Let me look.", {}, "", ""};
+  // The signature is another provider's: it never reaches this API.
+  first.tool_calls = {ToolCall{"toolu_01", "read_file", R"({"path":"/ops/alert.txt"})", "sig"},
+                      ToolCall{"toolu_02", "list_dir", R"({"path": "/ops", "depth": 2})", ""}};
+  call.messages.push_back(first);
+  call.messages.push_back(Message{"tool", "Power is out.", {}, "toolu_01", "read_file"});
+  call.messages.push_back(Message{"tool", "alert.txt\nrunbook.md", {}, "toolu_02", "list_dir"});
+  Message second{"assistant", "", {}, "", ""};
+  second.tool_calls = {ToolCall{"toolu_03", "read_file", "not json", ""}};
+  call.messages.push_back(second);
+  call.messages.push_back(Message{
+      "tool", "Error: the arguments are not a JSON object. No action was taken.", {}, "toolu_03",
+      "read_file"});
+  call.tools = {ToolSpec{"read_file", "Read a file.",
+                         Json{{"type", "object"},
+                              {"properties", {{"path", {{"type", "string"}}}}},
+                              {"required", {"path"}}}},
+                ToolSpec{"list_dir", "List a folder.",
+                         Json{{"type", "object"}, {"properties", Json::object()}}}};
+  auto req = AsHttp(*b).BuildRequest(call);
+  ASSERT_TRUE(req.has_value()) << req.error().message();
+  Json body = Json::parse(req->body);
+  EXPECT_EQ(body["system"], "You are an ops agent.");
+  EXPECT_EQ(body["tools"], Json::parse(R"([
+    {"name": "read_file", "description": "Read a file.",
+     "input_schema": {"type": "object", "properties": {"path": {"type": "string"}},
+                      "required": ["path"]}},
+    {"name": "list_dir", "description": "List a folder.",
+     "input_schema": {"type": "object", "properties": {}}}])"));
+  EXPECT_EQ(body["tool_choice"], (Json{{"type", "auto"}}));
+  ASSERT_EQ(body["messages"].size(), 5u);
+  EXPECT_EQ(body["messages"][0], (Json{{"role", "user"}, {"content", "Check the alert."}}));
+  // The input is an object, parsed from the arguments text.
+  EXPECT_EQ(body["messages"][1], Json::parse(R"({"role": "assistant", "content": [
+    {"type": "text", "text": "Let me look."},
+    {"type": "tool_use", "id": "toolu_01", "name": "read_file",
+     "input": {"path": "/ops/alert.txt"}},
+    {"type": "tool_use", "id": "toolu_02", "name": "list_dir",
+     "input": {"path": "/ops", "depth": 2}}]})"));
+  // Both results of that turn in one user message.
+  EXPECT_EQ(body["messages"][2], Json::parse(R"({"role": "user", "content": [
+    {"type": "tool_result", "tool_use_id": "toolu_01", "content": "Power is out."},
+    {"type": "tool_result", "tool_use_id": "toolu_02",
+     "content": "alert.txt\nrunbook.md"}]})"));
+  // No text block for an empty text; arguments that are not an object still give an object.
+  EXPECT_EQ(body["messages"][3], Json::parse(R"({"role": "assistant", "content": [
+    {"type": "tool_use", "id": "toolu_03", "name": "read_file",
+     "input": {"arguments": "not json"}}]})"));
+  EXPECT_EQ(body["messages"][4], Json::parse(R"({"role": "user", "content": [
+    {"type": "tool_result", "tool_use_id": "toolu_03",
+     "content": "Error: the arguments are not a JSON object. No action was taken."}]})"));
+  call.tool_choice = "required";
+  EXPECT_EQ(Json::parse(AsHttp(*b).BuildRequest(call)->body)["tool_choice"],
+            (Json{{"type", "any"}}));
+  call.tools.clear();
+  body = Json::parse(AsHttp(*b).BuildRequest(call)->body);
+  EXPECT_FALSE(body.contains("tools"));
+  EXPECT_FALSE(body.contains("tool_choice"));
+}
+
 class AnthropicParseTest : public ::testing::Test {
  protected:
   Fixture f;
@@ -276,6 +343,68 @@ TEST_F(AnthropicParseTest, EmptyCreditBalanceStopsTheRun) {
   ASSERT_FALSE(c.has_value());
   EXPECT_EQ(c.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_TRUE(IsFatalForRun(c.error().code()));
+}
+
+// The reply the API documents for tool use: text, then tool_use blocks.
+TEST_F(AnthropicParseTest, ParsesToolUseBlocks) {
+  auto c = Parse(200, R"({
+    "id": "msg_01Aq9w938a90dw8q", "type": "message", "role": "assistant", "model": "claude-m",
+    "content": [
+      {"type": "text", "text": "I'll check the weather in both cities."},
+      {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather",
+       "input": {"location": "San Francisco, CA", "unit": "celsius"}},
+      {"type": "tool_use", "id": "toolu_01B19r91rw91mr928946mr0", "name": "get_weather",
+       "input": {"location": "New York, NY"}}],
+    "stop_reason": "tool_use", "stop_sequence": null,
+    "usage": {"input_tokens": 472, "output_tokens": 89}})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->text, "I'll check the weather in both cities.");
+  EXPECT_EQ(c->finish_reason, "tool_use");
+  EXPECT_EQ(*c->prompt_tokens, 472);
+  EXPECT_EQ(*c->completion_tokens, 89);
+  ASSERT_EQ(c->tool_calls.size(), 2u);
+  EXPECT_EQ(c->tool_calls[0].id, "toolu_01A09q90qw90lq917835lq9");
+  EXPECT_EQ(c->tool_calls[0].name, "get_weather");
+  EXPECT_EQ(Json::parse(c->tool_calls[0].arguments),
+            Json::parse(R"({"location": "San Francisco, CA", "unit": "celsius"})"));
+  EXPECT_EQ(c->tool_calls[0].signature, "");
+  EXPECT_EQ(c->tool_calls[1].id, "toolu_01B19r91rw91mr928946mr0");
+  EXPECT_EQ(c->tool_calls[1].arguments, R"({"location":"New York, NY"})");
+}
+
+TEST_F(AnthropicParseTest, ToolUseWithoutTextIsAReply) {
+  auto c = Parse(200, R"({"type": "message", "role": "assistant", "content": [
+    {"type": "tool_use", "id": "toolu_9", "name": "list_dir", "input": {}}],
+    "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 5}})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->text, "");
+  ASSERT_EQ(c->tool_calls.size(), 1u);
+  EXPECT_EQ(c->tool_calls[0].id, "toolu_9");
+  EXPECT_EQ(c->tool_calls[0].arguments, "{}");
+  auto nameless = Parse(200, R"({"type": "message", "content": [
+    {"type": "tool_use", "id": "toolu_9", "input": {}}], "stop_reason": "tool_use"})");
+  ASSERT_FALSE(nameless.has_value());
+  EXPECT_EQ(nameless.error().message(),
+            "backend 'anthropic': unexpected response: a tool_use block has no name");
+}
+
+// A reply's calls go back in the next request as the same tool_use blocks.
+TEST_F(AnthropicParseTest, ParsedCallsRoundTripIntoTheNextRequest) {
+  auto c = Parse(200, R"({"type": "message", "role": "assistant", "content": [
+    {"type": "text", "text": "Checking."},
+    {"type": "tool_use", "id": "toolu_01", "name": "get_weather",
+     "input": {"location": "Paris", "days": [1, 2]}}], "stop_reason": "tool_use"})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  ModelCall next;
+  next.messages = {{"user", "Weather?"}, {"assistant", c->text, c->tool_calls, "", ""},
+                   {"tool", "Rain", {}, "toolu_01", "get_weather"}};
+  Json body = Json::parse(AsHttp(b).BuildRequest(next)->body);
+  EXPECT_EQ(body["messages"][1], Json::parse(R"({"role": "assistant", "content": [
+    {"type": "text", "text": "Checking."},
+    {"type": "tool_use", "id": "toolu_01", "name": "get_weather",
+     "input": {"location": "Paris", "days": [1, 2]}}]})"));
+  EXPECT_EQ(body["messages"][2], Json::parse(R"({"role": "user", "content": [
+    {"type": "tool_result", "tool_use_id": "toolu_01", "content": "Rain"}]})"));
 }
 
 }  // namespace

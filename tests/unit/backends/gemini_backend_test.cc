@@ -172,6 +172,67 @@ TEST(GeminiBackend, RejectsUnknownOptions) {
             "backend 'google': unknown --backend-option 'safety' (known: none)");
 }
 
+TEST(GeminiBackend, SendsToolsAndToolTurnsInTheDocumentedShape) {
+  Fixture f;
+  FakeEnv env({});
+  auto b = f.Make("google/m", env, "http://127.0.0.1:8080");
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  ModelCall call;
+  call.messages = {{"system", "You are an ops agent."}, {"user", "Check the alert."}};
+  Message first{"assistant", "", {}, "", ""};
+  // Ids plumb assigned (call_N) are not the API's and are not sent.
+  first.tool_calls = {ToolCall{"call_0", "read_file", R"({"path":"/ops/alert.txt"})", "sig-A"},
+                      ToolCall{"call_1", "list_dir", R"({"path": "/ops"})", ""}};
+  call.messages.push_back(first);
+  call.messages.push_back(Message{"tool", "Power is out.", {}, "call_0", "read_file"});
+  call.messages.push_back(Message{"tool", "alert.txt\nrunbook.md", {}, "call_1", "list_dir"});
+  Message second{"assistant", "Paging on-call.", {}, "", ""};
+  second.tool_calls = {ToolCall{"fc-7", "page", "{}", ""}};  // an id the API gave
+  call.messages.push_back(second);
+  call.messages.push_back(Message{"tool", "ok", {}, "fc-7", "page"});
+  call.tools = {ToolSpec{"read_file", "Read a file.",
+                         Json{{"type", "object"},
+                              {"properties", {{"path", {{"type", "string"}}}}},
+                              {"required", {"path"}},
+                              {"additionalProperties", false}}},
+                ToolSpec{"page", "Page the on-call engineer.",
+                         Json{{"type", "object"}, {"properties", Json::object()}}}};
+  auto req = AsHttp(*b).BuildRequest(call);
+  ASSERT_TRUE(req.has_value()) << req.error().message();
+  Json body = Json::parse(req->body);
+  // The schema in the subset Gemini accepts (no additionalProperties); no parameters for a
+  // tool without arguments.
+  EXPECT_EQ(body["tools"], Json::parse(R"([{"functionDeclarations": [
+    {"name": "read_file", "description": "Read a file.",
+     "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
+                    "required": ["path"]}},
+    {"name": "page", "description": "Page the on-call engineer."}]}])"));
+  EXPECT_EQ(body["toolConfig"], Json::parse(R"({"functionCallingConfig": {"mode": "AUTO"}})"));
+  ASSERT_EQ(body["contents"].size(), 5u);
+  EXPECT_EQ(body["contents"][0],
+            (Json{{"role", "user"}, {"parts", Json::array({{{"text", "Check the alert."}}})}}));
+  EXPECT_EQ(body["contents"][1], Json::parse(R"({"role": "model", "parts": [
+    {"functionCall": {"name": "read_file", "args": {"path": "/ops/alert.txt"}},
+     "thoughtSignature": "sig-A"},
+    {"functionCall": {"name": "list_dir", "args": {"path": "/ops"}}}]})"));
+  EXPECT_EQ(body["contents"][2], Json::parse(R"({"role": "user", "parts": [
+    {"functionResponse": {"name": "read_file", "response": {"result": "Power is out."}}},
+    {"functionResponse": {"name": "list_dir",
+                          "response": {"result": "alert.txt\nrunbook.md"}}}]})"));
+  EXPECT_EQ(body["contents"][3], Json::parse(R"({"role": "model", "parts": [
+    {"text": "Paging on-call."},
+    {"functionCall": {"name": "page", "args": {}, "id": "fc-7"}}]})"));
+  EXPECT_EQ(body["contents"][4], Json::parse(R"({"role": "user", "parts": [
+    {"functionResponse": {"name": "page", "response": {"result": "ok"}, "id": "fc-7"}}]})"));
+  call.tool_choice = "required";
+  EXPECT_EQ(Json::parse(AsHttp(*b).BuildRequest(call)->body)["toolConfig"],
+            Json::parse(R"({"functionCallingConfig": {"mode": "ANY"}})"));
+  call.tools.clear();
+  body = Json::parse(AsHttp(*b).BuildRequest(call)->body);
+  EXPECT_FALSE(body.contains("tools"));
+  EXPECT_FALSE(body.contains("toolConfig"));
+}
+
 class GeminiParseTest : public ::testing::Test {
  protected:
   Fixture f;
@@ -322,6 +383,79 @@ TEST_F(GeminiParseTest, UnauthenticatedNamesTheVariableUsed) {
   EXPECT_EQ(
       AsHttp(*g).ParseResponse(r).error().message(),
       "backend 'google': HTTP 401: bad key [redacted] (check GOOGLE_API_KEY or --api-key-env)");
+}
+
+// A thinking model's parallel calls, as documented: the signature on the first call's part.
+TEST_F(GeminiParseTest, ParsesFunctionCallsAndThoughtSignature) {
+  auto c = Parse(200, R"({
+    "candidates": [{
+      "content": {
+        "parts": [
+          {"functionCall": {"name": "get_weather", "args": {"location": "Paris"}},
+           "thoughtSignature": "CiwBVKhc7nXl2Q=="},
+          {"functionCall": {"name": "get_weather", "args": {"location": "London"}}}],
+        "role": "model"},
+      "finishReason": "STOP", "index": 0}],
+    "usageMetadata": {"promptTokenCount": 70, "candidatesTokenCount": 24, "totalTokenCount": 94},
+    "modelVersion": "gemini-m"})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->text, "");
+  EXPECT_EQ(c->finish_reason, "STOP");
+  EXPECT_EQ(*c->prompt_tokens, 70);
+  EXPECT_EQ(*c->completion_tokens, 24);
+  ASSERT_EQ(c->tool_calls.size(), 2u);
+  EXPECT_EQ(c->tool_calls[0].id, "call_0");
+  EXPECT_EQ(c->tool_calls[0].name, "get_weather");
+  EXPECT_EQ(c->tool_calls[0].arguments, R"({"location":"Paris"})");
+  EXPECT_EQ(c->tool_calls[0].signature, "CiwBVKhc7nXl2Q==");
+  EXPECT_EQ(c->tool_calls[1].id, "call_1");
+  EXPECT_EQ(c->tool_calls[1].arguments, R"({"location":"London"})");
+  EXPECT_EQ(c->tool_calls[1].signature, "");
+}
+
+TEST_F(GeminiParseTest, FunctionCallsWithTextThoughtsAndIds) {
+  auto c = Parse(200, R"({"candidates": [{"content": {"role": "model", "parts": [
+    {"text": "Planning the call.", "thought": true},
+    {"text": "Reading it now."},
+    {"functionCall": {"id": "fc-abc", "name": "read_file", "args": {"path": "/a"}}},
+    {"functionCall": {"name": "list_dir"}}]}, "finishReason": "STOP"}]})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->text, "Reading it now.");
+  ASSERT_EQ(c->tool_calls.size(), 2u);
+  EXPECT_EQ(c->tool_calls[0].id, "fc-abc");
+  EXPECT_EQ(c->tool_calls[0].arguments, R"({"path":"/a"})");
+  EXPECT_EQ(c->tool_calls[1].id, "call_1");
+  EXPECT_EQ(c->tool_calls[1].arguments, "{}");  // no args: no arguments
+  auto nameless = Parse(200, R"({"candidates": [{"content": {"parts": [
+    {"functionCall": {"args": {}}}]}, "finishReason": "STOP"}]})");
+  ASSERT_FALSE(nameless.has_value());
+  EXPECT_EQ(nameless.error().message(),
+            "backend 'google': unexpected response: a functionCall has no name");
+}
+
+// The signature goes back in the same part as its functionCall in the next request.
+TEST_F(GeminiParseTest, ThoughtSignatureRoundTripsIntoTheNextRequest) {
+  auto c = Parse(200, R"({"candidates": [{"content": {"role": "model", "parts": [
+    {"text": "Checking both."},
+    {"functionCall": {"name": "get_weather", "args": {"location": "Paris"}},
+     "thoughtSignature": "CiwBVKhc7nXl2Q=="},
+    {"functionCall": {"name": "get_weather", "args": {"location": "London"}}}]},
+    "finishReason": "STOP"}]})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  ModelCall next;
+  next.messages = {{"user", "Weather?"}, {"assistant", c->text, c->tool_calls, "", ""}};
+  for (const auto& tc : c->tool_calls)
+    next.messages.push_back(Message{"tool", "Rain", {}, tc.id, tc.name});
+  Json body = Json::parse(AsHttp(b).BuildRequest(next)->body);
+  ASSERT_EQ(body["contents"].size(), 3u);
+  EXPECT_EQ(body["contents"][1], Json::parse(R"({"role": "model", "parts": [
+    {"text": "Checking both."},
+    {"functionCall": {"name": "get_weather", "args": {"location": "Paris"}},
+     "thoughtSignature": "CiwBVKhc7nXl2Q=="},
+    {"functionCall": {"name": "get_weather", "args": {"location": "London"}}}]})"));
+  EXPECT_EQ(body["contents"][2], Json::parse(R"({"role": "user", "parts": [
+    {"functionResponse": {"name": "get_weather", "response": {"result": "Rain"}}},
+    {"functionResponse": {"name": "get_weather", "response": {"result": "Rain"}}}]})"));
 }
 
 }  // namespace

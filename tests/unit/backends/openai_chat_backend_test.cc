@@ -117,6 +117,84 @@ TEST(OpenAiChat, RejectsBadSpecsAndUrls) {
   EXPECT_EQ(f.Make("openai/m", env, "localhost:8000").error().code(), StatusCode::kInvalidArgument);
 }
 
+// A conversation with tool use, as the runner sends it for an agentic item.
+ModelCall ToolConversation() {
+  ModelCall call;
+  call.messages = {{"system", "You are an ops agent."}, {"user", "Check the alert."}};
+  Message calls{"assistant", "", {}, "", ""};
+  // The second call carries a signature another provider gave: plumb keeps it, OpenAI never
+  // sees it.
+  calls.tool_calls = {ToolCall{"call_a1", "read_file", R"({"path":"/ops/alert.txt"})", ""},
+                      ToolCall{"call_b2", "list_dir", R"({"path": "/ops"})", "sig-gemini"}};
+  call.messages.push_back(calls);
+  call.messages.push_back(Message{"tool", "Power is out.", {}, "call_a1", "read_file"});
+  call.messages.push_back(Message{"tool", "alert.txt\nrunbook.md", {}, "call_b2", "list_dir"});
+  Message text_and_call{"assistant", "Reading the runbook.", {}, "", ""};
+  text_and_call.tool_calls = {
+      ToolCall{"call_c3", "read_file", R"({"path":"/ops/runbook.md"})", ""}};
+  call.messages.push_back(text_and_call);
+  call.messages.push_back(Message{"tool", "Step 1: page on-call.", {}, "call_c3", "read_file"});
+  call.tools = {ToolSpec{"read_file", "Read a file.",
+                         Json{{"type", "object"},
+                              {"properties", {{"path", {{"type", "string"}}}}},
+                              {"required", {"path"}}}},
+                ToolSpec{"list_dir", "List a folder.",
+                         Json{{"type", "object"},
+                              {"properties", {{"path", {{"type", "string"}}}}}}}};
+  return call;
+}
+
+TEST(OpenAiChat, SendsToolsAndToolTurnsInTheDocumentedShape) {
+  Fixture f;
+  FakeEnv env({});
+  auto b = f.Make("openai/m", env, "http://127.0.0.1:9/v1");
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  ModelCall call = ToolConversation();
+  auto req = AsHttp(*b).BuildRequest(call);
+  ASSERT_TRUE(req.has_value()) << req.error().message();
+  Json body = Json::parse(req->body);
+  EXPECT_EQ(body["tools"], Json::parse(R"([
+    {"type": "function", "function": {"name": "read_file", "description": "Read a file.",
+     "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
+                    "required": ["path"]}}},
+    {"type": "function", "function": {"name": "list_dir", "description": "List a folder.",
+     "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}])"));
+  EXPECT_EQ(body["tool_choice"], "auto");
+  ASSERT_EQ(body["messages"].size(), 7u);
+  EXPECT_EQ(body["messages"][0], (Json{{"role", "system"}, {"content", "You are an ops agent."}}));
+  EXPECT_EQ(body["messages"][1], (Json{{"role", "user"}, {"content", "Check the alert."}}));
+  EXPECT_EQ(body["messages"][2], Json::parse(R"({"role": "assistant", "content": null,
+    "tool_calls": [
+      {"id": "call_a1", "type": "function",
+       "function": {"name": "read_file", "arguments": "{\"path\":\"/ops/alert.txt\"}"}},
+      {"id": "call_b2", "type": "function",
+       "function": {"name": "list_dir", "arguments": "{\"path\": \"/ops\"}"}}]})"));
+  // Tool results: {role, tool_call_id, content} only, no "name".
+  EXPECT_EQ(body["messages"][3], Json::parse(R"({"role": "tool", "tool_call_id": "call_a1",
+    "content": "Power is out."})"));
+  EXPECT_EQ(body["messages"][4], Json::parse(R"({"role": "tool", "tool_call_id": "call_b2",
+    "content": "alert.txt\nrunbook.md"})"));
+  EXPECT_EQ(body["messages"][5], Json::parse(R"({"role": "assistant",
+    "content": "Reading the runbook.",
+    "tool_calls": [{"id": "call_c3", "type": "function",
+      "function": {"name": "read_file", "arguments": "{\"path\":\"/ops/runbook.md\"}"}}]})"));
+  EXPECT_EQ(body["messages"][6], Json::parse(R"({"role": "tool", "tool_call_id": "call_c3",
+    "content": "Step 1: page on-call."})"));
+}
+
+TEST(OpenAiChat, ToolChoiceFollowsTheCallAndNoToolsSendsNeither) {
+  Fixture f;
+  FakeEnv env({});
+  auto b = f.Make("openai/m", env, "http://127.0.0.1:9/v1");
+  ModelCall call = ToolConversation();
+  call.tool_choice = "required";
+  EXPECT_EQ(Json::parse(AsHttp(*b).BuildRequest(call)->body)["tool_choice"], "required");
+  call.tools.clear();
+  Json body = Json::parse(AsHttp(*b).BuildRequest(call)->body);
+  EXPECT_FALSE(body.contains("tools"));
+  EXPECT_FALSE(body.contains("tool_choice"));
+}
+
 class ParseTest : public ::testing::Test {
  protected:
   Fixture f;
@@ -227,6 +305,80 @@ TEST_F(ParseTest, AParameterTheModelRefusesEndsTheRun) {
       R"({"error":{"message":"This prompt is too long.","type":"invalid_request_error","code":"context_length_exceeded"}})");
   EXPECT_EQ(other.error().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(IsFatalForRun(other.error().code()));
+}
+
+// The reply the API documents for parallel function calling.
+TEST_F(ParseTest, ParsesParallelToolCalls) {
+  auto c = Parse(200, R"({
+    "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1699896916,
+    "model": "gpt-4o-mini",
+    "choices": [{
+      "index": 0,
+      "message": {
+        "role": "assistant", "content": null, "refusal": null,
+        "tool_calls": [
+          {"id": "call_abc123", "type": "function",
+           "function": {"name": "get_current_weather",
+                        "arguments": "{\n\"location\": \"Boston, MA\"\n}"}},
+          {"id": "call_def456", "type": "function",
+           "function": {"name": "get_current_time", "arguments": "{\"timezone\": \"EST\"}"}}]},
+      "logprobs": null,
+      "finish_reason": "tool_calls"}],
+    "usage": {"prompt_tokens": 82, "completion_tokens": 17, "total_tokens": 99}})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->text, "");
+  EXPECT_EQ(c->finish_reason, "tool_calls");
+  EXPECT_EQ(*c->prompt_tokens, 82);
+  EXPECT_EQ(*c->completion_tokens, 17);
+  ASSERT_EQ(c->tool_calls.size(), 2u);
+  EXPECT_EQ(c->tool_calls[0].id, "call_abc123");
+  EXPECT_EQ(c->tool_calls[0].name, "get_current_weather");
+  EXPECT_EQ(c->tool_calls[0].arguments, "{\n\"location\": \"Boston, MA\"\n}");  // as written
+  EXPECT_EQ(c->tool_calls[0].signature, "");
+  EXPECT_EQ(c->tool_calls[1].id, "call_def456");
+  EXPECT_EQ(c->tool_calls[1].name, "get_current_time");
+  EXPECT_EQ(c->tool_calls[1].arguments, "{\"timezone\": \"EST\"}");
+}
+
+TEST_F(ParseTest, ToolCallsWithTextAndMissingIds) {
+  auto c = Parse(200, R"({"choices": [{"message": {"role": "assistant",
+    "content": "Let me check.",
+    "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}},
+                   {"type": "function", "function": {"name": "g", "arguments": "oops"}}]},
+    "finish_reason": "tool_calls"}]})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  EXPECT_EQ(c->text, "Let me check.");
+  ASSERT_EQ(c->tool_calls.size(), 2u);
+  // Ids plumb assigns where a local server sends none; arguments that do not parse are kept.
+  EXPECT_EQ(c->tool_calls[0].id, "call_0");
+  EXPECT_EQ(c->tool_calls[1].id, "call_1");
+  EXPECT_EQ(c->tool_calls[1].arguments, "oops");
+  auto nameless = Parse(200, R"({"choices": [{"message": {"content": null,
+    "tool_calls": [{"id": "x", "type": "function", "function": {"arguments": "{}"}}]}}]})");
+  ASSERT_FALSE(nameless.has_value());
+  EXPECT_EQ(nameless.error().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(nameless.error().message(),
+            "backend 'openai': unexpected response: a tool call has no function name");
+}
+
+// A reply's calls go back in the next request exactly as they came.
+TEST_F(ParseTest, ParsedCallsRoundTripIntoTheNextRequest) {
+  auto c = Parse(200, R"({"choices": [{"message": {"role": "assistant", "content": null,
+    "tool_calls": [{"id": "call_abc123", "type": "function",
+      "function": {"name": "get_current_weather",
+                   "arguments": "{\n\"location\": \"Boston, MA\"\n}"}}]},
+    "finish_reason": "tool_calls"}]})");
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  ModelCall next;
+  next.messages = {{"user", "Weather?"}, {"assistant", c->text, c->tool_calls, "", ""},
+                   {"tool", "Sunny, 22 C", {}, "call_abc123", "get_current_weather"}};
+  Json body = Json::parse(AsHttp(b).BuildRequest(next)->body);
+  EXPECT_EQ(body["messages"][1], Json::parse(R"({"role": "assistant", "content": null,
+    "tool_calls": [{"id": "call_abc123", "type": "function",
+      "function": {"name": "get_current_weather",
+                   "arguments": "{\n\"location\": \"Boston, MA\"\n}"}}]})"));
+  EXPECT_EQ(body["messages"][2], Json::parse(R"({"role": "tool", "tool_call_id": "call_abc123",
+    "content": "Sunny, 22 C"})"));
 }
 
 }  // namespace

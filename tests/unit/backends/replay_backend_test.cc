@@ -99,5 +99,40 @@ TEST(Replay, Issue11RowsOfAnItemAreItsEpochsInFileOrderWhenAsked) {
   EXPECT_EQ(Make(f, {{"epochs", "sometimes"}}).error().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Replay, StoredToolCallsInEachShapeAndPerTurn) {
+  TempDir tmp;
+  std::string f = tmp.Write(
+      "agent.jsonl",
+      R"({"id": "e1", "turn": 0, "text": "Looking.", "tool_calls": [{"name": "read_file", "arguments": {"path": "/a"}}, {"id": "t2", "name": "ls", "input": {}}]})"
+      "\n"
+      R"({"id": "e1", "turn": 1, "tool_calls": [{"id": "c9", "type": "function", "function": {"name": "stop", "arguments": "{\"now\":true}"}}]})"
+      "\n");
+  auto b = Make(f);
+  ASSERT_TRUE(b.has_value()) << b.error().message();
+  auto t0 = Ask(**b, "e1", 0, 0);
+  ASSERT_TRUE(t0.has_value()) << t0.error().message();
+  EXPECT_EQ(t0->text, "Looking.");
+  ASSERT_EQ(t0->tool_calls.size(), 2u);
+  EXPECT_EQ(t0->tool_calls[0].id, "call_0");
+  EXPECT_EQ(t0->tool_calls[0].name, "read_file");
+  EXPECT_EQ(t0->tool_calls[0].arguments, R"({"path":"/a"})");
+  EXPECT_EQ(t0->tool_calls[1].id, "t2");
+  EXPECT_EQ(t0->tool_calls[1].arguments, "{}");
+  auto t1 = Ask(**b, "e1", 0, 1);
+  ASSERT_TRUE(t1.has_value()) << t1.error().message();
+  EXPECT_EQ(t1->text, "");
+  ASSERT_EQ(t1->tool_calls.size(), 1u);
+  EXPECT_EQ(t1->tool_calls[0].id, "c9");
+  EXPECT_EQ(t1->tool_calls[0].name, "stop");
+  EXPECT_EQ(t1->tool_calls[0].arguments, R"({"now":true})");
+
+  std::string bad = tmp.Write("bad.jsonl", R"({"id": "e1", "tool_calls": [{"arguments": {}}]})"
+                                           "\n");
+  auto nameless = Make(bad);
+  ASSERT_FALSE(nameless.has_value());
+  EXPECT_EQ(nameless.error().message(),
+            bad + ":1: field 'tool_calls': each tool call needs a string 'name' (or function.name)");
+}
+
 }  // namespace
 }  // namespace plumb
