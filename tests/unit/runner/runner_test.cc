@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <thread>
 
 #include "subprocess.h"
@@ -178,6 +179,36 @@ TEST_F(RunnerTest, MetricsRecomputeFromTheStore) {
     EXPECT_EQ((*again)[i].name, s->metrics[i].name);
     EXPECT_EQ((*again)[i].value, s->metrics[i].value);
   }
+}
+
+}  // namespace
+}  // namespace plumb
+
+namespace plumb {
+namespace {
+
+TEST(CacheKeyTest, ToolsAndToolTurnsAreInTheKey) {
+  ModelCall base;
+  base.messages = {{"user", "Do the task."}};
+  base.tools = {ToolSpec{"read_file", "Read a file.", Json{{"type", "object"}}},
+                ToolSpec{"stop", "Stop.", Json::object()}};
+  base.tool_choice = "auto";
+  const std::string key = CacheKey("openai-chat@1 m", base);
+  EXPECT_EQ(key, CacheKey("openai-chat@1 m", base));
+  std::vector<ModelCall> variants(7, base);
+  variants[0].tools.clear();                                      // no tools
+  std::swap(variants[1].tools[0], variants[1].tools[1]);          // another order
+  variants[2].tools[1].description = "Stop now.";                 // another description
+  variants[3].tools[0].parameters = Json{{"type", "string"}};     // another schema
+  variants[4].tool_choice = "required";                           // another choice
+  variants[5].messages.push_back(Message{"assistant", "", {ToolCall{"c1", "stop", "{}", ""}}, {}, {}});
+  variants[6].messages.push_back(Message{"tool", "done", {}, "c1", "stop"});
+  std::set<std::string> keys = {key};
+  for (const auto& v : variants) keys.insert(CacheKey("openai-chat@1 m", v));
+  EXPECT_EQ(keys.size(), 8u);
+  ModelCall result2 = variants[6];
+  result2.messages.back().content = "not done";
+  EXPECT_NE(CacheKey("openai-chat@1 m", result2), CacheKey("openai-chat@1 m", variants[6]));
 }
 
 }  // namespace
