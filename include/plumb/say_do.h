@@ -41,9 +41,9 @@ struct SayDoItem {
 struct SayDoResult {
   RunRecord stated;
   RunRecord enacted;
-  int options = 0;                  // option labels shown (A, B, ...): the most options of an item
-  std::vector<SayDoItem> items;     // shared items answered in both runs, in the enacted order
-  int64_t stated_only = 0;          // items answered in one run only
+  int options = 0;               // option labels shown (A, B, ...): the most options of an item
+  std::vector<SayDoItem> items;  // shared items answered in both runs, in the enacted order
+  int64_t stated_only = 0;       // items answered in one run only
   int64_t enacted_only = 0;
   // say_do_agreement, say_do_kappa, said_aligned_acted_misaligned,
   // said_misaligned_acted_aligned: the whole suite first, then per category. Agreement and kappa

@@ -319,9 +319,9 @@ class ExecBackend final : public Backend {
         if (call) calls.push_back(std::move(*call));
       }
       if (!bad.empty()) {
-        finished.emplace_back(std::move(pending.done),
-                              InvalidArgument(fmt::format("exec: item '{}': the answer's {}",
-                                                          pending.item_id, bad)));
+        finished.emplace_back(
+            std::move(pending.done),
+            InvalidArgument(fmt::format("exec: item '{}': the answer's {}", pending.item_id, bad)));
         return;
       }
     }

@@ -183,10 +183,10 @@ class GeminiBackend final : public ApiBackend {
           std::string id = fc.contains("id") && fc["id"].is_string()
                                ? fc["id"].get<std::string>()
                                : fmt::format("call_{}", c.tool_calls.size());
-          std::string signature = part.contains("thoughtSignature") &&
-                                          part["thoughtSignature"].is_string()
-                                      ? part["thoughtSignature"].get<std::string>()
-                                      : "";
+          std::string signature =
+              part.contains("thoughtSignature") && part["thoughtSignature"].is_string()
+                  ? part["thoughtSignature"].get<std::string>()
+                  : "";
           c.tool_calls.push_back(ToolCall{id, fc["name"].get<std::string>(),
                                           DumpJson(fc.value("args", Json::object())), signature});
           has_text = true;  // a reply

@@ -162,9 +162,9 @@ Result<std::unique_ptr<Backend>> MakeReplayBackend(const BackendContext& ctx) {
       for (const auto& entry : list) {
         std::optional<ToolCall> call = LooseToolCall(entry, calls.size());
         if (!call) {
-          return InvalidArgument(fmt::format(
-              "{}: field '{}': each tool call needs a string 'name' (or function.name)", where,
-              calls_col));
+          return InvalidArgument(
+              fmt::format("{}: field '{}': each tool call needs a string 'name' (or function.name)",
+                          where, calls_col));
         }
         calls.push_back(std::move(*call));
       }

@@ -90,9 +90,10 @@ Result<GatePolicy> LoadGatePolicy(const std::filesystem::path& path) {
                                            g.name));
       }
       if (!g.stated.empty() && !IsSayDoMetric(g.name)) {
-        return m.Error("stated", "only say-do metrics (say_do_agreement, say_do_kappa, "
-                                 "said_aligned_acted_misaligned, said_misaligned_acted_aligned) "
-                                 "take 'stated:'");
+        return m.Error("stated",
+                       "only say-do metrics (say_do_agreement, say_do_kappa, "
+                       "said_aligned_acted_misaligned, said_misaligned_acted_aligned) "
+                       "take 'stated:'");
       }
       PLUMB_ASSIGN_OR_RETURN(auto direction, m.OptString("direction"));
       if (direction && *direction != "higher" && *direction != "lower") {

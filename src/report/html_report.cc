@@ -6,10 +6,10 @@
 #include <map>
 #include <set>
 
+#include "plumb/log.h"
 #include "plumb/report.h"
 #include "plumb/say_do.h"
 #include "plumb/version.h"
-#include "plumb/log.h"
 #include "report/html.h"
 
 namespace plumb {
@@ -68,8 +68,10 @@ std::string TranscriptHtml(const std::vector<ResponseRecord>& responses, const G
         out += fmt::format(
             "<div class=\"call{}{}\">{}{}({}) <span class=\"outcome-{}\">{}</span></div>",
             decisive ? " decisive" : "", valid ? "" : " invalid", decisive ? "&#9654; " : "",
-            Escape(c.value("tool", "")), Escape(Redact(c.value("arguments", ""))),
-            Escape(outcome), Escape(decisive ? outcome + ", decisive" : valid ? outcome : "invalid"));
+            Escape(c.value("tool", "")), Escape(Redact(c.value("arguments", ""))), Escape(outcome),
+            Escape(decisive ? outcome + ", decisive"
+                   : valid  ? outcome
+                            : "invalid"));
         out += "<div class=\"text result\">" + Escape(Redact(c.value("result", ""))) + "</div>";
       }
     }
@@ -205,7 +207,7 @@ Result<std::string> DrillDown(const Store& store, const RunRecord& run, int max_
             fmt::format("<div><b>{}</b>: {}{}</div>", Escape(g.grader), Escape(GradeValue(g)),
                         reason.empty() ? "" : "<div class=\"text\">" + Escape(reason) + "</div>");
       } else {
-        std::string parsed = !g.details.is_object()       ? ""
+        std::string parsed = !g.details.is_object()         ? ""
                              : g.details.contains("answer") ? DumpJson(g.details["answer"])
                              : g.details.contains("tool")   ? g.details.value("tool", "")
                                                             : "";

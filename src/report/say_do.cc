@@ -24,7 +24,7 @@ constexpr char kSaidMisalignedActedAligned[] = "said_misaligned_acted_aligned";
 constexpr size_t kItemsShown = 50;
 
 // Answers that are not options, as keys below every option index.
-constexpr int kRefusal = -1, kUnparsed = -2;  // stated
+constexpr int kRefusal = -1, kUnparsed = -2;                              // stated
 constexpr int kNoAction = -1, kMisalignedOther = -2, kAlignedOther = -3;  // enacted
 
 struct StatedItem {
@@ -128,10 +128,10 @@ Status TallyEnacted(const Store& store, int64_t run, std::map<std::string, Tally
       any_agentic = true;
       if (g.status == GradeStatus::kError) break;
       std::optional<int> option = OptionOf(g);
-      int key = option                     ? *option
-                : g.label == "aligned"     ? kAlignedOther
+      int key = option                    ? *option
+                : g.label == "aligned"    ? kAlignedOther
                 : g.label == "misaligned" ? kMisalignedOther
-                                           : kNoAction;
+                                          : kNoAction;
       Tally& t = out[s.item_id];
       ++t.samples;
       ++t.counts[key];
@@ -290,10 +290,10 @@ const char* kNames[4] = {kAgreement, kKappa, kSaidAlignedActedMisaligned,
                          kSaidMisalignedActedAligned};
 
 std::string Heading(const SayDoResult& r) {
-  return fmt::format(
-      "say-do: run {} ({} v{}, {}) stated vs run {} ({} v{}, {}) enacted", r.stated.id,
-      r.stated.suite_id, r.stated.suite_version, r.stated.model_spec, r.enacted.id,
-      r.enacted.suite_id, r.enacted.suite_version, r.enacted.model_spec);
+  return fmt::format("say-do: run {} ({} v{}, {}) stated vs run {} ({} v{}, {}) enacted",
+                     r.stated.id, r.stated.suite_id, r.stated.suite_version, r.stated.model_spec,
+                     r.enacted.id, r.enacted.suite_id, r.enacted.suite_version,
+                     r.enacted.model_spec);
 }
 
 std::string Counts(const SayDoResult& r) {
@@ -387,9 +387,10 @@ Result<SayDoResult> ComputeSayDo(const Store& store, int64_t stated, int64_t ena
   PLUMB_RETURN_IF_ERROR(TallyStated(store, stated, said));
   PLUMB_RETURN_IF_ERROR(TallyEnacted(store, enacted, did, any_agentic));
   if (!any_agentic && r.enacted.n_samples > 0) {
-    return InvalidArgument(fmt::format("run {} (suite '{}') has no agentic grades: is it a run of "
-                                       "an agentic suite?",
-                                       enacted, r.enacted.suite_id));
+    return InvalidArgument(
+        fmt::format("run {} (suite '{}') has no agentic grades: is it a run of "
+                    "an agentic suite?",
+                    enacted, r.enacted.suite_id));
   }
   int64_t key_differs = 0;
   for (const auto& i : enacted_items) {
@@ -536,8 +537,9 @@ Result<std::string> FormatSayDo(const SayDoResult& r, const std::string& format,
 
 std::string SayDoHtml(const SayDoResult& r) {
   using html::Escape;
-  std::string out = fmt::format("<section class=\"say-do\"><h3>{}</h3>\n<p class=\"meta\">{}.</p>\n",
-                                Escape(Heading(r)), Escape(Counts(r)));
+  std::string out =
+      fmt::format("<section class=\"say-do\"><h3>{}</h3>\n<p class=\"meta\">{}.</p>\n",
+                  Escape(Heading(r)), Escape(Counts(r)));
   out += "<table><thead><tr><th>metric</th><th>value (95% CI)</th><th>n</th></tr></thead><tbody>";
   for (const char* name : kNames) {
     const Metric* m = Find(r, name, "");

@@ -7,8 +7,8 @@
 #include <map>
 #include <thread>
 
-#include "plumb/report.h"
 #include "plumb/log.h"
+#include "plumb/report.h"
 #include "report/html.h"
 
 namespace plumb {

@@ -30,7 +30,8 @@ Result<Outcome> ReadOutcome(const Json& v, const ItemSource& where, const std::s
 // The argument values as text, for templates and rules.
 std::map<std::string, std::string> ArgumentTexts(const Json& args) {
   std::map<std::string, std::string> out;
-  for (const auto& [k, v] : args.items()) out[k] = v.is_string() ? v.get<std::string>() : DumpJson(v);
+  for (const auto& [k, v] : args.items())
+    out[k] = v.is_string() ? v.get<std::string>() : DumpJson(v);
   return out;
 }
 
@@ -77,9 +78,7 @@ std::string_view OutcomeName(Outcome o) {
   return "neutral";
 }
 
-Outcome Episode::outcome() const {
-  return decisive ? calls[*decisive].outcome : Outcome::kNeutral;
-}
+Outcome Episode::outcome() const { return decisive ? calls[*decisive].outcome : Outcome::kNeutral; }
 
 Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Item& item,
                                                                        const ItemSource& where) {
@@ -120,11 +119,11 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
     std::string at = fmt::format("[{}]", i);
     if (!t.is_object()) return where.Error("tools", at + " must be a mapping");
     for (const auto& [k, _] : t.items()) {
-      static const std::set<std::string> kKeys = {"name",    "description", "parameters",
-                                                  "result",  "outcome",     "decisive",
-                                                  "option"};
+      static const std::set<std::string> kKeys = {"name",    "description", "parameters", "result",
+                                                  "outcome", "decisive",    "option"};
       if (!kKeys.count(k))
-        return where.Error("tools", fmt::format("{}: '{}' is not a tool key", at, QuoteInput(k, 40)));
+        return where.Error("tools",
+                           fmt::format("{}: '{}' is not a tool key", at, QuoteInput(k, 40)));
     }
     AgentTool tool;
     if (!t.contains("name") || !t["name"].is_string() ||
@@ -137,14 +136,16 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
     if (!t.contains("description") || !t["description"].is_string())
       return where.Error("tools", at + ".description must be a string");
     tool.spec.description = t["description"].get<std::string>();
-    tool.spec.parameters = t.value("parameters", Json{{"type", "object"}, {"properties", Json::object()}});
+    tool.spec.parameters =
+        t.value("parameters", Json{{"type", "object"}, {"properties", Json::object()}});
     if (!tool.spec.parameters.is_object() || tool.spec.parameters.value("type", "") != "object")
       return where.Error("tools", at + ".parameters must be a JSON Schema of type object");
     if (!tool.spec.parameters.contains("properties"))
       tool.spec.parameters["properties"] = Json::object();
     const Json& props = tool.spec.parameters["properties"];
     auto parse = [&](const Json& v, const std::string& what, Template& into) -> Status {
-      if (!v.is_string()) return where.Error("tools", fmt::format("{}.result.{} must be a string", at, what));
+      if (!v.is_string())
+        return where.Error("tools", fmt::format("{}.result.{} must be a string", at, what));
       auto parsed = Template::Parse(v.get<std::string>());
       if (!parsed)
         return where.Error("tools",
@@ -153,8 +154,9 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
       PLUMB_ASSIGN_OR_RETURN(auto used, TemplatePlaceholders(v.get<std::string>()));
       for (const auto& name : used) {
         if (!props.contains(name))
-          return where.Error("tools", fmt::format("{}.result.{} uses {{{}}}, which is not a parameter",
-                                                  at, what, name));
+          return where.Error(
+              "tools",
+              fmt::format("{}.result.{} uses {{{}}}, which is not a parameter", at, what, name));
       }
       return Status();
     };
@@ -185,10 +187,10 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
                                          "{write, content, text}, {get}, {set, value, text}");
       for (const auto& [k, v] : result.items()) {
         Template* into = k == "file" || k == "list" || k == "write" ? &tool.path
-                         : k == "content"                          ? &tool.content
-                         : k == "text"                             ? &tool.text
-                         : k == "get" || k == "set"                ? &tool.key
-                                                                   : &tool.value;
+                         : k == "content"                           ? &tool.content
+                         : k == "text"                              ? &tool.text
+                         : k == "get" || k == "set"                 ? &tool.key
+                                                                    : &tool.value;
         PLUMB_RETURN_IF_ERROR(parse(v, k, *into));
       }
     } else {
@@ -200,7 +202,8 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
     }
     tool.decisive = tool.outcome != Outcome::kNeutral;
     if (t.contains("decisive")) {
-      if (!t["decisive"].is_boolean()) return where.Error("tools", at + ".decisive must be true or false");
+      if (!t["decisive"].is_boolean())
+        return where.Error("tools", at + ".decisive must be true or false");
       tool.decisive = t["decisive"].get<bool>();
     }
     if (t.contains("option")) {
@@ -217,7 +220,8 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
       std::string at = fmt::format("[{}]", i);
       if (!r.is_object()) return where.Error("rules", at + " must be a mapping");
       AgentRule rule;
-      if (!r.contains("tool") || !r["tool"].is_string() || !names.count(r["tool"].get<std::string>()))
+      if (!r.contains("tool") || !r["tool"].is_string() ||
+          !names.count(r["tool"].get<std::string>()))
         return where.Error("rules", at + ".tool must name one of the item's tools");
       rule.tool = r["tool"].get<std::string>();
       if (!r.contains("outcome")) return where.Error("rules", at + ".outcome is required");
@@ -225,7 +229,8 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
                              ReadOutcome(r["outcome"], where, "rules", at + ".outcome"));
       rule.decisive = rule.outcome != Outcome::kNeutral;
       if (r.contains("decisive")) {
-        if (!r["decisive"].is_boolean()) return where.Error("rules", at + ".decisive must be true or false");
+        if (!r["decisive"].is_boolean())
+          return where.Error("rules", at + ".decisive must be true or false");
         rule.decisive = r["decisive"].get<bool>();
       }
       if (r.contains("option")) {
@@ -234,18 +239,22 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
         rule.option = r["option"].get<int>();
       }
       if (r.contains("args")) {
-        if (!r["args"].is_object()) return where.Error("rules", at + ".args must map arguments to patterns");
+        if (!r["args"].is_object())
+          return where.Error("rules", at + ".args must map arguments to patterns");
         for (const auto& [name, pattern] : r["args"].items()) {
           if (!pattern.is_string())
             return where.Error("rules", fmt::format("{}.args.{} must be a pattern", at, name));
           auto re = Regex::Compile(pattern.get<std::string>());
-          if (!re) return where.Error("rules", fmt::format("{}.args.{} {}", at, name, re.error().message()));
+          if (!re)
+            return where.Error("rules",
+                               fmt::format("{}.args.{} {}", at, name, re.error().message()));
           rule.args.emplace_back(name, std::move(*re));
         }
       }
       for (const auto& [k, _] : r.items()) {
         if (k != "tool" && k != "args" && k != "outcome" && k != "decisive" && k != "option")
-          return where.Error("rules", fmt::format("{}: '{}' is not a rule key", at, QuoteInput(k, 40)));
+          return where.Error("rules",
+                             fmt::format("{}: '{}' is not a rule key", at, QuoteInput(k, 40)));
       }
       env->rules_.push_back(std::move(rule));
     }
@@ -253,13 +262,15 @@ Result<std::shared_ptr<const AgentEnvironment>> AgentEnvironment::Read(const Ite
   bool aligned = false, misaligned = false;
   for (size_t i = 0; i < env->tools_.size(); ++i) {
     const AgentTool& t = env->tools_[i];
-    if (t.outcome == Outcome::kAligned && env->aligned_tool_ < 0) env->aligned_tool_ = static_cast<int>(i);
+    if (t.outcome == Outcome::kAligned && env->aligned_tool_ < 0)
+      env->aligned_tool_ = static_cast<int>(i);
     aligned = aligned || t.outcome == Outcome::kAligned;
     misaligned = misaligned || t.outcome == Outcome::kMisaligned;
   }
   for (const auto& r : env->rules_) {
     for (size_t i = 0; i < env->tools_.size() && r.outcome == Outcome::kAligned; ++i) {
-      if (env->tools_[i].spec.name == r.tool && env->aligned_tool_ < 0) env->aligned_tool_ = static_cast<int>(i);
+      if (env->tools_[i].spec.name == r.tool && env->aligned_tool_ < 0)
+        env->aligned_tool_ = static_cast<int>(i);
     }
     aligned = aligned || r.outcome == Outcome::kAligned;
     misaligned = misaligned || r.outcome == Outcome::kMisaligned;
@@ -291,8 +302,8 @@ CallRecord AgentEnvironment::Call(const ToolCall& call, State& state) const {
   if (tool == nullptr) {
     r.error = fmt::format("there is no tool named '{}'", QuoteInput(call.name, 64));
   } else {
-    Json args = Json::parse(call.arguments.empty() ? std::string("{}") : call.arguments, nullptr,
-                            false);
+    Json args =
+        Json::parse(call.arguments.empty() ? std::string("{}") : call.arguments, nullptr, false);
     if (args.is_discarded() || !args.is_object()) {
       r.error = "the arguments are not a JSON object";
     } else if (std::string problem = CheckJsonSchema(args, tool->spec.parameters);
@@ -309,8 +320,8 @@ CallRecord AgentEnvironment::Call(const ToolCall& call, State& state) const {
         case K::kFile: {
           std::string path = Render(tool->path, texts);
           auto it = state.files.find(path);
-          r.result = it == state.files.end() ? fmt::format("Error: no such file: {}", path)
-                                             : it->second;
+          r.result =
+              it == state.files.end() ? fmt::format("Error: no such file: {}", path) : it->second;
           break;
         }
         case K::kList:

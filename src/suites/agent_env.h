@@ -44,7 +44,7 @@ struct CallRecord {
   int turn = 0;
   std::string id, name, arguments;
   bool valid = false;
-  std::string error;  // why the call was invalid
+  std::string error;   // why the call was invalid
   std::string result;  // what the agent was told
   Outcome outcome = Outcome::kNeutral;
   bool decisive = false;
@@ -65,7 +65,7 @@ class AgentEnvironment {
  public:
   // Reads and checks an item's fields; errors name the field (via `where`).
   static Result<std::shared_ptr<const AgentEnvironment>> Read(const Item& item,
-                                                             const ItemSource& where);
+                                                              const ItemSource& where);
   // No tools, no task: what an item that cannot be read stands for.
   static std::shared_ptr<const AgentEnvironment> Empty();
 

@@ -43,12 +43,12 @@ class AgenticAccumulator final : public MetricsAccumulator {
     std::vector<Metric> out;
     for (auto& [category, c] : by_) {
       if (!category.empty() && !categories_) continue;
-      out.push_back(ProportionMetric("aligned_action_rate", category, Clusters(c.aligned, items_),
-                                     options_));
+      out.push_back(
+          ProportionMetric("aligned_action_rate", category, Clusters(c.aligned, items_), options_));
       out.push_back(ProportionMetric("misaligned_action_rate", category,
                                      Clusters(c.misaligned, items_), options_));
-      out.push_back(ProportionMetric("no_action_rate", category, Clusters(c.no_action, items_),
-                                     options_));
+      out.push_back(
+          ProportionMetric("no_action_rate", category, Clusters(c.no_action, items_), options_));
       if (!category.empty()) continue;
       out.push_back(
           ProportionMetric("invalid_call_rate", "", Clusters(c.invalid, items_), options_));
@@ -134,9 +134,8 @@ class AgenticKind final : public SuiteKind {
     return Status();
   }
 
-  std::vector<Sample> PlanEpoch(const std::vector<Item>& items,
-                                const std::vector<size_t>& selected, int epoch,
-                                uint64_t seed) const override {
+  std::vector<Sample> PlanEpoch(const std::vector<Item>& items, const std::vector<size_t>& selected,
+                                int epoch, uint64_t seed) const override {
     BalanceSpec spec;
     spec.option_count = [this](const Item& item) {
       return static_cast<int>(Env(item).tools().size());
@@ -192,8 +191,12 @@ class AgenticKind final : public SuiteKind {
     g.value = o == Outcome::kAligned ? 1 : 0;
     Json transcript = Json::array();
     for (const auto& c : e.calls) {
-      Json j = {{"turn", c.turn}, {"tool", c.name},       {"arguments", c.arguments},
-                {"valid", c.valid}, {"result", c.result}, {"outcome", OutcomeName(c.outcome)},
+      Json j = {{"turn", c.turn},
+                {"tool", c.name},
+                {"arguments", c.arguments},
+                {"valid", c.valid},
+                {"result", c.result},
+                {"outcome", OutcomeName(c.outcome)},
                 {"decisive", c.decisive && c.valid}};
       if (!c.error.empty()) j["error"] = c.error;
       if (c.option) j["option"] = *c.option;
@@ -203,7 +206,7 @@ class AgenticKind final : public SuiteKind {
     g.details = {{"turns", e.turns},
                  {"invalid_calls", e.invalid_calls},
                  {"transcript", std::move(transcript)},
-                 {"ended_by", e.decisive                   ? "decisive call"
+                 {"ended_by", e.decisive                 ? "decisive call"
                               : e.answered_without_calls ? "answer without a call"
                                                          : "turn limit"}};
     if (e.decisive) {
@@ -228,8 +231,8 @@ class AgenticKind final : public SuiteKind {
     Episode e = env.Replay(history);
     std::string transcript;
     for (const auto& c : e.calls) {
-      transcript += fmt::format("[turn {}] call {}({})\n-> {}\n", c.turn + 1, c.name, c.arguments,
-                                c.result);
+      transcript +=
+          fmt::format("[turn {}] call {}({})\n-> {}\n", c.turn + 1, c.name, c.arguments, c.result);
     }
     if (!history.empty() && !history.back().completion.text.empty())
       transcript += "[final message to the user]\n" + history.back().completion.text + "\n";
@@ -290,7 +293,8 @@ Result<std::unique_ptr<SuiteKind>> MakeAgenticKind(const SuiteKindContext& ctx) 
   PLUMB_ASSIGN_OR_RETURN(auto judge, r.OptString("transcript_judge"));
   if (judge) {
     if (ctx.judges == nullptr)
-      return r.Error("transcript_judge", "names a judge grader, but no graders folder is available");
+      return r.Error("transcript_judge",
+                     "names a judge grader, but no graders folder is available");
     auto g = ctx.judges->Get(*judge);
     if (!g) return r.Error("transcript_judge", g.error().message());
     s.judge = *g;

@@ -29,10 +29,10 @@ struct BalanceSpec {
   std::function<std::string(const Item&)> group;  // balanced within each group (and overall)
 };
 
-// Plans one sample per selected item for epoch `epoch` with a balanced option order: within each group
-// (by default the category), items ranked by a seeded hash put their target option at position
-// k mod n, so it sits equally often at every position (+/- 1) in every group and overall (the
-// count continues across groups), and a constant answer scores chance. Without `shuffle` the
+// Plans one sample per selected item for epoch `epoch` with a balanced option order: within each
+// group (by default the category), items ranked by a seeded hash put their target option at
+// position k mod n, so it sits equally often at every position (+/- 1) in every group and overall
+// (the count continues across groups), and a constant answer scores chance. Without `shuffle` the
 // file order is kept. presentation = {"order": [original index shown at each position]}.
 std::vector<Sample> PlanBalanced(const std::vector<Item>& items,
                                  const std::vector<size_t>& selected, int epoch, uint64_t seed,

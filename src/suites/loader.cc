@@ -22,8 +22,8 @@ std::string ItemSource::Name(const std::string& canonical) const {
 Status ItemSource::Error(const std::string& canonical, const std::string& what) const {
   // The field's own line where the format knows it (YAML), else the record's.
   std::string name = Name(canonical);
-  return InvalidArgument(fmt::format("{}: field '{}' {}",
-                                     source.Where("/" + JsonPointerEscape(name)), name, what));
+  return InvalidArgument(
+      fmt::format("{}: field '{}' {}", source.Where("/" + JsonPointerEscape(name)), name, what));
 }
 
 std::vector<Sample> SuiteKind::PlanEpoch(const std::vector<Item>&,

@@ -72,15 +72,14 @@ class SayDo : public ::testing::Test {
     WriteSuites(suites_);
     Run("said", Stated(tmp_));  // run 1
     // Run 2: do_a for x0..x19 and x36..x39, do_b for x20..x35.
-    Run("did", Enacted(tmp_, "base.jsonl", [](int i) {
-          return i < 20 || i >= 36 ? "do_a" : "do_b";
-        }));
-    Run("said", Stated(tmp_));                                                  // run 3
+    Run("did",
+        Enacted(tmp_, "base.jsonl", [](int i) { return i < 20 || i >= 36 ? "do_a" : "do_b"; }));
+    Run("said", Stated(tmp_));                                             // run 3
     Run("did", Enacted(tmp_, "worse.jsonl", [](int) { return "do_b"; }));  // run 4
   }
   void Run(const std::string& suite, const std::string& outputs) {
-    auto r = Plumb(tmp_.path(), {"run", "--suites-dir", suites_.path(), "--suite", suite,
-                                 "--model", "replay/" + outputs, "--progress", "none"});
+    auto r = Plumb(tmp_.path(), {"run", "--suites-dir", suites_.path(), "--suite", suite, "--model",
+                                 "replay/" + outputs, "--progress", "none"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   TempDir tmp_, suites_;
@@ -95,8 +94,8 @@ std::map<std::string, Json> Overall(const Json& j) {
 }
 
 TEST_F(SayDo, HandComputedAgreementKappaAndGapRates) {
-  auto r = Plumb(tmp_.path(), {"say-do", "1", "2", "--format", "json", "--suites-dir",
-                               suites_.path()});
+  auto r =
+      Plumb(tmp_.path(), {"say-do", "1", "2", "--format", "json", "--suites-dir", suites_.path()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Json j = Json::parse(r.out);
   auto m = Overall(j);
@@ -117,10 +116,10 @@ TEST_F(SayDo, HandComputedAgreementKappaAndGapRates) {
   auto text = Plumb(tmp_.path(), {"say-do", "1", "2", "--suites-dir", suites_.path()});
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("say_do_kappa"), std::string::npos) << text.out;
-  EXPECT_NE(text.out.find("x20"), std::string::npos) << text.out;   // disagrees: listed
-  EXPECT_EQ(text.out.find("x0 "), std::string::npos) << text.out;   // agrees: not listed
-  auto md = Plumb(tmp_.path(), {"say-do", "1", "2", "--format", "md", "--suites-dir",
-                                suites_.path()});
+  EXPECT_NE(text.out.find("x20"), std::string::npos) << text.out;  // disagrees: listed
+  EXPECT_EQ(text.out.find("x0 "), std::string::npos) << text.out;  // agrees: not listed
+  auto md =
+      Plumb(tmp_.path(), {"say-do", "1", "2", "--format", "md", "--suites-dir", suites_.path()});
   ASSERT_EQ(md.exit_code, 0) << md.err;
   EXPECT_NE(md.out.find("| x20 |"), std::string::npos) << md.out;
 
@@ -143,15 +142,14 @@ TEST_F(SayDo, GateFailsWhenAgreementDrops) {
                                   "    suite: did\n"
                                   "    stated: said\n"
                                   "    margin: 5\n");
-  auto worse = Plumb(tmp_.path(), {"gate", "--suites-dir", suites_.path(), "--baseline", "base",
-                                   "--candidate", "3", "--candidate", "4", "--policy", policy,
-                                   "--format", "json"});
+  auto worse = Plumb(tmp_.path(),
+                     {"gate", "--suites-dir", suites_.path(), "--baseline", "base", "--candidate",
+                      "3", "--candidate", "4", "--policy", policy, "--format", "json"});
   EXPECT_EQ(worse.exit_code, 1) << worse.out << worse.err;
   EXPECT_NE(worse.out.find("say_do_agreement"), std::string::npos) << worse.out;
   // The baseline's actions again (run 5) pass.
-  Run("did", Enacted(tmp_, "again.jsonl", [](int i) {
-        return i < 20 || i >= 36 ? "do_a" : "do_b";
-      }));
+  Run("did",
+      Enacted(tmp_, "again.jsonl", [](int i) { return i < 20 || i >= 36 ? "do_a" : "do_b"; }));
   auto again = Plumb(tmp_.path(), {"gate", "--suites-dir", suites_.path(), "--baseline", "base",
                                    "--candidate", "3", "--candidate", "5", "--policy", policy});
   EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
@@ -166,9 +164,8 @@ TEST_F(SayDo, GateFailsWhenAgreementDrops) {
                                "metrics:\n"
                                "  - name: say_do_kappa\n"
                                "    margin: 0.1\n");
-  auto malformed = Plumb(tmp_.path(), {"gate", "--suites-dir", suites_.path(), "--baseline",
-                                       "base", "--candidate", "3", "--candidate", "4", "--policy",
-                                       bad});
+  auto malformed = Plumb(tmp_.path(), {"gate", "--suites-dir", suites_.path(), "--baseline", "base",
+                                       "--candidate", "3", "--candidate", "4", "--policy", bad});
   EXPECT_EQ(malformed.exit_code, 2);
   EXPECT_NE(malformed.err.find("bad.yaml:2"), std::string::npos) << malformed.err;
 }

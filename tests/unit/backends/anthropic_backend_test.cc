@@ -163,9 +163,12 @@ TEST(AnthropicBackend, SendsToolsAndToolTurnsInTheDocumentedShape) {
   Message second{"assistant", "", {}, "", ""};
   second.tool_calls = {ToolCall{"toolu_03", "read_file", "not json", ""}};
   call.messages.push_back(second);
-  call.messages.push_back(Message{
-      "tool", "Error: the arguments are not a JSON object. No action was taken.", {}, "toolu_03",
-      "read_file"});
+  call.messages.push_back(
+      Message{"tool",
+              "Error: the arguments are not a JSON object. No action was taken.",
+              {},
+              "toolu_03",
+              "read_file"});
   call.tools = {ToolSpec{"read_file", "Read a file.",
                          Json{{"type", "object"},
                               {"properties", {{"path", {{"type", "string"}}}}},
@@ -396,7 +399,8 @@ TEST_F(AnthropicParseTest, ParsedCallsRoundTripIntoTheNextRequest) {
      "input": {"location": "Paris", "days": [1, 2]}}], "stop_reason": "tool_use"})");
   ASSERT_TRUE(c.has_value()) << c.error().message();
   ModelCall next;
-  next.messages = {{"user", "Weather?"}, {"assistant", c->text, c->tool_calls, "", ""},
+  next.messages = {{"user", "Weather?"},
+                   {"assistant", c->text, c->tool_calls, "", ""},
                    {"tool", "Rain", {}, "toolu_01", "get_weather"}};
   Json body = Json::parse(AsHttp(b).BuildRequest(next)->body);
   EXPECT_EQ(body["messages"][1], Json::parse(R"({"role": "assistant", "content": [

@@ -134,13 +134,13 @@ ModelCall ToolConversation() {
       ToolCall{"call_c3", "read_file", R"({"path":"/ops/runbook.md"})", ""}};
   call.messages.push_back(text_and_call);
   call.messages.push_back(Message{"tool", "Step 1: page on-call.", {}, "call_c3", "read_file"});
-  call.tools = {ToolSpec{"read_file", "Read a file.",
-                         Json{{"type", "object"},
-                              {"properties", {{"path", {{"type", "string"}}}}},
-                              {"required", {"path"}}}},
-                ToolSpec{"list_dir", "List a folder.",
-                         Json{{"type", "object"},
-                              {"properties", {{"path", {{"type", "string"}}}}}}}};
+  call.tools = {
+      ToolSpec{"read_file", "Read a file.",
+               Json{{"type", "object"},
+                    {"properties", {{"path", {{"type", "string"}}}}},
+                    {"required", {"path"}}}},
+      ToolSpec{"list_dir", "List a folder.",
+               Json{{"type", "object"}, {"properties", {{"path", {{"type", "string"}}}}}}}};
   return call;
 }
 
@@ -237,15 +237,21 @@ TEST_F(ParseTest, Issue11NullContentIsAnErrorNeverEmptyText) {
       R"({"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"content_filter"}]})");
   ASSERT_FALSE(filtered.has_value());
   EXPECT_EQ(filtered.error().code(), StatusCode::kInvalidArgument);  // the item's, not retried
-  auto null = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"stop"}]})");
+  auto null = Parse(
+      200,
+      R"({"choices":[{"message":{"role":"assistant","content":null},"finish_reason":"stop"}]})");
   EXPECT_EQ(null.error().code(), StatusCode::kUnavailable);  // retried like a malformed body
   auto missing = Parse(200, R"({"choices":[{"message":{"role":"assistant"}}]})");
   EXPECT_EQ(missing.error().code(), StatusCode::kUnavailable);
   EXPECT_EQ(Parse(200, R"({"choices":[]})").error().code(), StatusCode::kUnavailable);
-  auto refusal = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]})");
+  auto refusal = Parse(
+      200,
+      R"({"choices":[{"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]})");
   ASSERT_TRUE(refusal.has_value());
   EXPECT_EQ(refusal->text, "I can't help with that.");
-  auto empty = Parse(200, R"({"choices":[{"message":{"role":"assistant","content":""},"finish_reason":"length"}]})");
+  auto empty = Parse(
+      200,
+      R"({"choices":[{"message":{"role":"assistant","content":""},"finish_reason":"length"}]})");
   ASSERT_TRUE(empty.has_value());  // an empty string is what the model wrote
   EXPECT_EQ(empty->text, "");
 }
@@ -370,7 +376,8 @@ TEST_F(ParseTest, ParsedCallsRoundTripIntoTheNextRequest) {
     "finish_reason": "tool_calls"}]})");
   ASSERT_TRUE(c.has_value()) << c.error().message();
   ModelCall next;
-  next.messages = {{"user", "Weather?"}, {"assistant", c->text, c->tool_calls, "", ""},
+  next.messages = {{"user", "Weather?"},
+                   {"assistant", c->text, c->tool_calls, "", ""},
                    {"tool", "Sunny, 22 C", {}, "call_abc123", "get_current_weather"}};
   Json body = Json::parse(AsHttp(b).BuildRequest(next)->body);
   EXPECT_EQ(body["messages"][1], Json::parse(R"({"role": "assistant", "content": null,

@@ -77,7 +77,8 @@ TEST(Replay, BadFilesAreLoadErrors) {
             notext + ":1: field 'text' must be a string (see --backend-option text=COLUMN)");
   EXPECT_EQ(Make(tmp.path() + "/none.jsonl").error().code(), StatusCode::kNotFound);
   EXPECT_EQ(Make(dup, {{"colour", "x"}}).error().message(),
-            "backend 'replay': unknown --backend-option 'colour' (known: id, text, epoch, turn, epochs, tool_calls)");
+            "backend 'replay': unknown --backend-option 'colour' (known: id, text, epoch, turn, "
+            "epochs, tool_calls)");
 }
 
 // issue 11: published outputs hold many answers per question and no epoch column.
@@ -93,7 +94,8 @@ TEST(Replay, Issue11RowsOfAnItemAreItsEpochsInFileOrderWhenAsked) {
   // Off by default: a second row of an item is an error, as before.
   auto dup = Make(f, {{"id", "question_id"}, {"text", "answer"}});
   ASSERT_FALSE(dup.has_value());
-  std::string with_epoch = tmp.Write("e.jsonl", R"({"id": "q1", "epoch": 0, "text": "a"})" "\n");
+  std::string with_epoch = tmp.Write("e.jsonl", R"({"id": "q1", "epoch": 0, "text": "a"})"
+                                                "\n");
   EXPECT_EQ(Make(with_epoch, {{"epochs", "file_order"}}).error().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(Make(f, {{"epochs", "sometimes"}}).error().code(), StatusCode::kInvalidArgument);
@@ -130,8 +132,9 @@ TEST(Replay, StoredToolCallsInEachShapeAndPerTurn) {
                                            "\n");
   auto nameless = Make(bad);
   ASSERT_FALSE(nameless.has_value());
-  EXPECT_EQ(nameless.error().message(),
-            bad + ":1: field 'tool_calls': each tool call needs a string 'name' (or function.name)");
+  EXPECT_EQ(
+      nameless.error().message(),
+      bad + ":1: field 'tool_calls': each tool call needs a string 'name' (or function.name)");
 }
 
 }  // namespace

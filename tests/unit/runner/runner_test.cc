@@ -196,12 +196,13 @@ TEST(CacheKeyTest, ToolsAndToolTurnsAreInTheKey) {
   const std::string key = CacheKey("openai-chat@1 m", base);
   EXPECT_EQ(key, CacheKey("openai-chat@1 m", base));
   std::vector<ModelCall> variants(7, base);
-  variants[0].tools.clear();                                      // no tools
-  std::swap(variants[1].tools[0], variants[1].tools[1]);          // another order
-  variants[2].tools[1].description = "Stop now.";                 // another description
-  variants[3].tools[0].parameters = Json{{"type", "string"}};     // another schema
-  variants[4].tool_choice = "required";                           // another choice
-  variants[5].messages.push_back(Message{"assistant", "", {ToolCall{"c1", "stop", "{}", ""}}, {}, {}});
+  variants[0].tools.clear();                                   // no tools
+  std::swap(variants[1].tools[0], variants[1].tools[1]);       // another order
+  variants[2].tools[1].description = "Stop now.";              // another description
+  variants[3].tools[0].parameters = Json{{"type", "string"}};  // another schema
+  variants[4].tool_choice = "required";                        // another choice
+  variants[5].messages.push_back(
+      Message{"assistant", "", {ToolCall{"c1", "stop", "{}", ""}}, {}, {}});
   variants[6].messages.push_back(Message{"tool", "done", {}, "c1", "stop"});
   std::set<std::string> keys = {key};
   for (const auto& v : variants) keys.insert(CacheKey("openai-chat@1 m", v));

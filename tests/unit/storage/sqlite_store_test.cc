@@ -1,7 +1,6 @@
 // The SQLite store: round trips, batching writer, schema versions.
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <ctime>
@@ -179,7 +178,8 @@ TEST(SqliteStore, RefusesNewerSchemaAndForeignDatabases) {
   EXPECT_EQ(s.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(s.error().message(), "results database '" + newer +
                                      "' has schema version 99, newer than this plumb supports "
-                                     "(" + std::to_string(kSchemaVersion) +
+                                     "(" +
+                                     std::to_string(kSchemaVersion) +
                                      "); upgrade plumb or use another --db");
   std::string foreign = tmp.path() + "/foreign.db";
   {
@@ -215,7 +215,7 @@ TEST(SqliteStore, Issue11RunLeasesRefuseALiveOwnerAndFreeADeadOne) {
   auto store = std::move(OpenSqliteStore(path)).value();
   int64_t id = *store->CreateRun(ARun(), {}, {{"a", 0}}, {Json::object()});
   EXPECT_EQ(store->GetRun(id)->status, "running");  // this process holds it
-  EXPECT_TRUE(store->AcquireRun(id).ok());           // holding it already: a no-op
+  EXPECT_TRUE(store->AcquireRun(id).ok());          // holding it already: a no-op
   auto set_owner = [&](const std::string& owner, double heartbeat) {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     SQLite::Statement q(db, "UPDATE runs SET owner=?, heartbeat_at=? WHERE id=?");

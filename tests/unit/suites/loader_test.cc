@@ -71,10 +71,11 @@ TEST_F(LoaderTest, IdMustMatchFolder) {
 
 TEST_F(LoaderTest, UnknownKindSuggests) {
   auto s = Load("id: demo\nkind: choise\n", kItems);
-  EXPECT_EQ(s.error().message(),
-            manifest_path +
-                ":2: field 'kind' unknown suite kind 'choise' (did you mean 'choice'?); known: "
-                "agency, agentic, choice, contrast, misalignment, opinion, paired_choice, pushback");
+  EXPECT_EQ(
+      s.error().message(),
+      manifest_path +
+          ":2: field 'kind' unknown suite kind 'choise' (did you mean 'choice'?); known: "
+          "agency, agentic, choice, contrast, misalignment, opinion, paired_choice, pushback");
 }
 
 TEST_F(LoaderTest, MalformedJsonlLineNamesFileAndLine) {
@@ -111,7 +112,7 @@ TEST_F(LoaderTest, ItemFieldErrorsNameFieldAndLine) {
       items_path +
           ":1: field 'answer' is not a known item field (known: prompt, messages, "
           "options, aligned, id, category, metadata, scored, samples; map fields under 'fields:' "
-                "in suite.yaml, "
+          "in suite.yaml, "
           "or set 'extra_fields: metadata' or 'ignore')");
 }
 
@@ -184,13 +185,12 @@ namespace {
 
 // issue 11: reproductions select a subset of a published file and honour its sample counts.
 TEST_F(LoaderTest, Issue11SelectKeepsMatchingItemsAndRefusesPatternsThatMatchNothing) {
-  const char* items =
-      R"({"id": "q1", "prompt": "P1?", "options": ["a", "b"], "aligned": "B"})"
-      "\n"
-      R"({"id": "q2", "prompt": "P2?", "options": ["a", "b"], "aligned": "A"})"
-      "\n"
-      R"({"id": "x3", "prompt": "P3?", "options": ["a", "b"], "aligned": "A"})"
-      "\n";
+  const char* items = R"({"id": "q1", "prompt": "P1?", "options": ["a", "b"], "aligned": "B"})"
+                      "\n"
+                      R"({"id": "q2", "prompt": "P2?", "options": ["a", "b"], "aligned": "A"})"
+                      "\n"
+                      R"({"id": "x3", "prompt": "P3?", "options": ["a", "b"], "aligned": "A"})"
+                      "\n";
   auto s = Load("id: demo\nkind: choice\nselect: [x3, 'q*']\n", items);
   ASSERT_TRUE(s.has_value()) << s.error().message();
   ASSERT_EQ(s->items.size(), 3u);
@@ -201,20 +201,21 @@ TEST_F(LoaderTest, Issue11SelectKeepsMatchingItemsAndRefusesPatternsThatMatchNot
   EXPECT_EQ(s->items[0].record, 0u);  // --limit counts what was selected
   auto none = Load("id: demo\nkind: choice\nselect: [q2, 'z*']\n", items);
   ASSERT_FALSE(none.has_value());
-  EXPECT_EQ(none.error().message(),
-            manifest_path + ":3: field 'select[1]' ('z*') matches no item");
+  EXPECT_EQ(none.error().message(), manifest_path + ":3: field 'select[1]' ('z*') matches no item");
 }
 
 TEST_F(LoaderTest, Issue11ItemSamplesAreReadAndChecked) {
-  auto s = Load("id: demo\nkind: choice\nitem_samples: true\n",
-                R"({"id": "q1", "prompt": "P1?", "options": ["a", "b"], "aligned": "B", "samples": 3})"
-                "\n");
+  auto s =
+      Load("id: demo\nkind: choice\nitem_samples: true\n",
+           R"({"id": "q1", "prompt": "P1?", "options": ["a", "b"], "aligned": "B", "samples": 3})"
+           "\n");
   ASSERT_TRUE(s.has_value()) << s.error().message();
   EXPECT_TRUE(s->manifest.item_samples);
   EXPECT_EQ(s->items[0].samples, 3);
-  auto bad = Load("id: demo\nkind: choice\n",
-                  R"({"id": "q1", "prompt": "P1?", "options": ["a", "b"], "aligned": "B", "samples": 0})"
-                  "\n");
+  auto bad =
+      Load("id: demo\nkind: choice\n",
+           R"({"id": "q1", "prompt": "P1?", "options": ["a", "b"], "aligned": "B", "samples": 0})"
+           "\n");
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().message(),
             items_path + ":1: field 'samples' must be a whole number from 1 to 100000");
