@@ -247,8 +247,10 @@ Result<std::string> SayDoSections(const Store& store, const Leaderboard& board) 
       if (stated.id == enacted.id || stated.suite_id == enacted.suite_id ||
           stated.model_spec != enacted.model_spec)
         continue;
+      // A plain reference: clang 14 cannot capture a structured binding in a lambda.
+      const std::set<std::string>& stated_ids = said.stated_ids;
       bool shared = std::any_of(did.enacted_ids.begin(), did.enacted_ids.end(),
-                                [&](const std::string& id) { return said.stated_ids.count(id); });
+                                [&](const std::string& id) { return stated_ids.count(id) > 0; });
       if (!shared) continue;
       auto r = ComputeSayDo(store, stated.id, enacted.id, MetricOptions{stated.seed});
       // A pair that cannot be compared (a mapping that does not fit) is named, not fatal.
