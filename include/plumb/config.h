@@ -14,13 +14,22 @@
 namespace plumb {
 
 // USD per million tokens.
+// Batch APIs cost half the synchronous price at OpenAI, Anthropic and Google.
+inline constexpr double kBatchDiscount = 0.5;
+
 struct Price {
   double input = 0;
   double output = 0;
   std::optional<double> cached_input;  // cached prompt tokens, when the provider discounts them
+  // Through the provider's batch API; default: the synchronous price x kBatchDiscount.
+  std::optional<double> batch_input;
+  std::optional<double> batch_output;
 
   // The cost of one call's usage.
   double Cost(int64_t prompt_tokens, int64_t completion_tokens) const;
+  double BatchCost(int64_t prompt_tokens, int64_t completion_tokens) const;
+  // The cost of a usage record ({"prompt_tokens", "completion_tokens", "batched": {...}}).
+  double UsageCost(const Json& usage) const;
 };
 
 // A named model: `--model NAME` and `--judge NAME` accept it.
@@ -34,6 +43,7 @@ struct ModelAlias {
   std::optional<double> rpm;  // requests per minute
   std::optional<double> tpm;  // tokens per minute
   std::optional<Price> price;
+  bool batch = false;  // calls go through the provider's batch API (as --batch)
 };
 
 struct Config {

@@ -9,10 +9,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "plumb/backend.h"
+#include "plumb/batch.h"
 #include "plumb/config.h"
 #include "plumb/http.h"
 #include "plumb/judge.h"
@@ -64,7 +66,15 @@ struct RunOptions {
   std::optional<double> max_cost;
   // The named model's default parameters (plumb.yaml), below the suite's and the flags'.
   GenerationParams model_defaults;
+  // Batch mode (plumb/batch.h): the model's calls, and those of the judges named here, go
+  // through the providers' batch APIs.
+  BatchOptions batch;
+  std::set<std::string> batch_judges;
 };
+
+// Samples in progress at most in batch mode (a batch's worth), unless --batch-max-requests
+// sets a smaller batch.
+inline constexpr int64_t kBatchWindow = 20'000;
 
 struct RunSummary {
   int64_t run_id = 0;

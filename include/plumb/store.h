@@ -15,8 +15,10 @@
 
 namespace plumb {
 
+struct BatchRecord;  // plumb/batch.h
+
 // Schema version written to PRAGMA user_version; see docs/results-schema.md.
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 struct RunRecord {
   int64_t id = 0;
@@ -176,6 +178,11 @@ class Store {
   // calls of their own kind and their tokens are not counted (nothing was spent).
   virtual Result<Json> GetUsage(int64_t run_id) const = 0;
   virtual Status PutUsage(int64_t run_id, const Json& usage) = 0;
+
+  // Batch mode: a run's provider batches (plumb/batch.h). PutBatch inserts a record (id 0: the
+  // new id is set) or updates it, durably, before it returns. GetBatches lists them by id.
+  virtual Status PutBatch(BatchRecord& batch) = 0;
+  virtual Result<std::vector<BatchRecord>> GetBatches(int64_t run_id) const = 0;
 
   virtual Result<RunRecord> GetRun(int64_t run_id) const = 0;
   // The newest run (highest id), kNotFound when there is none.

@@ -112,6 +112,7 @@ struct Completion {
   // Top log-probabilities of the first token, when requested: (token, natural-log probability).
   std::vector<std::pair<std::string, double>> first_token_logprobs;
   bool cached = false;  // answered from the response cache, not by a new call
+  bool batched = false;  // answered through a provider's batch API (batch pricing)
 };
 
 Json CompletionToJson(const Completion& c);

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "backends/backends.h"
+#include "plumb/batch.h"
 #include "plumb/log.h"
 
 namespace plumb::backends {
@@ -13,7 +14,7 @@ constexpr const char* kApiVersion = "2023-06-01";
 // The API requires max_tokens; this applies when the caller sets none.
 constexpr int kDefaultMaxTokens = 1024;
 
-class AnthropicBackend final : public ApiBackend {
+class AnthropicBackend final : public ApiBackend, public BatchApi {
  public:
   AnthropicBackend(const BackendContext& ctx, ApiEndpoint endpoint)
       : ApiBackend(ctx, std::move(endpoint)) {}
@@ -100,7 +101,126 @@ class AnthropicBackend final : public ApiBackend {
     return HttpErrorStatus(code, msg);  // 529 (overloaded) is a 5xx: retried
   }
 
+  // Message Batches: the requests in the create call; polled; the results file streamed.
+  std::string BatchProvider() const override { return "anthropic"; }
+  BatchLimits DefaultBatchLimits() const override { return {100'000, 256'000'000}; }
+
+  Result<Json> BatchLine(const std::string& custom_id, const ModelCall& call) const override {
+    PLUMB_ASSIGN_OR_RETURN(HttpRequest r, BuildRequest(call));
+    return Json{{"custom_id", custom_id}, {"params", Json::parse(r.body)}};
+  }
+
+  Result<std::optional<HttpRequest>> SubmitStep(const std::vector<Json>& lines,
+                                                const Json& info) const override {
+    if (info.contains("id")) return std::optional<HttpRequest>();
+    Json body = {{"requests", lines}};
+    return std::optional<HttpRequest>(Request("POST", base_url_ + "/v1/messages/batches",
+                                              DumpJson(body)));
+  }
+
+  Status ReadSubmitStep(const HttpResponse& response, Json& info) const override {
+    Json body = Json::parse(response.body, nullptr, false);
+    if (!body.is_object() || !body.contains("id") || !body["id"].is_string())
+      return Unavailable("backend 'anthropic': the batch API's reply has no 'id'");
+    info["id"] = body["id"];
+    return Status();
+  }
+
+  HttpRequest StatusRequest(const Json& info) const override {
+    return Request("GET", base_url_ + "/v1/messages/batches/" + info.value("id", ""), "");
+  }
+
+  Result<BatchProgress> ReadStatus(const HttpResponse& response, Json& info) const override {
+    Json b = Json::parse(response.body, nullptr, false);
+    if (!b.is_object() || !b.contains("processing_status") || !b["processing_status"].is_string())
+      return Unavailable("backend 'anthropic': the batch has no 'processing_status'");
+    BatchProgress p;
+    p.state = b["processing_status"].get<std::string>();
+    p.ended = p.state == "ended";
+    const Json& c = b.value("request_counts", Json::object());
+    if (c.is_object()) {
+      p.succeeded = c.value("succeeded", int64_t{0});
+      p.failed_requests = c.value("errored", int64_t{0}) + c.value("canceled", int64_t{0}) +
+                          c.value("expired", int64_t{0});
+      p.total = p.succeeded + p.failed_requests + c.value("processing", int64_t{0});
+    }
+    if (b.contains("results_url") && b["results_url"].is_string())
+      info["results_url"] = b["results_url"];
+    return p;
+  }
+
+  std::vector<HttpRequest> ResultRequests(const Json& info) const override {
+    if (!info.contains("results_url")) return {};
+    return {Request("GET", info["results_url"].get<std::string>(), "")};
+  }
+
+  // {"custom_id", "result": {"type": succeeded|errored|canceled|expired, "message"|"error"}}
+  Result<std::vector<BatchLineResult>> ReadResults(const std::string& body,
+                                                   const Json& info) const override {
+    std::vector<BatchLineResult> out;
+    if (!info.contains("results_url")) return out;  // ended without results
+    PLUMB_ASSIGN_OR_RETURN(auto lines, ParseJsonLines(body, "backend 'anthropic': batch results"));
+    for (const auto& l : lines) {
+      BatchLineResult r;
+      r.custom_id = l.value("custom_id", "");
+      const Json& result = l.value("result", Json::object());
+      std::string type = result.is_object() ? result.value("type", "") : "";
+      if (type == "succeeded") {
+        HttpResponse inner;
+        inner.status = 200;
+        inner.body = DumpJson(result.value("message", Json::object()));
+        Result<Completion> c = ParseResponse(inner);
+        if (c) {
+          r.completion = std::move(*c);
+        } else {
+          r.kind = BatchLineResult::Kind::kError;
+          r.error = c.error();
+        }
+      } else if (type == "canceled") {
+        r.kind = BatchLineResult::Kind::kCancelled;
+      } else if (type == "expired") {
+        r.kind = BatchLineResult::Kind::kExpired;
+      } else {
+        // errored: {"error": {"type": "error", "error": {"type", "message"}}}
+        const Json& e = result.is_object() ? result.value("error", Json::object()) : Json();
+        const Json& inner = e.is_object() && e.contains("error") ? e["error"] : e;
+        std::string kind = inner.is_object() ? inner.value("type", "") : "";
+        std::string message = inner.is_object() ? inner.value("message", "") : "";
+        r.kind = BatchLineResult::Kind::kError;
+        r.error = (kind == "api_error" || kind == "overloaded_error")
+                      ? Unavailable(fmt::format("backend 'anthropic': in the batch: {}: {}", kind,
+                                                Redact(message)))
+                      : InvalidArgument(fmt::format("backend 'anthropic': in the batch: {}: {}",
+                                                    kind.empty() ? "errored" : kind,
+                                                    Redact(message)));
+      }
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  HttpRequest CancelRequest(const Json& info) const override {
+    return Request("POST", base_url_ + "/v1/messages/batches/" + info.value("id", "") + "/cancel",
+                   "");
+  }
+
+  Status BatchHttpError(const HttpResponse& response, const std::string& what) const override {
+    return BatchStepError(response, what);
+  }
+
  private:
+  HttpRequest Request(const std::string& method, const std::string& url, std::string body) const {
+    HttpRequest r;
+    r.method = method;
+    r.url = url;
+    if (!api_key_.empty()) r.headers.emplace_back("x-api-key", api_key_);
+    r.headers.emplace_back("anthropic-version", kApiVersion);
+    r.headers.emplace_back("content-type", "application/json");
+    r.body = std::move(body);
+    r.timeout = std::max(timeout_, std::chrono::milliseconds(600'000));
+    return r;
+  }
+
   Result<Completion> ParseMessage(const Json& body) const {
     auto bad = [](const std::string& what) {
       return Unavailable("backend 'anthropic': unexpected response: " + what);

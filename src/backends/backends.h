@@ -60,6 +60,10 @@ class ApiBackend : public HttpBackend {
   };
   Result<SystemAndTurns> SplitSystem(const std::vector<Message>& messages) const;
 
+  // Batch mode: the error of a batch step's non-2xx reply ("backend 'openai': creating the
+  // batch: HTTP 400: ..."), by HttpErrorStatus.
+  Status BatchStepError(const HttpResponse& response, const std::string& what) const;
+
   std::string kind_;
   std::string model_;
   std::string base_url_;
@@ -67,6 +71,15 @@ class ApiBackend : public HttpBackend {
   std::string key_env_;
   std::chrono::milliseconds timeout_;
 };
+
+// The lines of a JSON Lines body, each parsed (blank lines skipped); an unreadable line is an
+// error naming its number.
+Result<std::vector<Json>> ParseJsonLines(const std::string& body, const std::string& what);
+
+// A multipart/form-data body of text fields and one file, and its Content-Type header value.
+std::pair<std::string, std::string> MultipartBody(
+    const std::vector<std::pair<std::string, std::string>>& fields, const std::string& file_field,
+    const std::string& filename, const std::string& content_type, const std::string& data);
 
 // The API's own explanation of an error from its JSON body ({"error": {"message": ...}} or
 // {"error": "..."}), else the raw body; at most 300 characters, secrets redacted.

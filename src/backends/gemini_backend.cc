@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backends/backends.h"
+#include "plumb/batch.h"
 #include "plumb/log.h"
 
 namespace plumb::backends {
@@ -13,6 +14,7 @@ constexpr const char* kDefaultBaseUrl = "https://generativelanguage.googleapis.c
 constexpr const char* kDefaultKeyEnv = "GEMINI_API_KEY";
 constexpr const char* kFallbackKeyEnv = "GOOGLE_API_KEY";
 constexpr int kMaxLogprobs = 20;  // the API's limit
+constexpr int64_t kInlineBatchBytes = 20'000'000;  // batch requests inline up to this
 
 // Gemini answers a bad key with 400 INVALID_ARGUMENT rather than 401.
 bool IsBadKeyError(const Json& body) {
@@ -47,7 +49,7 @@ Json GeminiSchema(const Json& schema) {
   return out;
 }
 
-class GeminiBackend final : public ApiBackend {
+class GeminiBackend final : public ApiBackend, public BatchApi {
  public:
   GeminiBackend(const BackendContext& ctx, ApiEndpoint endpoint)
       : ApiBackend(ctx, std::move(endpoint)) {}
@@ -152,7 +154,193 @@ class GeminiBackend final : public ApiBackend {
     return status;
   }
 
+  // Batch mode: requests inline in the create call up to 20 MB, above that a JSONL file through
+  // the Files API's resumable upload; the operation polled; results inline or in a file.
+  std::string BatchProvider() const override { return "google"; }
+  BatchLimits DefaultBatchLimits() const override { return {1'000'000, 2'000'000'000}; }
+
+  Result<Json> BatchLine(const std::string& custom_id, const ModelCall& call) const override {
+    PLUMB_ASSIGN_OR_RETURN(HttpRequest r, BuildRequest(call));
+    return Json{{"request", Json::parse(r.body)}, {"metadata", {{"key", custom_id}}}};
+  }
+
+  Result<std::optional<HttpRequest>> SubmitStep(const std::vector<Json>& lines,
+                                                const Json& info) const override {
+    if (info.contains("id")) return std::optional<HttpRequest>();
+    const std::string create = fmt::format("{}/v1beta/models/{}:batchGenerateContent", base_url_,
+                                           model_);
+    int64_t bytes = 0;
+    for (const auto& l : lines) bytes += static_cast<int64_t>(DumpJson(l).size());
+    if (bytes <= kInlineBatchBytes && !info.contains("upload_url")) {
+      Json body = {{"batch",
+                    {{"display_name", "plumb"},
+                     {"input_config", {{"requests", {{"requests", lines}}}}}}}};
+      return std::optional<HttpRequest>(Request("POST", create, DumpJson(body)));
+    }
+    // The file: one {"key", "request"} per line.
+    std::string data;
+    for (const auto& l : lines)
+      data += DumpJson(Json{{"key", l["metadata"]["key"]}, {"request", l["request"]}}) + "\n";
+    if (!info.contains("upload_url")) {
+      HttpRequest r = Request("POST", base_url_ + "/upload/v1beta/files",
+                              DumpJson(Json{{"file", {{"display_name", "plumb-batch"}}}}));
+      r.headers.emplace_back("X-Goog-Upload-Protocol", "resumable");
+      r.headers.emplace_back("X-Goog-Upload-Command", "start");
+      r.headers.emplace_back("X-Goog-Upload-Header-Content-Length", std::to_string(data.size()));
+      r.headers.emplace_back("X-Goog-Upload-Header-Content-Type", "application/jsonl");
+      return std::optional<HttpRequest>(std::move(r));
+    }
+    if (!info.contains("input_file")) {
+      HttpRequest r = Request("POST", info["upload_url"].get<std::string>(), std::move(data));
+      r.headers[0].second = "application/jsonl";
+      r.headers.emplace_back("X-Goog-Upload-Command", "upload, finalize");
+      r.headers.emplace_back("X-Goog-Upload-Offset", "0");
+      return std::optional<HttpRequest>(std::move(r));
+    }
+    Json body = {{"batch",
+                  {{"display_name", "plumb"},
+                   {"input_config", {{"file_name", info["input_file"]}}}}}};
+    return std::optional<HttpRequest>(Request("POST", create, DumpJson(body)));
+  }
+
+  Status ReadSubmitStep(const HttpResponse& response, Json& info) const override {
+    Json body = Json::parse(response.body, nullptr, false);
+    if (info.contains("upload_url") && !info.contains("input_file")) {
+      if (!body.is_object() || !body.contains("file") || !body["file"].is_object() ||
+          !body["file"].contains("name"))
+        return Unavailable("backend 'google': the upload's reply has no file name");
+      info["input_file"] = body["file"]["name"];
+      return Status();
+    }
+    auto url = response.headers.find("x-goog-upload-url");
+    if (url != response.headers.end() && !info.contains("upload_url")) {
+      info["upload_url"] = url->second;
+      return Status();
+    }
+    if (!body.is_object() || !body.contains("name") || !body["name"].is_string())
+      return Unavailable("backend 'google': the batch reply has no 'name'");
+    info["id"] = body["name"];  // "batches/..."
+    return Status();
+  }
+
+  HttpRequest StatusRequest(const Json& info) const override {
+    return Request("GET", base_url_ + "/v1beta/" + info.value("id", ""), "");
+  }
+
+  Result<BatchProgress> ReadStatus(const HttpResponse& response, Json& info) const override {
+    Json op = Json::parse(response.body, nullptr, false);
+    if (!op.is_object()) return Unavailable("backend 'google': the batch status is not an object");
+    // An operation {name, metadata: <batch>, done, response|error}, or the batch itself.
+    const Json& batch = op.contains("metadata") && op["metadata"].is_object() ? op["metadata"] : op;
+    BatchProgress p;
+    p.state = batch.value("state", "");
+    static const std::vector<std::string> kEnded = {"SUCCEEDED", "FAILED", "CANCELLED",
+                                                    "EXPIRED"};
+    for (const auto& e : kEnded)
+      if (p.state.size() >= e.size() && p.state.compare(p.state.size() - e.size(), e.size(), e) == 0)
+        p.ended = true;
+    if (op.value("done", false)) p.ended = true;
+    if (op.contains("error") && op["error"].is_object()) {
+      p.failed = true;
+      p.message = op["error"].value("message", "failed");
+    } else if (p.state.find("FAILED") != std::string::npos) {
+      p.failed = true;
+      p.message = "state " + p.state;
+    }
+    const Json& stats = batch.value("batchStats", Json::object());
+    if (stats.is_object()) {
+      auto number = [&](const char* k) -> int64_t {
+        if (!stats.contains(k)) return 0;
+        const Json& v = stats[k];  // int64 values come as strings in JSON
+        if (v.is_number_integer()) return v.get<int64_t>();
+        if (v.is_string()) return std::strtoll(v.get<std::string>().c_str(), nullptr, 10);
+        return 0;
+      };
+      p.total = number("requestCount");
+      p.succeeded = number("successfulRequestCount");
+      p.failed_requests = number("failedRequestCount");
+    }
+    const Json& out = op.contains("response") && op["response"].is_object() ? op["response"]
+                      : batch.contains("output") && batch["output"].is_object() ? batch["output"]
+                                                                                : Json();
+    if (out.is_object() && out.contains("responsesFile") && out["responsesFile"].is_string())
+      info["responses_file"] = out["responsesFile"];
+    return p;
+  }
+
+  std::vector<HttpRequest> ResultRequests(const Json& info) const override {
+    if (!info.contains("responses_file")) return {};  // inline, in the status
+    return {Request("GET",
+                    fmt::format("{}/download/v1beta/{}:download?alt=media", base_url_,
+                                info["responses_file"].get<std::string>()),
+                    "")};
+  }
+
+  Result<std::vector<BatchLineResult>> ReadResults(const std::string& body,
+                                                   const Json& info) const override {
+    std::vector<Json> entries;
+    if (info.contains("responses_file")) {
+      PLUMB_ASSIGN_OR_RETURN(entries, ParseJsonLines(body, "backend 'google': batch results"));
+    } else {
+      Json op = Json::parse(body, nullptr, false);
+      if (!op.is_object()) return Unavailable("backend 'google': the batch status is unreadable");
+      const Json& batch = op.contains("metadata") && op["metadata"].is_object() ? op["metadata"] : op;
+      const Json& out = op.contains("response") && op["response"].is_object() ? op["response"]
+                        : batch.contains("output") ? batch["output"]
+                                                   : Json::object();
+      Json list = out.is_object() ? out.value("inlinedResponses", Json::array()) : Json::array();
+      if (list.is_object()) list = list.value("inlinedResponses", Json::array());
+      if (list.is_array()) entries.assign(list.begin(), list.end());
+    }
+    std::vector<BatchLineResult> results;
+    for (const auto& e : entries) {
+      BatchLineResult r;
+      r.custom_id = e.contains("key") && e["key"].is_string() ? e["key"].get<std::string>()
+                    : e.contains("metadata") && e["metadata"].is_object()
+                        ? e["metadata"].value("key", "")
+                        : "";
+      if (e.contains("response") && e["response"].is_object()) {
+        HttpResponse inner;
+        inner.status = 200;
+        inner.body = DumpJson(e["response"]);
+        Result<Completion> c = ParseResponse(inner);
+        if (c) {
+          r.completion = std::move(*c);
+        } else {
+          r.kind = BatchLineResult::Kind::kError;
+          r.error = c.error();
+        }
+      } else {
+        const Json& err = e.value("error", e.value("status", Json::object()));
+        std::string message = err.is_object() ? err.value("message", "failed") : "failed";
+        r.kind = BatchLineResult::Kind::kError;
+        r.error = InvalidArgument(fmt::format("backend 'google': in the batch: {}", Redact(message)));
+      }
+      results.push_back(std::move(r));
+    }
+    return results;
+  }
+
+  HttpRequest CancelRequest(const Json& info) const override {
+    return Request("POST", base_url_ + "/v1beta/" + info.value("id", "") + ":cancel", "");
+  }
+
+  Status BatchHttpError(const HttpResponse& response, const std::string& what) const override {
+    return BatchStepError(response, what);
+  }
+
  private:
+  HttpRequest Request(const std::string& method, const std::string& url, std::string body) const {
+    HttpRequest r;
+    r.method = method;
+    r.url = url;
+    r.headers.emplace_back("Content-Type", "application/json");
+    if (!api_key_.empty()) r.headers.emplace_back("x-goog-api-key", api_key_);
+    r.body = std::move(body);
+    r.timeout = std::max(timeout_, std::chrono::milliseconds(600'000));
+    return r;
+  }
+
   Result<Completion> ParseCandidate(const Json& body) const {
     auto bad = [](const std::string& what) {
       return Unavailable("backend 'google': unexpected response: " + what);

@@ -7,6 +7,7 @@
 
 #include "backends/backends.h"
 #include "plumb/backend.h"
+#include "plumb/hash.h"
 #include "plumb/log.h"
 #include "plumb/text.h"
 
@@ -49,6 +50,53 @@ Result<ApiBackend::SystemAndTurns> ApiBackend::SplitSystem(
     }
   }
   return out;
+}
+
+Status ApiBackend::BatchStepError(const HttpResponse& response, const std::string& what) const {
+  Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  std::string detail = ApiErrorDetail(body.is_discarded() ? Json() : body, response.body);
+  Status s = HttpErrorStatus(
+      response.status, fmt::format("backend '{}': {}: HTTP {}: {}", kind_, what, response.status,
+                                   detail));
+  // A batch the API no longer knows (404) is that batch's failure, not a wrong model.
+  if (response.status == 404) return NotFound(fmt::format("backend '{}': {}: HTTP 404: {}", kind_, what, detail));
+  return s;
+}
+
+Result<std::vector<Json>> ParseJsonLines(const std::string& body, const std::string& what) {
+  std::vector<Json> out;
+  size_t start = 0, line = 0;
+  while (start < body.size()) {
+    size_t end = body.find('\n', start);
+    if (end == std::string::npos) end = body.size();
+    ++line;
+    std::string_view text(body.data() + start, end - start);
+    start = end + 1;
+    while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
+    if (text.empty()) continue;
+    Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object())
+      return Unavailable(fmt::format("{}: line {} is not a JSON object", what, line));
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::pair<std::string, std::string> MultipartBody(
+    const std::vector<std::pair<std::string, std::string>>& fields, const std::string& file_field,
+    const std::string& filename, const std::string& content_type, const std::string& data) {
+  // A boundary that cannot occur in the data: derived from the data's own hash.
+  std::string boundary = "plumb-" + Sha256Hex(data).substr(0, 32);
+  std::string body;
+  for (const auto& [name, value] : fields) {
+    body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name +
+            "\"\r\n\r\n" + value + "\r\n";
+  }
+  body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + file_field +
+          "\"; filename=\"" + filename + "\"\r\nContent-Type: " + content_type + "\r\n\r\n";
+  body += data;
+  body += "\r\n--" + boundary + "--\r\n";
+  return {body, "multipart/form-data; boundary=" + boundary};
 }
 
 std::string ApiErrorDetail(const Json& body, const std::string& raw) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "backends/backends.h"
+#include "plumb/batch.h"
 #include "plumb/log.h"
 
 namespace plumb::backends {
@@ -33,7 +34,7 @@ std::string RefusedParameter(const Json& body) {
   return e.contains("param") && e["param"].is_string() ? e["param"].get<std::string>() : "?";
 }
 
-class OpenAiChatBackend final : public ApiBackend {
+class OpenAiChatBackend final : public ApiBackend, public BatchApi {
  public:
   OpenAiChatBackend(const BackendContext& ctx, ApiEndpoint endpoint)
       : ApiBackend(ctx, std::move(endpoint)),
@@ -122,7 +123,150 @@ class OpenAiChatBackend final : public ApiBackend {
     return HttpErrorStatus(code, msg);
   }
 
+  // The Batch API: a JSONL file uploaded to /files (purpose batch), a batch on
+  // /v1/chat/completions with a 24h window, polled; the output and error files downloaded.
+  std::string BatchProvider() const override { return "openai"; }
+  BatchLimits DefaultBatchLimits() const override { return {50'000, 200'000'000}; }
+
+  Result<Json> BatchLine(const std::string& custom_id, const ModelCall& call) const override {
+    PLUMB_ASSIGN_OR_RETURN(HttpRequest r, BuildRequest(call));
+    return Json{{"custom_id", custom_id},
+                {"method", "POST"},
+                {"url", "/v1/chat/completions"},
+                {"body", Json::parse(r.body)}};
+  }
+
+  Result<std::optional<HttpRequest>> SubmitStep(const std::vector<Json>& lines,
+                                                const Json& info) const override {
+    if (info.contains("id")) return std::optional<HttpRequest>();
+    if (!info.contains("input_file_id")) {
+      std::string data;
+      for (const auto& l : lines) data += DumpJson(l) + "\n";
+      auto [body, type] = MultipartBody({{"purpose", "batch"}}, "file", "plumb-batch.jsonl",
+                                        "application/jsonl", data);
+      HttpRequest r = Request("POST", "/files", std::move(body));
+      r.headers[0].second = type;
+      return std::optional<HttpRequest>(std::move(r));
+    }
+    Json create = {{"input_file_id", info["input_file_id"]},
+                   {"endpoint", "/v1/chat/completions"},
+                   {"completion_window", "24h"},
+                   {"metadata", {{"created_by", "plumb"}}}};
+    return std::optional<HttpRequest>(Request("POST", "/batches", DumpJson(create)));
+  }
+
+  Status ReadSubmitStep(const HttpResponse& response, Json& info) const override {
+    Json body = Json::parse(response.body, nullptr, false);
+    if (!body.is_object() || !body.contains("id") || !body["id"].is_string())
+      return Unavailable("backend 'openai': the batch API's reply has no 'id'");
+    if (!info.contains("input_file_id")) {
+      info["input_file_id"] = body["id"];
+    } else {
+      info["id"] = body["id"];
+    }
+    return Status();
+  }
+
+  HttpRequest StatusRequest(const Json& info) const override {
+    return Request("GET", "/batches/" + info.value("id", ""), "");
+  }
+
+  Result<BatchProgress> ReadStatus(const HttpResponse& response, Json& info) const override {
+    Json b = Json::parse(response.body, nullptr, false);
+    if (!b.is_object() || !b.contains("status") || !b["status"].is_string())
+      return Unavailable("backend 'openai': the batch has no 'status'");
+    BatchProgress p;
+    p.state = b["status"].get<std::string>();
+    p.ended = p.state == "completed" || p.state == "failed" || p.state == "expired" ||
+              p.state == "cancelled";
+    p.failed = p.state == "failed";
+    if (p.failed && b.contains("errors") && b["errors"].is_object()) {
+      for (const auto& e : b["errors"].value("data", Json::array()))
+        if (e.is_object()) p.message += (p.message.empty() ? "" : "; ") + e.value("message", "");
+    }
+    const Json& counts = b.value("request_counts", Json::object());
+    if (counts.is_object()) {
+      p.total = counts.value("total", int64_t{0});
+      p.succeeded = counts.value("completed", int64_t{0});
+      p.failed_requests = counts.value("failed", int64_t{0});
+    }
+    for (const char* f : {"output_file_id", "error_file_id"}) {
+      if (b.contains(f) && b[f].is_string()) info[f] = b[f];
+    }
+    return p;
+  }
+
+  std::vector<HttpRequest> ResultRequests(const Json& info) const override {
+    std::vector<HttpRequest> out;
+    for (const char* f : {"output_file_id", "error_file_id"}) {
+      if (info.contains(f) && info[f].is_string())
+        out.push_back(Request("GET", "/files/" + info[f].get<std::string>() + "/content", ""));
+    }
+    return out;
+  }
+
+  // Output and error files: {"custom_id", "response": {"status_code", "body"}, "error"}.
+  Result<std::vector<BatchLineResult>> ReadResults(const std::string& body,
+                                                   const Json&) const override {
+    PLUMB_ASSIGN_OR_RETURN(auto lines, ParseJsonLines(body, "backend 'openai': batch results"));
+    std::vector<BatchLineResult> out;
+    for (const auto& l : lines) {
+      BatchLineResult r;
+      r.custom_id = l.value("custom_id", "");
+      const Json& error = l.value("error", Json());
+      const Json& response = l.value("response", Json());
+      if (error.is_object()) {
+        std::string code = error.value("code", "");
+        if (code == "batch_expired") {
+          r.kind = BatchLineResult::Kind::kExpired;
+        } else if (code == "batch_cancelled") {
+          r.kind = BatchLineResult::Kind::kCancelled;
+        } else {
+          r.kind = BatchLineResult::Kind::kError;
+          r.error = InvalidArgument(fmt::format("backend 'openai': in the batch: {}{}",
+                                                code.empty() ? "" : code + ": ",
+                                                Redact(error.value("message", "failed"))));
+        }
+      } else if (response.is_object()) {
+        HttpResponse inner;
+        inner.status = response.value("status_code", 0);
+        inner.body = DumpJson(response.value("body", Json::object()));
+        Result<Completion> c = ParseResponse(inner);
+        if (c) {
+          r.completion = std::move(*c);
+        } else {
+          r.kind = BatchLineResult::Kind::kError;
+          r.error = c.error();
+        }
+      } else {
+        r.kind = BatchLineResult::Kind::kError;
+        r.error = Unavailable("backend 'openai': a batch result line has no response or error");
+      }
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  HttpRequest CancelRequest(const Json& info) const override {
+    return Request("POST", "/batches/" + info.value("id", "") + "/cancel", "");
+  }
+
+  Status BatchHttpError(const HttpResponse& response, const std::string& what) const override {
+    return BatchStepError(response, what);
+  }
+
  private:
+  HttpRequest Request(const std::string& method, const std::string& path, std::string body) const {
+    HttpRequest r;
+    r.method = method;
+    r.url = base_url_ + path;
+    r.headers.emplace_back("Content-Type", "application/json");
+    if (!api_key_.empty()) r.headers.emplace_back("Authorization", "Bearer " + api_key_);
+    r.body = std::move(body);
+    r.timeout = std::max(timeout_, std::chrono::milliseconds(600'000));  // files can be large
+    return r;
+  }
+
   Result<Completion> ParseChoice(const Json& body) const {
     auto bad = [](const std::string& what) {
       return Unavailable("backend 'openai': unexpected response: " + what);

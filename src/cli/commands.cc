@@ -50,6 +50,7 @@ const CommandEntry kCommands[] = {
      "Stated choices against enacted ones on the same items: agreement, kappa, the say-do gap",
      SetupSayDo},
     {"tag", "Label a run (e.g. production) so gates and comparisons can name it", SetupTag},
+    {"batches", "List a run's provider batches (--batch) and their states", SetupBatches},
 };
 
 // The last resort for an exception that escapes a thread of ours (every interface returns

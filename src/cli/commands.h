@@ -75,6 +75,19 @@ struct ModelFlags {
   uint64_t seed = 1;
   std::string cache = "auto";
   std::optional<double> max_cost;
+  // Batch mode (--batch, or batch: true for a named model or judge in plumb.yaml).
+  bool batch = false;
+  double batch_poll_s = 30;
+  int64_t batch_max_requests = 0;  // 0: the provider's limit
+  int64_t batch_max_bytes = 0;
+  std::string batch_file_only;
+  bool cancel_batches = false;  // resume --cancel-batches
+
+  // Fills options.batch and options.batch_judges: the model batches with --batch or its alias's
+  // batch: true, each judge likewise when its backend has a batch API. kInvalidArgument when
+  // --batch names a model without one.
+  Status ApplyBatch(const Context& ctx, const std::string& model, const Backend& backend,
+                    const std::vector<JudgeModel>& judge_models, RunOptions& options) const;
 
   // Fills the run's prices, budget and (for a named model) default parameters; an unknown
   // price with --max-cost is an error.
@@ -132,6 +145,7 @@ Action SetupCompare(CLI::App& app, Context& ctx);
 Action SetupGate(CLI::App& app, Context& ctx);
 Action SetupTag(CLI::App& app, Context& ctx);
 Action SetupSayDo(CLI::App& app, Context& ctx);
+Action SetupBatches(CLI::App& app, Context& ctx);
 Action SetupReport(CLI::App& app, Context& ctx);
 Action SetupServe(CLI::App& app, Context& ctx);
 

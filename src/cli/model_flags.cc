@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "cli/commands.h"
+#include "plumb/batch.h"
 #include "plumb/log.h"
 #include "plumb/report.h"
 
@@ -62,10 +63,26 @@ void ModelFlags::Add(CLI::App& app, bool model_flags) {
                         "Tokens per minute to the model's endpoint (estimated before sending)"))
         ->check(CLI::PositiveNumber);
   }
-  keep(app.add_option(
-           "--max-wait", max_wait_s,
-           "Seconds a request may wait in all (rate limits, retries) before it is an error"))
-      ->check(CLI::Range(1.0, 86400.0));
+  keep(app.add_option("--max-wait", max_wait_s,
+                      "Seconds a request may wait in all (rate limits, retries) before it is an "
+                      "error; with --batch, how long a batch may take (default 25 h)"))
+      ->check(CLI::Range(1.0, 7 * 86400.0));
+  keep(app.add_flag("--batch", batch,
+                    "Send the calls through the provider's batch API (half price; openai, "
+                    "anthropic, google): the model's and the judges'"));
+  keep(app.add_option("--batch-poll", batch_poll_s,
+                      "Seconds between batch status polls at first (then 1.5x longer each time, "
+                      "up to 5 minutes)"))
+      ->check(CLI::Range(0.01, 3600.0));
+  keep(app.add_option("--batch-max-requests", batch_max_requests,
+                      "Requests per batch at most (default: the provider's limit)"))
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
+  keep(app.add_option("--batch-max-bytes", batch_max_bytes,
+                      "Bytes per batch at most (default: the provider's limit)"))
+      ->check(CLI::Range(int64_t{1'000}, int64_t{2'000'000'000}));
+  keep(app.add_option("--batch-file-only", batch_file_only,
+                      "Write the batch files (OpenAI batch format for openai) into DIR instead "
+                      "of submitting them"));
   keep(app.add_option("--concurrency", concurrency, "Max requests in flight per endpoint"))
       ->check(CLI::Range(1, 4096));
   keep(app.add_option("--cache", cache,
@@ -81,6 +98,33 @@ void ModelFlags::Add(CLI::App& app, bool model_flags) {
   keep(app.add_option("--retry-base-ms", retry_base_ms,
                       "First backoff delay in ms (doubles each retry, full jitter)"))
       ->check(CLI::Range(1, 600000));
+}
+
+Status ModelFlags::ApplyBatch(const Context& ctx, const std::string& model, const Backend& backend,
+                              const std::vector<JudgeModel>& judge_models, RunOptions& options) const {
+  BatchOptions& b = options.batch;
+  const ModelAlias* alias = ctx.Alias(model);
+  b.enabled = batch || (alias && alias->batch) || !batch_file_only.empty();
+  if (b.enabled && AsBatchApi(backend) == nullptr) {
+    return InvalidArgument(fmt::format(
+        "--batch: model '{}' has no batch API (openai, anthropic and google have one)",
+        ctx.ResolveSpec(model)));
+  }
+  b.poll = std::chrono::milliseconds(static_cast<int64_t>(batch_poll_s * 1000));
+  b.max_poll = std::max(b.poll, std::chrono::milliseconds(300'000));
+  b.max_wait = Given("--max-wait")
+                   ? std::chrono::milliseconds(static_cast<int64_t>(max_wait_s * 1000))
+                   : std::chrono::milliseconds(std::chrono::hours(25));
+  b.limits.max_requests = batch_max_requests;
+  b.limits.max_bytes = batch_max_bytes;
+  b.file_only = batch_file_only;
+  b.cancel = cancel_batches;
+  for (size_t i = 0; i < judge_models.size() && i < judges.size(); ++i) {
+    const ModelAlias* a = ctx.Alias(judges[i]);
+    if ((batch || (a && a->batch)) && AsBatchApi(*judge_models[i].backend) != nullptr)
+      options.batch_judges.insert(judge_models[i].spec);
+  }
+  return Status();
 }
 
 bool ModelFlags::Given(const std::string& flag) const {
@@ -178,6 +222,10 @@ void ModelFlags::InheritFrom(const RunRecord& run) {
   number("--max-retries", "max_retries", max_retries);
   number("--retry-base-ms", "retry_base_ms", retry_base_ms);
   number("--max-wait", "max_wait_s", max_wait_s);
+  if (!Given("--batch") && settings.value("batch", false)) batch = true;
+  number("--batch-poll", "batch_poll_s", batch_poll_s);
+  number("--batch-max-requests", "batch_max_requests", batch_max_requests);
+  number("--batch-max-bytes", "batch_max_bytes", batch_max_bytes);
   if (!Given("--concurrency") && run.concurrency > 0) concurrency = run.concurrency;
   if (backend_options.empty() && settings.contains("backend_options")) {
     for (const auto& o : settings["backend_options"])
@@ -194,6 +242,12 @@ Json ModelFlags::Settings() const {
             {"retry_base_ms", retry_base_ms},
             {"max_wait_s", max_wait_s},
             {"cache", cache}};
+  if (batch) {
+    s["batch"] = true;
+    s["batch_poll_s"] = batch_poll_s;
+    if (batch_max_requests > 0) s["batch_max_requests"] = batch_max_requests;
+    if (batch_max_bytes > 0) s["batch_max_bytes"] = batch_max_bytes;
+  }
   if (!base_url.empty()) s["base_url"] = base_url;
   if (!api_key_env.empty()) s["api_key_env"] = api_key_env;
   if (!judge_base_url.empty()) s["judge_base_url"] = judge_base_url;

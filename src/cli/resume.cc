@@ -60,6 +60,10 @@ int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags fla
   options->cache = flags.Cache();
   std::string priced = run->parent_run_id ? "replay/stored" : run->model_spec;
   if (Status s = flags.SetPrices(ctx, priced, *options); !s.ok()) return ReportError(s);
+  if (!run->parent_run_id) {
+    if (Status s = flags.ApplyBatch(ctx, run->model_spec, **backend, *judges, *options); !s.ok())
+      return ReportError(s);
+  }
   auto summary =
       ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options, Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());
@@ -83,6 +87,9 @@ Action SetupResume(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.0, 100.0));
   app.add_option("--progress", f->progress, "Progress display")
       ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
+  app.add_flag("--cancel-batches", f->m.cancel_batches,
+               "Cancel the run's batches at the provider, then collect what they finished "
+               "(the rest are errors: --retry-errors sends them again)");
   f->m.Add(app, /*model_flags=*/true);
   return [f, &ctx]() {
     auto store = OpenSqliteStore(ctx.db_path);

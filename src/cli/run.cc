@@ -58,24 +58,33 @@ int DryRun(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   if (!e) return ReportError(e.error());
   std::string spec = ctx.ResolveSpec(model);
   std::optional<double> model_cost;
-  if (options.model_price && e->completion_tokens)
-    model_cost = options.model_price->Cost(e->prompt_tokens, *e->completion_tokens);
+  const ModelAlias* alias = ctx.Alias(model);
+  const bool batched = f.m.batch || (alias && alias->batch);
+  if (options.model_price && e->completion_tokens) {
+    model_cost = batched ? options.model_price->BatchCost(e->prompt_tokens, *e->completion_tokens)
+                         : options.model_price->Cost(e->prompt_tokens, *e->completion_tokens);
+  }
   std::string out = fmt::format("dry run: {}@{}, {} samples, model {}\n", suite.manifest.id,
                                 suite.manifest.version, e->samples, spec);
   out += fmt::format(
-      "  model: {} requests, ~{} prompt tokens, {} completion tokens, cost at most {}\n",
+      "  model: {} requests, ~{} prompt tokens, {} completion tokens, cost at most {}{}\n",
       e->model_requests, e->prompt_tokens,
       e->completion_tokens ? fmt::format("at most {}", *e->completion_tokens)
                            : std::string("unbounded (no max_tokens)"),
-      Money(model_cost));
+      Money(model_cost), batched ? " (batch price)" : "");
   std::optional<double> total = model_cost;
   for (const auto& j : f.m.judges) {
     std::string jspec = ctx.ResolveSpec(j);
     auto price = options.judge_prices.find(jspec);
     std::optional<double> cost;
     // Judges reply briefly: their max_tokens is set per grader; 600 bounds every shipped one.
-    if (price != options.judge_prices.end())
-      cost = price->second.Cost(e->judge_prompt_tokens, e->judge_requests * 600);
+    const ModelAlias* judge_alias = ctx.Alias(j);
+    const bool judge_batched = f.m.batch || (judge_alias && judge_alias->batch);
+    if (price != options.judge_prices.end()) {
+      cost = judge_batched
+                 ? price->second.BatchCost(e->judge_prompt_tokens, e->judge_requests * 600)
+                 : price->second.Cost(e->judge_prompt_tokens, e->judge_requests * 600);
+    }
     out += fmt::format("  judge {}: {} requests, ~{} prompt tokens, cost at most {}\n", jspec,
                        e->judge_requests, e->judge_prompt_tokens, Money(cost));
     total = total && cost ? std::optional<double>(*total + *cost) : std::nullopt;
@@ -108,6 +117,8 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   RunOptions options = BaseOptions(f, suite);
   options.model_spec = ctx.ResolveSpec(model);
   if (Status s = f.m.SetPrices(ctx, model, options); !s.ok()) return ReportError(s);
+  if (Status s = f.m.ApplyBatch(ctx, model, **backend, *judges, options); !s.ok())
+    return ReportError(s);
 
   // The built-in baselines need no network: they are computed (or read from the cache) while the
   // model answers, from what they depend on.

@@ -14,9 +14,12 @@ Result<Price> ReadPrice(FieldReader& r) {
   PLUMB_ASSIGN_OR_RETURN(auto input, r.OptNumber("input"));
   PLUMB_ASSIGN_OR_RETURN(auto output, r.OptNumber("output"));
   PLUMB_ASSIGN_OR_RETURN(p.cached_input, r.OptNumber("cached_input"));
+  PLUMB_ASSIGN_OR_RETURN(p.batch_input, r.OptNumber("batch_input"));
+  PLUMB_ASSIGN_OR_RETURN(p.batch_output, r.OptNumber("batch_output"));
   if (!input || !output)
     return r.Error(input ? "output" : "input", "is required (USD per million tokens)");
-  if (*input < 0 || *output < 0 || (p.cached_input && *p.cached_input < 0)) {
+  if (*input < 0 || *output < 0 || (p.cached_input && *p.cached_input < 0) ||
+      (p.batch_input && *p.batch_input < 0) || (p.batch_output && *p.batch_output < 0)) {
     return r.Error("input", "prices must not be negative");
   }
   p.input = *input;
@@ -47,6 +50,23 @@ double Price::Cost(int64_t prompt_tokens, int64_t completion_tokens) const {
   return (static_cast<double>(prompt_tokens) * input +
           static_cast<double>(completion_tokens) * output) /
          1e6;
+}
+
+double Price::BatchCost(int64_t prompt_tokens, int64_t completion_tokens) const {
+  return (static_cast<double>(prompt_tokens) * batch_input.value_or(input * kBatchDiscount) +
+          static_cast<double>(completion_tokens) * batch_output.value_or(output * kBatchDiscount)) /
+         1e6;
+}
+
+double Price::UsageCost(const Json& usage) const {
+  int64_t in = usage.value("prompt_tokens", int64_t{0});
+  int64_t out = usage.value("completion_tokens", int64_t{0});
+  int64_t bin = 0, bout = 0;
+  if (usage.contains("batched")) {
+    bin = usage["batched"].value("prompt_tokens", int64_t{0});
+    bout = usage["batched"].value("completion_tokens", int64_t{0});
+  }
+  return Cost(in - bin, out - bout) + BatchCost(bin, bout);
 }
 
 const std::map<std::string, Price>& DefaultPrices() {
@@ -125,6 +145,8 @@ Result<Config> LoadConfig(const std::filesystem::path& path) {
       if (price) {
         PLUMB_ASSIGN_OR_RETURN(a.price, ReadPrice(*price));
       }
+      PLUMB_ASSIGN_OR_RETURN(auto batch, m->OptBool("batch"));
+      a.batch = batch.value_or(false);
       PLUMB_RETURN_IF_ERROR(m->Finish());
       c.models[name] = std::move(a);
     }
@@ -133,7 +155,7 @@ Result<Config> LoadConfig(const std::filesystem::path& path) {
   if (prices) {
     for (const auto& [name, _] : prices->object().items()) {
       PLUMB_ASSIGN_OR_RETURN(auto p, prices->OptObject(name));
-      if (!p) return prices->Error(name, "must be a mapping of input, output, cached_input");
+      if (!p) return prices->Error(name, "must be a mapping of input, output, cached_input, batch_input, batch_output");
       PLUMB_ASSIGN_OR_RETURN(c.prices[name], ReadPrice(*p));
     }
   }

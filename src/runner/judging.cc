@@ -17,6 +17,7 @@ struct Judging {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   bool cached = true;  // every call of the judgment came from the cache
+  bool batched = false;  // some call went through a provider batch
   std::function<void(Grade, Status)> done;
 };
 
@@ -36,6 +37,7 @@ void Step(std::shared_ptr<Judging> j) {
       j->prompt_tokens += r->prompt_tokens.value_or(0);
       j->completion_tokens += r->completion_tokens.value_or(0);
       j->cached = j->cached && r->cached;
+      j->batched = j->batched || r->batched;
       g = j->grader->Read(*r);
       if (g.status == GradeStatus::kError && j->reasks < j->grader->max_reasks()) {
         j->messages.push_back(Message{"assistant", r->text});
@@ -53,6 +55,7 @@ void Step(std::shared_ptr<Judging> j) {
     g.details["prompt_tokens"] = j->prompt_tokens;
     g.details["completion_tokens"] = j->completion_tokens;
     if (call_status.ok() && j->cached) g.details["cached"] = true;
+    if (j->batched) g.details["batched"] = true;
     j->done(std::move(g), call_status);
   });
 }

@@ -39,6 +39,13 @@ std::string Progress::Render(const ProgressState& s, bool bar) const {
   line += fmt::format("{}/{} ({:.0f}%)  {:.1f}/s  errors {}", s.done, s.total, pct, rate, s.errors);
   if (s.retrying > 0) line += fmt::format("  waiting to retry {}", s.retrying);
   if (s.rate_limited > 0) line += fmt::format("  held by rate limits {}", s.rate_limited);
+  if (s.batches > 0) {
+    // Batch mode: throughput means little while the provider works; show where batches are.
+    line += fmt::format("  batches {} ({}), {}/{} requests done, waited {}", s.batches,
+                        s.batch_states, s.batch_done, s.batch_requests,
+                        Duration(s.batch_waited_s));
+    return line;
+  }
   line += "  ETA " + eta;
   return line;
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 
 #include "plumb/runner.h"
 
@@ -16,6 +17,11 @@ struct ProgressState {
   int64_t errors = 0;
   int64_t retrying = 0;      // calls sleeping before a retry
   int64_t rate_limited = 0;  // calls held back by rate limits
+  // Batch mode: batches of this session, their states, requests and the longest wait so far.
+  int64_t batches = 0;
+  std::string batch_states;
+  int64_t batch_requests = 0, batch_done = 0;
+  double batch_waited_s = 0;
 };
 
 class Progress {

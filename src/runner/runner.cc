@@ -14,6 +14,7 @@
 #include <mutex>
 #include <set>
 
+#include "plumb/batch.h"
 #include "plumb/hash.h"
 #include "plumb/json.h"
 #include "plumb/log.h"
@@ -183,8 +184,10 @@ class Loop {
        const std::vector<JudgeModel>& judges, const RunRecord* resume = nullptr)
       : resume_(resume),
         suite_(suite),
+        raw_backend_(backend),
+        raw_judges_(judges),
         cached_backend_(WithCache(backend, store, options.cache)),
-        backend_(*cached_backend_),
+        backend_(cached_backend_.get()),
         scheduler_(scheduler),
         store_(store),
         options_(options),
@@ -214,11 +217,19 @@ class Loop {
                       suite_.manifest.id));
     }
     window_ = static_cast<size_t>(std::max(64, 4 * options_.concurrency));
+    const bool batching = options_.batch.enabled || !options_.batch_judges.empty();
+    if (batching) {
+      // Batches want many requests at once: as many samples in progress as a batch holds.
+      window_ = static_cast<size_t>(options_.batch.limits.max_requests > 0
+                                        ? std::max<int64_t>(options_.batch.limits.max_requests, 64)
+                                        : kBatchWindow);
+    }
     if (resume_ != nullptr) {
       PLUMB_RETURN_IF_ERROR(StartResume());
     } else {
       PLUMB_RETURN_IF_ERROR(StartNewRun());
     }
+    if (batching && resume_ != nullptr) PLUMB_RETURN_IF_ERROR(SetUpBatching());
     Drive();
 
     PLUMB_RETURN_IF_ERROR(store_.Flush());
@@ -244,7 +255,8 @@ class Loop {
     PLUMB_RETURN_IF_ERROR(store_.PutUsage(summary_.run_id, summary_.usage));
     if (!summary_.failure.ok()) {
       summary_.status = "failed";
-    } else if (stopped_by_user_ || summary_.budget_reached) {
+    } else if (stopped_by_user_ || summary_.budget_reached ||
+               (!options_.batch.file_only.empty() && summary_.done < summary_.samples)) {
       summary_.status = "interrupted";
     } else {
       summary_.status = "completed";
@@ -252,6 +264,10 @@ class Loop {
     std::string why = !summary_.failure.ok() ? summary_.failure.message()
                       : summary_.budget_reached
                           ? fmt::format("stopped at the cost budget of ${:.4f}", *options_.max_cost)
+                      : !options_.batch.file_only.empty()
+                          ? fmt::format("batch files written to {} (--batch-file-only); nothing "
+                                        "was sent",
+                                        options_.batch.file_only)
                           : "";
     PLUMB_RETURN_IF_ERROR(store_.FinishRun(summary_.run_id, summary_.status, why));
     return summary_;
@@ -260,9 +276,7 @@ class Loop {
   // Prices the run's token counts: cost_usd per role (null when the price is unknown).
   void AddCosts(Json& usage) const {
     auto price = [](Json& u, const std::optional<Price>& p) {
-      u["cost_usd"] = p ? Json(p->Cost(u["prompt_tokens"].get<int64_t>(),
-                                       u["completion_tokens"].get<int64_t>()))
-                        : Json(nullptr);
+      u["cost_usd"] = p ? Json(p->UsageCost(u)) : Json(nullptr);
     };
     price(usage["model"], options_.model_price);
     for (auto& [spec, u] : usage["judges"].items()) {
@@ -284,7 +298,7 @@ class Loop {
     run.primary_metric = suite_.kind->PrimaryMetric();
     run.higher_is_better = suite_.kind->HigherIsBetter();
     run.model_spec = options_.model_spec;
-    run.backend_id = backend_.Id();
+    run.backend_id = backend_->Id();
     run.params = params_.ToJson();
     run.seed = options_.seed;
     run.concurrency = options_.concurrency;
@@ -305,8 +319,10 @@ class Loop {
     std::vector<Item> items;
     for (size_t i : *source_->selected()) items.push_back(suite_.items[i]);
     // The first requests go out before the run is recorded, so the network wait overlaps the
-    // inserts; their results are only read (and stored) once the run row exists.
-    PLUMB_RETURN_IF_ERROR(FillWindow());
+    // inserts; their results are only read (and stored) once the run row exists. Batches are
+    // recorded with their run, so in batch mode the run comes first.
+    const bool batching = options_.batch.enabled || !options_.batch_judges.empty();
+    if (!batching) PLUMB_RETURN_IF_ERROR(FillWindow());
     Result<int64_t> run_id = store_.CreateRun(run, items);
     if (!run_id) {
       CancelCalls();
@@ -321,6 +337,63 @@ class Loop {
     summary_.run_id = *run_id;
     source_->Recorded(store_, summary_.run_id);
     summary_.samples = run.n_samples;
+    if (batching) PLUMB_RETURN_IF_ERROR(SetUpBatching());
+    return Status();
+  }
+
+  // Batch mode: the model, and each judge named in options.batch_judges, behind a batching
+  // backend under the response cache (cached calls never go into a batch; batch results enter
+  // the cache).
+  Status SetUpBatching() {
+    BatchBudget budget = [this](const std::string& role, int64_t in, int64_t out) {
+      return ReserveBatch(role, in, out);
+    };
+    if (options_.batch.enabled) {
+      if (scheduler_ == nullptr || AsBatchApi(raw_backend_) == nullptr) {
+        return InvalidArgument(fmt::format(
+            "--batch: model '{}' has no batch API (openai, anthropic and google have one)",
+            options_.model_spec));
+      }
+      PLUMB_ASSIGN_OR_RETURN(auto model, MakeBatchingBackend(raw_backend_, *scheduler_, store_,
+                                                             summary_.run_id, "model",
+                                                             options_.batch, budget));
+      batching_.push_back(model);
+      cached_backend_ = WithCache(*model, store_, options_.cache);
+      backend_ = cached_backend_.get();
+    }
+    for (size_t j = 0; j < judges_.size(); ++j) {
+      if (!options_.batch_judges.count(judges_[j].spec) || scheduler_ == nullptr) continue;
+      PLUMB_ASSIGN_OR_RETURN(
+          auto judge, MakeBatchingBackend(*raw_judges_[j].backend, *scheduler_, store_,
+                                          summary_.run_id, judges_[j].spec, options_.batch,
+                                          budget));
+      batching_.push_back(judge);
+      cached_judges_[j] = WithCache(*judge, store_, options_.cache);
+      judges_[j].backend = cached_judges_[j].get();
+    }
+    return Status();
+  }
+
+  // --max-cost in batch mode: a batch goes out only when the worst case of every batch of this
+  // session, with it, stays within the budget (unknown prices: nothing known to spend).
+  Status ReserveBatch(const std::string& role, int64_t prompt, int64_t completion) {
+    if (!options_.max_cost) return Status();
+    std::optional<Price> price = options_.model_price;
+    if (role != "model") {
+      auto it = options_.judge_prices.find(role);
+      price = it == options_.judge_prices.end() ? std::nullopt : std::optional<Price>(it->second);
+    }
+    if (!price) return Status();
+    double worst = price->BatchCost(prompt, completion);
+    std::lock_guard<std::mutex> lock(budget_mu_);
+    if (batch_reserved_usd_ + worst > *options_.max_cost) {
+      batch_budget_hit_ = true;
+      return Cancelled(fmt::format(
+          "batch not submitted: its worst-case cost ${:.4f} (with ${:.4f} already submitted) "
+          "would pass --max-cost ${:.4f}",
+          worst, batch_reserved_usd_, *options_.max_cost));
+    }
+    batch_reserved_usd_ += worst;
     return Status();
   }
 
@@ -396,7 +469,8 @@ class Loop {
         stopping = true;
         CancelCalls();
       }
-      if (!stopping && options_.max_cost && summary_.spent_usd >= *options_.max_cost) {
+      if (!stopping && options_.max_cost &&
+          (summary_.spent_usd >= *options_.max_cost || batch_budget_hit_)) {
         stopping = true;
         summary_.budget_reached = true;
         CancelCalls();
@@ -408,7 +482,7 @@ class Loop {
 
   void CancelCalls() {
     if (scheduler_) scheduler_->Cancel();
-    backend_.Cancel();
+    backend_->Cancel();
     for (const auto& j : judges_) j.backend->Cancel();
   }
 
@@ -421,6 +495,14 @@ class Loop {
       SchedulerStats stats = scheduler_->Stats();
       s.retrying = stats.waiting_retry;
       s.rate_limited = stats.rate_limited;
+    }
+    if (!batching_.empty()) {
+      BatchActivity a = CurrentBatchActivity();
+      s.batches = a.batches;
+      s.batch_states = a.states;
+      s.batch_requests = a.requests;
+      s.batch_done = a.done;
+      s.batch_waited_s = a.waited_s;
     }
     return s;
   }
@@ -490,7 +572,7 @@ class Loop {
     call.tool_choice = turn.tool_choice;
     st.pending = std::move(turn);
     ++calls_;
-    backend_.Submit(std::move(call), [this, i](Result<Completion> r, const CallReport& report) {
+    backend_->Submit(std::move(call), [this, i](Result<Completion> r, const CallReport& report) {
       events_.Push(Event{i, std::move(r), report, -1, -1, Grade{}});
     });
   }
@@ -516,8 +598,10 @@ class Loop {
     rr.ok = true;
     rr.completion = e.result.value();
     if (!rr.completion.cached && options_.model_price) {
-      summary_.spent_usd += options_.model_price->Cost(rr.completion.prompt_tokens.value_or(0),
-                                                       rr.completion.completion_tokens.value_or(0));
+      int64_t in = rr.completion.prompt_tokens.value_or(0);
+      int64_t out = rr.completion.completion_tokens.value_or(0);
+      summary_.spent_usd += rr.completion.batched ? options_.model_price->BatchCost(in, out)
+                                                  : options_.model_price->Cost(in, out);
     }
     st.responses.push_back(std::move(rr));
     st.history.push_back(Exchange{std::move(st.pending.messages), std::move(e.result).value()});
@@ -620,8 +704,10 @@ class Loop {
     const Json& d = e.judgment.details;
     auto price = options_.judge_prices.find(judges_[e.judge].spec);
     if (price != options_.judge_prices.end() && !d.value("cached", false)) {
-      summary_.spent_usd += price->second.Cost(d.value("prompt_tokens", int64_t{0}),
-                                               d.value("completion_tokens", int64_t{0}));
+      int64_t in = d.value("prompt_tokens", int64_t{0});
+      int64_t out = d.value("completion_tokens", int64_t{0});
+      summary_.spent_usd += d.value("batched", false) ? price->second.BatchCost(in, out)
+                                                      : price->second.Cost(in, out);
     }
     st.panel[e.task][e.judge] = std::move(e.judgment);
     if (--st.judgments_pending > 0) return;
@@ -705,14 +791,18 @@ class Loop {
 
   const RunRecord* resume_;
   const Suite& suite_;
+  Backend& raw_backend_;
+  const std::vector<JudgeModel> raw_judges_;
+  // Batch mode: the batching backends, under the caches (declared first: destroyed last).
+  std::vector<std::shared_ptr<Backend>> batching_;
   std::vector<std::unique_ptr<Backend>> cached_judges_;
   std::unique_ptr<Backend> cached_backend_;
-  Backend& backend_;
+  Backend* backend_;
   HttpScheduler* scheduler_;
   Store& store_;
   const RunOptions& options_;
   const std::atomic<bool>& interrupted_;
-  const std::vector<JudgeModel> judges_;
+  std::vector<JudgeModel> judges_;
   GenerationParams params_;
   runner::Progress progress_;
 
@@ -726,6 +816,9 @@ class Loop {
   size_t in_progress_ = 0;  // samples started and not yet ended
   size_t calls_ = 0;        // calls submitted whose event has not been handled
   bool stopped_by_user_ = false;
+  std::mutex budget_mu_;
+  double batch_reserved_usd_ = 0;  // worst-case cost of the batches submitted (guarded)
+  std::atomic<bool> batch_budget_hit_{false};
   RunSummary summary_;
 };
 

@@ -15,8 +15,8 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       db,
       "INSERT OR REPLACE INTO responses (run_id, item_id, epoch, turn, request, status, "
       "text, finish_reason, prompt_tokens, completion_tokens, latency_ms, attempts, "
-      "error_code, error_message, created_at, cached, tool_calls) "
-      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      "error_code, error_message, created_at, cached, tool_calls, batched) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   SQLite::Statement score(
       db,
       "INSERT OR REPLACE INTO scores (run_id, item_id, epoch, grader, status, value, "
@@ -80,6 +80,7 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       } else {
         resp.bind(17);
       }
+      resp.bind(18, rr.completion.batched ? 1 : 0);
       resp.exec();
       resp.reset();
     }
@@ -138,18 +139,19 @@ ResponseRecord ResponseFromRow(SQLite::Statement& r) {
   if (!r.getColumn(14).isNull()) {
     rr.completion.tool_calls = ToolCallsFromJson(ParseStored(r.getColumn(14).getString()));
   }
+  rr.completion.batched = r.getColumn(15).getInt() != 0;
   return rr;
 }
 
 constexpr const char* kGradeColumns =
     "item_id, epoch, grader, status, value, label, details, error";
 // The responses' columns; a database before schema 4 (read-only, not migrated) has no
-// tool_calls.
+// tool_calls, before 5 no batched.
 std::string ResponseColumns(int schema) {
   return std::string(
              "item_id, epoch, turn, request, status, text, finish_reason, prompt_tokens, "
              "completion_tokens, latency_ms, attempts, error_code, error_message, cached, ") +
-         (schema >= 4 ? "tool_calls" : "NULL");
+         (schema >= 4 ? "tool_calls, " : "NULL, ") + (schema >= 5 ? "batched" : "0");
 }
 
 }  // namespace

@@ -140,6 +140,25 @@ constexpr const char* kSchemaV4 = R"sql(
 ALTER TABLE responses ADD COLUMN tool_calls TEXT;
 )sql";
 
+// Version 5: batch mode. Replies that came back from a provider batch (priced as such), and the
+// batches of each run, kept before they are waited on.
+constexpr const char* kSchemaV5 = R"sql(
+ALTER TABLE responses ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE batches (
+  id          INTEGER PRIMARY KEY,
+  run_id      INTEGER NOT NULL REFERENCES runs(id),
+  role        TEXT NOT NULL,
+  provider    TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  info        TEXT NOT NULL,
+  custom_ids  TEXT NOT NULL,
+  resubmits   INTEGER NOT NULL DEFAULT 0,
+  created_at  TEXT NOT NULL,
+  updated_at  TEXT NOT NULL
+);
+CREATE INDEX batches_run ON batches(run_id);
+)sql";
+
 }  // namespace
 
 int UserVersion(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
@@ -166,7 +185,8 @@ Status Migrate(SQLite::Database& db, const std::string& path) {
     if (version < 2) db.exec(kSchemaV2);
     if (version < 3) db.exec(kSchemaV3);
     if (version < 4) db.exec(kSchemaV4);
-    // Later versions add their steps here: if (version < 5) { ... }
+    if (version < 5) db.exec(kSchemaV5);
+    // Later versions add their steps here: if (version < 6) { ... }
     db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
     tx.commit();
     return Status();

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "plumb/log.h"
+#include "plumb/batch.h"
 #include "plumb/store.h"
 #include "plumb/text.h"
 #include "storage/lease.h"
@@ -213,23 +214,34 @@ class SqliteStore final : public Store {
 
   Result<Json> GetUsage(int64_t run_id) const override {
     return Guard<Json>([&]() -> Result<Json> {
-      auto counts = [](int64_t calls, int64_t cached, int64_t in, int64_t out) {
-        return Json{{"calls", calls},
-                    {"cached", cached},
-                    {"prompt_tokens", in},
-                    {"completion_tokens", out}};
+      auto counts = [](SQLite::Statement& q) {
+        Json c = {{"calls", q.getColumn(1).getInt64()},
+                  {"cached", q.getColumn(2).getInt64()},
+                  {"prompt_tokens", q.getColumn(3).getInt64()},
+                  {"completion_tokens", q.getColumn(4).getInt64()}};
+        // Of which through provider batches (priced as such).
+        if (q.getColumn(5).getInt64() > 0) {
+          c["batched"] = {{"calls", q.getColumn(5).getInt64()},
+                          {"prompt_tokens", q.getColumn(6).getInt64()},
+                          {"completion_tokens", q.getColumn(7).getInt64()}};
+        }
+        return c;
       };
       Json usage = {{"judges", Json::object()}};
+      const char* batched = schema_version_ >= 5 ? "batched=1" : "0";
       SQLite::Statement m(
           *db_,
-          "SELECT count(*) FILTER (WHERE cached=0), count(*) FILTER (WHERE cached=1), "
-          "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0), 0), "
-          "coalesce(sum(completion_tokens) FILTER (WHERE cached=0), 0) "
-          "FROM responses WHERE run_id=? AND status='ok'");
+          fmt::format("SELECT '', count(*) FILTER (WHERE cached=0), count(*) FILTER (WHERE cached=1), "
+                      "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0), 0), "
+                      "coalesce(sum(completion_tokens) FILTER (WHERE cached=0), 0), "
+                      "count(*) FILTER (WHERE cached=0 AND {0}), "
+                      "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0 AND {0}), 0), "
+                      "coalesce(sum(completion_tokens) FILTER (WHERE cached=0 AND {0}), 0) "
+                      "FROM responses WHERE run_id=? AND status='ok'",
+                      batched));
       m.bind(1, run_id);
       m.executeStep();
-      usage["model"] = counts(m.getColumn(0).getInt64(), m.getColumn(1).getInt64(),
-                              m.getColumn(2).getInt64(), m.getColumn(3).getInt64());
+      usage["model"] = counts(m);
       // Judgments carry their own tokens; a panel's aggregate row does not, so nothing counts
       // twice.
       SQLite::Statement j(
@@ -240,16 +252,86 @@ class SqliteStore final : public Store {
           "coalesce(sum(json_extract(details, '$.prompt_tokens')) FILTER (WHERE "
           "coalesce(json_extract(details, '$.cached'), 0) = 0), 0), "
           "coalesce(sum(json_extract(details, '$.completion_tokens')) FILTER (WHERE "
-          "coalesce(json_extract(details, '$.cached'), 0) = 0), 0) "
+          "coalesce(json_extract(details, '$.cached'), 0) = 0), 0), "
+          "count(*) FILTER (WHERE coalesce(json_extract(details, '$.batched'), 0) = 1), "
+          "coalesce(sum(json_extract(details, '$.prompt_tokens')) FILTER (WHERE "
+          "coalesce(json_extract(details, '$.batched'), 0) = 1), 0), "
+          "coalesce(sum(json_extract(details, '$.completion_tokens')) FILTER (WHERE "
+          "coalesce(json_extract(details, '$.batched'), 0) = 1), 0) "
           "FROM scores WHERE run_id=? AND json_extract(details, '$.prompt_tokens') IS NOT NULL "
           "GROUP BY judge");
       j.bind(1, run_id);
-      while (j.executeStep()) {
-        usage["judges"][j.getColumn(0).getString()] =
-            counts(j.getColumn(1).getInt64(), j.getColumn(2).getInt64(), j.getColumn(3).getInt64(),
-                   j.getColumn(4).getInt64());
-      }
+      while (j.executeStep()) usage["judges"][j.getColumn(0).getString()] = counts(j);
       return usage;
+    });
+  }
+
+  Status PutBatch(BatchRecord& b) override {
+    return Guard<bool>([&]() -> Result<bool> {
+             std::string now = NowIso8601();
+             Json ids = b.custom_ids;
+             if (b.id == 0) {
+               b.created_at = now;
+               SQLite::Statement q(*db_,
+                                   "INSERT INTO batches (run_id, role, provider, state, info, "
+                                   "custom_ids, resubmits, created_at, updated_at) "
+                                   "VALUES (?,?,?,?,?,?,?,?,?)");
+               q.bind(1, b.run_id);
+               q.bind(2, b.role);
+               q.bind(3, b.provider);
+               q.bind(4, b.state);
+               q.bind(5, DumpJson(b.info));
+               q.bind(6, DumpJson(ids));
+               q.bind(7, b.resubmits);
+               q.bind(8, now);
+               q.bind(9, now);
+               q.exec();
+               b.id = db_->getLastInsertRowid();
+             } else {
+               SQLite::Statement q(*db_,
+                                   "UPDATE batches SET state=?, info=?, resubmits=?, "
+                                   "updated_at=? WHERE id=?");
+               q.bind(1, b.state);
+               q.bind(2, DumpJson(b.info));
+               q.bind(3, b.resubmits);
+               q.bind(4, now);
+               q.bind(5, b.id);
+               q.exec();
+             }
+             b.updated_at = now;
+             return true;
+           })
+        .status();
+  }
+
+  Result<std::vector<BatchRecord>> GetBatches(int64_t run_id) const override {
+    return Guard<std::vector<BatchRecord>>([&]() -> Result<std::vector<BatchRecord>> {
+      std::vector<BatchRecord> out;
+      if (schema_version_ < 5) return out;
+      SQLite::Statement q(*db_,
+                          "SELECT id, run_id, role, provider, state, info, custom_ids, "
+                          "resubmits, created_at, updated_at FROM batches WHERE run_id=? "
+                          "ORDER BY id");
+      q.bind(1, run_id);
+      while (q.executeStep()) {
+        BatchRecord b;
+        b.id = q.getColumn(0).getInt64();
+        b.run_id = q.getColumn(1).getInt64();
+        b.role = q.getColumn(2).getString();
+        b.provider = q.getColumn(3).getString();
+        b.state = q.getColumn(4).getString();
+        b.info = ParseStored(q.getColumn(5).getString());
+        Json ids = ParseStored(q.getColumn(6).getString());
+        if (ids.is_array())
+          for (const auto& id : ids)
+            if (id.is_string()) b.custom_ids.push_back(id.get<std::string>());
+        b.resubmits = q.getColumn(7).getInt();
+        b.created_at = q.getColumn(8).getString();
+        b.updated_at = q.getColumn(9).getString();
+        if (!b.info.is_object()) b.info = Json::object();
+        out.push_back(std::move(b));
+      }
+      return out;
     });
   }
 

@@ -157,7 +157,8 @@ TEST(SqliteStore, MigratesVersionOneDatabases) {
     db.exec(
         "DROP TABLE tags; DROP TABLE baselines; ALTER TABLE runs DROP COLUMN owner; "
         "ALTER TABLE runs DROP COLUMN heartbeat_at; ALTER TABLE responses DROP COLUMN "
-        "tool_calls; PRAGMA user_version = 1");
+        "tool_calls; ALTER TABLE responses DROP COLUMN batched; DROP TABLE batches; "
+        "PRAGMA user_version = 1");
   }
   auto store = std::move(OpenSqliteStore(path)).value();
   EXPECT_EQ(store->GetRun(id)->suite_id, "demo");
