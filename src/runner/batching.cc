@@ -120,10 +120,13 @@ class BatchingBackend final : public Backend {
   std::string CacheIdentity() const override { return inner_.CacheIdentity(); }
 
   void Submit(ModelCall call, Done done) override {
-    std::string id = "p" + Sha256Hex(role_ + "\n" + CacheKey(inner_.Id() + "|" +
-                                                                 inner_.CacheIdentity(),
-                                                             call))
-                               .substr(0, 40);
+    // The custom id: the role, the sample's turn and the request itself. A resumed session
+    // makes the same call again and finds it; two samples asking the same are two requests.
+    std::string id =
+        "p" + Sha256Hex(fmt::format("{}\n{}\n{}\n{}\n{}", role_, call.hints.item_id,
+                                    call.hints.epoch, call.hints.turn,
+                                    CacheKey(inner_.Id() + "|" + inner_.CacheIdentity(), call)))
+                  .substr(0, 40);
     std::unique_lock<std::mutex> lock(mu_);
     if (cancelled_) {
       lock.unlock();
