@@ -96,6 +96,9 @@ struct BatchOptions {
   std::chrono::milliseconds gather{1'000};
   BatchLimits limits;  // 0: the provider's
   std::string file_only;  // write the batch files under this folder instead of submitting
+  // Answer from this results file (the provider's output format, e.g. vLLM's run_batch output
+  // for a --batch-file-only file) instead of submitting; calls not in it stay unsent.
+  std::string results_file;
   bool cancel = false;    // cancel the run's batches at the provider (resume --cancel-batches)
 };
 

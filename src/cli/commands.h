@@ -81,6 +81,7 @@ struct ModelFlags {
   int64_t batch_max_requests = 0;  // 0: the provider's limit
   int64_t batch_max_bytes = 0;
   std::string batch_file_only;
+  std::string batch_results;  // resume --batch-results FILE
   bool cancel_batches = false;  // resume --cancel-batches
 
   // Fills options.batch and options.batch_judges: the model batches with --batch or its alias's

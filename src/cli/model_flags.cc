@@ -104,7 +104,8 @@ Status ModelFlags::ApplyBatch(const Context& ctx, const std::string& model, cons
                               const std::vector<JudgeModel>& judge_models, RunOptions& options) const {
   BatchOptions& b = options.batch;
   const ModelAlias* alias = ctx.Alias(model);
-  b.enabled = batch || (alias && alias->batch) || !batch_file_only.empty();
+  b.enabled = batch || (alias && alias->batch) || !batch_file_only.empty() ||
+              !batch_results.empty();
   if (b.enabled && AsBatchApi(backend) == nullptr) {
     return InvalidArgument(fmt::format(
         "--batch: model '{}' has no batch API (openai, anthropic and google have one)",
@@ -118,6 +119,7 @@ Status ModelFlags::ApplyBatch(const Context& ctx, const std::string& model, cons
   b.limits.max_requests = batch_max_requests;
   b.limits.max_bytes = batch_max_bytes;
   b.file_only = batch_file_only;
+  b.results_file = batch_results;
   b.cancel = cancel_batches;
   for (size_t i = 0; i < judge_models.size() && i < judges.size(); ++i) {
     const ModelAlias* a = ctx.Alias(judges[i]);

@@ -90,6 +90,9 @@ Action SetupResume(CLI::App& app, Context& ctx) {
   app.add_flag("--cancel-batches", f->m.cancel_batches,
                "Cancel the run's batches at the provider, then collect what they finished "
                "(the rest are errors: --retry-errors sends them again)");
+  app.add_option("--batch-results", f->m.batch_results,
+                 "Answer from this batch results file (the OpenAI batch output format, e.g. "
+                 "vLLM's run_batch on a --batch-file-only file) instead of sending anything");
   f->m.Add(app, /*model_flags=*/true);
   return [f, &ctx]() {
     auto store = OpenSqliteStore(ctx.db_path);

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -70,6 +71,14 @@ class BatchingBackend final : public Backend {
   }
 
   Status Start() {
+    if (!options_.results_file.empty()) {
+      std::ifstream in(options_.results_file, std::ios::binary);
+      if (!in) return InvalidArgument(fmt::format("cannot read {}", options_.results_file));
+      std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      Result<std::vector<BatchLineResult>> lines = api_.ReadResults(body, Json::object());
+      if (!lines) return lines.error().WithPrefix(options_.results_file);
+      for (auto& l : *lines) from_file_[l.custom_id] = std::move(l);
+    }
     PLUMB_ASSIGN_OR_RETURN(auto records, store_.GetBatches(run_id_));
     for (auto& rec : records) {
       if (rec.role != role_ || rec.provider != api_.BatchProvider()) continue;
@@ -127,6 +136,23 @@ class BatchingBackend final : public Backend {
                                     call.hints.epoch, call.hints.turn,
                                     CacheKey(inner_.Id() + "|" + inner_.CacheIdentity(), call)))
                   .substr(0, 40);
+    if (!options_.results_file.empty()) {
+      // Answers from a results file: nothing is sent.
+      auto f = from_file_.find(id);
+      if (f == from_file_.end()) {
+        done(Cancelled(fmt::format("not in {}", options_.results_file)), CallReport{});
+      } else if (f->second.kind == BatchLineResult::Kind::kOk) {
+        Completion c = f->second.completion;
+        c.batched = true;
+        done(std::move(c), CallReport{1, 0, 0});
+      } else {
+        done(f->second.kind == BatchLineResult::Kind::kError
+                 ? f->second.error
+                 : Status(StatusCode::kAborted, "expired or cancelled in the batch"),
+             CallReport{});
+      }
+      return;
+    }
     std::unique_lock<std::mutex> lock(mu_);
     if (cancelled_) {
       lock.unlock();
@@ -667,6 +693,7 @@ class BatchingBackend final : public Backend {
   std::map<int64_t, Active> active_;  // batches this session waits on
   std::map<int64_t, Active> stored_;  // batches of earlier sessions, until a call needs one
   std::unordered_map<std::string, int64_t> known_;
+  std::unordered_map<std::string, BatchLineResult> from_file_;  // --batch-results
   int files_written_ = 0;
   std::thread thread_;
 };

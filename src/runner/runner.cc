@@ -255,8 +255,8 @@ class Loop {
     PLUMB_RETURN_IF_ERROR(store_.PutUsage(summary_.run_id, summary_.usage));
     if (!summary_.failure.ok()) {
       summary_.status = "failed";
-    } else if (stopped_by_user_ || summary_.budget_reached ||
-               (!options_.batch.file_only.empty() && summary_.done < summary_.samples)) {
+    } else if (stopped_by_user_ || summary_.budget_reached || summary_.done < summary_.samples) {
+      // (Samples left unsent: batch files written, or answers missing from a results file.)
       summary_.status = "interrupted";
     } else {
       summary_.status = "completed";
@@ -268,6 +268,12 @@ class Loop {
                           ? fmt::format("batch files written to {} (--batch-file-only); nothing "
                                         "was sent",
                                         options_.batch.file_only)
+                      : summary_.done < summary_.samples
+                          ? fmt::format("{} samples not answered (not in {})",
+                                        summary_.samples - summary_.done,
+                                        options_.batch.results_file.empty()
+                                            ? std::string("this session")
+                                            : options_.batch.results_file)
                           : "";
     PLUMB_RETURN_IF_ERROR(store_.FinishRun(summary_.run_id, summary_.status, why));
     return summary_;

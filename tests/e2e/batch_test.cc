@@ -294,10 +294,37 @@ TEST(Batch, FileOnlyWritesTheBatchFileAndSendsNothing) {
     EXPECT_EQ(j["body"]["model"], "m");
   }
   EXPECT_EQ(lines, 5);
-  // Later, the same run can be sent for real.
+  // Answered elsewhere (vLLM's run_batch writes the OpenAI output format), read back: all but
+  // one line, which stays unsent.
+  std::ifstream again(tmp.path() + "/out/run1-model-1.jsonl");
+  std::string output;
+  int n = 0;
+  for (std::string line; std::getline(again, line);) {
+    if (n++ == 4) break;
+    Json in_line = Json::parse(line);
+    output += Json{{"id", "vllm-" + std::to_string(n)},
+                   {"custom_id", in_line["custom_id"]},
+                   {"response",
+                    {{"status_code", 200},
+                     {"request_id", "vllm-batch-" + std::to_string(n)},
+                     {"body", Json::parse(ReplyBody(in_line["body"]))}}},
+                   {"error", nullptr}}
+                  .dump() +
+              "\n";
+  }
+  tmp.Write("vllm-out.jsonl", output);
+  auto imported = P(tmp.path(), {"resume", "1", "--batch-results", tmp.path() + "/vllm-out.jsonl",
+                                 "--progress", "none"});
+  EXPECT_EQ(imported.exit_code, 130) << imported.err;  // one sample still unanswered
+  EXPECT_TRUE(server.log().empty());
+  int answered = 0;
+  for (const auto& s : Samples(tmp.path())) answered += s.status == "done";
+  EXPECT_EQ(answered, 4);
+  // Later, the rest can be sent for real.
   auto sent = P(tmp.path(), With({"resume", "1"}));
   EXPECT_EQ(sent.exit_code, 0) << sent.err;
   EXPECT_EQ(server.creations("openai"), 1);
+  EXPECT_EQ(server.custom_ids_per_batch()[0].size(), 1u);
 }
 
 TEST(Batch, ABatchOverTheBudgetIsNotSubmitted) {
