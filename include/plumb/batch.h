@@ -30,8 +30,8 @@ struct BatchLimits {
 
 // Where a batch stands at the provider.
 struct BatchProgress {
-  std::string state;  // the provider's own word: validating, in_progress, ended, BATCH_STATE_...
-  bool ended = false;  // results (or their absence) are final
+  std::string state;    // the provider's own word: validating, in_progress, ended, BATCH_STATE_...
+  bool ended = false;   // results (or their absence) are final
   bool failed = false;  // ended without results for any request (the message says why)
   std::string message;
   int64_t total = 0, succeeded = 0, failed_requests = 0;
@@ -94,12 +94,12 @@ struct BatchOptions {
   std::chrono::milliseconds max_wait{std::chrono::hours(25)};  // per batch, then its requests fail
   // Calls are collected until none arrives for this long (or a batch is full).
   std::chrono::milliseconds gather{1'000};
-  BatchLimits limits;  // 0: the provider's
+  BatchLimits limits;     // 0: the provider's
   std::string file_only;  // write the batch files under this folder instead of submitting
   // Answer from this results file (the provider's output format, e.g. vLLM's run_batch output
   // for a --batch-file-only file) instead of submitting; calls not in it stay unsent.
   std::string results_file;
-  bool cancel = false;    // cancel the run's batches at the provider (resume --cancel-batches)
+  bool cancel = false;  // cancel the run's batches at the provider (resume --cancel-batches)
 };
 
 // Worst-case cost check before a batch is submitted: OK to go ahead, else why not (the batch is
@@ -120,8 +120,7 @@ struct BatchActivity {
 // submitted (by custom id: a hash of the role and the request) are answered from it instead of
 // being sent again. kInvalidArgument when `inner` has no batch API.
 Result<std::shared_ptr<Backend>> MakeBatchingBackend(Backend& inner, HttpScheduler& scheduler,
-                                                     Store& store, int64_t run_id,
-                                                     std::string role,
+                                                     Store& store, int64_t run_id, std::string role,
                                                      const BatchOptions& options,
                                                      BatchBudget budget);
 

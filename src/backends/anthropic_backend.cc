@@ -114,8 +114,8 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
                                                 const Json& info) const override {
     if (info.contains("id")) return std::optional<HttpRequest>();
     Json body = {{"requests", lines}};
-    return std::optional<HttpRequest>(Request("POST", base_url_ + "/v1/messages/batches",
-                                              DumpJson(body)));
+    return std::optional<HttpRequest>(
+        Request("POST", base_url_ + "/v1/messages/batches", DumpJson(body)));
   }
 
   Status ReadSubmitStep(const HttpResponse& response, Json& info) const override {
@@ -187,12 +187,12 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
         std::string kind = inner.is_object() ? inner.value("type", "") : "";
         std::string message = inner.is_object() ? inner.value("message", "") : "";
         r.kind = BatchLineResult::Kind::kError;
-        r.error = (kind == "api_error" || kind == "overloaded_error")
-                      ? Unavailable(fmt::format("backend 'anthropic': in the batch: {}: {}", kind,
-                                                Redact(message)))
-                      : InvalidArgument(fmt::format("backend 'anthropic': in the batch: {}: {}",
-                                                    kind.empty() ? "errored" : kind,
-                                                    Redact(message)));
+        r.error =
+            (kind == "api_error" || kind == "overloaded_error")
+                ? Unavailable(fmt::format("backend 'anthropic': in the batch: {}: {}", kind,
+                                          Redact(message)))
+                : InvalidArgument(fmt::format("backend 'anthropic': in the batch: {}: {}",
+                                              kind.empty() ? "errored" : kind, Redact(message)));
       }
       out.push_back(std::move(r));
     }

@@ -13,7 +13,7 @@ namespace {
 constexpr const char* kDefaultBaseUrl = "https://generativelanguage.googleapis.com";
 constexpr const char* kDefaultKeyEnv = "GEMINI_API_KEY";
 constexpr const char* kFallbackKeyEnv = "GOOGLE_API_KEY";
-constexpr int kMaxLogprobs = 20;  // the API's limit
+constexpr int kMaxLogprobs = 20;                   // the API's limit
 constexpr int64_t kInlineBatchBytes = 20'000'000;  // batch requests inline up to this
 
 // Gemini answers a bad key with 400 INVALID_ARGUMENT rather than 401.
@@ -167,14 +167,14 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
   Result<std::optional<HttpRequest>> SubmitStep(const std::vector<Json>& lines,
                                                 const Json& info) const override {
     if (info.contains("id")) return std::optional<HttpRequest>();
-    const std::string create = fmt::format("{}/v1beta/models/{}:batchGenerateContent", base_url_,
-                                           model_);
+    const std::string create =
+        fmt::format("{}/v1beta/models/{}:batchGenerateContent", base_url_, model_);
     int64_t bytes = 0;
     for (const auto& l : lines) bytes += static_cast<int64_t>(DumpJson(l).size());
     if (bytes <= kInlineBatchBytes && !info.contains("upload_url")) {
-      Json body = {{"batch",
-                    {{"display_name", "plumb"},
-                     {"input_config", {{"requests", {{"requests", lines}}}}}}}};
+      Json body = {
+          {"batch",
+           {{"display_name", "plumb"}, {"input_config", {{"requests", {{"requests", lines}}}}}}}};
       return std::optional<HttpRequest>(Request("POST", create, DumpJson(body)));
     }
     // The file: one {"key", "request"} per line.
@@ -197,9 +197,9 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
       r.headers.emplace_back("X-Goog-Upload-Offset", "0");
       return std::optional<HttpRequest>(std::move(r));
     }
-    Json body = {{"batch",
-                  {{"display_name", "plumb"},
-                   {"input_config", {{"file_name", info["input_file"]}}}}}};
+    Json body = {
+        {"batch",
+         {{"display_name", "plumb"}, {"input_config", {{"file_name", info["input_file"]}}}}}};
     return std::optional<HttpRequest>(Request("POST", create, DumpJson(body)));
   }
 
@@ -234,10 +234,10 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
     const Json& batch = op.contains("metadata") && op["metadata"].is_object() ? op["metadata"] : op;
     BatchProgress p;
     p.state = batch.value("state", "");
-    static const std::vector<std::string> kEnded = {"SUCCEEDED", "FAILED", "CANCELLED",
-                                                    "EXPIRED"};
+    static const std::vector<std::string> kEnded = {"SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"};
     for (const auto& e : kEnded)
-      if (p.state.size() >= e.size() && p.state.compare(p.state.size() - e.size(), e.size(), e) == 0)
+      if (p.state.size() >= e.size() &&
+          p.state.compare(p.state.size() - e.size(), e.size(), e) == 0)
         p.ended = true;
     if (op.value("done", false)) p.ended = true;
     if (op.contains("error") && op["error"].is_object()) {
@@ -260,7 +260,7 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
       p.succeeded = number("successfulRequestCount");
       p.failed_requests = number("failedRequestCount");
     }
-    const Json& out = op.contains("response") && op["response"].is_object() ? op["response"]
+    const Json& out = op.contains("response") && op["response"].is_object()     ? op["response"]
                       : batch.contains("output") && batch["output"].is_object() ? batch["output"]
                                                                                 : Json();
     if (out.is_object() && out.contains("responsesFile") && out["responsesFile"].is_string())
@@ -284,10 +284,11 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
     } else {
       Json op = Json::parse(body, nullptr, false);
       if (!op.is_object()) return Unavailable("backend 'google': the batch status is unreadable");
-      const Json& batch = op.contains("metadata") && op["metadata"].is_object() ? op["metadata"] : op;
+      const Json& batch =
+          op.contains("metadata") && op["metadata"].is_object() ? op["metadata"] : op;
       const Json& out = op.contains("response") && op["response"].is_object() ? op["response"]
-                        : batch.contains("output") ? batch["output"]
-                                                   : Json::object();
+                        : batch.contains("output")                            ? batch["output"]
+                                                                              : Json::object();
       Json list = out.is_object() ? out.value("inlinedResponses", Json::array()) : Json::array();
       if (list.is_object()) list = list.value("inlinedResponses", Json::array());
       if (list.is_array()) entries.assign(list.begin(), list.end());
@@ -314,7 +315,8 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
         const Json& err = e.value("error", e.value("status", Json::object()));
         std::string message = err.is_object() ? err.value("message", "failed") : "failed";
         r.kind = BatchLineResult::Kind::kError;
-        r.error = InvalidArgument(fmt::format("backend 'google': in the batch: {}", Redact(message)));
+        r.error =
+            InvalidArgument(fmt::format("backend 'google': in the batch: {}", Redact(message)));
       }
       results.push_back(std::move(r));
     }

@@ -55,11 +55,11 @@ Result<ApiBackend::SystemAndTurns> ApiBackend::SplitSystem(
 Status ApiBackend::BatchStepError(const HttpResponse& response, const std::string& what) const {
   Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   std::string detail = ApiErrorDetail(body.is_discarded() ? Json() : body, response.body);
-  Status s = HttpErrorStatus(
-      response.status, fmt::format("backend '{}': {}: HTTP {}: {}", kind_, what, response.status,
-                                   detail));
+  Status s = HttpErrorStatus(response.status, fmt::format("backend '{}': {}: HTTP {}: {}", kind_,
+                                                          what, response.status, detail));
   // A batch the API no longer knows (404) is that batch's failure, not a wrong model.
-  if (response.status == 404) return NotFound(fmt::format("backend '{}': {}: HTTP 404: {}", kind_, what, detail));
+  if (response.status == 404)
+    return NotFound(fmt::format("backend '{}': {}: HTTP 404: {}", kind_, what, detail));
   return s;
 }
 
@@ -89,8 +89,8 @@ std::pair<std::string, std::string> MultipartBody(
   std::string boundary = "plumb-" + Sha256Hex(data).substr(0, 32);
   std::string body;
   for (const auto& [name, value] : fields) {
-    body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name +
-            "\"\r\n\r\n" + value + "\r\n";
+    body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" +
+            value + "\r\n";
   }
   body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + file_field +
           "\"; filename=\"" + filename + "\"\r\nContent-Type: " + content_type + "\r\n\r\n";

@@ -44,8 +44,8 @@ Action SetupBatches(CLI::App& app, Context& ctx) {
       std::fputs((DumpJson(out) + "\n").c_str(), stdout);
       return kExitOk;
     }
-    std::string text = fmt::format("run {}: {} batch{}\n", *id, batches->size(),
-                                   batches->size() == 1 ? "" : "es");
+    std::string text =
+        fmt::format("run {}: {} batch{}\n", *id, batches->size(), batches->size() == 1 ? "" : "es");
     if (!batches->empty()) {
       text += fmt::format("{:<5} {:<28} {:<10} {:<34} {:<11} {:>9} {:>7}  {}\n", "id", "role",
                           "provider", "batch", "state", "requests", "failed", "updated");
@@ -54,10 +54,10 @@ Action SetupBatches(CLI::App& app, Context& ctx) {
       std::string state = b.state;
       std::string provider_state = b.info.value("provider_state", "");
       if (!provider_state.empty() && provider_state != state) state += " (" + provider_state + ")";
-      text += fmt::format("{:<5} {:<28} {:<10} {:<34} {:<11} {:>9} {:>7}  {}\n", b.id, b.role,
-                          b.provider, b.info.value("id", "(not created)"), state,
-                          b.custom_ids.size(),
-                          b.info.value("failed_ids", Json::array()).size(), b.updated_at);
+      text +=
+          fmt::format("{:<5} {:<28} {:<10} {:<34} {:<11} {:>9} {:>7}  {}\n", b.id, b.role,
+                      b.provider, b.info.value("id", "(not created)"), state, b.custom_ids.size(),
+                      b.info.value("failed_ids", Json::array()).size(), b.updated_at);
     }
     std::fputs(text.c_str(), stdout);
     return kExitOk;

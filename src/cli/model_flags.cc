@@ -101,15 +101,16 @@ void ModelFlags::Add(CLI::App& app, bool model_flags) {
 }
 
 Status ModelFlags::ApplyBatch(const Context& ctx, const std::string& model, const Backend& backend,
-                              const std::vector<JudgeModel>& judge_models, RunOptions& options) const {
+                              const std::vector<JudgeModel>& judge_models,
+                              RunOptions& options) const {
   BatchOptions& b = options.batch;
   const ModelAlias* alias = ctx.Alias(model);
-  b.enabled = batch || (alias && alias->batch) || !batch_file_only.empty() ||
-              !batch_results.empty();
+  b.enabled =
+      batch || (alias && alias->batch) || !batch_file_only.empty() || !batch_results.empty();
   if (b.enabled && AsBatchApi(backend) == nullptr) {
-    return InvalidArgument(fmt::format(
-        "--batch: model '{}' has no batch API (openai, anthropic and google have one)",
-        ctx.ResolveSpec(model)));
+    return InvalidArgument(
+        fmt::format("--batch: model '{}' has no batch API (openai, anthropic and google have one)",
+                    ctx.ResolveSpec(model)));
   }
   b.poll = std::chrono::milliseconds(static_cast<int64_t>(batch_poll_s * 1000));
   b.max_poll = std::max(b.poll, std::chrono::milliseconds(300'000));

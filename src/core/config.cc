@@ -155,7 +155,9 @@ Result<Config> LoadConfig(const std::filesystem::path& path) {
   if (prices) {
     for (const auto& [name, _] : prices->object().items()) {
       PLUMB_ASSIGN_OR_RETURN(auto p, prices->OptObject(name));
-      if (!p) return prices->Error(name, "must be a mapping of input, output, cached_input, batch_input, batch_output");
+      if (!p)
+        return prices->Error(
+            name, "must be a mapping of input, output, cached_input, batch_input, batch_output");
       PLUMB_ASSIGN_OR_RETURN(c.prices[name], ReadPrice(*p));
     }
   }

@@ -116,13 +116,24 @@ class BatchingBackend final : public Backend {
 
   ~BatchingBackend() override {
     {
+      std::lock_guard<std::mutex> live(g_live_mu);
+      g_live.erase(this);
+    }
+    {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
-    std::lock_guard<std::mutex> lock(g_live_mu);
-    g_live.erase(this);
+    // A poll or cancel still on the wire calls back into this object: wait for it (the
+    // scheduler is cancelled if it takes long, as when the run stops).
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(30), [this] { return inflight_ == 0; })) {
+      lock.unlock();
+      scheduler_.Cancel();
+      lock.lock();
+      cv_.wait(lock, [this] { return inflight_ == 0; });
+    }
   }
 
   std::string Id() const override { return inner_.Id(); }
@@ -200,14 +211,15 @@ class BatchingBackend final : public Backend {
     for (const auto& [id, b] : active_) {
       ++a.batches;
       if (!Ended(b.rec.state)) ++a.waiting;
-      a.requests += b.progress.total > 0 ? b.progress.total
-                                         : static_cast<int64_t>(b.rec.custom_ids.size());
+      a.requests +=
+          b.progress.total > 0 ? b.progress.total : static_cast<int64_t>(b.rec.custom_ids.size());
       a.done += b.progress.succeeded + b.progress.failed_requests;
       ++states[b.progress.state.empty() ? b.rec.state : b.progress.state];
-      a.waited_s = std::max(
-          a.waited_s, std::chrono::duration<double>(Clock::now() - b.started).count());
+      a.waited_s =
+          std::max(a.waited_s, std::chrono::duration<double>(Clock::now() - b.started).count());
     }
-    for (const auto& [s, n] : states) a.states += fmt::format("{}{} {}", a.states.empty() ? "" : ", ", s, n);
+    for (const auto& [s, n] : states)
+      a.states += fmt::format("{}{} {}", a.states.empty() ? "" : ", ", s, n);
     return a;
   }
 
@@ -316,9 +328,9 @@ class BatchingBackend final : public Backend {
         ++i;
       }
       if (batch_lines.size() == 1 && bytes > limits_.max_bytes) {
-        Fail(batch_ids[0], InvalidArgument(fmt::format(
-                               "the request is {} bytes, more than a batch may hold ({})", bytes,
-                               limits_.max_bytes)));
+        Fail(batch_ids[0],
+             InvalidArgument(fmt::format("the request is {} bytes, more than a batch may hold ({})",
+                                         bytes, limits_.max_bytes)));
         continue;
       }
       if (budget_) {
@@ -348,8 +360,7 @@ class BatchingBackend final : public Backend {
         auto w = waiting_.find(id);
         if (w != waiting_.end()) w->second.batch = rec.id;
       }
-      LogInfo("batch: {} requests ({} bytes) for {} gathered", rec.custom_ids.size(), bytes,
-              role_);
+      LogInfo("batch: {} requests ({} bytes) for {} gathered", rec.custom_ids.size(), bytes, role_);
       Active a;
       a.rec = std::move(rec);
       a.lines = std::move(batch_lines);
@@ -371,9 +382,8 @@ class BatchingBackend final : public Backend {
   // --batch-file-only: the batch file is written and its calls are left unsent.
   void WriteFile(const std::vector<std::string>& ids, const std::vector<Json>& lines) {
     std::filesystem::create_directories(options_.file_only);
-    std::string path =
-        fmt::format("{}/run{}-{}-{}.jsonl", options_.file_only, run_id_,
-                    role_ == "model" ? "model" : "judge", ++files_written_);
+    std::string path = fmt::format("{}/run{}-{}-{}.jsonl", options_.file_only, run_id_,
+                                   role_ == "model" ? "model" : "judge", ++files_written_);
     std::string text;
     for (const auto& l : lines) text += DumpJson(l) + "\n";
     Status s = WriteWhole(path, text);
@@ -412,26 +422,35 @@ class BatchingBackend final : public Backend {
     } else {
       if (Clock::now() - a.started > options_.max_wait) {
         lock.unlock();
-        return FailBatch(bid, Status(StatusCode::kDeadlineExceeded, fmt::format(
-                                  "batch {} did not end within --max-wait ({} s); it stays "
-                                  "recorded: plumb resume --retry-errors waits on it again",
-                                  a.rec.info.value("id", ""), options_.max_wait.count() / 1000)));
+        return FailBatch(
+            bid, Status(StatusCode::kDeadlineExceeded,
+                        fmt::format("batch {} did not end within --max-wait ({} s); it stays "
+                                    "recorded: plumb resume --retry-errors waits on it again",
+                                    a.rec.info.value("id", ""), options_.max_wait.count() / 1000)));
       }
       request = api_.StatusRequest(a.rec.info);
       what = kStatus;
     }
+    ++inflight_;
     lock.unlock();
     auto response = std::make_shared<HttpResponse>();
     const BatchApi& api = api_;
+    static constexpr const char* kWhat[] = {"submitting the batch", "polling the batch",
+                                            "downloading the batch results",
+                                            "cancelling the batch"};
+    std::string what_text = kWhat[what];
     scheduler_.Submit(
         std::move(*request),
-        [response, &api](const HttpResponse& r) -> Status {
+        [response, &api, what_text](const HttpResponse& r) -> Status {
           *response = r;
           if (r.status >= 200 && r.status < 300) return Status();
-          return api.BatchHttpError(r, "batch request");
+          return api.BatchHttpError(r, what_text);
         },
         [this, bid, what, response](const Status& status, const CallReport&) {
           Answer(bid, what, status, *response);
+          std::lock_guard<std::mutex> done_lock(mu_);
+          --inflight_;
+          cv_.notify_all();
         });
   }
 
@@ -458,7 +477,7 @@ class BatchingBackend final : public Backend {
       }
       // A poll or download that failed after the scheduler's retries: try again later.
       LogWarning("{}", fmt::format("batch {}: {} (trying again)", a.rec.info.value("id", ""),
-                             status.message()));
+                                   status.message()));
       Backoff(a);
       return;
     }
@@ -474,8 +493,8 @@ class BatchingBackend final : public Backend {
         a.lines.clear();
         a.lines.shrink_to_fit();
         PutLocked(a);
-        LogInfo("{}", fmt::format("batch {} submitted ({} requests)", a.rec.info["id"].get<std::string>(),
-                            a.rec.custom_ids.size()));
+        LogInfo("{}", fmt::format("batch {} submitted ({} requests)",
+                                  a.rec.info["id"].get<std::string>(), a.rec.custom_ids.size()));
         a.next = Clock::now() + a.interval;
       } else {
         a.next = Clock::now();
@@ -528,10 +547,10 @@ class BatchingBackend final : public Backend {
 
   void Backoff(Active& a) {
     a.next = Clock::now() + a.interval;
-    a.interval = std::min(options_.max_poll,
-                          std::chrono::milliseconds(static_cast<int64_t>(
-                              static_cast<double>(a.interval.count()) * 1.5) +
-                                                    1));
+    a.interval =
+        std::min(options_.max_poll,
+                 std::chrono::milliseconds(
+                     static_cast<int64_t>(static_cast<double>(a.interval.count()) * 1.5) + 1));
     cv_.notify_all();
   }
 
@@ -579,7 +598,8 @@ class BatchingBackend final : public Backend {
           return;
         }
         if (expired)
-          r = Status(StatusCode::kDeadlineExceeded, fmt::format("expired in batch {} (already resubmitted once)", batch));
+          r = Status(StatusCode::kDeadlineExceeded,
+                     fmt::format("expired in batch {} (already resubmitted once)", batch));
         answers.emplace_back(std::move(w->second.dones), std::move(r));
         waiting_.erase(w);
       };
@@ -607,15 +627,16 @@ class BatchingBackend final : public Backend {
       for (const auto& id : a.rec.custom_ids) {
         if (seen.count(id)) continue;
         if (provider_state.find("xpire") != std::string::npos) {
-          answer(id, BatchLineResult::Kind::kExpired, Status(StatusCode::kDeadlineExceeded, "expired"));
+          answer(id, BatchLineResult::Kind::kExpired,
+                 Status(StatusCode::kDeadlineExceeded, "expired"));
         } else if (provider_state.find("ancel") != std::string::npos) {
           answer(id, BatchLineResult::Kind::kCancelled,
                  Status(StatusCode::kAborted,
                         fmt::format("cancelled at the provider in batch {}", batch)));
         } else {
-          answer(id, BatchLineResult::Kind::kError,
-                 Unavailable(fmt::format("batch {} ended without a result for this request",
-                                         batch)));
+          answer(
+              id, BatchLineResult::Kind::kError,
+              Unavailable(fmt::format("batch {} ended without a result for this request", batch)));
         }
       }
       a.rec.info["failed_ids"] = std::move(failed);
@@ -687,6 +708,7 @@ class BatchingBackend final : public Backend {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false, cancelled_ = false;
+  int inflight_ = 0;  // scheduler requests whose callback has not finished
   std::unordered_map<std::string, Waiter> waiting_;
   std::vector<std::string> queue_;
   Clock::time_point last_arrival_;
@@ -701,8 +723,7 @@ class BatchingBackend final : public Backend {
 }  // namespace
 
 Result<std::shared_ptr<Backend>> MakeBatchingBackend(Backend& inner, HttpScheduler& scheduler,
-                                                     Store& store, int64_t run_id,
-                                                     std::string role,
+                                                     Store& store, int64_t run_id, std::string role,
                                                      const BatchOptions& options,
                                                      BatchBudget budget) {
   const BatchApi* api = AsBatchApi(inner);
@@ -711,8 +732,8 @@ Result<std::shared_ptr<Backend>> MakeBatchingBackend(Backend& inner, HttpSchedul
         "backend '{}' has no batch API: --batch works with openai, anthropic and google",
         inner.Id()));
   }
-  auto b = std::make_shared<BatchingBackend>(inner, *api, scheduler, store, run_id,
-                                             std::move(role), options, std::move(budget));
+  auto b = std::make_shared<BatchingBackend>(inner, *api, scheduler, store, run_id, std::move(role),
+                                             options, std::move(budget));
   PLUMB_RETURN_IF_ERROR(b->Start());
   return std::shared_ptr<Backend>(std::move(b));
 }

@@ -261,20 +261,20 @@ class Loop {
     } else {
       summary_.status = "completed";
     }
-    std::string why = !summary_.failure.ok() ? summary_.failure.message()
-                      : summary_.budget_reached
-                          ? fmt::format("stopped at the cost budget of ${:.4f}", *options_.max_cost)
-                      : !options_.batch.file_only.empty()
-                          ? fmt::format("batch files written to {} (--batch-file-only); nothing "
-                                        "was sent",
-                                        options_.batch.file_only)
-                      : summary_.done < summary_.samples
-                          ? fmt::format("{} samples not answered (not in {})",
-                                        summary_.samples - summary_.done,
-                                        options_.batch.results_file.empty()
-                                            ? std::string("this session")
-                                            : options_.batch.results_file)
-                          : "";
+    std::string why =
+        !summary_.failure.ok() ? summary_.failure.message()
+        : summary_.budget_reached
+            ? fmt::format("stopped at the cost budget of ${:.4f}", *options_.max_cost)
+        : !options_.batch.file_only.empty()
+            ? fmt::format(
+                  "batch files written to {} (--batch-file-only); nothing "
+                  "was sent",
+                  options_.batch.file_only)
+        : summary_.done < summary_.samples
+            ? fmt::format("{} samples not answered (not in {})", summary_.samples - summary_.done,
+                          options_.batch.results_file.empty() ? std::string("this session")
+                                                              : options_.batch.results_file)
+            : "";
     PLUMB_RETURN_IF_ERROR(store_.FinishRun(summary_.run_id, summary_.status, why));
     return summary_;
   }
@@ -360,9 +360,9 @@ class Loop {
             "--batch: model '{}' has no batch API (openai, anthropic and google have one)",
             options_.model_spec));
       }
-      PLUMB_ASSIGN_OR_RETURN(auto model, MakeBatchingBackend(raw_backend_, *scheduler_, store_,
-                                                             summary_.run_id, "model",
-                                                             options_.batch, budget));
+      PLUMB_ASSIGN_OR_RETURN(auto model,
+                             MakeBatchingBackend(raw_backend_, *scheduler_, store_, summary_.run_id,
+                                                 "model", options_.batch, budget));
       batching_.push_back(model);
       cached_backend_ = WithCache(*model, store_, options_.cache);
       backend_ = cached_backend_.get();
@@ -370,9 +370,9 @@ class Loop {
     for (size_t j = 0; j < judges_.size(); ++j) {
       if (!options_.batch_judges.count(judges_[j].spec) || scheduler_ == nullptr) continue;
       PLUMB_ASSIGN_OR_RETURN(
-          auto judge, MakeBatchingBackend(*raw_judges_[j].backend, *scheduler_, store_,
-                                          summary_.run_id, judges_[j].spec, options_.batch,
-                                          budget));
+          auto judge,
+          MakeBatchingBackend(*raw_judges_[j].backend, *scheduler_, store_, summary_.run_id,
+                              judges_[j].spec, options_.batch, budget));
       batching_.push_back(judge);
       cached_judges_[j] = WithCache(*judge, store_, options_.cache);
       judges_[j].backend = cached_judges_[j].get();

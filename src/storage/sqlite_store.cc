@@ -12,8 +12,8 @@
 #include <set>
 #include <thread>
 
-#include "plumb/log.h"
 #include "plumb/batch.h"
+#include "plumb/log.h"
 #include "plumb/store.h"
 #include "plumb/text.h"
 #include "storage/lease.h"
@@ -231,14 +231,15 @@ class SqliteStore final : public Store {
       const char* batched = schema_version_ >= 5 ? "batched=1" : "0";
       SQLite::Statement m(
           *db_,
-          fmt::format("SELECT '', count(*) FILTER (WHERE cached=0), count(*) FILTER (WHERE cached=1), "
-                      "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0), 0), "
-                      "coalesce(sum(completion_tokens) FILTER (WHERE cached=0), 0), "
-                      "count(*) FILTER (WHERE cached=0 AND {0}), "
-                      "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0 AND {0}), 0), "
-                      "coalesce(sum(completion_tokens) FILTER (WHERE cached=0 AND {0}), 0) "
-                      "FROM responses WHERE run_id=? AND status='ok'",
-                      batched));
+          fmt::format(
+              "SELECT '', count(*) FILTER (WHERE cached=0), count(*) FILTER (WHERE cached=1), "
+              "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0), 0), "
+              "coalesce(sum(completion_tokens) FILTER (WHERE cached=0), 0), "
+              "count(*) FILTER (WHERE cached=0 AND {0}), "
+              "coalesce(sum(prompt_tokens) FILTER (WHERE cached=0 AND {0}), 0), "
+              "coalesce(sum(completion_tokens) FILTER (WHERE cached=0 AND {0}), 0) "
+              "FROM responses WHERE run_id=? AND status='ok'",
+              batched));
       m.bind(1, run_id);
       m.executeStep();
       usage["model"] = counts(m);

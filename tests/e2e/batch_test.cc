@@ -91,10 +91,10 @@ TEST(Batch, JudgedRunGivesTheNumbersOfASynchronousRunInTwoRounds) {
     return r;
   });
   TempDir a;
-  auto direct = P(a.path(), {"run", "--suite", "misalignment", "--model", "openai/m",
-                                 "--base-url", sync.base_url(), "--judge", "openai/judge",
-                                 "--judge-base-url", sync.base_url(), "--limit", "3", "--epochs",
-                                 "2", "--progress", "none", "--cache", "never"});
+  auto direct =
+      P(a.path(), {"run", "--suite", "misalignment", "--model", "openai/m", "--base-url",
+                   sync.base_url(), "--judge", "openai/judge", "--judge-base-url", sync.base_url(),
+                   "--limit", "3", "--epochs", "2", "--progress", "none", "--cache", "never"});
   ASSERT_EQ(direct.exit_code, 0) << direct.err;
 
   BatchFakeOptions o;
@@ -103,9 +103,8 @@ TEST(Batch, JudgedRunGivesTheNumbersOfASynchronousRunInTwoRounds) {
   TempDir b;
   std::string url = batch.root() + "/v1";
   auto batched = P(b.path(), With({"run", "--suite", "misalignment", "--model", "openai/m",
-                                       "--base-url", url, "--judge", "openai/judge",
-                                       "--judge-base-url", url, "--limit", "3", "--epochs", "2",
-                                       "--cache", "never"}));
+                                   "--base-url", url, "--judge", "openai/judge", "--judge-base-url",
+                                   url, "--limit", "3", "--epochs", "2", "--cache", "never"}));
   ASSERT_EQ(batched.exit_code, 0) << batched.err;
   // One batch of the 18 answers, then one of their 36 judgments.
   ASSERT_EQ(batch.creations("openai"), 2);
@@ -140,9 +139,9 @@ TEST(Batch, KilledWhileWaitingResumesWithoutSubmittingAgain) {
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "kb", 20);
   auto killed = P(tmp.path(),
-                      With({"run", "--suite", manifest, "--model", "openai/m", "--base-url",
-                            server.root() + "/v1"}),
-                      /*kill_after_ms=*/3000, /*kill_signal=*/9);
+                  With({"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                        server.root() + "/v1"}),
+                  /*kill_after_ms=*/3000, /*kill_signal=*/9);
   ASSERT_EQ(killed.exit_code, 128 + 9) << killed.err;
   ASSERT_EQ(server.creations("openai"), 1) << "the batch was not created before the kill";
   BatchFakeOptions fast = slow;
@@ -164,24 +163,25 @@ TEST(Batch, SplitsAtTheLimitsAndSpeaksAnthropicAndGemini) {
     o.answer = [](const std::string& p, const Json& request, const std::string&) {
       std::string text;
       if (p == "anthropic") {
-        for (const auto& m : request["messages"]) text = m["content"].is_string() ? m["content"].get<std::string>() : m["content"][0]["text"].get<std::string>();
+        for (const auto& m : request["messages"])
+          text = m["content"].is_string() ? m["content"].get<std::string>()
+                                          : m["content"][0]["text"].get<std::string>();
       } else {
         text = request["contents"].back()["parts"][0]["text"];
       }
-      return BatchLine{Kind::kOk,
-                       BatchReplyBody(p, text.find("Question 3?") != std::string::npos
-                                             ? "Answer: B"
-                                             : "Answer: A"),
-                       ""};
+      return BatchLine{
+          Kind::kOk,
+          BatchReplyBody(p,
+                         text.find("Question 3?") != std::string::npos ? "Answer: B" : "Answer: A"),
+          ""};
     };
     BatchFakeServer server(o);
     TempDir tmp;
     std::string manifest = WriteChoiceSuite(tmp, "sp", 20);
-    std::string model = std::string(provider == std::string("anthropic") ? "anthropic" : "google") +
-                        "/test-model";
-    auto r = P(tmp.path(),
-                   With({"run", "--suite", manifest, "--model", model, "--base-url",
-                         server.root(), "--batch-max-requests", "8"}));
+    std::string model =
+        std::string(provider == std::string("anthropic") ? "anthropic" : "google") + "/test-model";
+    auto r = P(tmp.path(), With({"run", "--suite", manifest, "--model", model, "--base-url",
+                                 server.root(), "--batch-max-requests", "8"}));
     ASSERT_EQ(r.exit_code, 0) << provider << ": " << r.err;
     EXPECT_EQ(server.creations(provider), 3) << provider;  // 8 + 8 + 4
     std::multiset<size_t> sizes;
@@ -197,9 +197,8 @@ TEST(Batch, SplitsAtTheLimitsAndSpeaksAnthropicAndGemini) {
   BatchFakeServer server(o);
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "by", 12);
-  auto r = P(tmp.path(), With({"run", "--suite", manifest, "--model", "openai/m",
-                                   "--base-url", server.root() + "/v1", "--batch-max-bytes",
-                                   "2000"}));
+  auto r = P(tmp.path(), With({"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                               server.root() + "/v1", "--batch-max-bytes", "2000"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(server.creations("openai"), 1);
   size_t total = 0;
@@ -218,8 +217,8 @@ TEST(Batch, FailedAndExpiredRequestsAreErrorsAndRetryErrorsSendsThemAgain) {
   BatchFakeServer server(o);
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "ex", 4);
-  auto r = P(tmp.path(), With({"run", "--suite", manifest, "--model", "openai/m",
-                                   "--base-url", server.root() + "/v1"}));
+  auto r = P(tmp.path(), With({"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                               server.root() + "/v1"}));
   EXPECT_EQ(r.exit_code, 3) << r.err;  // finished with errors
   // The expired requests went out once more, in a second batch; there half expired again.
   ASSERT_EQ(server.creations("openai"), 2);
@@ -256,9 +255,9 @@ TEST(Batch, CancelBatchesCancelsAtTheProviderAndKeepsWhatFinished) {
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "cb", 6);
   auto killed = P(tmp.path(),
-                      With({"run", "--suite", manifest, "--model", "openai/m", "--base-url",
-                            server.root() + "/v1"}),
-                      3000, 9);
+                  With({"run", "--suite", manifest, "--model", "openai/m", "--base-url",
+                        server.root() + "/v1"}),
+                  3000, 9);
   ASSERT_EQ(killed.exit_code, 128 + 9);
   ASSERT_EQ(server.creations("openai"), 1);
   auto cancelled = P(tmp.path(), {"resume", "1", "--cancel-batches", "--progress", "none"});
@@ -280,8 +279,7 @@ TEST(Batch, FileOnlyWritesTheBatchFileAndSendsNothing) {
   TempDir tmp;
   std::string manifest = WriteChoiceSuite(tmp, "fo", 5);
   auto r = P(tmp.path(), {"run", "--suite", manifest, "--model", "openai/m", "--base-url",
-                              server.root() + "/v1", "--batch-file-only", "out", "--progress",
-                              "none"});
+                          server.root() + "/v1", "--batch-file-only", "out", "--progress", "none"});
   EXPECT_EQ(r.exit_code, 130) << r.err;  // interrupted: nothing answered yet
   EXPECT_TRUE(server.log().empty());
   std::ifstream in(tmp.path() + "/out/run1-model-1.jsonl");
@@ -332,13 +330,13 @@ TEST(Batch, ABatchOverTheBudgetIsNotSubmitted) {
   TempDir tmp;
   tmp.Write("plumb.yaml", "prices:\n  pricey: {input: 1000, output: 1000}\n");
   std::string manifest = WriteChoiceSuite(tmp, "bu", 10, "generation:\n  max_tokens: 100\n");
-  auto r = P(tmp.path(), With({"run", "--suite", manifest, "--model", "openai/pricey",
-                                   "--base-url", server.root() + "/v1", "--max-cost", "0.5"}));
+  auto r = P(tmp.path(), With({"run", "--suite", manifest, "--model", "openai/pricey", "--base-url",
+                               server.root() + "/v1", "--max-cost", "0.5"}));
   EXPECT_EQ(r.exit_code, 1) << r.err;  // stopped at the budget, resumable
   EXPECT_EQ(server.creations("openai"), 0);
   EXPECT_NE(r.err.find("cost budget"), std::string::npos) << r.err;
-  auto dry = P(tmp.path(), {"run", "--suite", manifest, "--model", "openai/pricey",
-                                "--batch", "--dry-run"});
+  auto dry = P(tmp.path(),
+               {"run", "--suite", manifest, "--model", "openai/pricey", "--batch", "--dry-run"});
   EXPECT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_NE(dry.out.find("(batch price)"), std::string::npos) << dry.out;
 }

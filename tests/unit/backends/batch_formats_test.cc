@@ -52,7 +52,8 @@ TEST(OpenAiBatch, UploadsAFileCreatesABatchAndReadsBothResultFiles) {
   std::string type = Header(u, "Content-Type");
   ASSERT_EQ(type.rfind("multipart/form-data; boundary=", 0), 0u) << type;
   std::string boundary = type.substr(type.find('=') + 1);
-  EXPECT_NE(u.body.find("--" + boundary + "\r\nContent-Disposition: form-data; name=\"purpose\""
+  EXPECT_NE(u.body.find("--" + boundary +
+                        "\r\nContent-Disposition: form-data; name=\"purpose\""
                         "\r\n\r\nbatch\r\n"),
             std::string::npos);
   EXPECT_NE(u.body.find("name=\"file\"; filename=\"plumb-batch.jsonl\""), std::string::npos);
@@ -75,38 +76,40 @@ TEST(OpenAiBatch, UploadsAFileCreatesABatchAndReadsBothResultFiles) {
   EXPECT_EQ(body["input_file_id"], "file-abc123");
   EXPECT_EQ(body["endpoint"], "/v1/chat/completions");
   EXPECT_EQ(body["completion_window"], "24h");
-  ASSERT_TRUE(api->ReadSubmitStep(Ok({{"id", "batch_abc123"},
-                                      {"object", "batch"},
-                                      {"endpoint", "/v1/chat/completions"},
-                                      {"input_file_id", "file-abc123"},
-                                      {"completion_window", "24h"},
-                                      {"status", "validating"},
-                                      {"output_file_id", nullptr},
-                                      {"error_file_id", nullptr},
-                                      {"request_counts", {{"total", 0}, {"completed", 0}, {"failed", 0}}}}),
-                                  info)
-                  .ok());
+  ASSERT_TRUE(
+      api->ReadSubmitStep(Ok({{"id", "batch_abc123"},
+                              {"object", "batch"},
+                              {"endpoint", "/v1/chat/completions"},
+                              {"input_file_id", "file-abc123"},
+                              {"completion_window", "24h"},
+                              {"status", "validating"},
+                              {"output_file_id", nullptr},
+                              {"error_file_id", nullptr},
+                              {"request_counts", {{"total", 0}, {"completed", 0}, {"failed", 0}}}}),
+                          info)
+          .ok());
   EXPECT_EQ(info["id"], "batch_abc123");
   EXPECT_FALSE(api->SubmitStep({line}, info)->has_value());  // submitted
 
   HttpRequest status = api->StatusRequest(info);
   EXPECT_EQ(status.method, "GET");
   EXPECT_EQ(status.url, "https://api.openai.com/v1/batches/batch_abc123");
-  auto running = api->ReadStatus(
-      Ok({{"id", "batch_abc123"},
-          {"status", "in_progress"},
-          {"request_counts", {{"total", 2}, {"completed", 1}, {"failed", 0}}}}),
-      info);
+  auto running =
+      api->ReadStatus(Ok({{"id", "batch_abc123"},
+                          {"status", "in_progress"},
+                          {"request_counts", {{"total", 2}, {"completed", 1}, {"failed", 0}}}}),
+                      info);
   ASSERT_TRUE(running.has_value());
   EXPECT_FALSE(running->ended);
   EXPECT_EQ(running->total, 2);
   EXPECT_EQ(running->succeeded, 1);
-  auto done = api->ReadStatus(Ok({{"id", "batch_abc123"},
-                                  {"status", "completed"},
-                                  {"output_file_id", "file-out"},
-                                  {"error_file_id", "file-err"},
-                                  {"request_counts", {{"total", 2}, {"completed", 1}, {"failed", 1}}}}),
-                              info);
+  auto done =
+      api->ReadStatus(Ok({{"id", "batch_abc123"},
+                          {"status", "completed"},
+                          {"output_file_id", "file-out"},
+                          {"error_file_id", "file-err"},
+                          {"request_counts", {{"total", 2}, {"completed", 1}, {"failed", 1}}}}),
+                      info);
   ASSERT_TRUE(done.has_value());
   EXPECT_TRUE(done->ended);
   EXPECT_FALSE(done->failed);
@@ -115,20 +118,21 @@ TEST(OpenAiBatch, UploadsAFileCreatesABatchAndReadsBothResultFiles) {
   EXPECT_EQ(downloads[0].url, "https://api.openai.com/v1/files/file-out/content");
   EXPECT_EQ(downloads[1].url, "https://api.openai.com/v1/files/file-err/content");
 
-  Json ok = {{"id", "batch_req_1"},
-             {"custom_id", "p1"},
-             {"response",
-              {{"status_code", 200},
-               {"request_id", "req_1"},
-               {"body",
-                {{"id", "chatcmpl-1"},
-                 {"object", "chat.completion"},
-                 {"choices",
-                  {{{"index", 0},
-                    {"message", {{"role", "assistant"}, {"content", "Answer: B"}}},
-                    {"finish_reason", "stop"}}}},
-                 {"usage", {{"prompt_tokens", 12}, {"completion_tokens", 3}, {"total_tokens", 15}}}}}}},
-             {"error", nullptr}};
+  Json ok = {
+      {"id", "batch_req_1"},
+      {"custom_id", "p1"},
+      {"response",
+       {{"status_code", 200},
+        {"request_id", "req_1"},
+        {"body",
+         {{"id", "chatcmpl-1"},
+          {"object", "chat.completion"},
+          {"choices",
+           {{{"index", 0},
+             {"message", {{"role", "assistant"}, {"content", "Answer: B"}}},
+             {"finish_reason", "stop"}}}},
+          {"usage", {{"prompt_tokens", 12}, {"completion_tokens", 3}, {"total_tokens", 15}}}}}}},
+      {"error", nullptr}};
   Json failed = {{"id", "batch_req_2"},
                  {"custom_id", "p2"},
                  {"response",
@@ -139,12 +143,15 @@ TEST(OpenAiBatch, UploadsAFileCreatesABatchAndReadsBothResultFiles) {
                       {{"message", "Invalid value for 'max_completion_tokens'."},
                        {"type", "invalid_request_error"}}}}}}},
                  {"error", nullptr}};
-  Json expired = {{"id", "batch_req_3"},
-                  {"custom_id", "p3"},
-                  {"response", nullptr},
-                  {"error", {{"code", "batch_expired"}, {"message", "This request could not be executed before the completion window expired."}}}};
-  auto results = api->ReadResults(ok.dump() + "\n" + failed.dump() + "\n" + expired.dump() + "\n",
-                                  info);
+  Json expired = {
+      {"id", "batch_req_3"},
+      {"custom_id", "p3"},
+      {"response", nullptr},
+      {"error",
+       {{"code", "batch_expired"},
+        {"message", "This request could not be executed before the completion window expired."}}}};
+  auto results =
+      api->ReadResults(ok.dump() + "\n" + failed.dump() + "\n" + expired.dump() + "\n", info);
   ASSERT_TRUE(results.has_value()) << results.error().message();
   ASSERT_EQ(results->size(), 3u);
   EXPECT_EQ((*results)[0].custom_id, "p1");
@@ -160,7 +167,9 @@ TEST(OpenAiBatch, UploadsAFileCreatesABatchAndReadsBothResultFiles) {
   auto failed_batch = api->ReadStatus(
       Ok({{"id", "batch_abc123"},
           {"status", "failed"},
-          {"errors", {{"object", "list"}, {"data", {{{"code", "invalid_json_line"}, {"message", "line 1 is not JSON"}}}}}}}),
+          {"errors",
+           {{"object", "list"},
+            {"data", {{{"code", "invalid_json_line"}, {"message", "line 1 is not JSON"}}}}}}}),
       info);
   EXPECT_TRUE(failed_batch->ended);
   EXPECT_TRUE(failed_batch->failed);
@@ -209,7 +218,8 @@ TEST(AnthropicBatch, CreatesAMessageBatchAndReadsItsResults) {
           {"processing_status", "ended"},
           {"request_counts",
            {{"processing", 0}, {"succeeded", 1}, {"errored", 1}, {"canceled", 1}, {"expired", 1}}},
-          {"results_url", "https://api.anthropic.com/v1/messages/batches/msgbatch_013Zva/results"}}),
+          {"results_url",
+           "https://api.anthropic.com/v1/messages/batches/msgbatch_013Zva/results"}}),
       info);
   ASSERT_TRUE(ended.has_value());
   EXPECT_TRUE(ended->ended);
@@ -239,7 +249,8 @@ TEST(AnthropicBatch, CreatesAMessageBatchAndReadsItsResults) {
             {{"type", "errored"},
              {"error",
               {{"type", "error"},
-               {"error", {{"type", "invalid_request_error"}, {"message", "max_tokens: too big"}}}}}}}}
+               {"error",
+                {{"type", "invalid_request_error"}, {"message", "max_tokens: too big"}}}}}}}}
           .dump() +
       "\n" + R"({"custom_id":"p3","result":{"type":"canceled"}})" + "\n" +
       R"({"custom_id":"p4","result":{"type":"expired"}})" + "\n";
@@ -277,14 +288,16 @@ TEST(GeminiBatch, InlineRequestsAndInlineResponses) {
   Json body = Json::parse((*create)->body);
   EXPECT_EQ(body["batch"]["display_name"], "plumb");
   EXPECT_EQ(body["batch"]["input_config"]["requests"]["requests"][0], line);
-  ASSERT_TRUE(api->ReadSubmitStep(
-                     Ok({{"name", "batches/123456"},
-                         {"metadata",
-                          {{"@type", "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"},
-                           {"name", "batches/123456"},
-                           {"state", "BATCH_STATE_PENDING"}}}}),
-                     info)
-                  .ok());
+  ASSERT_TRUE(
+      api->ReadSubmitStep(
+             Ok({{"name", "batches/123456"},
+                 {"metadata",
+                  {{"@type",
+                    "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"},
+                   {"name", "batches/123456"},
+                   {"state", "BATCH_STATE_PENDING"}}}}),
+             info)
+          .ok());
   EXPECT_EQ(info["id"], "batches/123456");
   EXPECT_EQ(api->StatusRequest(info).url,
             "https://generativelanguage.googleapis.com/v1beta/batches/123456");
@@ -300,7 +313,8 @@ TEST(GeminiBatch, InlineRequestsAndInlineResponses) {
          {{"requestCount", "2"}, {"successfulRequestCount", "1"}, {"failedRequestCount", "1"}}}}},
       {"done", true},
       {"response",
-       {{"@type", "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"},
+       {{"@type",
+         "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"},
         {"inlinedResponses",
          {{"inlinedResponses",
            {{{"response",
@@ -369,8 +383,9 @@ TEST(GeminiBatch, AboveTwentyMegabytesAFileIsUploadedAndTheResultsDownloaded) {
   ASSERT_TRUE(ended->ended);
   auto downloads = api->ResultRequests(info);
   ASSERT_EQ(downloads.size(), 1u);
-  EXPECT_EQ(downloads[0].url,
-            "https://generativelanguage.googleapis.com/download/v1beta/files/out-9:download?alt=media");
+  EXPECT_EQ(
+      downloads[0].url,
+      "https://generativelanguage.googleapis.com/download/v1beta/files/out-9:download?alt=media");
   std::string jsonl =
       R"({"key":"p2","response":{"candidates":[{"content":{"parts":[{"text":"Answer: A"}],"role":"model"},"finishReason":"STOP"}]}})"
       "\n"
