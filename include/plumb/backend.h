@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "plumb/http.h"
 #include "plumb/registry.h"
@@ -53,6 +54,9 @@ struct BackendContext {
   std::string kind;
   std::string model;
   std::string base_url;     // --base-url; "" means the backend's default or environment
+  // More endpoints serving the same model (--base-url repeated, or a named model's endpoints):
+  // requests go to the one with the fewest in flight; one that keeps failing is drained.
+  std::vector<std::string> pool;
   std::string api_key_env;  // --api-key-env; "" means the backend's default variable
   std::chrono::milliseconds timeout = kDefaultRequestTimeout;
   // --backend-option KEY=VALUE settings; each backend rejects keys it does not know.
@@ -85,7 +89,18 @@ class HttpBackend : public Backend {
   // (retried: proxies truncate bodies). Messages never contain the API key.
   virtual Result<Completion> ParseResponse(const HttpResponse& response) const = 0;
 
+ protected:
+  // The endpoints of a pool: base URLs, the first being the one BuildRequest uses (a request
+  // to another endpoint is the same request with that prefix replaced).
+  void SetEndpoints(std::vector<std::string> base_urls);
+
  private:
+  struct Pool;
+  // Sends `request` (to endpoint `k` of the pool) and, when the endpoint fails, to another.
+  void Send(std::shared_ptr<HttpRequest> request, size_t k, std::vector<size_t> tried,
+            Done done);
+
+  std::shared_ptr<Pool> pool_;  // null: one endpoint
   HttpScheduler* scheduler_;
   std::string lane_;
   int lane_concurrency_;

@@ -37,6 +37,7 @@ struct ModelAlias {
   std::string name;
   std::string spec;  // "openai/gpt-4o"
   std::string base_url;
+  std::vector<std::string> endpoints;  // a pool serving the same model (with base_url, if set)
   std::string api_key_env;
   GenerationParams params;  // defaults below the suite's and the flags'
   std::optional<int> concurrency;

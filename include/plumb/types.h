@@ -113,6 +113,7 @@ struct Completion {
   std::vector<std::pair<std::string, double>> first_token_logprobs;
   bool cached = false;  // answered from the response cache, not by a new call
   bool batched = false;  // answered through a provider's batch API (batch pricing)
+  std::string endpoint;  // of a pool: the base URL that answered ("" with one endpoint)
 };
 
 Json CompletionToJson(const Completion& c);

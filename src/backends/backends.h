@@ -16,6 +16,7 @@ namespace plumb::backends {
 struct ApiEndpoint {
   std::string kind;      // "openai", for messages
   std::string base_url;  // without a trailing '/'
+  std::vector<std::string> pool;  // more endpoints of the same model (see BackendContext::pool)
   std::string api_key;   // "" when none is set and none is needed (a local server)
   std::string key_env;   // the variable the key came from (or should have)
 };
@@ -41,7 +42,13 @@ class ApiBackend : public HttpBackend {
         base_url_(std::move(endpoint.base_url)),
         api_key_(std::move(endpoint.api_key)),
         key_env_(std::move(endpoint.key_env)),
-        timeout_(ctx.timeout) {}
+        timeout_(ctx.timeout) {
+    if (!endpoint.pool.empty()) {
+      std::vector<std::string> all = {base_url_};
+      all.insert(all.end(), endpoint.pool.begin(), endpoint.pool.end());
+      SetEndpoints(std::move(all));
+    }
+  }
 
   // Id() | base URL | model: the same model behind another server is another cache identity.
   std::string ApiCacheIdentity() const { return Id() + "|" + base_url_ + "|" + model_; }

@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <memory>
+#include <mutex>
+#include <optional>
 
 #include "backends/backends.h"
 #include "plumb/backend.h"
@@ -136,6 +139,16 @@ Result<ApiEndpoint> ResolveApiEndpoint(const BackendContext& ctx, const ApiDefau
         "backend '{}': base URL '{}' must start with http:// or https:// (see --base-url)",
         api.kind, Redact(e.base_url)));
   }
+  for (std::string url : ctx.pool) {
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      return InvalidArgument(fmt::format(
+          "backend '{}': base URL '{}' must start with http:// or https:// (see --base-url)",
+          api.kind, Redact(url)));
+    }
+    if (url != e.base_url && std::find(e.pool.begin(), e.pool.end(), url) == e.pool.end())
+      e.pool.push_back(std::move(url));
+  }
   std::vector<std::string> envs;
   if (ctx.api_key_env.empty()) {
     envs.assign(api.key_envs.begin(), api.key_envs.end());
@@ -167,12 +180,84 @@ Result<ApiEndpoint> ResolveApiEndpoint(const BackendContext& ctx, const ApiDefau
 
 }  // namespace backends
 
+// The endpoints of a pool and their health. Hand-written: a few counters per endpoint under a
+// mutex; nothing a library would add.
+struct HttpBackend::Pool {
+  using Clock = std::chrono::steady_clock;
+  struct Endpoint {
+    std::string base;
+    int inflight = 0;
+    int failures = 0;  // consecutive failed calls
+    Clock::time_point drained_until{};
+    std::chrono::seconds drain{0};
+  };
+  std::mutex mu;
+  std::vector<Endpoint> endpoints;
+  size_t next = 0;
+
+  // The endpoint with the fewest calls in flight among the healthy ones not in `tried`; a
+  // drained endpoint whose time is up takes one probe. All drained: the one drained longest ago.
+  std::optional<size_t> Pick(const std::vector<size_t>& tried, bool allow_drained) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto now = Clock::now();
+    std::optional<size_t> best;
+    for (size_t n = 0; n < endpoints.size(); ++n) {
+      size_t k = (next + n) % endpoints.size();
+      if (std::find(tried.begin(), tried.end(), k) != tried.end()) continue;
+      const Endpoint& e = endpoints[k];
+      if (e.drained_until > now) continue;
+      if (!best || e.inflight < endpoints[*best].inflight) best = k;
+    }
+    if (!best && allow_drained) {
+      for (size_t k = 0; k < endpoints.size(); ++k) {
+        if (std::find(tried.begin(), tried.end(), k) != tried.end()) continue;
+        if (!best || endpoints[k].drained_until < endpoints[*best].drained_until) best = k;
+      }
+    }
+    if (best) {
+      ++endpoints[*best].inflight;
+      next = *best + 1;
+      // A probe of a drained endpoint: the next call waits for its outcome.
+      if (endpoints[*best].drained_until <= now && endpoints[*best].failures >= kDrainAfter)
+        endpoints[*best].drained_until = now + endpoints[*best].drain;
+    }
+    return best;
+  }
+
+  void Finished(size_t k, bool endpoint_failed) {
+    std::lock_guard<std::mutex> lock(mu);
+    Endpoint& e = endpoints[k];
+    --e.inflight;
+    if (!endpoint_failed) {
+      if (e.failures >= kDrainAfter) LogInfo("endpoint {} answers again", Redact(e.base));
+      e.failures = 0;
+      e.drain = std::chrono::seconds(0);
+      e.drained_until = {};
+      return;
+    }
+    if (++e.failures < kDrainAfter) return;
+    e.drain = std::min(std::chrono::seconds(300),
+                       e.drain.count() == 0 ? std::chrono::seconds(30) : e.drain * 2);
+    e.drained_until = Clock::now() + e.drain;
+    LogWarning("endpoint {} drained for {} s after {} failed calls (probed again then)",
+               Redact(e.base), e.drain.count(), e.failures);
+  }
+
+  static constexpr int kDrainAfter = 3;
+};
+
 HttpBackend::HttpBackend(const BackendContext& ctx)
     : scheduler_(ctx.scheduler),
       lane_(ctx.lane),
       lane_concurrency_(ctx.lane_concurrency),
       rpm_(ctx.rpm),
       tpm_(ctx.tpm) {}
+
+void HttpBackend::SetEndpoints(std::vector<std::string> base_urls) {
+  if (base_urls.size() < 2) return;
+  pool_ = std::make_shared<Pool>();
+  for (auto& b : base_urls) pool_->endpoints.push_back(Pool::Endpoint{std::move(b)});
+}
 
 void HttpBackend::Submit(ModelCall call, Done done) {
   Result<HttpRequest> request = BuildRequest(call);
@@ -188,11 +273,26 @@ void HttpBackend::Submit(ModelCall call, Done done) {
   double chars = 0;
   for (const auto& m : call.messages) chars += static_cast<double>(m.content.size());
   request->estimated_tokens = chars / 4 + call.params.max_tokens.value_or(500);
+  auto shared = std::make_shared<HttpRequest>(std::move(request).value());
+  if (!pool_) return Send(std::move(shared), 0, {}, std::move(done));
+  std::optional<size_t> k = pool_->Pick({}, /*allow_drained=*/true);
+  Send(std::move(shared), *k, {}, std::move(done));
+}
+
+void HttpBackend::Send(std::shared_ptr<HttpRequest> request, size_t k, std::vector<size_t> tried,
+                       Done done) {
+  HttpRequest r = *request;
+  std::string base;
+  if (pool_) {
+    base = pool_->endpoints[k].base;
+    const std::string& first = pool_->endpoints[0].base;
+    if (k != 0 && r.url.rfind(first, 0) == 0) r.url = base + r.url.substr(first.size());
+  }
   // Filled by the attempt that succeeds; read by the completion callback. Both run on the
   // scheduler's thread, one after the other.
   auto parsed = std::make_shared<std::optional<Completion>>();
   scheduler_->Submit(
-      std::move(request).value(),
+      std::move(r),
       [this, parsed](const HttpResponse& response) -> Status {
         auto parse = [&]() -> Result<Completion> {
           try {
@@ -209,7 +309,22 @@ void HttpBackend::Submit(ModelCall call, Done done) {
         *parsed = std::move(c).value();
         return Status();
       },
-      [parsed, done = std::move(done)](const Status& status, const CallReport& report) {
+      [this, parsed, request, k, tried, base, done = std::move(done)](
+          const Status& status, const CallReport& report) mutable {
+        if (pool_) {
+          // Server errors, timeouts and dropped connections are the endpoint's; try another.
+          bool endpoint_failed = status.code() == StatusCode::kUnavailable ||
+                                 status.code() == StatusCode::kDeadlineExceeded;
+          pool_->Finished(k, endpoint_failed);
+          if (endpoint_failed) {
+            tried.push_back(k);
+            if (std::optional<size_t> other = pool_->Pick(tried, /*allow_drained=*/false)) {
+              LogInfo("{} (endpoint {}); sending to {}", status.message(), Redact(base),
+                      Redact(pool_->endpoints[*other].base));
+              return Send(std::move(request), *other, std::move(tried), std::move(done));
+            }
+          }
+        }
         if (!status.ok()) {
           done(status, report);
           return;
@@ -217,6 +332,7 @@ void HttpBackend::Submit(ModelCall call, Done done) {
         Completion c = std::move(**parsed);
         c.attempts = report.attempts;
         c.latency_ms = report.latency_ms;
+        c.endpoint = base;
         done(std::move(c), report);
       });
 }

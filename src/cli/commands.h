@@ -62,7 +62,7 @@ struct ModelFlags {
   std::string judge_base_url;
   std::string judge_api_key_env;
   std::optional<int> judge_concurrency;
-  std::string base_url;
+  std::vector<std::string> base_urls;  // --base-url, repeatable (a pool)
   std::string api_key_env;
   std::vector<std::string> backend_options;
   int concurrency = kDefaultConcurrency;

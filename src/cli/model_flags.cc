@@ -50,9 +50,10 @@ void ModelFlags::Add(CLI::App& app, bool model_flags) {
                       "Judge requests in flight per endpoint (default: --concurrency)"))
       ->check(CLI::Range(1, 4096));
   if (model_flags) {
-    keep(app.add_option(
-        "--base-url", base_url,
-        "API base URL (openai: default $OPENAI_BASE_URL or https://api.openai.com/v1)"));
+    keep(app.add_option("--base-url", base_urls,
+                        "API base URL (openai: default $OPENAI_BASE_URL or "
+                        "https://api.openai.com/v1); repeat it for a pool of endpoints serving the "
+                        "same model"));
     keep(app.add_option("--api-key-env", api_key_env, "Environment variable holding the API key"));
     keep(app.add_option(
         "--backend-option", backend_options,
@@ -167,7 +168,10 @@ Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx,
     b.lane_concurrency =
         judge_concurrency.value_or(alias && alias->concurrency ? *alias->concurrency : concurrency);
   } else {
-    b.base_url = base_url;
+    if (!base_urls.empty()) {
+      b.base_url = base_urls[0];
+      b.pool.assign(base_urls.begin() + 1, base_urls.end());
+    }
     b.api_key_env = api_key_env;
     if (alias && alias->concurrency) b.lane_concurrency = *alias->concurrency;
     for (const auto& kv : backend_options) {
@@ -180,7 +184,14 @@ Result<std::unique_ptr<Backend>> ModelFlags::MakeBackend(const Context& ctx,
   }
   // A named model brings its own server, key variable and rate limits unless the flags say
   // otherwise.
-  if (alias && b.base_url.empty()) b.base_url = alias->base_url;
+  if (alias && b.base_url.empty()) {
+    b.base_url = alias->base_url;
+    b.pool = alias->endpoints;
+    if (b.base_url.empty() && !b.pool.empty()) {
+      b.base_url = b.pool.front();
+      b.pool.erase(b.pool.begin());
+    }
+  }
   if (alias && b.api_key_env.empty()) b.api_key_env = alias->api_key_env;
   if (alias) b.rpm = alias->rpm.value_or(0), b.tpm = alias->tpm.value_or(0);
   if (!judge && rpm) b.rpm = *rpm;
@@ -212,7 +223,12 @@ void ModelFlags::InheritFrom(const RunRecord& run) {
     if (!Given(flag) && settings.contains(key) && settings[key].is_number())
       into = settings[key].get<std::decay_t<decltype(into)>>();
   };
-  text("base_url", base_url);
+  if (base_urls.empty() && settings.contains("base_urls") && settings["base_urls"].is_array()) {
+    for (const auto& u : settings["base_urls"])
+      if (u.is_string()) base_urls.push_back(u.get<std::string>());
+  }
+  if (base_urls.empty() && settings.contains("base_url") && settings["base_url"].is_string())
+    base_urls.push_back(settings["base_url"].get<std::string>());
   text("api_key_env", api_key_env);
   text("judge_base_url", judge_base_url);
   text("judge_api_key_env", judge_api_key_env);
@@ -251,7 +267,8 @@ Json ModelFlags::Settings() const {
     if (batch_max_requests > 0) s["batch_max_requests"] = batch_max_requests;
     if (batch_max_bytes > 0) s["batch_max_bytes"] = batch_max_bytes;
   }
-  if (!base_url.empty()) s["base_url"] = base_url;
+  if (!base_urls.empty()) s["base_url"] = base_urls[0];
+  if (base_urls.size() > 1) s["base_urls"] = base_urls;
   if (!api_key_env.empty()) s["api_key_env"] = api_key_env;
   if (!judge_base_url.empty()) s["judge_base_url"] = judge_base_url;
   if (!judge_api_key_env.empty()) s["judge_api_key_env"] = judge_api_key_env;

@@ -127,6 +127,8 @@ Result<Config> LoadConfig(const std::filesystem::path& path) {
         return m->Error("spec", "must look like KIND/MODEL");
       PLUMB_ASSIGN_OR_RETURN(auto base_url, m->OptString("base_url"));
       a.base_url = base_url.value_or("");
+      PLUMB_ASSIGN_OR_RETURN(auto endpoints, m->OptStringList("endpoints"));
+      if (endpoints) a.endpoints = *endpoints;
       PLUMB_ASSIGN_OR_RETURN(auto key_env, m->OptString("api_key_env"));
       a.api_key_env = key_env.value_or("");
       PLUMB_ASSIGN_OR_RETURN(auto params, m->OptObject("params"));

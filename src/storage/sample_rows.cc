@@ -15,8 +15,8 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       db,
       "INSERT OR REPLACE INTO responses (run_id, item_id, epoch, turn, request, status, "
       "text, finish_reason, prompt_tokens, completion_tokens, latency_ms, attempts, "
-      "error_code, error_message, created_at, cached, tool_calls, batched) "
-      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      "error_code, error_message, created_at, cached, tool_calls, batched, endpoint) "
+      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   SQLite::Statement score(
       db,
       "INSERT OR REPLACE INTO scores (run_id, item_id, epoch, grader, status, value, "
@@ -81,6 +81,11 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
         resp.bind(17);
       }
       resp.bind(18, rr.completion.batched ? 1 : 0);
+      if (rr.completion.endpoint.empty()) {
+        resp.bind(19);
+      } else {
+        resp.bind(19, rr.completion.endpoint);
+      }
       resp.exec();
       resp.reset();
     }
@@ -140,6 +145,7 @@ ResponseRecord ResponseFromRow(SQLite::Statement& r) {
     rr.completion.tool_calls = ToolCallsFromJson(ParseStored(r.getColumn(14).getString()));
   }
   rr.completion.batched = r.getColumn(15).getInt() != 0;
+  if (!r.getColumn(16).isNull()) rr.completion.endpoint = r.getColumn(16).getString();
   return rr;
 }
 
@@ -151,7 +157,7 @@ std::string ResponseColumns(int schema) {
   return std::string(
              "item_id, epoch, turn, request, status, text, finish_reason, prompt_tokens, "
              "completion_tokens, latency_ms, attempts, error_code, error_message, cached, ") +
-         (schema >= 4 ? "tool_calls, " : "NULL, ") + (schema >= 5 ? "batched" : "0");
+         (schema >= 4 ? "tool_calls, " : "NULL, ") + (schema >= 5 ? "batched, endpoint" : "0, NULL");
 }
 
 }  // namespace

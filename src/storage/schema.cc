@@ -140,10 +140,12 @@ constexpr const char* kSchemaV4 = R"sql(
 ALTER TABLE responses ADD COLUMN tool_calls TEXT;
 )sql";
 
-// Version 5: batch mode. Replies that came back from a provider batch (priced as such), and the
-// batches of each run, kept before they are waited on.
+// Version 5: batch mode and endpoint pools. Replies that came back from a provider batch (priced
+// as such) or from one endpoint of a pool, and the batches of each run, kept before they are
+// waited on.
 constexpr const char* kSchemaV5 = R"sql(
 ALTER TABLE responses ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE responses ADD COLUMN endpoint TEXT;
 CREATE TABLE batches (
   id          INTEGER PRIMARY KEY,
   run_id      INTEGER NOT NULL REFERENCES runs(id),

@@ -157,7 +157,8 @@ TEST(SqliteStore, MigratesVersionOneDatabases) {
     db.exec(
         "DROP TABLE tags; DROP TABLE baselines; ALTER TABLE runs DROP COLUMN owner; "
         "ALTER TABLE runs DROP COLUMN heartbeat_at; ALTER TABLE responses DROP COLUMN "
-        "tool_calls; ALTER TABLE responses DROP COLUMN batched; DROP TABLE batches; "
+        "tool_calls; ALTER TABLE responses DROP COLUMN batched; ALTER TABLE responses DROP COLUMN endpoint; "
+        "DROP TABLE batches; "
         "PRAGMA user_version = 1");
   }
   auto store = std::move(OpenSqliteStore(path)).value();
