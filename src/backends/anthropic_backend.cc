@@ -166,16 +166,7 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
       const Json& result = l.value("result", Json::object());
       std::string type = result.is_object() ? result.value("type", "") : "";
       if (type == "succeeded") {
-        HttpResponse inner;
-        inner.status = 200;
-        inner.body = DumpJson(result.value("message", Json::object()));
-        Result<Completion> c = ParseResponse(inner);
-        if (c) {
-          r.completion = std::move(*c);
-        } else {
-          r.kind = BatchLineResult::Kind::kError;
-          r.error = c.error();
-        }
+        ReadBatchReply(200, result.value("message", Json::object()), r);
       } else if (type == "canceled") {
         r.kind = BatchLineResult::Kind::kCancelled;
       } else if (type == "expired") {

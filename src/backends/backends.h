@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "plumb/backend.h"
+#include "plumb/batch.h"
 
 namespace plumb::backends {
 
@@ -70,6 +71,9 @@ class ApiBackend : public HttpBackend {
   // Batch mode: the error of a batch step's non-2xx reply ("backend 'openai': creating the
   // batch: HTTP 400: ..."), by HttpErrorStatus.
   Status BatchStepError(const HttpResponse& response, const std::string& what) const;
+  // A batch result line's reply (HTTP status and body), read as the synchronous reply it
+  // stands for: a completion, or the error that reply means.
+  void ReadBatchReply(int status, const Json& body, BatchLineResult& out) const;
 
   std::string kind_;
   std::string model_;

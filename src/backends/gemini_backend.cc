@@ -301,16 +301,7 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
                         ? e["metadata"].value("key", "")
                         : "";
       if (e.contains("response") && e["response"].is_object()) {
-        HttpResponse inner;
-        inner.status = 200;
-        inner.body = DumpJson(e["response"]);
-        Result<Completion> c = ParseResponse(inner);
-        if (c) {
-          r.completion = std::move(*c);
-        } else {
-          r.kind = BatchLineResult::Kind::kError;
-          r.error = c.error();
-        }
+        ReadBatchReply(200, e["response"], r);
       } else {
         const Json& err = e.value("error", e.value("status", Json::object()));
         std::string message = err.is_object() ? err.value("message", "failed") : "failed";

@@ -66,6 +66,19 @@ Status ApiBackend::BatchStepError(const HttpResponse& response, const std::strin
   return s;
 }
 
+void ApiBackend::ReadBatchReply(int status, const Json& body, BatchLineResult& out) const {
+  HttpResponse inner;
+  inner.status = status;
+  inner.body = DumpJson(body);
+  Result<Completion> c = ParseResponse(inner);
+  if (c) {
+    out.completion = std::move(*c);
+  } else {
+    out.kind = BatchLineResult::Kind::kError;
+    out.error = c.error();
+  }
+}
+
 Result<std::vector<Json>> ParseJsonLines(const std::string& body, const std::string& what) {
   std::vector<Json> out;
   size_t start = 0, line = 0;

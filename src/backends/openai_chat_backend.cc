@@ -228,16 +228,8 @@ class OpenAiChatBackend final : public ApiBackend, public BatchApi {
                                                 Redact(error.value("message", "failed"))));
         }
       } else if (response.is_object()) {
-        HttpResponse inner;
-        inner.status = response.value("status_code", 0);
-        inner.body = DumpJson(response.value("body", Json::object()));
-        Result<Completion> c = ParseResponse(inner);
-        if (c) {
-          r.completion = std::move(*c);
-        } else {
-          r.kind = BatchLineResult::Kind::kError;
-          r.error = c.error();
-        }
+        ReadBatchReply(response.value("status_code", 0), response.value("body", Json::object()),
+                       r);
       } else {
         r.kind = BatchLineResult::Kind::kError;
         r.error = Unavailable("backend 'openai': a batch result line has no response or error");

@@ -349,7 +349,7 @@ std::vector<Metric> ReducerMetrics(const Metric& proportion, const MetricOptions
         if (counts[i] == 0) continue;
         const double c = counts[i];
         total += c;
-        const double* v = &by_cluster[i * width];
+        const double* v = by_cluster.data() + i * width;  // (no element when width is 0)
         for (size_t m = 0; m < width; ++m) sums[m] += c * v[m];
       }
       if (total == 0) continue;

