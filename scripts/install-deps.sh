@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs plumb's build dependencies from Debian packages; `install-deps.sh test` adds what the
-# tests need besides (chromium and a font, for the browser test of the HTML report), and
+# tests need besides (chromium and a font, for the browser test of the HTML report; the
+# PostgreSQL server, which the PostgreSQL store's tests start on a port of their own), and
 # `install-deps.sh sanitize` clang with its sanitizer and libFuzzer runtimes. Idempotent:
 # does nothing when all packages are already installed. Needs root (or sudo) only when something
 # is missing.
@@ -9,10 +10,10 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   nlohmann-json3-dev libyaml-cpp-dev libfmt-dev libgtest-dev libsqlitecpp-dev
-  libcurl4-openssl-dev libcli11-dev libcpp-httplib-dev libssl-dev libre2-dev
+  libcurl4-openssl-dev libcli11-dev libcpp-httplib-dev libssl-dev libre2-dev libpq-dev
 )
 if [ "${1:-}" = "test" ]; then
-  packages+=(chromium fonts-dejavu-core)
+  packages+=(chromium fonts-dejavu-core postgresql)
 fi
 if [ "${1:-}" = "sanitize" ]; then
   packages+=(clang libclang-rt-14-dev libfuzzer-14-dev)

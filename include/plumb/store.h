@@ -1,4 +1,5 @@
-// The results store: runs, items, samples, responses, scores and metrics (SQLite by default).
+// The results store: runs, items, samples, responses, scores and metrics, in SQLite (a file, the
+// default) or PostgreSQL (a URL).
 #ifndef PLUMB_STORE_H_
 #define PLUMB_STORE_H_
 
@@ -17,7 +18,8 @@ namespace plumb {
 
 struct BatchRecord;  // plumb/batch.h
 
-// Schema version written to PRAGMA user_version; see docs/results-schema.md.
+// SQLite schema version written to PRAGMA user_version; see docs/results-schema.md. (The
+// PostgreSQL store keeps its own version, in the table plumb_schema.)
 inline constexpr int kSchemaVersion = 5;
 
 struct RunRecord {
@@ -219,6 +221,26 @@ class Store {
   virtual void CachePut(const std::string& key, const std::string& backend,
                         const Completion& c) = 0;
 };
+
+// Opens the results store `db` names, creating its tables when needed: a PostgreSQL database for
+// a URL postgresql://user[:password]@host[:port]/dbname (or postgres://...), otherwise a SQLite
+// file (see OpenSqliteStore). The password may also come from PGPASSWORD or ~/.pgpass; it is
+// registered with Redact and never shown (see StoreDisplayName). kInvalidArgument for a URL of
+// another scheme.
+Result<std::unique_ptr<Store>> OpenStore(const std::string& db);
+// Opens an existing store read-only; kNotFound when it holds no results yet.
+Result<std::unique_ptr<Store>> OpenStoreReadOnly(const std::string& db);
+// `db` as it may be printed or stored: a URL without its password (and query string), a path
+// as given.
+std::string StoreDisplayName(const std::string& db);
+
+// Opens (creating the tables when needed) a PostgreSQL results database; errors name the URL
+// without its password. kUnavailable when the server cannot be reached, kUnauthenticated for
+// missing or wrong credentials, kNotFound when the database does not exist, kFailedPrecondition
+// when its schema is newer than this binary or it holds other tables.
+Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url);
+// Opens an existing PostgreSQL results database read-only; kNotFound when it holds no results.
+Result<std::unique_ptr<Store>> OpenPostgresStoreReadOnly(const std::string& url);
 
 // Opens (creating when needed) a SQLite results database. kFailedPrecondition when its schema
 // is newer than this binary.

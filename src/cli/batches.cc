@@ -16,7 +16,7 @@ Action SetupBatches(CLI::App& app, Context& ctx) {
   app.add_option("run", f->run, "Run id, 'latest' or a tag")->capture_default_str();
   app.add_option("--format", f->format, "Output format")->check(CLI::IsMember({"text", "json"}));
   return [f, &ctx]() {
-    auto store = OpenSqliteStoreReadOnly(ctx.db_path);
+    auto store = OpenStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
     auto id = ResolveRunId(ctx, **store, f->run);
     if (!id) return ReportError(id.error());

@@ -254,7 +254,10 @@ int Main(int argc, char** argv) {
     app.require_subcommand(1);
     app.fallthrough();
     app.option_defaults()->always_capture_default();
-    app.add_option("--db", ctx.db_path, "Results database")->envname("PLUMB_DB");
+    app.add_option("--db", ctx.db_path,
+                   "Results database: a SQLite file, or "
+                   "postgresql://user[:password]@host:port/dbname")
+        ->envname("PLUMB_DB");
     app.add_option("--suites-dir", ctx.extra_suite_dirs, "Another folder of suites (repeatable)");
     app.add_option("--graders-dir", ctx.extra_grader_dirs,
                    "Another folder of judge graders (repeatable)");

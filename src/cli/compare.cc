@@ -41,7 +41,7 @@ Action SetupCompare(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(100, 1000000))
       ->capture_default_str();
   return [f, &ctx]() {
-    auto store = OpenSqliteStoreReadOnly(ctx.db_path);
+    auto store = OpenStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
     auto b = ResolveRunId(ctx, **store, f->b);
     if (!b) return ReportError(b.error());
@@ -91,7 +91,7 @@ Action SetupGate(CLI::App& app, Context& ctx) {
       if (!loaded) return ReportError(loaded.error());
       policy = std::move(*loaded);
     }
-    auto store = OpenSqliteStoreReadOnly(ctx.db_path);
+    auto store = OpenStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
     std::vector<RunComparison> comparisons;
     for (const auto& ref : f->candidates) {
@@ -153,7 +153,7 @@ Action SetupTag(CLI::App& app, Context& ctx) {
   app.add_flag("--list", f->list, "List the tags");
   return [f, &ctx]() {
     if (f->list) {
-      auto store = OpenSqliteStoreReadOnly(ctx.db_path);
+      auto store = OpenStoreReadOnly(ctx.db_path);
       if (!store) return ReportError(store.error());
       auto tags = (*store)->ListTags();
       if (!tags) return ReportError(tags.error());
@@ -174,7 +174,7 @@ Action SetupTag(CLI::App& app, Context& ctx) {
     int64_t id = 0;
     RunRecord run;
     {
-      auto store = OpenSqliteStoreReadOnly(ctx.db_path);  // nothing is created for a bad reference
+      auto store = OpenStoreReadOnly(ctx.db_path);  // nothing is created for a bad reference
       if (!store) return ReportError(store.error());
       auto resolved = ResolveRunId(ctx, **store, f->run);
       if (!resolved) return ReportError(resolved.error());
@@ -183,7 +183,7 @@ Action SetupTag(CLI::App& app, Context& ctx) {
       id = *resolved;
       run = std::move(*record);
     }
-    auto store = OpenSqliteStore(ctx.db_path);
+    auto store = OpenStore(ctx.db_path);
     if (!store) return ReportError(store.error());
     if (Status s = (*store)->SetTag(f->name, id); !s.ok()) return ReportError(s);
     std::printf("tagged run %lld (%s, %s) as '%s'\n", static_cast<long long>(id),

@@ -82,7 +82,7 @@ Action SetupLeaderboard(CLI::App& app, Context& ctx) {
     if (f->all_runs && (f->latest || !f->runs.empty())) {
       return ReportError(InvalidArgument("--all-runs excludes --latest-per-model and --run"));
     }
-    auto store = OpenSqliteStoreReadOnly(ctx.db_path);
+    auto store = OpenStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
     LeaderboardQuery q;
     q.suites = f->suites;
@@ -124,7 +124,7 @@ Action SetupReport(CLI::App& app, Context& ctx) {
   return [f, &ctx]() {
     if (f->all && !f->runs.empty())
       return ReportError(InvalidArgument("give runs or --all, not both"));
-    auto store = OpenSqliteStoreReadOnly(ctx.db_path);
+    auto store = OpenStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
     ReportOptions options;
     auto runs = ResolveRuns(ctx, **store, f->runs);
@@ -132,7 +132,7 @@ Action SetupReport(CLI::App& app, Context& ctx) {
     options.runs = *runs;
     options.max_items = f->max_items;
     options.baselines = BaselineSourceFor(ctx, **store);
-    options.source = ctx.db_path;
+    options.source = StoreDisplayName(ctx.db_path);
     auto page = RenderReport(**store, options);
     if (!page) return ReportError(page.error());
     if (Status s = WriteOutputFile(f->out, *page); !s.ok()) return ReportError(s);
@@ -157,17 +157,17 @@ Action SetupServe(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   return [f, &ctx]() {
-    auto store = OpenSqliteStoreReadOnly(ctx.db_path);
+    auto store = OpenStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
     ServeOptions options;
     options.host = f->host;
     options.port = f->port;
     options.max_items = f->max_items;
     options.baselines = BaselineSourceFor(ctx, **store);
-    options.source = ctx.db_path;
+    options.source = StoreDisplayName(ctx.db_path);
     Status s = Serve(**store, options, Interrupted(), [&](int port) {
       std::printf("plumb serve: http://%s:%d/ (read-only, %s; Ctrl-C stops)\n", f->host.c_str(),
-                  port, ctx.db_path.c_str());
+                  port, StoreDisplayName(ctx.db_path).c_str());
       std::fflush(stdout);
     });
     if (!s.ok()) return ReportError(s);

@@ -35,7 +35,7 @@ Action SetupRescore(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.0, 100.0));
   f->m.Add(app, /*model_flags=*/false);
   return [f, &ctx]() {
-    auto store = OpenSqliteStore(ctx.db_path);
+    auto store = OpenStore(ctx.db_path);
     if (!store) return ReportError(store.error());
     auto id = ResolveRunId(ctx, **store, f->run);
     if (!id) return ReportError(id.error());

@@ -95,7 +95,7 @@ Action SetupResume(CLI::App& app, Context& ctx) {
                  "vLLM's run_batch on a --batch-file-only file) instead of sending anything");
   f->m.Add(app, /*model_flags=*/true);
   return [f, &ctx]() {
-    auto store = OpenSqliteStore(ctx.db_path);
+    auto store = OpenStore(ctx.db_path);
     if (!store) return ReportError(store.error());
     auto id = ResolveRunId(ctx, **store, f->run);
     if (!id) return ReportError(id.error());

@@ -111,7 +111,7 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
         fmt::format("suite '{}' is scored by LLM judges: name a judge model with --judge SPEC",
                     suite.manifest.id)));
   }
-  Result<std::unique_ptr<Store>> store = OpenSqliteStore(ctx.db_path);
+  Result<std::unique_ptr<Store>> store = OpenStore(ctx.db_path);
   if (!store) return ReportError(store.error());
 
   RunOptions options = BaseOptions(f, suite);
@@ -143,9 +143,9 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
 // The newest run of (suite, model) that did not complete, if any.
 Result<std::optional<int64_t>> FindUnfinishedRun(const Context& ctx, const std::string& suite,
                                                  const std::string& model) {
-  std::error_code ec;
-  if (!std::filesystem::exists(ctx.db_path, ec)) return std::optional<int64_t>();
-  PLUMB_ASSIGN_OR_RETURN(auto store, OpenSqliteStoreReadOnly(ctx.db_path));
+  auto opened = OpenStoreReadOnly(ctx.db_path);
+  if (!opened && opened.error().code() == StatusCode::kNotFound) return std::optional<int64_t>();
+  PLUMB_ASSIGN_OR_RETURN(auto store, std::move(opened));
   PLUMB_ASSIGN_OR_RETURN(auto runs, store->ListRuns(RunFilter{suite, ""}));
   std::optional<int64_t> found;
   for (const auto& r : runs) {
@@ -192,7 +192,7 @@ Action SetupRun(CLI::App& app, Context& ctx) {
   f->m.Add(app, /*model_flags=*/true);
   return [f, &ctx]() {
     if (f->retry_errors) {
-      auto store = OpenSqliteStore(ctx.db_path);
+      auto store = OpenStore(ctx.db_path);
       if (!store) return ReportError(store.error());
       auto id = ResolveRunId(ctx, **store, *f->retry_errors);
       if (!id) return ReportError(id.error());
@@ -216,7 +216,7 @@ Action SetupRun(CLI::App& app, Context& ctx) {
         unfinished = *found;
       }
       if (unfinished) {
-        auto store = OpenSqliteStore(ctx.db_path);
+        auto store = OpenStore(ctx.db_path);
         if (!store) return ReportError(store.error());
         code = ContinueRun(ctx, **store, *unfinished, f->m, false, ParseProgress(f->progress),
                            f->max_judge_error_rate);

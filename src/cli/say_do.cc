@@ -36,7 +36,7 @@ Action SetupSayDo(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   app.add_option("--out", f->out, "Write to FILE instead of standard output");
   return [f, &ctx]() {
-    auto store = OpenSqliteStoreReadOnly(ctx.db_path);
+    auto store = OpenStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
     auto stated = ResolveRunId(ctx, **store, f->stated, f->stated_suite, !f->stated_suite.empty());
     if (!stated) return ReportError(stated.error());

@@ -59,7 +59,7 @@ Action SetupShow(CLI::App& app, Context& ctx) {
   app.add_option("run", *run, "Run id, 'latest' or a tag")->required();
   app.add_option("--format", *format, "Output format")->check(CLI::IsMember({"text", "json"}));
   return [run, format, &ctx]() {
-    auto store = OpenSqliteStoreReadOnly(ctx.db_path);
+    auto store = OpenStoreReadOnly(ctx.db_path);
     if (!store) return ReportError(store.error());
     auto id = ResolveRunId(ctx, **store, *run);
     if (!id) return ReportError(id.error());

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "plumb/store.h"
+#include "storage/write_queue.h"
 
 namespace plumb {
 
@@ -38,22 +39,8 @@ inline Json ParseStored(const std::string& text) {
   return j.is_discarded() ? Json() : j;
 }
 
-inline GradeStatus GradeStatusFromName(const std::string& s) {
-  if (s == "scored") return GradeStatus::kScored;
-  if (s == "unscored") return GradeStatus::kUnscored;
-  return GradeStatus::kError;
-}
-
-// A queued write: a finished sample, planned samples (when `planned` is not empty), or (when
-// cache_key is set) a cache entry.
-struct WriteJob {
-  int64_t run_id = 0;
-  SampleResult result;
-  std::string cache_key;
-  std::string cache_backend;
-  std::string cache_completion;
-  std::vector<PlannedSample> planned;
-};
+using storage::GradeStatusFromName;
+using storage::WriteJob;
 
 // Writes the jobs' responses, scores, sample statuses and cache entries (error texts redacted).
 // The caller holds the transaction.

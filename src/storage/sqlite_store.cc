@@ -4,13 +4,9 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
-#include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
 
 #include "plumb/batch.h"
 #include "plumb/log.h"
@@ -23,38 +19,24 @@
 namespace plumb {
 namespace {
 
-constexpr size_t kMaxBatch = 512;
-// Queued writes at most (see Push).
-constexpr size_t kMaxQueued = 2048;
-
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::unique_ptr<SQLite::Database> db, std::string path, bool writable)
-      : db_(std::move(db)), path_(std::move(path)) {
+      : db_(std::move(db)),
+        path_(std::move(path)),
+        queue_([this](const std::vector<WriteJob>& batch) { return WriteBatch(batch); },
+               [this](const std::set<int64_t>& held) { return Heartbeat(held); }) {
     schema_version_ = storage::UserVersion(*db_);
-    if (writable) writer_ = std::thread([this] { WriterLoop(); });
+    if (writable) queue_.Start();
   }
 
   ~SqliteStore() override {
     cache_get_.reset();  // before its connection
     cache_db_.reset();
-    if (writer_.joinable()) {
-      {
-        std::lock_guard<std::mutex> lock(queue_mu_);
-        stop_ = true;
-      }
-      queue_cv_.notify_all();
-      space_cv_.notify_all();
-      writer_.join();
-    }
+    queue_.Stop();
     // Leases still held (a command that stopped early) are given up, so the run reads back as
     // interrupted at once rather than when the heartbeat grows old.
-    std::set<int64_t> owned;
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      owned.swap(owned_);
-    }
-    for (int64_t id : owned) (void)ClearOwner(id);
+    for (int64_t id : queue_.TakeHeld()) (void)ClearOwner(id);
   }
 
   Result<int64_t> CreateRun(const RunRecord& run, const std::vector<Item>& items) override {
@@ -104,7 +86,7 @@ class SqliteStore final : public Store {
         qi.reset();
       }
       tx.commit();
-      Hold(id);
+      queue_.Hold(id);
       return id;
     });
   }
@@ -134,29 +116,26 @@ class SqliteStore final : public Store {
       return true;
     });
     if (!taken) return taken.error();
-    Hold(run_id);
+    queue_.Hold(run_id);
     return Status();
   }
 
   Status ReleaseRun(int64_t run_id) override {
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      owned_.erase(run_id);
-    }
+    queue_.Drop(run_id);
     return ClearOwner(run_id);
   }
 
   void Enqueue(int64_t run_id, SampleResult result) override {
-    Push(WriteJob{run_id, std::move(result), {}, {}, {}, {}});
+    queue_.Push(WriteJob{run_id, std::move(result), {}, {}, {}, {}});
   }
 
   void EnqueuePlanned(int64_t run_id, std::vector<PlannedSample> samples) override {
     if (samples.empty()) return;
-    Push(WriteJob{run_id, {}, {}, {}, {}, std::move(samples)});
+    queue_.Push(WriteJob{run_id, {}, {}, {}, {}, std::move(samples)});
   }
 
   void CachePut(const std::string& key, const std::string& backend, const Completion& c) override {
-    Push(WriteJob{0, {}, key, backend, DumpJson(CompletionToJson(c)), {}});
+    queue_.Push(WriteJob{0, {}, key, backend, DumpJson(CompletionToJson(c)), {}});
   }
 
   Result<std::optional<Completion>> CacheGet(const std::string& key) const override {
@@ -182,18 +161,9 @@ class SqliteStore final : public Store {
     }
   }
 
-  Status Flush() override {
-    std::unique_lock<std::mutex> lock(queue_mu_);
-    uint64_t target = enqueued_;
-    queue_cv_.notify_all();
-    done_cv_.wait(lock, [&] { return committed_ >= target || !write_error_.ok(); });
-    return write_error_;
-  }
+  Status Flush() override { return queue_.Flush(); }
 
-  Status LastWriteError() const override {
-    std::lock_guard<std::mutex> lock(queue_mu_);
-    return write_error_;
-  }
+  Status LastWriteError() const override { return queue_.LastError(); }
 
   Status FinishRun(int64_t run_id, const std::string& status, const std::string& error) override {
     PLUMB_RETURN_IF_ERROR(Flush());
@@ -205,8 +175,7 @@ class SqliteStore final : public Store {
              q.bind(3, Redact(error));
              q.bind(4, run_id);
              q.exec();
-             std::lock_guard<std::mutex> lock(queue_mu_);
-             owned_.erase(run_id);
+             queue_.Drop(run_id);
              return true;
            })
         .status();
@@ -618,11 +587,6 @@ class SqliteStore final : public Store {
     return DataLoss(fmt::format("results database '{}': {}", path_, e.what()));
   }
 
-  void Hold(int64_t run_id) {
-    std::lock_guard<std::mutex> lock(queue_mu_);
-    owned_.insert(run_id);
-  }
-
   Status ClearOwner(int64_t run_id) {
     return Guard<bool>([&]() -> Result<bool> {
              SQLite::Statement q(*db_, "UPDATE runs SET owner='' WHERE id=? AND owner=?");
@@ -634,26 +598,20 @@ class SqliteStore final : public Store {
         .status();
   }
 
-  // Renews the heartbeat of every run this store holds.
-  void Heartbeat() {
-    std::set<int64_t> owned;
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      owned = owned_;
-    }
-    if (owned.empty()) return;
-    Status s = Guard<bool>([&]() -> Result<bool> {
-                 SQLite::Statement q(*db_, "UPDATE runs SET heartbeat_at=? WHERE id=? AND owner=?");
-                 for (int64_t id : owned) {
-                   q.bind(1, storage::UnixNow());
-                   q.bind(2, id);
-                   q.bind(3, storage::SelfOwner());
-                   q.exec();
-                   q.reset();
-                 }
-                 return true;
-               }).status();
-    if (!s.ok()) ReportWriteError(s);
+  // Renews the heartbeat of the runs this store holds (on the writer thread).
+  Status Heartbeat(const std::set<int64_t>& held) {
+    return Guard<bool>([&]() -> Result<bool> {
+             SQLite::Statement q(*db_, "UPDATE runs SET heartbeat_at=? WHERE id=? AND owner=?");
+             for (int64_t id : held) {
+               q.bind(1, storage::UnixNow());
+               q.bind(2, id);
+               q.bind(3, storage::SelfOwner());
+               q.exec();
+               q.reset();
+             }
+             return true;
+           })
+        .status();
   }
 
   Result<std::vector<RunRecord>> QueryRuns(const std::string& where,
@@ -707,57 +665,6 @@ class SqliteStore final : public Store {
     });
   }
 
-  void Push(WriteJob job) {
-    {
-      std::unique_lock<std::mutex> lock(queue_mu_);
-      // Backpressure: when results come faster than the disk takes them (a local server at
-      // zero latency), the producer waits, so memory is bounded by this queue, not by the run.
-      space_cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || stop_; });
-      queue_.push_back(std::move(job));
-      ++enqueued_;
-    }
-    queue_cv_.notify_all();
-  }
-
-  void WriterLoop() {
-    auto last_heartbeat = std::chrono::steady_clock::now();
-    while (true) {
-      std::vector<WriteJob> batch;
-      {
-        std::unique_lock<std::mutex> lock(queue_mu_);
-        queue_cv_.wait_for(lock, storage::kHeartbeatInterval,
-                           [&] { return stop_ || !queue_.empty(); });
-        if (queue_.empty() && stop_) return;
-        while (!queue_.empty() && batch.size() < kMaxBatch) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
-      space_cv_.notify_all();
-      if (std::chrono::steady_clock::now() - last_heartbeat >= storage::kHeartbeatInterval) {
-        Heartbeat();
-        last_heartbeat = std::chrono::steady_clock::now();
-      }
-      if (batch.empty()) continue;
-      Status s = WriteBatch(batch);
-      {
-        std::lock_guard<std::mutex> lock(queue_mu_);
-        committed_ += batch.size();
-        if (!s.ok() && write_error_.ok()) write_error_ = s;
-      }
-      if (!s.ok()) ReportWriteError(s);
-      done_cv_.notify_all();
-    }
-  }
-
-  // A write error reaches the user through Flush() and LastWriteError() (the run stops and
-  // says why, once); the log has it with -v, once, since a full disk fails every later batch the
-  // same way.
-  void ReportWriteError(const Status& s) {
-    if (write_error_reported_.exchange(true)) return;
-    LogInfo("{}", s.message());
-  }
-
   Status WriteBatch(const std::vector<WriteJob>& batch) {
     return Guard<bool>([&]() -> Result<bool> {
              SQLite::Transaction tx(*db_);
@@ -772,28 +679,27 @@ class SqliteStore final : public Store {
   std::unique_ptr<SQLite::Database> db_;
   std::string path_;
 
-  mutable std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::condition_variable done_cv_;
-  std::condition_variable space_cv_;
-  std::deque<WriteJob> queue_;
   // The cache's read connection and statement, opened on first use, under cache_mu_.
   mutable std::mutex cache_mu_;
   mutable std::unique_ptr<SQLite::Database> cache_db_;
   mutable std::unique_ptr<SQLite::Statement> cache_get_;
-  uint64_t enqueued_ = 0;
-  uint64_t committed_ = 0;
-  Status write_error_;
-  std::atomic<bool> write_error_reported_{false};
-  bool stop_ = false;
-  std::set<int64_t> owned_;  // runs whose lease this store renews, under queue_mu_
   int schema_version_ = 0;
-  std::thread writer_;
+  // Last: its writer thread uses the members above, and stops first.
+  storage::WriteQueue queue_;
 };
+
+// A URL is never a file name: a caller that meant OpenStore gets an error, not a folder named
+// "postgresql:" with a SQLite file in it.
+Status NotAUrl(const std::filesystem::path& path) {
+  if (path.string().find("://") == std::string::npos) return Status();
+  return InvalidArgument(fmt::format("'{}' is a URL, not a SQLite file path (see --db)",
+                                     StoreDisplayName(path.string())));
+}
 
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::filesystem::path& path) {
+  PLUMB_RETURN_IF_ERROR(NotAUrl(path));
   try {
     std::error_code ec;
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
@@ -830,6 +736,7 @@ std::string ImmutableUri(const std::filesystem::path& path) {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStoreReadOnly(const std::filesystem::path& path) {
+  PLUMB_RETURN_IF_ERROR(NotAUrl(path));
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     return NotFound(fmt::format(
