@@ -53,6 +53,9 @@ struct RunRecord {
   std::string owner;
   double heartbeat_at = 0;
   std::string stale_owner;
+  // Stable across databases (plumb db copy): a copied run keeps it, so copying twice adds
+  // nothing.
+  std::string uuid;
 };
 
 // One turn's reply, or the error that ended the sample.
@@ -157,8 +160,10 @@ class Store {
   // The first write error so far (OK while every write succeeded), without waiting: a run stops
   // sending once its results can no longer be stored.
   virtual Status LastWriteError() const = 0;
-  // Sets the final status and releases the run's lease.
-  virtual Status FinishRun(int64_t run_id, const std::string& status, const std::string& error) = 0;
+  // Sets the final status and releases the run's lease; `finished_at` "" means now (a copied
+  // run keeps its own).
+  virtual Status FinishRun(int64_t run_id, const std::string& status, const std::string& error,
+                           const std::string& finished_at = "") = 0;
   // Marks a run as running again (resume): clears finished_at and the error. The caller holds
   // the run (AcquireRun).
   virtual Status ReopenRun(int64_t run_id) = 0;

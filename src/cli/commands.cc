@@ -51,6 +51,7 @@ const CommandEntry kCommands[] = {
      SetupSayDo},
     {"tag", "Label a run (e.g. production) so gates and comparisons can name it", SetupTag},
     {"batches", "List a run's provider batches (--batch) and their states", SetupBatches},
+    {"db", "Results databases: copy runs between SQLite and PostgreSQL (db copy)", SetupDb},
 };
 
 // The last resort for an exception that escapes a thread of ours (every interface returns

@@ -147,6 +147,7 @@ Action SetupGate(CLI::App& app, Context& ctx);
 Action SetupTag(CLI::App& app, Context& ctx);
 Action SetupSayDo(CLI::App& app, Context& ctx);
 Action SetupBatches(CLI::App& app, Context& ctx);
+Action SetupDb(CLI::App& app, Context& ctx);
 Action SetupReport(CLI::App& app, Context& ctx);
 Action SetupServe(CLI::App& app, Context& ctx);
 

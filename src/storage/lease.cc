@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <vector>
 
@@ -60,6 +61,14 @@ const std::string& SelfOwner() {
   static const std::string owner =
       fmt::format("{}:{}:{}", HostName(), static_cast<long>(getpid()), StartTime(getpid()));
   return owner;
+}
+
+std::string NewRunUuid() {
+  // std::random_device reads the kernel's entropy source on Linux.
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 4; ++i) out += fmt::format("{:08x}", rd());
+  return out;
 }
 
 double UnixNow() {

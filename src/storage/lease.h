@@ -21,6 +21,9 @@ const std::string& SelfOwner();
 // Seconds since the Unix epoch.
 double UnixNow();
 
+// A new run's UUID: 128 random bits from the kernel, as 32 hex digits.
+std::string NewRunUuid();
+
 // Whether `owner` (as SelfOwner() writes it) still runs: on this host by its pid and start time,
 // elsewhere by a heartbeat younger than kLeaseTimeout. "" is no owner.
 bool OwnerAlive(const std::string& owner, double heartbeat_at, double now);

@@ -350,6 +350,7 @@ RunRecord RunFromRow(const PgResult& r, int row) {
   run.usage = r.JsonAt(row, 22);
   run.owner = r.Text(row, 23);
   run.heartbeat_at = r.Double(row, 24);
+  run.uuid = r.Text(row, 25);
   return run;
 }
 

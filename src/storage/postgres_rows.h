@@ -39,7 +39,7 @@ inline constexpr const char* kRunColumns =
     "id, started_at, finished_at, status, plumb_version, git_sha, suite_id, suite_version, "
     "suite_hash, model_spec, backend_id, params, seed, concurrency, epochs, item_limit, "
     "n_samples, error, settings, primary_metric, higher_is_better, parent_run_id, usage, owner, "
-    "heartbeat_at";
+    "heartbeat_at, uuid";
 inline constexpr const char* kMetricColumns =
     "name, category, value, ci_low, ci_high, n, k, ci_method, details";
 inline constexpr const char* kItemColumns = "item_id, category, line, fields, metadata, scored";

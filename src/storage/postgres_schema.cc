@@ -37,9 +37,11 @@ CREATE TABLE runs (
   parent_run_id    BIGINT REFERENCES runs(id),
   usage            JSONB NOT NULL DEFAULT '{}',
   owner            TEXT NOT NULL DEFAULT '',
-  heartbeat_at     DOUBLE PRECISION NOT NULL DEFAULT 0
+  heartbeat_at     DOUBLE PRECISION NOT NULL DEFAULT 0,
+  uuid             TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX runs_by_suite_model ON runs(suite_id, model_spec, id);
+CREATE INDEX runs_by_uuid ON runs(uuid);
 
 CREATE TABLE items (
   run_id   BIGINT NOT NULL REFERENCES runs(id),

@@ -65,15 +65,16 @@ class PostgresStore final : public Store {
             p.Add(run.concurrency).Add(run.epochs).Add(run.limit).Add(run.n_samples);
             p.AddJsonText(Redact(DumpJson(run.settings))).Add(run.primary_metric);
             p.Add(run.higher_is_better).Add(run.parent_run_id).Add(storage::SelfOwner());
-            p.Add(storage::UnixNow());
+            p.Add(storage::UnixNow()).Add(run.uuid.empty() ? storage::NewRunUuid() : run.uuid);
             PLUMB_ASSIGN_OR_RETURN(
                 PgResult r,
                 c.Exec(
                     "INSERT INTO runs (started_at, status, plumb_version, git_sha, suite_id, "
                     "suite_version, suite_hash, model_spec, backend_id, params, seed, concurrency, "
                     "epochs, item_limit, n_samples, settings, primary_metric, higher_is_better, "
-                    "parent_run_id, owner, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-                    "$9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id",
+                    "parent_run_id, owner, heartbeat_at, uuid) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                    "$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
+                    "RETURNING id",
                     p));
             id = r.Int64(0, 0);
             return InsertRows(
@@ -148,10 +149,12 @@ class PostgresStore final : public Store {
 
   Status LastWriteError() const override { return queue_.LastError(); }
 
-  Status FinishRun(int64_t run_id, const std::string& status, const std::string& error) override {
+  Status FinishRun(int64_t run_id, const std::string& status, const std::string& error,
+                   const std::string& finished_at) override {
     PLUMB_RETURN_IF_ERROR(Flush());
     PgParams p;
-    p.Add(status).Add(NowIso8601()).Add(Redact(error)).Add(run_id);
+    p.Add(status).Add(finished_at.empty() ? NowIso8601() : finished_at).Add(Redact(error));
+    p.Add(run_id);
     PLUMB_RETURN_IF_ERROR(Command("UPDATE runs SET status = $1, finished_at = $2, error = $3, "
                                   "owner = '' WHERE id = $4",
                                   p)

@@ -146,6 +146,9 @@ ALTER TABLE responses ADD COLUMN tool_calls TEXT;
 constexpr const char* kSchemaV5 = R"sql(
 ALTER TABLE responses ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE responses ADD COLUMN endpoint TEXT;
+ALTER TABLE runs ADD COLUMN uuid TEXT NOT NULL DEFAULT '';
+UPDATE runs SET uuid = lower(hex(randomblob(16))) WHERE uuid = '';
+CREATE INDEX runs_uuid ON runs(uuid);
 CREATE TABLE batches (
   id          INTEGER PRIMARY KEY,
   run_id      INTEGER NOT NULL REFERENCES runs(id),

@@ -46,8 +46,8 @@ class SqliteStore final : public Store {
                           "INSERT INTO runs (started_at, status, plumb_version, git_sha, suite_id, "
                           "suite_version, suite_hash, model_spec, backend_id, params, seed, "
                           "concurrency, epochs, item_limit, n_samples, settings, primary_metric, "
-                          "higher_is_better, parent_run_id, owner, heartbeat_at) VALUES "
-                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                          "higher_is_better, parent_run_id, owner, heartbeat_at, uuid) VALUES "
+                          "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       q.bind(1, run.started_at);
       q.bind(2, run.status);
       q.bind(3, run.plumb_version);
@@ -69,6 +69,7 @@ class SqliteStore final : public Store {
       BindOpt(q, 19, run.parent_run_id);
       q.bind(20, storage::SelfOwner());
       q.bind(21, storage::UnixNow());
+      q.bind(22, run.uuid.empty() ? storage::NewRunUuid() : run.uuid);
       q.exec();
       int64_t id = db_->getLastInsertRowid();
       SQLite::Statement qi(*db_,
@@ -165,13 +166,14 @@ class SqliteStore final : public Store {
 
   Status LastWriteError() const override { return queue_.LastError(); }
 
-  Status FinishRun(int64_t run_id, const std::string& status, const std::string& error) override {
+  Status FinishRun(int64_t run_id, const std::string& status, const std::string& error,
+                   const std::string& finished_at) override {
     PLUMB_RETURN_IF_ERROR(Flush());
     return Guard<bool>([&]() -> Result<bool> {
              SQLite::Statement q(
                  *db_, "UPDATE runs SET status=?, finished_at=?, error=?, owner='' WHERE id=?");
              q.bind(1, status);
-             q.bind(2, NowIso8601());
+             q.bind(2, finished_at.empty() ? NowIso8601() : finished_at);
              q.bind(3, Redact(error));
              q.bind(4, run_id);
              q.exec();
@@ -623,6 +625,7 @@ class SqliteStore final : public Store {
                           "seed, concurrency, epochs, item_limit, n_samples, error, settings, "
                           "primary_metric, higher_is_better, parent_run_id, usage, " +
                               std::string(schema_version_ >= 3 ? "owner, heartbeat_at" : "'', 0") +
+                              (schema_version_ >= 5 ? ", uuid" : ", ''") +
                               " FROM runs " + where);
       for (size_t i = 0; i < args.size(); ++i) q.bind(static_cast<int>(i + 1), args[i]);
       std::vector<RunRecord> out;
@@ -654,6 +657,7 @@ class SqliteStore final : public Store {
         r.usage = ParseStored(q.getColumn(22).getString());
         r.owner = q.getColumn(23).getString();
         r.heartbeat_at = q.getColumn(24).getDouble();
+        r.uuid = q.getColumn(25).getString();
         if (r.status == "running" && !storage::OwnerAlive(r.owner, r.heartbeat_at, now)) {
           // Its process died (killed, crashed, the machine went down): what it finished is kept.
           r.status = "interrupted";

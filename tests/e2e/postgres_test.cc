@@ -202,5 +202,51 @@ TEST(Postgres, ThePasswordNeverShows) {
   EXPECT_EQ(from_env.exit_code, 0) << from_env.err;
 }
 
+// plumb db copy: SQLite -> PostgreSQL -> SQLite gives the same show output (times included),
+// tags follow their runs, and copying again adds nothing.
+TEST(Postgres, DbCopyRoundTripIsExactAndIdempotent) {
+  PLUMB_POSTGRES_OR_SKIP(server);
+  TempDir tmp;
+  std::string manifest = WriteChoiceSuite(tmp, "cp", 12);
+  std::string first = tmp.path() + "/first.db", back = tmp.path() + "/back.db";
+  auto run = Plumb(tmp.path(), {"run", "--suite", manifest, "--model", "builtin/random",
+                                "--model", "builtin/first", "--epochs", "2", "--progress", "none",
+                                "--db", first});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_EQ(Plumb(tmp.path(), {"tag", "2", "production", "--db", first}).exit_code, 0);
+  std::string pg = server->NewDatabase();
+  auto to_pg = Plumb(tmp.path(), {"db", "copy", "--from", first, "--to", pg});
+  ASSERT_EQ(to_pg.exit_code, 0) << to_pg.err;
+  EXPECT_NE(to_pg.out.find("2 runs copied, 0 skipped"), std::string::npos) << to_pg.out;
+  auto again = Plumb(tmp.path(), {"db", "copy", "--from", first, "--to", pg});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("0 runs copied, 2 skipped"), std::string::npos) << again.out;
+  auto to_back = Plumb(tmp.path(), {"db", "copy", "--from", pg, "--to", back});
+  ASSERT_EQ(to_back.exit_code, 0) << to_back.err;
+  for (const char* ref : {"1", "2", "production"}) {
+    std::string a = Plumb(tmp.path(), {"show", ref, "--format", "json", "--db", first}).out;
+    std::string b = Plumb(tmp.path(), {"show", ref, "--format", "json", "--db", pg}).out;
+    std::string c = Plumb(tmp.path(), {"show", ref, "--format", "json", "--db", back}).out;
+    ASSERT_FALSE(a.empty()) << ref;
+    EXPECT_EQ(a, b) << ref;
+    EXPECT_EQ(a, c) << ref;
+  }
+  auto store = OpenSqliteStoreReadOnly(back);
+  auto one = (*store)->GetSamples(1);
+  auto src = OpenSqliteStoreReadOnly(first);
+  auto orig = (*src)->GetSamples(1);
+  ASSERT_EQ(one->size(), orig->size());
+  for (size_t i = 0; i < one->size(); ++i) {
+    EXPECT_EQ((*one)[i].responses.size(), (*orig)[i].responses.size());
+    EXPECT_EQ(DumpJson((*one)[i].presentation), DumpJson((*orig)[i].presentation));
+    ASSERT_EQ((*one)[i].grades.size(), (*orig)[i].grades.size());
+    if (!(*one)[i].grades.empty()) {
+      EXPECT_EQ((*one)[i].grades[0].label, (*orig)[i].grades[0].label);
+    }
+  }
+  EXPECT_EQ((*store)->GetRun(1)->uuid, (*src)->GetRun(1)->uuid);
+  EXPECT_EQ((*store)->GetRun(1)->uuid.size(), 32u);
+}
+
 }  // namespace
 }  // namespace plumb::testing

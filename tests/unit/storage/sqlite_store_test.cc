@@ -158,7 +158,7 @@ TEST(SqliteStore, MigratesVersionOneDatabases) {
         "DROP TABLE tags; DROP TABLE baselines; ALTER TABLE runs DROP COLUMN owner; "
         "ALTER TABLE runs DROP COLUMN heartbeat_at; ALTER TABLE responses DROP COLUMN "
         "tool_calls; ALTER TABLE responses DROP COLUMN batched; ALTER TABLE responses DROP COLUMN endpoint; "
-        "DROP TABLE batches; "
+        "DROP TABLE batches; DROP INDEX runs_uuid; ALTER TABLE runs DROP COLUMN uuid; "
         "PRAGMA user_version = 1");
   }
   auto store = std::move(OpenSqliteStore(path)).value();
