@@ -14,7 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <regex>
+#include <re2/re2.h>
 #include <set>
 #include <thread>
 
@@ -321,25 +321,25 @@ struct BatchFakeServer::Impl {
     if (!StartsWith(req.get_header_value("Authorization"), "Bearer ")) {
       return Error("openai", 401, "You didn't provide an API key (Authorization: Bearer <key>)");
     }
-    static const std::regex kFile("/v1/files/([^/]+)(/content)?");
-    static const std::regex kBatch("/v1/batches/([^/]+)(/cancel)?");
+    static const RE2 kFile("/v1/files/([^/]+)(/content)?");
+    static const RE2 kBatch("/v1/batches/([^/]+)(/cancel)?");
     const std::string& p = req.path;
-    std::smatch m;
+    std::string id, tail;
     if (req.method == "POST" && p == "/v1/files") return OpenAiUpload(req);
     if (req.method == "POST" && p == "/v1/batches") return OpenAiCreate(req);
-    if (req.method == "GET" && std::regex_match(p, m, kFile)) {
+    if (req.method == "GET" && RE2::FullMatch(p, kFile, &id, &tail)) {
       std::lock_guard<std::mutex> lock(mu);
-      auto it = files.find(m[1]);
-      if (it == files.end()) return Error("openai", 404, "No such File object: " + m[1].str());
-      if (!m[2].matched) return {200, it->second.object};
+      auto it = files.find(id);
+      if (it == files.end()) return Error("openai", 404, "No such File object: " + id);
+      if (tail.empty()) return {200, it->second.object};
       if (!it->second.output) {
         return Error("openai", 400, "Not allowed to download files of purpose: batch.");
       }
       return {200, Json(), it->second.content, {{"Content-Type", "application/octet-stream"}}};
     }
-    if (std::regex_match(p, m, kBatch)) {
-      if (req.method == "GET" && !m[2].matched) return Poll("openai", m[1]);
-      if (req.method == "POST" && m[2].matched) return Cancel("openai", m[1]);
+    if (RE2::FullMatch(p, kBatch, &id, &tail)) {
+      if (req.method == "GET" && tail.empty()) return Poll("openai", id);
+      if (req.method == "POST" && !tail.empty()) return Cancel("openai", id);
     }
     return Error("openai", 404, "Invalid URL (" + req.method + " " + p + ")");
   }
@@ -513,15 +513,14 @@ struct BatchFakeServer::Impl {
     if (req.get_header_value("anthropic-version").empty()) {
       return Error("anthropic", 400, "anthropic-version: header is required");
     }
-    static const std::regex kBatch("/v1/messages/batches/([^/]+)(/cancel|/results)?");
+    static const RE2 kBatch("/v1/messages/batches/([^/]+)(/cancel|/results)?");
     const std::string& p = req.path;
-    std::smatch m;
+    std::string id, tail;
     if (req.method == "POST" && p == "/v1/messages/batches") return AnthropicCreate(req);
-    if (std::regex_match(p, m, kBatch)) {
-      std::string tail = m[2];
-      if (req.method == "GET" && tail.empty()) return Poll("anthropic", m[1]);
-      if (req.method == "POST" && tail == "/cancel") return Cancel("anthropic", m[1]);
-      if (req.method == "GET" && tail == "/results") return AnthropicResults(m[1]);
+    if (RE2::FullMatch(p, kBatch, &id, &tail)) {
+      if (req.method == "GET" && tail.empty()) return Poll("anthropic", id);
+      if (req.method == "POST" && tail == "/cancel") return Cancel("anthropic", id);
+      if (req.method == "GET" && tail == "/results") return AnthropicResults(id);
     }
     return Error("anthropic", 404, "Not found: " + req.method + " " + p);
   }
@@ -534,7 +533,7 @@ struct BatchFakeServer::Impl {
     if (!body.contains("requests") || !body["requests"].is_array() || body["requests"].empty()) {
       return bad("requests: Field required (a non-empty list)");
     }
-    static const std::regex kId("[a-zA-Z0-9_-]{1,64}");
+    static const RE2 kId("[a-zA-Z0-9_-]{1,64}");
     Batch b;
     b.provider = "anthropic";
     std::set<std::string> seen;
@@ -544,7 +543,7 @@ struct BatchFakeServer::Impl {
       if (!OnlyKeys(r, {"custom_id", "params"}) || !IsObject(r, "params")) {
         return bad(at + ": must be {custom_id, params}");
       }
-      if (!IsString(r, "custom_id") || !std::regex_match(r["custom_id"].get<std::string>(), kId)) {
+      if (!IsString(r, "custom_id") || !RE2::FullMatch(r["custom_id"].get<std::string>(), kId)) {
         return bad(at + ".custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'");
       }
       if (!seen.insert(r["custom_id"].get<std::string>()).second) {
@@ -613,24 +612,24 @@ struct BatchFakeServer::Impl {
                    "Method doesn't allow unregistered callers (callers without established "
                    "identity). Please use API Key or other form of API consumer identity.");
     }
-    static const std::regex kCreate("/v1beta/models/([^/:]+):batchGenerateContent");
-    static const std::regex kBatch("/v1beta/batches/([^/:]+)(:cancel)?");
-    static const std::regex kDownload("/download/v1beta/(files/[^/:]+):download");
-    std::smatch m;
+    static const RE2 kCreate("/v1beta/models/([^/:]+):batchGenerateContent");
+    static const RE2 kBatch("/v1beta/batches/([^/:]+)(:cancel)?");
+    static const RE2 kDownload("/download/v1beta/(files/[^/:]+):download");
+    std::string id, tail;
     if (req.method == "POST" && upload_session) return GeminiFinishUpload(req);
     if (req.method == "POST" && p == "/upload/v1beta/files") return GeminiStartUpload(req);
-    if (req.method == "POST" && std::regex_match(p, m, kCreate)) return GeminiCreate(req, m[1]);
-    if (std::regex_match(p, m, kBatch)) {
-      if (req.method == "GET" && !m[2].matched) return Poll("gemini", "batches/" + m[1].str());
-      if (req.method == "POST" && m[2].matched) return Cancel("gemini", "batches/" + m[1].str());
+    if (req.method == "POST" && RE2::FullMatch(p, kCreate, &id)) return GeminiCreate(req, id);
+    if (RE2::FullMatch(p, kBatch, &id, &tail)) {
+      if (req.method == "GET" && tail.empty()) return Poll("gemini", "batches/" + id);
+      if (req.method == "POST" && !tail.empty()) return Cancel("gemini", "batches/" + id);
     }
-    if (req.method == "GET" && std::regex_match(p, m, kDownload)) {
+    if (req.method == "GET" && RE2::FullMatch(p, kDownload, &id)) {
       if (req.get_param_value("alt") != "media") {
         return Error("gemini", 400, "Downloads need the query parameter alt=media");
       }
       std::lock_guard<std::mutex> lock(mu);
-      auto it = files.find(m[1]);
-      if (it == files.end()) return Error("gemini", 404, "File " + m[1].str() + " not found");
+      auto it = files.find(id);
+      if (it == files.end()) return Error("gemini", 404, "File " + id + " not found");
       if (!it->second.output) return Error("gemini", 400, "Only generated files can be downloaded");
       return {200, Json(), it->second.content, {{"Content-Type", "application/jsonl"}}};
     }
