@@ -37,8 +37,10 @@ Outcome RunAgainst(const FaultServer& server, const TempDir& tmp, const std::str
                              server.base_url(),
                              "--concurrency",
                              "16",
+                             // Long enough for a 2 MB reply on a loaded machine under the
+                             // sanitizers (a timeout there is a legitimate second send).
                              "--timeout",
-                             "3",
+                             "8",
                              "--max-retries",
                              "8",
                              "--retry-base-ms",
