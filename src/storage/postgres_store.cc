@@ -112,16 +112,15 @@ class PostgresStore final : public Store {
   }
 
   void Enqueue(int64_t run_id, SampleResult result) override {
-    queue_.Push(WriteJob{run_id, std::move(result), {}, {}, {}, {}});
+    queue_.PushResult(run_id, std::move(result));
   }
 
   void EnqueuePlanned(int64_t run_id, std::vector<PlannedSample> samples) override {
-    if (samples.empty()) return;
-    queue_.Push(WriteJob{run_id, {}, {}, {}, {}, std::move(samples)});
+    queue_.PushPlanned(run_id, std::move(samples));
   }
 
   void CachePut(const std::string& key, const std::string& backend, const Completion& c) override {
-    queue_.Push(WriteJob{0, {}, key, backend, DumpJson(CompletionToJson(c)), {}});
+    queue_.PushCache(key, backend, c);
   }
 
   Result<std::optional<Completion>> CacheGet(const std::string& key) const override {

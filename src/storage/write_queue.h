@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "plumb/json.h"
 #include "plumb/status.h"
 #include "plumb/store.h"
 
@@ -60,6 +61,16 @@ class WriteQueue {
 
   // Queues a job; waits while the queue is full (backpressure bounds memory by the queue).
   void Push(WriteJob job);
+  // The three kinds of job, as every store queues them.
+  void PushResult(int64_t run_id, SampleResult result) {
+    Push(WriteJob{run_id, std::move(result), {}, {}, {}, {}});
+  }
+  void PushPlanned(int64_t run_id, std::vector<PlannedSample> samples) {
+    if (!samples.empty()) Push(WriteJob{run_id, {}, {}, {}, {}, std::move(samples)});
+  }
+  void PushCache(const std::string& key, const std::string& backend, const Completion& c) {
+    Push(WriteJob{0, {}, key, backend, DumpJson(CompletionToJson(c)), {}});
+  }
   // Waits until everything queued so far is committed; the first write error, if any.
   Status Flush();
   Status LastError() const;
