@@ -70,6 +70,9 @@ struct RunOptions {
   // through the providers' batch APIs.
   BatchOptions batch;
   std::set<std::string> batch_judges;
+  // When another worker of the run computes its metrics (plumb work): wait for it and return
+  // the run's summary as stored (run, resume), or return at once (work).
+  bool wait_for_finish = true;
 };
 
 // Samples in progress at most in batch mode (a batch's worth), unless --batch-max-requests
@@ -89,6 +92,10 @@ struct RunSummary {
   double spent_usd = 0;         // what this session's calls cost, as far as prices are known
   bool budget_reached = false;  // stopped at max_cost
   Json usage = Json::object();  // the run's tokens and cost (RunRecord::usage)
+  int64_t ended_here = 0;       // samples this process ended
+  // Another worker computes (or computed) the run's metrics; without wait_for_finish, status
+  // and metrics are the run's as they were when this process stopped.
+  bool finished_elsewhere = false;
 };
 
 // Runs `suite` against `backend`, judged by `judges` when the suite's kind needs LLM judges
@@ -106,6 +113,15 @@ Result<RunSummary> RunSuite(const Suite& suite, Backend& backend, HttpScheduler*
 // samples are kept as they are, and metrics are recomputed from the database. `options` must
 // carry the run's model spec, seed, epochs and limit (see ResumeOptions).
 Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& backend,
+                             HttpScheduler* scheduler, Store& store, const RunOptions& options,
+                             const std::atomic<bool>& interrupted,
+                             const std::vector<JudgeModel>& judges = {});
+
+// Joins `run` as one more of its workers (plumb work): like ResumeRun, but without taking the
+// run's lease, so that any number of processes on any number of machines work on one run. Each
+// claims pending samples a page at a time (see Store::ClaimSamples); whoever ends the last
+// sample computes the metrics. kFailedPrecondition for a completed run.
+Result<RunSummary> WorkOnRun(const Suite& suite, const RunRecord& run, Backend& backend,
                              HttpScheduler* scheduler, Store& store, const RunOptions& options,
                              const std::atomic<bool>& interrupted,
                              const std::vector<JudgeModel>& judges = {});

@@ -20,7 +20,7 @@ struct BatchRecord;  // plumb/batch.h
 
 // SQLite schema version written to PRAGMA user_version; see docs/results-schema.md. (The
 // PostgreSQL store keeps its own version, in the table plumb_schema.)
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 struct RunRecord {
   int64_t id = 0;
@@ -111,7 +111,21 @@ struct PlannedSample {
   std::string item_id;
   int epoch = 0;
   Json presentation = Json::object();
+  // Leased to this process as it is written (a new run starts its first samples before they
+  // are stored; see ClaimSamples).
+  bool leased = false;
 };
+
+// What ClaimSamples took: pending samples (with the turns already stored of a conversation
+// under way), and how many pending samples other live workers hold.
+struct SampleClaim {
+  std::vector<SampleRecord> samples;
+  int64_t held_elsewhere = 0;
+};
+
+// ClaimFinish's answer: this process computes the run's metrics; samples are still pending (or
+// not planned yet); or another live worker is finishing the run (or has finished it).
+enum class FinishClaim { kMine, kNotYet, kTaken };
 
 // What ScanSamples reads of each sample.
 struct SampleScan {
@@ -175,6 +189,25 @@ class Store {
   // A run whose owner died without finishing reads back as "interrupted", and can be acquired.
   virtual Status AcquireRun(int64_t run_id) = 0;
   virtual Status ReleaseRun(int64_t run_id) = 0;
+  // Cooperating workers: any number of processes, on any number of machines, execute one run
+  // together (plumb run, resume and work all do). Each registers with JoinRun (CreateRun
+  // registers the creator) and is kept alive by the store's heartbeat until LeaveRun. Pending
+  // samples are leased to one worker at a time by ClaimSamples; a sample's result, once written,
+  // ends its lease, and only the first result written for a sample is kept (a later one, from a
+  // worker that took over a lease it presumed dead, is dropped). The leases of a worker that
+  // died (kill -9, a lost machine: judged as for run leases) return to the pool.
+  virtual Status JoinRun(int64_t run_id) = 0;
+  // Gives back this process's leases of the run and deregisters it.
+  virtual Status LeaveRun(int64_t run_id) = 0;
+  // Waits until everything queued is written, then leases up to `n` pending samples no live
+  // worker holds to this process, in (item id, epoch) order.
+  virtual Result<SampleClaim> ClaimSamples(int64_t run_id, int64_t n) = 0;
+  // Whether this process computes the run's metrics: kMine for exactly one worker, once every
+  // planned sample (the run's n_samples) has ended. A finisher that died is replaced.
+  virtual Result<FinishClaim> ClaimFinish(int64_t run_id) = 0;
+  // The live workers of a run ("host:pid:start" each), this process included when it joined.
+  virtual Result<std::vector<std::string>> LiveWorkers(int64_t run_id) const = 0;
+
   // Turns the run's errored samples back into pending ones (their responses and scores are
   // deleted) so that a resume sends them again. Returns how many there were.
   virtual Result<int64_t> ResetErroredSamples(int64_t run_id) = 0;
@@ -226,6 +259,9 @@ class Store {
   virtual void CachePut(const std::string& key, const std::string& backend,
                         const Completion& c) = 0;
 };
+
+// This process as the stores name an owner or worker: "host:pid:start".
+const std::string& ThisProcess();
 
 // Opens the results store `db` names, creating its tables when needed: a PostgreSQL database for
 // a URL postgresql://user[:password]@host[:port]/dbname (or postgres://...), otherwise a SQLite

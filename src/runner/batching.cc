@@ -170,6 +170,13 @@ class BatchingBackend final : public Backend {
       done(Cancelled("request abandoned: the run was interrupted"), CallReport{});
       return;
     }
+    if (auto e = early_.find(id); e != early_.end()) {
+      Result<Completion> r = std::move(e->second);
+      early_.erase(e);
+      lock.unlock();
+      done(std::move(r), CallReport{1, 0, 0});
+      return;
+    }
     auto [it, fresh] = waiting_.try_emplace(id);
     it->second.dones.push_back(std::move(done));
     if (!fresh) return;  // the same request twice: one line, both answered
@@ -589,7 +596,13 @@ class BatchingBackend final : public Backend {
           failed.push_back(id);
           known_.erase(id);
         }
-        if (w == waiting_.end() || w->second.batch != bid) return;
+        if (w == waiting_.end()) {
+          // Its call has not come yet (a resumed session collects what an earlier one
+          // submitted): kept for it. An expired request is sent again when it comes.
+          if (!expired) early_.insert_or_assign(id, std::move(r));
+          return;
+        }
+        if (w->second.batch != bid) return;
         if (expired && w->second.resubmits == 0) {
           // Once more, in a new batch; then it is an error.
           ++w->second.resubmits;
@@ -707,6 +720,8 @@ class BatchingBackend final : public Backend {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  // Results of collected batches whose calls had not come yet, by custom id.
+  std::unordered_map<std::string, Result<Completion>> early_;
   bool stop_ = false, cancelled_ = false;
   int inflight_ = 0;  // scheduler requests whose callback has not finished
   std::unordered_map<std::string, Waiter> waiting_;

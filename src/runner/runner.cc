@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "plumb/batch.h"
 #include "plumb/hash.h"
@@ -23,6 +24,7 @@
 #include "plumb/version.h"
 #include "runner/plan.h"
 #include "runner/progress.h"
+#include "runner/sample_source.h"
 
 namespace plumb {
 namespace {
@@ -78,104 +80,6 @@ struct SampleState {
   bool abandoned = false;  // a judgment was cancelled: the sample stays pending
 };
 
-// Samples left to start, a page at a time: planned epoch by epoch for a new run (and recorded
-// as planned before they start), read back from the store for a resumed one.
-class SampleSource {
- public:
-  // A new run.
-  SampleSource(const Suite& suite, const RunOptions& options)
-      : suite_(suite), plan_(std::in_place, suite, options.epochs, options.limit, options.seed) {}
-  // The pending samples of a stored run.
-  SampleSource(const Suite& suite, const Store& store, int64_t run_id)
-      : suite_(suite), store_(&store), run_id_(run_id) {
-    for (size_t i = 0; i < suite.items.size(); ++i) index_[suite.items[i].id] = i;
-  }
-
-  int64_t planned() const { return plan_ ? plan_->total() : 0; }
-
-  // Records the plan held while the run did not exist yet.
-  void Recorded(Store& store, int64_t run_id) {
-    for (auto& rows : held_) store.EnqueuePlanned(run_id, std::move(rows));
-    held_.clear();
-  }
-  const std::vector<size_t>* selected() const { return plan_ ? &plan_->selected() : nullptr; }
-
-  // A sample to start, with the turns of its conversation already stored (a resumed run).
-  struct Next {
-    Sample sample;
-    std::vector<ResponseRecord> stored;
-  };
-
-  // The next sample, or nullopt when none is left. `store` records a new run's plan.
-  Result<std::optional<Next>> Take(Store& store, int64_t run_id, size_t page) {
-    if (page_.empty()) PLUMB_RETURN_IF_ERROR(Refill(store, run_id, page));
-    if (page_.empty()) return std::optional<Next>();
-    Next n = std::move(page_.front());
-    page_.pop_front();
-    return std::optional<Next>(std::move(n));
-  }
-
- private:
-  Status Refill(Store& store, int64_t run_id, size_t page) {
-    if (plan_) {
-      std::vector<Sample> epoch;
-      if (!plan_->Next(epoch)) return Status();
-      std::vector<PlannedSample> rows;
-      rows.reserve(epoch.size());
-      for (const auto& s : epoch)
-        rows.push_back(PlannedSample{suite_.items[s.item].id, s.epoch, s.presentation});
-      // Written before any of their results: the writer keeps the order. Before the run exists
-      // (the first requests go out while it is created) they are held.
-      if (run_id == 0) {
-        held_.push_back(std::move(rows));
-      } else {
-        store.EnqueuePlanned(run_id, std::move(rows));
-      }
-      for (auto& sample : epoch) page_.push_back(Next{std::move(sample), {}});
-      return Status();
-    }
-    if (done_) return Status();
-    SampleScan scan;
-    scan.grades = false;
-    scan.responses = true;  // the turns of conversations that were under way
-    scan.status = "pending";
-    scan.after = after_;
-    scan.limit = static_cast<int64_t>(page);
-    Status missing;
-    size_t read = 0;
-    PLUMB_RETURN_IF_ERROR(store_->ScanSamples(run_id_, scan, [&](SampleRecord&& r) {
-      ++read;
-      after_ = std::make_pair(r.item_id, r.epoch);
-      auto it = index_.find(r.item_id);
-      if (it == index_.end()) {
-        missing = DataLoss(fmt::format("run {}: item '{}' is not in suite '{}' any more", run_id_,
-                                       r.item_id, suite_.manifest.id));
-        return false;
-      }
-      std::vector<ResponseRecord> stored;
-      for (auto& rr : r.responses) {
-        if (rr.ok) stored.push_back(std::move(rr));
-      }
-      page_.push_back(
-          Next{Sample{it->second, r.epoch, std::move(r.presentation)}, std::move(stored)});
-      return true;
-    }));
-    PLUMB_RETURN_IF_ERROR(missing);
-    done_ = read < page;
-    return Status();
-  }
-
-  const Suite& suite_;
-  std::optional<runner::PlanCursor> plan_;
-  const Store* store_ = nullptr;
-  int64_t run_id_ = 0;
-  std::unordered_map<std::string, size_t> index_;
-  std::optional<std::pair<std::string, int>> after_;
-  bool done_ = false;
-  std::deque<Next> page_;
-  std::vector<std::vector<PlannedSample>> held_;
-};
-
 class Loop {
  public:
   // `resume`: an existing run; null for a new run.
@@ -199,6 +103,10 @@ class Loop {
 
   Result<RunSummary> Run() {
     Result<RunSummary> r = RunAndRecord();
+    // This process's leases go back to the run's other workers, if any.
+    if (summary_.run_id != 0) {
+      if (Status s = store_.LeaveRun(summary_.run_id); !s.ok() && r) return s;
+    }
     if (!r && summary_.run_id != 0 && r.error().code() != StatusCode::kInvalidArgument) {
       // The run exists and keeps what was stored; it reads back as interrupted once this
       // process has gone.
@@ -233,6 +141,18 @@ class Loop {
     Drive();
 
     PLUMB_RETURN_IF_ERROR(store_.Flush());
+    if (!stopped_by_user_ && summary_.failure.ok() && !summary_.budget_reached) {
+      PLUMB_ASSIGN_OR_RETURN(bool mine, Conclude());
+      if (!mine) return summary_;  // another worker finishes (or finished) the run
+    } else {
+      PLUMB_ASSIGN_OR_RETURN(std::vector<std::string> others, OtherWorkers());
+      if (!others.empty()) {
+        // The run goes on in its other workers, and one of them will finish it.
+        summary_.status = "running";
+        summary_.finished_elsewhere = true;
+        return summary_;
+      }
+    }
     SampleCounts counts;
     PLUMB_ASSIGN_OR_RETURN(
         summary_.metrics,
@@ -279,6 +199,51 @@ class Loop {
     return summary_;
   }
 
+  // The run's live workers other than this process.
+  Result<std::vector<std::string>> OtherWorkers() const {
+    PLUMB_ASSIGN_OR_RETURN(std::vector<std::string> live, store_.LiveWorkers(summary_.run_id));
+    std::erase(live, ThisProcess());
+    return live;
+  }
+
+  // Every sample this process could claim has ended. Returns true when this process computes
+  // the run's metrics: every planned sample ended and no other worker took the finish, or
+  // samples are left that this session could not answer (batch files, a results file: the run
+  // stays interrupted, as a single process leaves it). Otherwise (false) the summary is the
+  // run's as stored, once the worker that finishes it is done (options.wait_for_finish), or at
+  // once.
+  Result<bool> Conclude() {
+    while (true) {
+      PLUMB_ASSIGN_OR_RETURN(SampleCounts counts, store_.CountSamples(summary_.run_id));
+      if (counts.pending > 0 || counts.planned < summary_.samples) return true;
+      PLUMB_ASSIGN_OR_RETURN(FinishClaim claim, store_.ClaimFinish(summary_.run_id));
+      if (claim == FinishClaim::kMine) return true;
+      if (claim == FinishClaim::kTaken) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a race: look again
+    }
+    summary_.finished_elsewhere = true;
+    while (options_.wait_for_finish && !interrupted_.load()) {
+      PLUMB_ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(summary_.run_id));
+      if (run.status != "running") break;
+      // The worker finishing the run may die: then this one takes over.
+      PLUMB_ASSIGN_OR_RETURN(FinishClaim claim, store_.ClaimFinish(summary_.run_id));
+      if (claim == FinishClaim::kMine) {
+        summary_.finished_elsewhere = false;
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    PLUMB_ASSIGN_OR_RETURN(RunRecord run, store_.GetRun(summary_.run_id));
+    PLUMB_ASSIGN_OR_RETURN(SampleCounts counts, store_.CountSamples(summary_.run_id));
+    PLUMB_ASSIGN_OR_RETURN(summary_.metrics, store_.GetMetrics(summary_.run_id));
+    summary_.status = run.status;
+    summary_.samples = std::max(counts.planned, summary_.samples);
+    summary_.done = counts.done + counts.error;
+    summary_.errors = counts.error;
+    summary_.usage = run.usage;
+    return false;
+  }
+
   // Prices the run's token counts: cost_usd per role (null when the price is unknown).
   void AddCosts(Json& usage) const {
     auto price = [](Json& u, const std::optional<Price>& p) {
@@ -292,7 +257,7 @@ class Loop {
   }
 
   Status StartNewRun() {
-    source_.emplace(suite_, options_);
+    source_.emplace(suite_, options_.epochs, options_.limit, options_.seed, window_);
     RunRecord run;
     run.started_at = NowIso8601();
     run.status = "running";
@@ -407,6 +372,7 @@ class Loop {
   // whose process died before its whole plan was written gets the rest of its plan first.
   Status StartResume() {
     summary_.run_id = resume_->id;
+    PLUMB_RETURN_IF_ERROR(store_.JoinRun(resume_->id));
     PLUMB_ASSIGN_OR_RETURN(SampleCounts counts, store_.CountSamples(resume_->id));
     summary_.samples = std::max(resume_->n_samples, counts.planned);
     summary_.done = counts.done + counts.error;
@@ -422,18 +388,20 @@ class Loop {
       }
       PLUMB_RETURN_IF_ERROR(store_.Flush());
     }
-    source_.emplace(suite_, store_, resume_->id);
+    source_.emplace(suite_);
     return Status();
   }
 
   Status FillWindow() {
     while (!source_exhausted_ && in_progress_ < window_) {
-      PLUMB_ASSIGN_OR_RETURN(auto next, source_->Take(store_, summary_.run_id, 4 * window_));
-      if (!next) {
+      runner::SampleSource::Next next;
+      PLUMB_ASSIGN_OR_RETURN(auto state, source_->Take(store_, summary_.run_id, 4 * window_, next));
+      if (state == runner::SampleSource::State::kDone) {
         source_exhausted_ = true;
         break;
       }
-      Start(std::move(next->sample), std::move(next->stored));
+      if (state == runner::SampleSource::State::kWait) break;
+      Start(std::move(next.sample), std::move(next.stored));
     }
     return Status();
   }
@@ -751,6 +719,7 @@ class Loop {
     result.grades = std::move(st.grades);
     store_.Enqueue(summary_.run_id, std::move(result));
     ++summary_.done;
+    ++summary_.ended_here;
     FreeSlot(i);
   }
 
@@ -776,6 +745,7 @@ class Loop {
     result.responses.push_back(std::move(rr));
     store_.Enqueue(summary_.run_id, std::move(result));
     ++summary_.done;
+    ++summary_.ended_here;
     ++summary_.errors;
     if (summary_.errors <= 3) {
       LogWarning("item '{}' (epoch {}): {}", suite_.items[sample.item].id, sample.epoch,
@@ -812,7 +782,7 @@ class Loop {
   GenerationParams params_;
   runner::Progress progress_;
 
-  std::optional<SampleSource> source_;
+  std::optional<runner::SampleSource> source_;
   bool source_exhausted_ = false;
   // Samples in progress by slot; a slot is reused once its sample ends. Events name slots.
   std::deque<SampleState> slots_;
@@ -842,9 +812,30 @@ Result<RunSummary> ResumeRun(const Suite& suite, const RunRecord& run, Backend& 
                     suite.manifest.id, run.id, suite.manifest.content_hash.substr(0, 12),
                     run.suite_hash.substr(0, 12)));
   }
-  // The run is taken before its pending samples are read, so two resumes never both send them.
+  // The run is taken before anything changes, so two resumes never both reopen it.
   PLUMB_RETURN_IF_ERROR(store.AcquireRun(run.id));
   PLUMB_RETURN_IF_ERROR(store.ReopenRun(run.id));
+  Loop loop(suite, backend, scheduler, store, options, interrupted, judges, &run);
+  return loop.Run();
+}
+
+Result<RunSummary> WorkOnRun(const Suite& suite, const RunRecord& run, Backend& backend,
+                             HttpScheduler* scheduler, Store& store, const RunOptions& options,
+                             const std::atomic<bool>& interrupted,
+                             const std::vector<JudgeModel>& judges) {
+  if (suite.manifest.content_hash != run.suite_hash) {
+    return InvalidArgument(fmt::format(
+        "suite '{}' changed since run {} started (content hash {} now, {} then): every worker "
+        "of a run must answer the same items",
+        suite.manifest.id, run.id, suite.manifest.content_hash.substr(0, 12),
+        run.suite_hash.substr(0, 12)));
+  }
+  if (run.status == "completed") {
+    return FailedPrecondition(fmt::format("run {} is completed: nothing to work on", run.id));
+  }
+  // A run nobody is executing (queued, interrupted, failed) is running again; one that is
+  // running is joined as it is.
+  if (run.status != "running") PLUMB_RETURN_IF_ERROR(store.ReopenRun(run.id));
   Loop loop(suite, backend, scheduler, store, options, interrupted, judges, &run);
   return loop.Run();
 }

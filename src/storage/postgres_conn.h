@@ -123,10 +123,11 @@ class PgConn {
 
 // Runs `sql_head` VALUES (...),(...) `sql_tail` over `rows`, as many rows per statement as stay
 // well under PostgreSQL's 65535 parameters; `add(params, row)` appends one row's `columns`
-// parameters.
-template <typename Rows, typename AddRow>
-Status InsertRows(PgConn& conn, const std::string& head, const std::string& tail, int columns,
-                  const std::vector<const char*>& casts, const Rows& rows, AddRow add) {
+// parameters, and `seen` is called with each statement's result.
+template <typename Rows, typename AddRow, typename Seen>
+Status ForEachChunk(PgConn& conn, const std::string& head, const std::string& tail, int columns,
+                    const std::vector<const char*>& casts, const Rows& rows, AddRow add,
+                    Seen seen) {
   constexpr int kMaxParams = 16'000;
   const int per_statement = kMaxParams / columns > 0 ? kMaxParams / columns : 1;
   auto it = rows.begin();
@@ -134,11 +135,20 @@ Status InsertRows(PgConn& conn, const std::string& head, const std::string& tail
     PgParams params;
     int n = 0;
     for (; it != rows.end() && n < per_statement; ++it, ++n) add(params, *it);
-    PLUMB_RETURN_IF_ERROR(
-        conn.Exec(head + " VALUES " + ValuesList(n, columns, 1, casts) + " " + tail, params)
-            .status());
+    PLUMB_ASSIGN_OR_RETURN(PgResult r,
+                           conn.Exec(head + " VALUES " + ValuesList(n, columns, 1, casts) + " " +
+                                         tail,
+                                     params));
+    seen(r);
   }
   return Status();
+}
+
+// The same for a command whose results are not read.
+template <typename Rows, typename AddRow>
+Status InsertRows(PgConn& conn, const std::string& head, const std::string& tail, int columns,
+                  const std::vector<const char*>& casts, const Rows& rows, AddRow add) {
+  return ForEachChunk(conn, head, tail, columns, casts, rows, add, [](const PgResult&) {});
 }
 
 inline constexpr const char* kBegin = "BEGIN";

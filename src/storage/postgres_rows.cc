@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "plumb/log.h"
 #include "plumb/text.h"
+#include "storage/lease.h"
 
 namespace plumb::storage {
 namespace {
@@ -20,11 +22,6 @@ using SampleKey = std::tuple<int64_t, std::string, int>;
 
 constexpr const char* kGradeColumns =
     "item_id, epoch, grader, status, value, label, details, error";
-constexpr const char* kResponseColumns =
-    "item_id, epoch, turn, request, status, text, finish_reason, prompt_tokens, "
-    "completion_tokens, latency_ms, attempts, error_code, error_message, cached, tool_calls, "
-    "batched, endpoint";
-
 Grade GradeFromRow(const PgResult& g, int row) {
   Grade grade;
   grade.grader = g.Text(row, 2);
@@ -34,28 +31,6 @@ Grade GradeFromRow(const PgResult& g, int row) {
   grade.details = g.JsonAt(row, 6);
   grade.error = g.Text(row, 7);
   return grade;
-}
-
-ResponseRecord ResponseFromRow(const PgResult& r, int row) {
-  ResponseRecord rr;
-  rr.item_id = r.Text(row, 0);
-  rr.epoch = r.Int(row, 1);
-  rr.turn = r.Int(row, 2);
-  rr.request = r.JsonAt(row, 3);
-  rr.ok = r.Text(row, 4) == "ok";
-  rr.completion.text = r.Text(row, 5);
-  rr.completion.finish_reason = r.Text(row, 6);
-  rr.completion.prompt_tokens = r.OptInt64(row, 7);
-  rr.completion.completion_tokens = r.OptInt64(row, 8);
-  rr.completion.latency_ms = r.Double(row, 9);
-  rr.completion.attempts = r.Int(row, 10);
-  rr.error_code = r.Text(row, 11);
-  rr.error_message = r.Text(row, 12);
-  rr.completion.cached = r.Bool(row, 13);
-  if (!r.IsNull(row, 14)) rr.completion.tool_calls = ToolCallsFromJson(r.JsonAt(row, 14));
-  rr.completion.batched = r.Bool(row, 15);
-  rr.completion.endpoint = r.Text(row, 16);
-  return rr;
 }
 
 SampleRecord SampleFromRow(const PgResult& q, int row) {
@@ -104,6 +79,28 @@ class Cursor {
 
 }  // namespace
 
+ResponseRecord ResponseFromRow(const PgResult& r, int row) {
+  ResponseRecord rr;
+  rr.item_id = r.Text(row, 0);
+  rr.epoch = r.Int(row, 1);
+  rr.turn = r.Int(row, 2);
+  rr.request = r.JsonAt(row, 3);
+  rr.ok = r.Text(row, 4) == "ok";
+  rr.completion.text = r.Text(row, 5);
+  rr.completion.finish_reason = r.Text(row, 6);
+  rr.completion.prompt_tokens = r.OptInt64(row, 7);
+  rr.completion.completion_tokens = r.OptInt64(row, 8);
+  rr.completion.latency_ms = r.Double(row, 9);
+  rr.completion.attempts = r.Int(row, 10);
+  rr.error_code = r.Text(row, 11);
+  rr.error_message = r.Text(row, 12);
+  rr.completion.cached = r.Bool(row, 13);
+  if (!r.IsNull(row, 14)) rr.completion.tool_calls = ToolCallsFromJson(r.JsonAt(row, 14));
+  rr.completion.batched = r.Bool(row, 15);
+  rr.completion.endpoint = r.Text(row, 16);
+  return rr;
+}
+
 Status PostgresWriteJobs(PgConn& conn, const std::vector<WriteJob>& batch) {
   // What writing the jobs one by one would leave, by key (std::map: in key order).
   std::map<SampleKey, const PlannedSample*> planned;
@@ -122,18 +119,51 @@ Status PostgresWriteJobs(PgConn& conn, const std::vector<WriteJob>& batch) {
       continue;
     }
     const SampleResult& r = job.result;
+    if (statuses.count({job.run_id, r.item_id, r.epoch})) continue;  // the first result stays
     for (const auto& rr : r.responses) responses[{job.run_id, rr.item_id, rr.epoch, rr.turn}] = &rr;
     for (const auto& g : r.grades) scores[{job.run_id, r.item_id, r.epoch, g.grader}] = &g;
     if (!r.partial) statuses[{job.run_id, r.item_id, r.epoch}] = r.ok;
   }
   const std::string now = NowIso8601();
-  PLUMB_RETURN_IF_ERROR(
-      InsertRows(conn, "INSERT INTO samples (run_id, item_id, epoch, presentation, status)",
-                 "ON CONFLICT DO NOTHING", 5, {nullptr, nullptr, nullptr, "::jsonb"}, planned,
-                 [](PgParams& p, const auto& e) {
-                   p.Add(std::get<0>(e.first)).Add(std::get<1>(e.first)).Add(std::get<2>(e.first));
-                   p.AddJson(e.second->presentation).Add("pending");
-                 }));
+  PLUMB_RETURN_IF_ERROR(InsertRows(
+      conn, "INSERT INTO samples (run_id, item_id, epoch, presentation, status, worker)",
+      "ON CONFLICT DO NOTHING", 6, {nullptr, nullptr, nullptr, "::jsonb"}, planned,
+      [](PgParams& p, const auto& e) {
+        p.Add(std::get<0>(e.first)).Add(std::get<1>(e.first)).Add(std::get<2>(e.first));
+        p.AddJson(e.second->presentation).Add("pending");
+        if (e.second->leased)
+          p.Add(SelfOwner());
+        else
+          p.AddNull();
+      }));
+  // Only pending samples take results: the first result written for a sample is its final one
+  // (two workers that both answered it leave one). The rows are locked in key order, so a
+  // concurrent writer of the same sample waits here and then finds it ended.
+  std::set<SampleKey> touched;
+  for (const auto& e : responses)
+    touched.insert({std::get<0>(e.first), std::get<1>(e.first), std::get<2>(e.first)});
+  for (const auto& e : scores)
+    touched.insert({std::get<0>(e.first), std::get<1>(e.first), std::get<2>(e.first)});
+  for (const auto& e : statuses) touched.insert(e.first);
+  std::set<SampleKey> open;
+  PLUMB_RETURN_IF_ERROR(ForEachChunk(
+      conn, "SELECT s.run_id, s.item_id, s.epoch FROM samples AS s JOIN (",
+      ") AS v (run_id, item_id, epoch) ON s.run_id = v.run_id AND s.item_id = v.item_id AND "
+      "s.epoch = v.epoch WHERE s.status = 'pending' ORDER BY s.run_id, s.item_id, s.epoch FOR "
+      "UPDATE OF s",
+      3, {"::bigint", "::text", "::integer"}, touched,
+      [](PgParams& p, const SampleKey& k) {
+        p.Add(std::get<0>(k)).Add(std::get<1>(k)).Add(std::get<2>(k));
+      },
+      [&](const PgResult& r) {
+        for (int i = 0; i < r.rows(); ++i) open.insert({r.Int64(i, 0), r.Text(i, 1), r.Int(i, 2)});
+      }));
+  auto ended = [&](const auto& key) {
+    return !open.count({std::get<0>(key), std::get<1>(key), std::get<2>(key)});
+  };
+  std::erase_if(responses, [&](const auto& e) { return ended(e.first); });
+  std::erase_if(scores, [&](const auto& e) { return ended(e.first); });
+  std::erase_if(statuses, [&](const auto& e) { return ended(e.first); });
   PLUMB_RETURN_IF_ERROR(InsertRows(
       conn, "INSERT INTO cache (key, backend, completion, created_at)",
       "ON CONFLICT (key) DO UPDATE SET backend = EXCLUDED.backend, completion = "
@@ -200,7 +230,7 @@ Status PostgresWriteJobs(PgConn& conn, const std::vector<WriteJob>& batch) {
       }));
   // The VALUES of an UPDATE ... FROM are typed by their casts, not by a target table.
   return InsertRows(
-      conn, "UPDATE samples AS s SET status = v.status FROM (",
+      conn, "UPDATE samples AS s SET status = v.status, worker = NULL FROM (",
       ") AS v (run_id, item_id, epoch, status) WHERE s.run_id = v.run_id AND s.item_id = "
       "v.item_id AND s.epoch = v.epoch",
       4, {"::bigint", "::text", "::integer", "::text"}, statuses, [](PgParams& p, const auto& e) {

@@ -17,9 +17,10 @@ namespace plumb::storage {
 
 // Writes the jobs' planned samples, cache entries, responses, scores and sample statuses (error
 // texts redacted) as a few multi-row statements, with the outcome of writing them one by one in
-// order: a sample planned twice is kept once, and a later response, score or status of the same
-// key replaces an earlier one. Rows are written in key order, so that concurrent writers take
-// their row locks in one order. The caller holds the transaction.
+// order: a sample planned twice is kept once, a later response or score of a pending sample
+// replaces an earlier one, and a sample takes only its first result (later results of an ended
+// sample are dropped). Rows are written in key order, so that concurrent writers take their row
+// locks in one order. The caller holds the transaction.
 Status PostgresWriteJobs(PgConn& conn, const std::vector<WriteJob>& batch);
 
 // A run's samples in (epoch, item id) order with their grades, and their responses (by turn)
@@ -40,6 +41,10 @@ inline constexpr const char* kRunColumns =
     "suite_hash, model_spec, backend_id, params, seed, concurrency, epochs, item_limit, "
     "n_samples, error, settings, primary_metric, higher_is_better, parent_run_id, usage, owner, "
     "heartbeat_at, uuid";
+inline constexpr const char* kResponseColumns =
+    "item_id, epoch, turn, request, status, text, finish_reason, prompt_tokens, "
+    "completion_tokens, latency_ms, attempts, error_code, error_message, cached, tool_calls, "
+    "batched, endpoint";
 inline constexpr const char* kMetricColumns =
     "name, category, value, ci_low, ci_high, n, k, ci_method, details";
 inline constexpr const char* kItemColumns = "item_id, category, line, fields, metadata, scored";
@@ -49,6 +54,7 @@ inline constexpr const char* kBatchColumns =
 // The run as stored: its status as written (the store judges its owner's liveness).
 RunRecord RunFromRow(const PgResult& r, int row);
 Metric MetricFromRow(const PgResult& r, int row);
+ResponseRecord ResponseFromRow(const PgResult& r, int row);
 Item ItemFromRow(const PgResult& r, int row);
 BatchRecord BatchFromRow(const PgResult& r, int row);
 

@@ -1,4 +1,4 @@
-// The PostgreSQL schema (version 1 = SQLite schema 5) and the migration ladder.
+// The PostgreSQL schema (version 2 = SQLite schema 6) and the migration ladder.
 #include "storage/postgres_schema.h"
 
 #include <fmt/format.h>
@@ -151,6 +151,20 @@ CREATE TABLE batches (
 CREATE INDEX batches_run ON batches(run_id, id);
 )sql";
 
+// Version 2 (= SQLite schema 6): cooperating workers, as in SQLite.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE workers (
+  run_id       BIGINT NOT NULL REFERENCES runs(id),
+  worker       TEXT COLLATE "C" NOT NULL,
+  heartbeat_at DOUBLE PRECISION NOT NULL,
+  joined_at    TEXT NOT NULL,
+  PRIMARY KEY (run_id, worker)
+);
+ALTER TABLE samples ADD COLUMN worker TEXT COLLATE "C";
+ALTER TABLE runs ADD COLUMN finisher TEXT NOT NULL DEFAULT '';
+CREATE INDEX samples_pending ON samples (run_id, item_id, epoch) WHERE status = 'pending';
+)sql";
+
 // Serialises migrations of one database across processes ('plumb' in ASCII).
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(482184553826)";
 
@@ -206,7 +220,8 @@ Status MigrateLocked(PgConn& conn) {
     }
     PLUMB_RETURN_IF_ERROR(conn.Run(kSchemaV1));
   }
-  // Later versions add their steps here: if (version < 2) { ... }
+  if (version < 2) PLUMB_RETURN_IF_ERROR(conn.Run(kSchemaV2));
+  // Later versions add their steps here: if (version < 3) { ... }
   PLUMB_RETURN_IF_ERROR(conn.Run("DELETE FROM plumb_schema"));
   PgParams p;
   p.Add(kPostgresSchemaVersion);

@@ -9,7 +9,7 @@
 namespace plumb::storage {
 
 // The version of the PostgreSQL schema (its own ladder, not SQLite's user_version).
-inline constexpr int kPostgresSchemaVersion = 1;
+inline constexpr int kPostgresSchemaVersion = 2;
 
 // Brings an empty or older database up to kPostgresSchemaVersion in one transaction; processes
 // opening the same database at once wait for each other (an advisory lock). kFailedPrecondition

@@ -16,6 +16,7 @@
 #include "storage/postgres_conn.h"
 #include "storage/postgres_rows.h"
 #include "storage/postgres_schema.h"
+#include "storage/postgres_workers.h"
 #include "storage/write_queue.h"
 
 namespace plumb {
@@ -42,14 +43,18 @@ class PostgresStore final : public Store {
         writer_(std::move(writer)),
         where_(main_->where()),
         queue_([this](const std::vector<WriteJob>& batch) { return WriteBatch(batch); },
-               [this](const std::set<int64_t>& held) { return Heartbeat(held); }) {
+               [this](const std::set<int64_t>& held, const std::set<int64_t>& joined) {
+                 return Heartbeat(held, joined);
+               }) {
     if (writer_) queue_.Start();
   }
 
   ~PostgresStore() override {
     queue_.Stop();
     // Leases still held (a command that stopped early) are given up, so the run reads back as
-    // interrupted at once rather than when the heartbeat grows old.
+    // interrupted at once rather than when the heartbeat grows old, and its samples go back to
+    // the other workers.
+    for (int64_t id : queue_.TakeJoined()) (void)Leave(id);
     for (int64_t id : queue_.TakeHeld()) (void)ClearOwner(id);
   }
 
@@ -77,6 +82,7 @@ class PostgresStore final : public Store {
                     "RETURNING id",
                     p));
             id = r.Int64(0, 0);
+            PLUMB_RETURN_IF_ERROR(storage::PostgresJoinRun(c, id));  // the first worker
             return InsertRows(
                 c,
                 "INSERT INTO items (run_id, item_id, category, line, fields, metadata, "
@@ -88,6 +94,7 @@ class PostgresStore final : public Store {
           });
           if (!s.ok()) return s;
           queue_.Hold(id);
+          queue_.Join(id);
           return id;
         },
         /*retry=*/false);
@@ -109,6 +116,38 @@ class PostgresStore final : public Store {
   Status ReleaseRun(int64_t run_id) override {
     queue_.Drop(run_id);
     return ClearOwner(run_id);
+  }
+
+  Status JoinRun(int64_t run_id) override {
+    Status joined = Locked<bool>([&](PgConn& c) -> Result<bool> {
+                      PLUMB_RETURN_IF_ERROR(storage::PostgresJoinRun(c, run_id));
+                      return true;
+                    }).status();
+    if (!joined.ok()) return joined;
+    queue_.Join(run_id);
+    return Status();
+  }
+
+  Status LeaveRun(int64_t run_id) override {
+    PLUMB_RETURN_IF_ERROR(Flush());
+    queue_.Leave(run_id);
+    return Leave(run_id);
+  }
+
+  Result<SampleClaim> ClaimSamples(int64_t run_id, int64_t n) override {
+    PLUMB_RETURN_IF_ERROR(Flush());
+    return Locked<SampleClaim>(
+        [&](PgConn& c) { return storage::PostgresClaimSamples(c, run_id, n); });
+  }
+
+  Result<FinishClaim> ClaimFinish(int64_t run_id) override {
+    PLUMB_RETURN_IF_ERROR(Flush());
+    return Locked<FinishClaim>([&](PgConn& c) { return storage::PostgresClaimFinish(c, run_id); });
+  }
+
+  Result<std::vector<std::string>> LiveWorkers(int64_t run_id) const override {
+    return Locked<std::vector<std::string>>(
+        [&](PgConn& c) { return storage::PostgresLiveWorkers(c, run_id); });
   }
 
   void Enqueue(int64_t run_id, SampleResult result) override {
@@ -259,8 +298,10 @@ class PostgresStore final : public Store {
     PLUMB_RETURN_IF_ERROR(Flush());
     PgParams p;
     p.Add(run_id);
-    return Command("UPDATE runs SET status = 'running', finished_at = '', error = '' WHERE id = $1",
-                   p)
+    return Command(
+               "UPDATE runs SET status = 'running', finished_at = '', error = '', finisher = '' "
+               "WHERE id = $1",
+               p)
         .status();
   }
 
@@ -521,8 +562,24 @@ class PostgresStore final : public Store {
     return Command("UPDATE runs SET owner = '' WHERE id = $1 AND owner = $2", p).status();
   }
 
-  // The writer thread's: renews the heartbeat of the runs this store holds.
-  Status Heartbeat(const std::set<int64_t>& held) {
+  bool HasLiveWorkers(int64_t run_id) const {
+    Result<std::vector<std::string>> live = LiveWorkers(run_id);
+    return live && !live->empty();
+  }
+
+  Status Leave(int64_t run_id) {
+    return Locked<bool>([&](PgConn& c) -> Result<bool> {
+             PLUMB_RETURN_IF_ERROR(storage::PostgresLeaveRun(c, run_id));
+             return true;
+           })
+        .status();
+  }
+
+  // The writer thread's: renews the heartbeat of the runs this store holds and works on.
+  Status Heartbeat(const std::set<int64_t>& held, const std::set<int64_t>& joined) {
+    PLUMB_RETURN_IF_ERROR(
+        WithWriter([&] { return storage::PostgresHeartbeatWorkers(*writer_, joined); }));
+    if (held.empty()) return Status();
     std::string ids = "{";
     for (int64_t id : held) ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
     PgParams p;
@@ -572,8 +629,10 @@ class PostgresStore final : public Store {
     const double now = storage::UnixNow();
     for (int i = 0; i < r.rows(); ++i) {
       RunRecord run = storage::RunFromRow(r, i);
-      if (run.status == "running" && !storage::OwnerAlive(run.owner, run.heartbeat_at, now)) {
-        // Its process died (killed, crashed, the machine went down): what it finished is kept.
+      if (run.status == "running" && !storage::OwnerAlive(run.owner, run.heartbeat_at, now) &&
+          !HasLiveWorkers(run.id)) {
+        // Its processes died (killed, crashed, the machine went down): what they finished is
+        // kept.
         run.status = "interrupted";
         run.stale_owner = run.owner.empty() ? "unknown" : run.owner;
       }

@@ -7,6 +7,7 @@
 
 #include "plumb/log.h"
 #include "plumb/text.h"
+#include "storage/lease.h"
 
 namespace plumb {
 
@@ -21,13 +22,18 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       db,
       "INSERT OR REPLACE INTO scores (run_id, item_id, epoch, grader, status, value, "
       "label, details, error) VALUES (?,?,?,?,?,?,?,?,?)");
+  // Only a pending sample takes a result: the first result written for a sample is its final
+  // one (two workers that both answered it leave one), and it ends the sample's lease.
   SQLite::Statement sample(db,
-                           "UPDATE samples SET status=? WHERE run_id=? AND item_id=? AND epoch=?");
+                           "UPDATE samples SET status=?, worker=NULL WHERE run_id=? AND item_id=? "
+                           "AND epoch=? AND status='pending'");
+  SQLite::Statement pending(
+      db, "SELECT 1 FROM samples WHERE run_id=? AND item_id=? AND epoch=? AND status='pending'");
   SQLite::Statement cache(
       db, "INSERT OR REPLACE INTO cache (key, backend, completion, created_at) VALUES (?,?,?,?)");
   SQLite::Statement plan(db,
                          "INSERT OR IGNORE INTO samples (run_id, item_id, epoch, presentation, "
-                         "status) VALUES (?,?,?,?,'pending')");
+                         "status, worker) VALUES (?,?,?,?,'pending',?)");
   std::string now = NowIso8601();
   for (const WriteJob& job : batch) {
     if (!job.planned.empty()) {
@@ -36,6 +42,11 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
         plan.bind(2, p.item_id);
         plan.bind(3, p.epoch);
         plan.bind(4, DumpJson(p.presentation));
+        if (p.leased) {
+          plan.bind(5, storage::SelfOwner());
+        } else {
+          plan.bind(5);
+        }
         plan.exec();
         plan.reset();
       }
@@ -52,6 +63,15 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
     }
     const int64_t run_id = job.run_id;
     const SampleResult& r = job.result;
+    SQLite::Statement& check = r.partial ? pending : sample;
+    int arg = 1;
+    if (!r.partial) check.bind(arg++, r.ok ? "done" : "error");
+    check.bind(arg++, run_id);
+    check.bind(arg++, r.item_id);
+    check.bind(arg, r.epoch);
+    const bool open = r.partial ? check.executeStep() : check.exec() > 0;
+    check.reset();
+    if (!open) continue;  // ended already: another worker's result was first
     for (const auto& rr : r.responses) {
       resp.bind(1, run_id);
       resp.bind(2, rr.item_id);
@@ -102,13 +122,6 @@ void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch) {
       score.exec();
       score.reset();
     }
-    if (r.partial) continue;
-    sample.bind(1, r.ok ? "done" : "error");
-    sample.bind(2, run_id);
-    sample.bind(3, r.item_id);
-    sample.bind(4, r.epoch);
-    sample.exec();
-    sample.reset();
   }
 }
 
@@ -124,6 +137,8 @@ Grade GradeFromRow(SQLite::Statement& g, int first) {
   grade.error = g.getColumn(first + 5).getString();
   return grade;
 }
+
+}  // namespace
 
 ResponseRecord ResponseFromRow(SQLite::Statement& r) {
   ResponseRecord rr;
@@ -149,10 +164,6 @@ ResponseRecord ResponseFromRow(SQLite::Statement& r) {
   return rr;
 }
 
-constexpr const char* kGradeColumns =
-    "item_id, epoch, grader, status, value, label, details, error";
-// The responses' columns; a database before schema 4 (read-only, not migrated) has no
-// tool_calls, before 5 no batched.
 std::string ResponseColumns(int schema) {
   return std::string(
              "item_id, epoch, turn, request, status, text, finish_reason, prompt_tokens, "
@@ -160,6 +171,9 @@ std::string ResponseColumns(int schema) {
          (schema >= 4 ? "tool_calls, " : "NULL, ") + (schema >= 5 ? "batched, endpoint" : "0, NULL");
 }
 
+namespace {
+constexpr const char* kGradeColumns =
+    "item_id, epoch, grader, status, value, label, details, error";
 }  // namespace
 
 std::vector<SampleRecord> ReadSamples(SQLite::Database& db, int schema, int64_t run_id,

@@ -46,6 +46,12 @@ using storage::WriteJob;
 // The caller holds the transaction.
 void WriteJobs(SQLite::Database& db, const std::vector<WriteJob>& batch);
 
+// The responses' columns for ResponseFromRow; a database before schema 4 (read-only, not
+// migrated) has no tool_calls, before 5 no batched.
+std::string ResponseColumns(int schema);
+// A response from a row of those columns.
+ResponseRecord ResponseFromRow(SQLite::Statement& r);
+
 // A run's samples in (epoch, item id) order with their grades, and their responses (by turn)
 // unless `with_responses` is false; with `limit` >= 0 at most that many from `offset` on.
 // `schema` is the database's PRAGMA user_version.

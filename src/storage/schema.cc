@@ -164,6 +164,22 @@ CREATE TABLE batches (
 CREATE INDEX batches_run ON batches(run_id);
 )sql";
 
+// Version 6: cooperating workers. The processes executing a run (each with its heartbeat), the
+// worker each pending sample is leased to, the worker computing the run's metrics, and an index
+// of the pending samples that claims read.
+constexpr const char* kSchemaV6 = R"sql(
+CREATE TABLE workers (
+  run_id       INTEGER NOT NULL REFERENCES runs(id),
+  worker       TEXT NOT NULL,
+  heartbeat_at REAL NOT NULL,
+  joined_at    TEXT NOT NULL,
+  PRIMARY KEY (run_id, worker)
+) WITHOUT ROWID;
+ALTER TABLE samples ADD COLUMN worker TEXT;
+ALTER TABLE runs ADD COLUMN finisher TEXT NOT NULL DEFAULT '';
+CREATE INDEX samples_pending ON samples(run_id, item_id, epoch) WHERE status = 'pending';
+)sql";
+
 }  // namespace
 
 int UserVersion(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
@@ -191,7 +207,8 @@ Status Migrate(SQLite::Database& db, const std::string& path) {
     if (version < 3) db.exec(kSchemaV3);
     if (version < 4) db.exec(kSchemaV4);
     if (version < 5) db.exec(kSchemaV5);
-    // Later versions add their steps here: if (version < 6) { ... }
+    if (version < 6) db.exec(kSchemaV6);
+    // Later versions add their steps here: if (version < 7) { ... }
     db.exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion));
     tx.commit();
     return Status();

@@ -14,6 +14,7 @@
 #include "plumb/text.h"
 #include "storage/lease.h"
 #include "storage/sample_rows.h"
+#include "storage/sqlite_workers.h"
 #include "storage/schema.h"
 
 namespace plumb {
@@ -25,7 +26,9 @@ class SqliteStore final : public Store {
       : db_(std::move(db)),
         path_(std::move(path)),
         queue_([this](const std::vector<WriteJob>& batch) { return WriteBatch(batch); },
-               [this](const std::set<int64_t>& held) { return Heartbeat(held); }) {
+               [this](const std::set<int64_t>& held, const std::set<int64_t>& joined) {
+                 return Heartbeat(held, joined);
+               }) {
     schema_version_ = storage::UserVersion(*db_);
     if (writable) queue_.Start();
   }
@@ -35,7 +38,9 @@ class SqliteStore final : public Store {
     cache_db_.reset();
     queue_.Stop();
     // Leases still held (a command that stopped early) are given up, so the run reads back as
-    // interrupted at once rather than when the heartbeat grows old.
+    // interrupted at once rather than when the heartbeat grows old, and its samples go back to
+    // the other workers.
+    for (int64_t id : queue_.TakeJoined()) (void)Leave(id);
     for (int64_t id : queue_.TakeHeld()) (void)ClearOwner(id);
   }
 
@@ -86,8 +91,10 @@ class SqliteStore final : public Store {
         qi.exec();
         qi.reset();
       }
+      storage::SqliteJoinRun(*db_, id);  // the creator is the run's first worker
       tx.commit();
       queue_.Hold(id);
+      queue_.Join(id);
       return id;
     });
   }
@@ -124,6 +131,38 @@ class SqliteStore final : public Store {
   Status ReleaseRun(int64_t run_id) override {
     queue_.Drop(run_id);
     return ClearOwner(run_id);
+  }
+
+  Status JoinRun(int64_t run_id) override {
+    PLUMB_RETURN_IF_ERROR(Guard<bool>([&]() -> Result<bool> {
+                            storage::SqliteJoinRun(*db_, run_id);
+                            return true;
+                          }).status());
+    queue_.Join(run_id);
+    return Status();
+  }
+
+  Status LeaveRun(int64_t run_id) override {
+    PLUMB_RETURN_IF_ERROR(Flush());
+    queue_.Leave(run_id);
+    return Leave(run_id);
+  }
+
+  Result<SampleClaim> ClaimSamples(int64_t run_id, int64_t n) override {
+    PLUMB_RETURN_IF_ERROR(Flush());
+    return Guard<SampleClaim>(
+        [&] { return storage::SqliteClaimSamples(*db_, schema_version_, run_id, n); });
+  }
+
+  Result<FinishClaim> ClaimFinish(int64_t run_id) override {
+    PLUMB_RETURN_IF_ERROR(Flush());
+    return Guard<FinishClaim>([&] { return storage::SqliteClaimFinish(*db_, run_id); });
+  }
+
+  Result<std::vector<std::string>> LiveWorkers(int64_t run_id) const override {
+    if (schema_version_ < 6) return std::vector<std::string>();
+    return Guard<std::vector<std::string>>(
+        [&] { return storage::SqliteLiveWorkers(*db_, run_id); });
   }
 
   void Enqueue(int64_t run_id, SampleResult result) override {
@@ -321,7 +360,9 @@ class SqliteStore final : public Store {
     PLUMB_RETURN_IF_ERROR(Flush());
     return Guard<bool>([&]() -> Result<bool> {
              SQLite::Statement q(
-                 *db_, "UPDATE runs SET status='running', finished_at='', error='' WHERE id=?");
+                 *db_,
+                 "UPDATE runs SET status='running', finished_at='', error='', finisher='' WHERE "
+                 "id=?");
              q.bind(1, run_id);
              q.exec();
              return true;
@@ -599,9 +640,18 @@ class SqliteStore final : public Store {
         .status();
   }
 
-  // Renews the heartbeat of the runs this store holds (on the writer thread).
-  Status Heartbeat(const std::set<int64_t>& held) {
+  Status Leave(int64_t run_id) {
     return Guard<bool>([&]() -> Result<bool> {
+             storage::SqliteLeaveRun(*db_, run_id);
+             return true;
+           })
+        .status();
+  }
+
+  // Renews the heartbeat of the runs this store holds and works on (on the writer thread).
+  Status Heartbeat(const std::set<int64_t>& held, const std::set<int64_t>& joined) {
+    return Guard<bool>([&]() -> Result<bool> {
+             storage::SqliteHeartbeatWorkers(*db_, joined);
              SQLite::Statement q(*db_, "UPDATE runs SET heartbeat_at=? WHERE id=? AND owner=?");
              for (int64_t id : held) {
                q.bind(1, storage::UnixNow());
@@ -657,8 +707,10 @@ class SqliteStore final : public Store {
         r.owner = q.getColumn(23).getString();
         r.heartbeat_at = q.getColumn(24).getDouble();
         r.uuid = q.getColumn(25).getString();
-        if (r.status == "running" && !storage::OwnerAlive(r.owner, r.heartbeat_at, now)) {
-          // Its process died (killed, crashed, the machine went down): what it finished is kept.
+        if (r.status == "running" && !storage::OwnerAlive(r.owner, r.heartbeat_at, now) &&
+            (schema_version_ < 6 || storage::SqliteLiveWorkers(*db_, r.id).empty())) {
+          // Its processes died (killed, crashed, the machine went down): what they finished is
+          // kept.
           r.status = "interrupted";
           r.stale_owner = r.owner.empty() ? "unknown" : r.owner;
         }

@@ -6,6 +6,7 @@
 
 #include <string_view>
 
+#include "storage/lease.h"
 #include "storage/postgres_conn.h"
 
 namespace plumb {
@@ -50,6 +51,8 @@ Result<const Engine*> EngineOf(const std::string& db) {
 }
 
 }  // namespace
+
+const std::string& ThisProcess() { return storage::SelfOwner(); }
 
 Result<std::unique_ptr<Store>> OpenStore(const std::string& db) {
   PLUMB_ASSIGN_OR_RETURN(const Engine* engine, EngineOf(db));

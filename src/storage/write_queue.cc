@@ -81,11 +81,28 @@ std::set<int64_t> WriteQueue::TakeHeld() {
   return out;
 }
 
+void WriteQueue::Join(int64_t run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  joined_.insert(run_id);
+}
+
+void WriteQueue::Leave(int64_t run_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  joined_.erase(run_id);
+}
+
+std::set<int64_t> WriteQueue::TakeJoined() {
+  std::set<int64_t> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  out.swap(joined_);
+  return out;
+}
+
 void WriteQueue::Loop() {
   auto last_heartbeat = std::chrono::steady_clock::now();
   while (true) {
     std::vector<WriteJob> batch;
-    std::set<int64_t> held;
+    std::set<int64_t> held, joined;
     {
       std::unique_lock<std::mutex> lock(mu_);
       queue_cv_.wait_for(lock, kHeartbeatInterval, [&] { return stop_ || !queue_.empty(); });
@@ -95,11 +112,12 @@ void WriteQueue::Loop() {
         queue_.pop_front();
       }
       held = held_;
+      joined = joined_;
     }
     space_cv_.notify_all();
     if (std::chrono::steady_clock::now() - last_heartbeat >= kHeartbeatInterval) {
-      if (!held.empty()) {
-        if (Status s = heartbeat_(held); !s.ok()) ReportError(s);
+      if (!held.empty() || !joined.empty()) {
+        if (Status s = heartbeat_(held, joined); !s.ok()) ReportError(s);
       }
       last_heartbeat = std::chrono::steady_clock::now();
     }

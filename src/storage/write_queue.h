@@ -43,8 +43,10 @@ class WriteQueue {
  public:
   // Commits a batch of jobs in one transaction (called on the writer thread only).
   using WriteFn = std::function<Status(const std::vector<WriteJob>&)>;
-  // Renews the heartbeat of these runs (on the writer thread, every kHeartbeatInterval).
-  using HeartbeatFn = std::function<Status(const std::set<int64_t>&)>;
+  // Renews the heartbeat of the runs held (run leases) and of those joined as a worker (on the
+  // writer thread, every kHeartbeatInterval).
+  using HeartbeatFn =
+      std::function<Status(const std::set<int64_t>& held, const std::set<int64_t>& joined)>;
 
   WriteQueue(WriteFn write, HeartbeatFn heartbeat);
   // Stop()s.
@@ -81,6 +83,10 @@ class WriteQueue {
   void Hold(int64_t run_id);
   void Drop(int64_t run_id);
   std::set<int64_t> TakeHeld();  // empties the set
+  // The runs this process works on as one of their workers (JoinRun).
+  void Join(int64_t run_id);
+  void Leave(int64_t run_id);
+  std::set<int64_t> TakeJoined();  // empties the set
 
  private:
   void Loop();
@@ -98,6 +104,7 @@ class WriteQueue {
   std::atomic<bool> error_reported_{false};
   bool stop_ = false;
   std::set<int64_t> held_;
+  std::set<int64_t> joined_;
   std::thread thread_;
 };
 

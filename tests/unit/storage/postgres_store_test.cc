@@ -59,7 +59,7 @@ TEST(PostgresStore, SchemaIsVersionedAndMigratedOnceUnderConcurrentOpens) {
   std::string version, tables;
   ASSERT_EQ(server->Exec(db, "SELECT string_agg(version::text, ',') FROM plumb_schema", &version),
             "");
-  EXPECT_EQ(version, "1") << "one row, written once";
+  EXPECT_EQ(version, "2") << "one row, written once";
   ASSERT_EQ(server->Exec(db,
                          "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
                          "WHERE schemaname = 'public'",
@@ -67,7 +67,8 @@ TEST(PostgresStore, SchemaIsVersionedAndMigratedOnceUnderConcurrentOpens) {
             "");
   EXPECT_EQ(
       tables,
-      "baselines,batches,cache,items,metrics,plumb_schema,responses,runs,samples,scores,tags");
+      "baselines,batches,cache,items,metrics,plumb_schema,responses,runs,samples,scores,tags,"
+      "workers");
   std::string details_type;
   ASSERT_EQ(server->Exec(db,
                          "SELECT data_type FROM information_schema.columns WHERE table_name = "
@@ -88,7 +89,7 @@ TEST(PostgresStore, RefusesNewerSchemasAndForeignDatabases) {
   EXPECT_EQ(newer.error().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(newer.error().message(),
             "results database '" + where +
-                "' has PostgreSQL schema version 99, newer than this plumb supports (1); upgrade "
+                "' has PostgreSQL schema version 99, newer than this plumb supports (2); upgrade "
                 "plumb or use another --db");
   EXPECT_EQ(OpenStoreReadOnly(where).error().code(), StatusCode::kFailedPrecondition);
 

@@ -159,7 +159,8 @@ TEST(SqliteStore, MigratesVersionOneDatabases) {
         "ALTER TABLE runs DROP COLUMN heartbeat_at; ALTER TABLE responses DROP COLUMN "
         "tool_calls; ALTER TABLE responses DROP COLUMN batched; ALTER TABLE responses DROP COLUMN endpoint; "
         "DROP TABLE batches; DROP INDEX runs_uuid; ALTER TABLE runs DROP COLUMN uuid; "
-        "PRAGMA user_version = 1");
+        "DROP TABLE workers; DROP INDEX samples_pending; ALTER TABLE samples DROP COLUMN "
+        "worker; ALTER TABLE runs DROP COLUMN finisher; PRAGMA user_version = 1");
   }
   auto store = std::move(OpenSqliteStore(path)).value();
   EXPECT_EQ(store->GetRun(id)->suite_id, "demo");
@@ -218,6 +219,7 @@ TEST(SqliteStore, Issue11RunLeasesRefuseALiveOwnerAndFreeADeadOne) {
   int64_t id = *store->CreateRun(ARun(), {}, {{"a", 0}}, {Json::object()});
   EXPECT_EQ(store->GetRun(id)->status, "running");  // this process holds it
   EXPECT_TRUE(store->AcquireRun(id).ok());          // holding it already: a no-op
+  ASSERT_TRUE(store->LeaveRun(id).ok());  // the owners below stand for other processes
   auto set_owner = [&](const std::string& owner, double heartbeat) {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     SQLite::Statement q(db, "UPDATE runs SET owner=?, heartbeat_at=? WHERE id=?");

@@ -259,7 +259,7 @@ TEST_P(StoreTest, ItemsTagsAndListedRuns) {
   EXPECT_EQ(store->GetRun(99).error().code(), StatusCode::kNotFound);
 }
 
-TEST_P(StoreTest, PlannedOnceLaterResultsReplaceEarlierOnes) {
+TEST_P(StoreTest, PlannedOnceAndTheFirstResultOfASampleStays) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
   int64_t id = *store->CreateRun(ARun(), {});
@@ -271,20 +271,26 @@ TEST_P(StoreTest, PlannedOnceLaterResultsReplaceEarlierOnes) {
   partial.partial = true;
   partial.responses.push_back(Answer("b", 0, "turn one"));
   store->Enqueue(id, partial);
-  store->Enqueue(id, Done("a", 0));  // the same batch as the failure, or a later one
+  // A second result of an ended sample (another worker's, in the same batch as the failure or a
+  // later one) is dropped: the first result is the sample's.
+  store->Enqueue(id, Done("a", 0));
+  ASSERT_TRUE(store->Flush().ok());
+  store->Enqueue(id, Done("a", 0));
   ASSERT_TRUE(store->Flush().ok());
   auto samples = store->GetSamples(id);
   ASSERT_EQ(samples->size(), 2u);
   EXPECT_EQ((*samples)[0].presentation["order"], 1);
-  EXPECT_EQ((*samples)[0].status, "done");
+  EXPECT_EQ((*samples)[0].status, "error");
   ASSERT_EQ((*samples)[0].responses.size(), 1u);
-  EXPECT_TRUE((*samples)[0].responses[0].ok);
+  EXPECT_FALSE((*samples)[0].responses[0].ok);
+  EXPECT_TRUE((*samples)[0].grades.empty());
   EXPECT_EQ((*samples)[1].status, "pending");
   ASSERT_EQ((*samples)[1].responses.size(), 1u);
   EXPECT_EQ((*samples)[1].responses[0].completion.text, "turn one");
   auto counts = store->CountSamples(id);
   EXPECT_EQ(counts->planned, 2);
-  EXPECT_EQ(counts->done, 1);
+  EXPECT_EQ(counts->done, 0);
+  EXPECT_EQ(counts->error, 1);
   EXPECT_EQ(counts->pending, 1);
   EXPECT_TRUE(store->LastWriteError().ok());
 }
@@ -541,6 +547,8 @@ TEST_P(StoreTest, Issue11RunLeasesRefuseALiveOwnerAndFreeADeadOne) {
   int64_t id = *store->CreateRun(ARun(), {}, {{"a", 0}}, {Json::object()});
   EXPECT_EQ(store->GetRun(id)->status, "running");  // this process holds it
   EXPECT_TRUE(store->AcquireRun(id).ok());          // holding it already: a no-op
+  // This process works on the run too; the owners below stand for processes that are not.
+  ASSERT_TRUE(store->LeaveRun(id).ok());
   auto set_owner = [&](const std::string& owner, double heartbeat) {
     Sql(fmt::format("UPDATE runs SET owner='{}', heartbeat_at={} WHERE id={}", owner, heartbeat,
                     id));
