@@ -73,6 +73,9 @@ struct RunOptions {
   // When another worker of the run computes its metrics (plumb work): wait for it and return
   // the run's summary as stored (run, resume), or return at once (work).
   bool wait_for_finish = true;
+  // Create the run and store its whole plan, send nothing, and leave it "queued" for workers
+  // (plumb run --workers-only).
+  bool plan_only = false;
 };
 
 // Samples in progress at most in batch mode (a batch's worth), unless --batch-max-requests
@@ -81,7 +84,8 @@ inline constexpr int64_t kBatchWindow = 20'000;
 
 struct RunSummary {
   int64_t run_id = 0;
-  std::string status;  // completed | failed | interrupted
+  std::string status;  // completed | failed | interrupted | queued (plan_only) | running (see
+                       // finished_elsewhere)
   int64_t samples = 0;
   int64_t done = 0;    // samples that ended (with a response or an error)
   int64_t errors = 0;  // samples that ended in an error

@@ -26,7 +26,7 @@ struct RunRecord {
   int64_t id = 0;
   std::string started_at;   // ISO 8601 UTC
   std::string finished_at;  // "" while running
-  std::string status;       // running | completed | failed | interrupted
+  std::string status;       // queued | running | completed | failed | interrupted
   std::string plumb_version;
   std::string git_sha;
   std::string suite_id;
@@ -175,7 +175,8 @@ class Store {
   // sending once its results can no longer be stored.
   virtual Status LastWriteError() const = 0;
   // Sets the final status and releases the run's lease; `finished_at` "" means now (a copied
-  // run keeps its own).
+  // run keeps its own). Status "queued" (a run planned for workers, plumb run --workers-only)
+  // leaves finished_at empty.
   virtual Status FinishRun(int64_t run_id, const std::string& status, const std::string& error,
                            const std::string& finished_at = "") = 0;
   // Marks a run as running again (resume): clears finished_at and the error. The caller holds

@@ -38,6 +38,10 @@ const CommandEntry kCommands[] = {
     {"list", "List suites, backends, graders or suite kinds", SetupList},
     {"resume", "Continue an interrupted, failed or killed run: send only what never finished",
      SetupResume},
+    {"work",
+     "Work on a run as one of many cooperating processes (any machines, one --db): each "
+     "sample once",
+     SetupWork},
     {"rescore", "Grade the stored replies of a run again (new judges), as a new linked run",
      SetupRescore},
     {"judge-check", "Measure a judge against human labels before trusting it", SetupJudgeCheck},

@@ -133,11 +133,14 @@ Action SetupLeaderboard(CLI::App& app, Context& ctx);
 Action SetupList(CLI::App& app, Context& ctx);
 Action SetupRescore(CLI::App& app, Context& ctx);
 Action SetupResume(CLI::App& app, Context& ctx);
+Action SetupWork(CLI::App& app, Context& ctx);
 
 // Continues run `run_id` in `store` (plumb resume, run --resume, run --retry-errors): with
 // `retry_errors`, its errored samples are sent again too. Flags not given come from the run.
+// `worker`: as one of the run's cooperating workers (plumb work), without its lease.
 int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags,
-                bool retry_errors, ProgressMode progress, double max_judge_error_rate);
+                bool retry_errors, ProgressMode progress, double max_judge_error_rate,
+                bool worker = false);
 // The stored replies of run `run_id`, as a backend that answers a re-grading (plumb rescore,
 // and resuming a rescore) without calling the model.
 Result<std::unique_ptr<Backend>> StoredRepliesOf(const Store& store, int64_t run_id);

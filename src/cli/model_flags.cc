@@ -292,6 +292,17 @@ int ReportRun(const Context& ctx, Store& store, const Suite& suite, const RunSum
               double max_judge_error_rate, std::optional<BaselineView> baselines) {
   Result<RunRecord> run = store.GetRun(summary.run_id);
   if (!run) return ReportError(run.error());
+  if (summary.finished_elsewhere && summary.status == "running") {
+    // A worker whose run goes on in its other workers (or whose finisher is computing).
+    std::fprintf(stderr,
+                 "plumb: run %lld: this process ended %lld samples; the run goes on in its other "
+                 "workers, and the one that ends the last sample computes its metrics (plumb show "
+                 "%lld)\n",
+                 static_cast<long long>(summary.run_id),
+                 static_cast<long long>(summary.ended_here),
+                 static_cast<long long>(summary.run_id));
+    return Interrupted().load() ? kExitInterrupted : kExitOk;
+  }
   if (summary.status != "completed") {
     baselines = BaselineView();
   } else if (!baselines) {

@@ -10,17 +10,31 @@
 namespace plumb::cli {
 
 int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags flags,
-                bool retry_errors, ProgressMode progress, double max_judge_error_rate) {
+                bool retry_errors, ProgressMode progress, double max_judge_error_rate,
+                bool worker) {
   auto run = store.GetRun(run_id);
   if (!run) return ReportError(run.error());
+  if (run->status == "completed" && worker) {
+    // A worker that starts late (a Job's pod restarted) has done its part.
+    std::fprintf(stderr, "plumb: run %lld is completed: nothing to work on\n",
+                 static_cast<long long>(run_id));
+    return kExitOk;
+  }
   if (run->status == "completed" && !retry_errors) {
     return ReportError(
         InvalidArgument(fmt::format("run {} is completed: nothing to resume (plumb run "
                                     "--retry-errors {} re-sends its errored samples)",
                                     run_id, run_id)));
   }
+  if (worker && (flags.batch || !flags.batch_results.empty() || flags.cancel_batches)) {
+    return ReportError(InvalidArgument(
+        "plumb work sends requests one by one: batch mode is for one process (plumb run or "
+        "resume --batch)"));
+  }
   // Taken before anything changes, so a second resume of a live run changes nothing.
-  if (Status s = store.AcquireRun(run_id); !s.ok()) return ReportError(s);
+  if (!worker) {
+    if (Status s = store.AcquireRun(run_id); !s.ok()) return ReportError(s);
+  }
   auto suite = ctx.LoadSuiteOfRun(*run);
   if (!suite) return ReportError(suite.error());
   if (suite->manifest.content_hash != run->suite_hash) {
@@ -60,12 +74,15 @@ int ContinueRun(const Context& ctx, Store& store, int64_t run_id, ModelFlags fla
   options->cache = flags.Cache();
   std::string priced = run->parent_run_id ? "replay/stored" : run->model_spec;
   if (Status s = flags.SetPrices(ctx, priced, *options); !s.ok()) return ReportError(s);
-  if (!run->parent_run_id) {
+  if (!run->parent_run_id && !worker) {
     if (Status s = flags.ApplyBatch(ctx, run->model_spec, **backend, *judges, *options); !s.ok())
       return ReportError(s);
   }
-  auto summary =
-      ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options, Interrupted(), *judges);
+  options->wait_for_finish = !worker;
+  auto summary = worker ? WorkOnRun(*suite, *run, **backend, scheduler.get(), store, *options,
+                                    Interrupted(), *judges)
+                        : ResumeRun(*suite, *run, **backend, scheduler.get(), store, *options,
+                                    Interrupted(), *judges);
   if (!summary) return ReportError(summary.error());
   return ReportRun(ctx, store, *suite, *summary, max_judge_error_rate);
 }
@@ -101,6 +118,32 @@ Action SetupResume(CLI::App& app, Context& ctx) {
     if (!id) return ReportError(id.error());
     return ContinueRun(ctx, **store, *id, f->m, f->retry_errors, ParseProgress(f->progress),
                        f->max_judge_error_rate);
+  };
+}
+
+Action SetupWork(CLI::App& app, Context& ctx) {
+  struct Flags {
+    std::string run;
+    double max_judge_error_rate = 5.0;
+    std::string progress = "none";
+    ModelFlags m;
+  };
+  auto f = std::make_shared<Flags>();
+  app.add_option("run", f->run, "Run id or 'latest'")->required();
+  app.add_option("--max-judge-error-rate", f->max_judge_error_rate,
+                 "Judge error rate (%) above which the worker that finishes the run exits 3")
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--progress", f->progress, "Progress display (of this worker's samples)")
+      ->check(CLI::IsMember({"auto", "bar", "lines", "none"}))
+      ->capture_default_str();
+  f->m.Add(app, /*model_flags=*/true);
+  return [f, &ctx]() {
+    auto store = OpenStore(ctx.db_path);
+    if (!store) return ReportError(store.error());
+    auto id = ResolveRunId(ctx, **store, f->run);
+    if (!id) return ReportError(id.error());
+    return ContinueRun(ctx, **store, *id, f->m, /*retry_errors=*/false,
+                       ParseProgress(f->progress), f->max_judge_error_rate, /*worker=*/true);
   };
 }
 

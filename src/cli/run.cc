@@ -24,6 +24,7 @@ struct RunFlags {
   std::string progress = "auto";
   bool resume = false;
   bool dry_run = false;
+  bool workers_only = false;
   std::optional<std::string> retry_errors;
   ModelFlags m;
 };
@@ -133,10 +134,18 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   auto baselines = std::async(std::launch::async,
                               [&] { return BaselinesOf(ctx, results, suite, planned, true); });
 
+  options.plan_only = f.workers_only;
   Result<RunSummary> summary =
       RunSuite(suite, **backend, scheduler.get(), results, options, Interrupted(), *judges);
   BaselineView beside = baselines.get();
   if (!summary) return ReportError(summary.error());
+  if (summary->status == "queued") {
+    std::printf("run %lld queued: %lld samples for workers (plumb work %lld, with this --db)\n",
+                static_cast<long long>(summary->run_id),
+                static_cast<long long>(summary->samples),
+                static_cast<long long>(summary->run_id));
+    return kExitOk;
+  }
   return ReportRun(ctx, results, suite, *summary, f.max_judge_error_rate, std::move(beside));
 }
 
@@ -164,6 +173,8 @@ Action SetupRun(CLI::App& app, Context& ctx) {
                  "Model spec KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random (repeatable)");
   app.add_flag("--dry-run", f->dry_run,
                "Print the requests, tokens and cost a run would take; send nothing");
+  app.add_flag("--workers-only", f->workers_only,
+               "Create the run and its plan, send nothing: plumb work RUN processes execute it");
   app.add_flag(
       "--resume", f->resume,
       "Continue the newest unfinished run of this suite and model instead of starting anew");

@@ -138,6 +138,14 @@ class Loop {
       PLUMB_RETURN_IF_ERROR(StartNewRun());
     }
     if (batching && resume_ != nullptr) PLUMB_RETURN_IF_ERROR(SetUpBatching());
+    if (options_.plan_only) {
+      // Planned for workers: the whole plan is written, nothing is sent.
+      source_->PlanAll(store_, summary_.run_id);
+      summary_.status = "queued";
+      PLUMB_RETURN_IF_ERROR(store_.Flush());
+      PLUMB_RETURN_IF_ERROR(store_.FinishRun(summary_.run_id, "queued", ""));
+      return summary_;
+    }
     Drive();
 
     PLUMB_RETURN_IF_ERROR(store_.Flush());
@@ -257,7 +265,8 @@ class Loop {
   }
 
   Status StartNewRun() {
-    source_.emplace(suite_, options_.epochs, options_.limit, options_.seed, window_);
+    source_.emplace(suite_, options_.epochs, options_.limit, options_.seed,
+                    options_.plan_only ? 0 : window_);
     RunRecord run;
     run.started_at = NowIso8601();
     run.status = "running";
@@ -293,7 +302,7 @@ class Loop {
     // inserts; their results are only read (and stored) once the run row exists. Batches are
     // recorded with their run, so in batch mode the run comes first.
     const bool batching = options_.batch.enabled || !options_.batch_judges.empty();
-    if (!batching) PLUMB_RETURN_IF_ERROR(FillWindow());
+    if (!batching && !options_.plan_only) PLUMB_RETURN_IF_ERROR(FillWindow());
     Result<int64_t> run_id = store_.CreateRun(run, items);
     if (!run_id) {
       CancelCalls();

@@ -44,6 +44,11 @@ void SampleSource::Recorded(Store& store, int64_t run_id) {
   held_.clear();
 }
 
+void SampleSource::PlanAll(Store& store, int64_t run_id) {
+  Recorded(store, run_id);
+  while (!plan_done_) PlanEpoch(store, run_id);
+}
+
 void SampleSource::PlanEpoch(Store& store, int64_t run_id) {
   std::vector<Sample> epoch;
   if (!plan_ || !plan_->Next(epoch)) {

@@ -33,6 +33,8 @@ class SampleSource {
   const std::vector<size_t>* selected() const { return plan_ ? &plan_->selected() : nullptr; }
   // Writes the plan held while the run did not exist yet.
   void Recorded(Store& store, int64_t run_id);
+  // Writes the rest of a new run's plan (plumb run --workers-only).
+  void PlanAll(Store& store, int64_t run_id);
 
   struct Next {
     Sample sample;

@@ -191,7 +191,10 @@ class PostgresStore final : public Store {
                    const std::string& finished_at) override {
     PLUMB_RETURN_IF_ERROR(Flush());
     PgParams p;
-    p.Add(status).Add(finished_at.empty() ? NowIso8601() : finished_at).Add(Redact(error));
+    p.Add(status).Add(status == "queued"     ? std::string()
+                      : finished_at.empty() ? NowIso8601()
+                                            : finished_at);
+    p.Add(Redact(error));
     p.Add(run_id);
     PLUMB_RETURN_IF_ERROR(Command("UPDATE runs SET status = $1, finished_at = $2, error = $3, "
                                   "owner = '' WHERE id = $4",

@@ -211,7 +211,9 @@ class SqliteStore final : public Store {
              SQLite::Statement q(
                  *db_, "UPDATE runs SET status=?, finished_at=?, error=?, owner='' WHERE id=?");
              q.bind(1, status);
-             q.bind(2, finished_at.empty() ? NowIso8601() : finished_at);
+             q.bind(2, status == "queued"     ? std::string()
+                       : finished_at.empty() ? NowIso8601()
+                                             : finished_at);
              q.bind(3, Redact(error));
              q.bind(4, run_id);
              q.exec();
