@@ -52,12 +52,15 @@ fuzz: sanitize-build
 demo: release
 	./scripts/demo.sh $(RELEASE_DIR)/plumb $(DEMO_DB)
 
-bench: deps
+# (test-deps: the PostgreSQL server that the workers and leaderboard benchmarks start.)
+bench: test-deps
 	cmake -S . -B $(BENCH_DIR) -DCMAKE_BUILD_TYPE=Release -DPLUMB_BUILD_TESTS=OFF -DPLUMB_BUILD_BENCH=ON $(CMAKE_FLAGS)
 	cmake --build $(BENCH_DIR) -j $(JOBS)
 	$(BENCH_DIR)/bench/plumb_bench --plumb $(BENCH_DIR)/plumb
 	$(BENCH_DIR)/bench/gate_sim
 	$(BENCH_DIR)/bench/leaderboard_bench --plumb $(BENCH_DIR)/plumb
+	$(BENCH_DIR)/bench/leaderboard_bench --plumb $(BENCH_DIR)/plumb --engine postgres
+	$(BENCH_DIR)/bench/workers_bench --plumb $(BENCH_DIR)/plumb
 	$(BENCH_DIR)/bench/long_reply_bench
 
 # clang-tidy naming and bug checks over src/ (needs a configured build for compile_commands.json).

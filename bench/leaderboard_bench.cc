@@ -16,6 +16,7 @@
 #include "plumb/report.h"
 #include "plumb/stats.h"
 #include "plumb/store.h"
+#include "postgres_server.h"
 #include "subprocess.h"
 
 using plumb::testing::Spawn;
@@ -31,6 +32,7 @@ struct Args {
   int samples = 2500;
   int repeats = 11;
   double target_ms = 200;
+  bool postgres = false;  // --engine postgres: a throwaway PostgreSQL server, as the tests start
 };
 
 Args Parse(int argc, char** argv) {
@@ -49,10 +51,12 @@ Args Parse(int argc, char** argv) {
       a.samples = std::stoi(v);
     else if (k == "--repeats")
       a.repeats = std::stoi(v);
+    else if (k == "--engine" && (v == "sqlite" || v == "postgres"))
+      a.postgres = v == "postgres";
     else {
       fmt::print(stderr,
                  "usage: leaderboard_bench [--plumb PATH] [--suites S] [--models M] [--runs R] "
-                 "[--samples N] [--repeats K]\n");
+                 "[--samples N] [--repeats K] [--engine sqlite|postgres]\n");
       std::exit(2);
     }
   }
@@ -148,9 +152,18 @@ int main(int argc, char** argv) {
   a.plumb = std::filesystem::absolute(a.plumb).string();  // the child runs in the scratch folder
   TempDir dir;
   std::string db = dir.path() + "/bench.db";
+  if (a.postgres) {
+    std::string why;
+    plumb::testing::PostgresServer* pg = plumb::testing::PostgresServer::Shared(&why);
+    if (pg == nullptr) {
+      fmt::print(stderr, "leaderboard_bench: no PostgreSQL server: {}\n", why);
+      return 2;
+    }
+    db = pg->NewDatabase();
+  }
   auto start = std::chrono::steady_clock::now();
   {
-    auto store = plumb::OpenSqliteStore(db);
+    auto store = plumb::OpenStore(db);
     if (!store) {
       fmt::print(stderr, "leaderboard_bench: {}\n", store.error().message());
       return 2;
@@ -172,11 +185,14 @@ int main(int argc, char** argv) {
   }
   int64_t runs = int64_t{a.runs} * a.suites * a.models;
   int64_t scores = runs * a.samples * 2;
-  fmt::print("database: {} runs, {} samples, {} score rows, {:.0f} MB, built in {:.1f} s\n", runs,
-             runs * a.samples, scores, static_cast<double>(std::filesystem::file_size(db)) / 1e6,
+  fmt::print("database ({}): {} runs, {} samples, {} score rows, {}built in {:.1f} s\n",
+             a.postgres ? "PostgreSQL" : "SQLite", runs, runs * a.samples, scores,
+             a.postgres ? std::string()
+                        : fmt::format("{:.0f} MB, ",
+                                      static_cast<double>(std::filesystem::file_size(db)) / 1e6),
              Ms(start) / 1000);
 
-  auto store = plumb::OpenSqliteStoreReadOnly(db);
+  auto store = plumb::OpenStoreReadOnly(db);
   std::vector<double> in_process, cli;
   size_t rows = 0;
   for (int i = 0; i < a.repeats; ++i) {
