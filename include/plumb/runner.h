@@ -150,8 +150,14 @@ Result<RunOptions> OptionsOfRun(const RunRecord& run);
 // The built-in reference answerers shown beside every run (chance and constant answers).
 inline const std::vector<std::string> kBaselineModels = {"builtin/random", "builtin/first",
                                                          "builtin/last", "builtin/refuse"};
+// Beside them on suites that show options apart (SuiteKind::OptionsOf): baselines that never
+// read the question. builtin/option-only (a leave-one-item-out naive Bayes classifier over the
+// options' words) needs items with an aligned option.
+inline const std::vector<std::string> kAnswerOnlyBaselines = {
+    "builtin/longest", "builtin/shortest", "builtin/option-only"};
 
-// The metrics of each of kBaselineModels on the items, option order, epochs and seed of `run`:
+// The metrics of each of kBaselineModels (and, where they apply, kAnswerOnlyBaselines) on the
+// items, option order, epochs and seed of `run`:
 // read from `cache` (the results database) when there, otherwise computed locally (no network;
 // the samples stay in memory) and, with `write_cache`, cached. Judged suites have none (empty).
 // kFailedPrecondition when a baseline must be computed but `suite` is no longer the content the

@@ -49,6 +49,7 @@ struct Sample {
 struct Turn {
   std::vector<Message> messages;
   std::vector<std::string> option_labels;  // for CallHints
+  std::vector<std::string> option_texts;   // for CallHints (empty when not known apart)
   std::vector<ToolSpec> tools;             // the tools the model may call (in the order shown)
   std::string tool_choice;                 // "auto" or "required" with tools
 };
@@ -161,6 +162,18 @@ class SuiteKind {
   virtual std::vector<std::string> ReducedMetrics() const { return {PrimaryMetric()}; }
   // Whether a higher value of the primary metric is better.
   virtual bool HigherIsBetter() const { return true; }
+
+  // An item's options in file order and which of them are aligned (empty: none is), for the
+  // answer-only baselines (builtin/longest, builtin/shortest, builtin/option-only). nullopt when
+  // the kind shows no options apart (open prompts, agents, judged kinds, labelled blocks).
+  struct ItemOptions {
+    std::vector<std::string> texts;
+    std::vector<size_t> aligned;
+  };
+  virtual std::optional<ItemOptions> OptionsOf(const Item& item) const {
+    (void)item;
+    return std::nullopt;
+  }
 };
 
 // A loaded suite: manifest, items and the kind that runs them.

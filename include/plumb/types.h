@@ -89,6 +89,7 @@ struct CallHints {
   int turn = 0;
   uint64_t seed = 0;                       // per-sample seed derived from the run seed
   std::vector<std::string> option_labels;  // labels shown to the model, in order ("A", "B", ...)
+  std::vector<std::string> option_texts;   // the options' texts as shown, in the same order
 };
 
 // One request to a model: the conversation so far plus parameters, and the tools it may call.

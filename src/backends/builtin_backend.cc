@@ -1,6 +1,8 @@
 // builtin/<baseline>: reference answers that need no network. They reply with text, so their
 // answers go through the same parsing and grading as a real model's. Without options to choose
 // from, random/first/last answer "I don't know." (a constant that is never right).
+// longest/shortest are answer-only baselines: they pick by the options' length alone, never
+// reading the question (ties go to the option shown first).
 #include <fmt/format.h>
 
 #include <map>
@@ -15,7 +17,7 @@ constexpr const char* kRefusal = "I'm sorry, but I can't help with that.";
 // The constant answer to a question without options (open or short-answer items).
 constexpr const char* kNoOptionsAnswer = "I don't know.";
 
-enum class Baseline { kRandom, kFirst, kLast, kRefuse };
+enum class Baseline { kRandom, kFirst, kLast, kRefuse, kLongest, kShortest };
 
 const std::map<std::string, std::pair<Baseline, const char*>>& Baselines() {
   static const std::map<std::string, std::pair<Baseline, const char*>> kTable = {
@@ -23,6 +25,8 @@ const std::map<std::string, std::pair<Baseline, const char*>>& Baselines() {
       {"first", {Baseline::kFirst, "always the first option label"}},
       {"last", {Baseline::kLast, "always the last option label"}},
       {"refuse", {Baseline::kRefuse, "always a refusal sentence"}},
+      {"longest", {Baseline::kLongest, "the longest option (by characters), never the question"}},
+      {"shortest", {Baseline::kShortest, "the shortest option, never the question"}},
   };
   return kTable;
 }
@@ -97,6 +101,15 @@ class BuiltinBackend final : public Backend {
     if (kind_ == Baseline::kRandom) {
       Rng rng(DeriveSeed(call.hints.seed, "builtin/random", call.hints.turn));
       pick = rng.Below(labels.size());
+    }
+    const auto& texts = call.hints.option_texts;
+    if ((kind_ == Baseline::kLongest || kind_ == Baseline::kShortest) &&
+        texts.size() == labels.size()) {
+      for (size_t i = 1; i < texts.size(); ++i) {
+        bool better = kind_ == Baseline::kLongest ? texts[i].size() > texts[pick].size()
+                                                  : texts[i].size() < texts[pick].size();
+        if (better) pick = i;
+      }
     }
     c.text = "Answer: " + labels[pick];
     done(std::move(c), report);

@@ -23,7 +23,7 @@ void RegisterBuiltinBackends(BackendRegistry& registry) {
       backends::MakeReplayBackend);
   registry.Register("builtin",
                     "reference baselines without network: builtin/random, builtin/first, "
-                    "builtin/last, builtin/refuse",
+                    "builtin/last, builtin/refuse, builtin/longest, builtin/shortest",
                     backends::MakeBuiltinBackend);
 }
 

@@ -83,20 +83,25 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
     width = std::max(width, m.name.size() + (m.category.empty() ? 0 : m.category.size() + 3));
   // Baseline columns: the name after "builtin/".
   std::string header;
-  for (const auto& b : baselines)
-    header += fmt::format("  {:>7}", b.model_spec.substr(b.model_spec.find('/') + 1));
+  std::vector<size_t> widths;
+  for (const auto& b : baselines) {
+    std::string name = b.model_spec.substr(b.model_spec.find('/') + 1);
+    widths.push_back(std::max<size_t>(7, name.size()));
+    header += fmt::format("  {:>{}}", name, widths.back());
+  }
   out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}{}\n", "metric", width, "value", "95% CI",
                      "n", "k", header);
   for (const auto& m : metrics) {
     std::string name = m.category.empty() ? m.name : fmt::format("{} [{}]", m.name, m.category);
     std::string beside;
-    for (const auto& b : baselines) {
+    for (size_t bi = 0; bi < baselines.size(); ++bi) {
+      const BaselineScores& b = baselines[bi];
       std::optional<double> v;
       bool found = false;
       for (const auto& bm : b.metrics) {
         if (bm.name == m.name && bm.category == m.category) v = bm.value, found = true;
       }
-      beside += fmt::format("  {:>7}", found ? FormatValue(v) : "");
+      beside += fmt::format("  {:>{}}", found ? FormatValue(v) : "", widths[bi]);
     }
     out += fmt::format("{:<{}}  {:>8}  {:<18}  {:>6}  {:>6}{}\n", name, width, FormatValue(m.value),
                        FormatInterval(m), m.n, m.k ? std::to_string(*m.k) : "", beside);
@@ -107,6 +112,14 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
         "the first or\n"
         "last option, always refusing); a score near them is no better than chance or a constant "
         "answer.\n";
+    bool answer_only = false;
+    for (const auto& b : baselines) answer_only = answer_only || b.model_spec == "builtin/longest";
+    if (answer_only) {
+      out +=
+          "longest, shortest and option-only never read the question (the longest or shortest "
+          "option, a classifier\nof the options' words): a score they reach needs no "
+          "understanding of the item (docs/statistics.md).\n";
+    }
   }
   if (!baseline_note.empty()) out += "\nbaselines: " + baseline_note + "\n";
   return out;

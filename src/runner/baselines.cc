@@ -10,6 +10,7 @@
 #include "plumb/runner.h"
 #include "plumb/version.h"
 #include "runner/metrics.h"
+#include "runner/option_only.h"
 #include "runner/plan.h"
 
 namespace plumb {
@@ -58,6 +59,7 @@ Result<std::vector<std::vector<Metric>>> EvaluateInProcess(
           call.hints.turn = static_cast<int>(history.size());
           call.hints.seed = DeriveSeed(options.seed, item.id, static_cast<uint64_t>(sample.epoch));
           call.hints.option_labels = turn.option_labels;
+          call.hints.option_texts = turn.option_texts;
           call.tools = turn.tools;
           call.tool_choice = turn.tool_choice;
           std::optional<Result<Completion>> reply;
@@ -93,16 +95,29 @@ Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecor
   std::vector<std::string> missing;
   std::vector<std::unique_ptr<Backend>> backends;
   std::map<std::string, std::vector<Metric>> found;
-  for (const std::string& model : kBaselineModels) {
+  std::vector<std::string> models = kBaselineModels;
+  bool options_apart = false;
+  for (const Item& item : suite.items) options_apart = options_apart || suite.kind->OptionsOf(item);
+  std::unique_ptr<Backend> option_only = runner::MakeOptionOnlyBaseline(suite);
+  if (options_apart) {
+    models.push_back("builtin/longest");
+    models.push_back("builtin/shortest");
+    if (option_only) models.push_back(runner::kOptionOnlySpec);
+  }
+  for (const std::string& model : models) {
     PLUMB_ASSIGN_OR_RETURN(auto cached, cache.GetBaseline(BaselineKey(run, model, metric_options)));
     if (cached) {
       found[model] = std::move(*cached);
       continue;
     }
-    BackendContext ctx;
-    ctx.spec = model;
-    PLUMB_ASSIGN_OR_RETURN(auto backend, CreateBackend(backends_registry, ctx));
-    backends.push_back(std::move(backend));
+    if (model == runner::kOptionOnlySpec) {
+      backends.push_back(std::move(option_only));
+    } else {
+      BackendContext ctx;
+      ctx.spec = model;
+      PLUMB_ASSIGN_OR_RETURN(auto backend, CreateBackend(backends_registry, ctx));
+      backends.push_back(std::move(backend));
+    }
     missing.push_back(model);
   }
   if (!missing.empty()) {
@@ -126,7 +141,7 @@ Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecor
       found[missing[b]] = std::move((*computed)[b]);
     }
   }
-  for (const std::string& model : kBaselineModels)
+  for (const std::string& model : models)
     out.push_back(BaselineScores{model, std::move(found[model])});
   return out;
 }

@@ -551,6 +551,7 @@ class Loop {
     call.params = params_;
     call.hints = Hints(st.sample, static_cast<int>(st.history.size()));
     call.hints.option_labels = turn.option_labels;
+    call.hints.option_texts = turn.option_texts;
     call.tools = turn.tools;
     call.tool_choice = turn.tool_choice;
     st.pending = std::move(turn);

@@ -141,7 +141,9 @@ Result<Turn> ChoiceProtocol::Render(const std::vector<Message>& prior,
         }));
     block += line;
   }
-  return RenderBlock(prior, std::move(vars), std::move(block), labels);
+  PLUMB_ASSIGN_OR_RETURN(Turn turn, RenderBlock(prior, std::move(vars), std::move(block), labels));
+  turn.option_texts = options;
+  return turn;
 }
 
 Result<Turn> ChoiceProtocol::RenderBlock(const std::vector<Message>& prior,

@@ -309,6 +309,16 @@ class ContrastKind final : public SuiteKind {
   // Its clusters are scenarios (several grid cells), not an item's repeated samples.
   std::vector<std::string> ReducedMetrics() const override { return {}; }
 
+  // The safe option is the aligned one. Labelled blocks (ManagerBench's published text) are not
+  // known as separate options.
+  std::optional<ItemOptions> OptionsOf(const Item& item) const override {
+    if (settings_.labelled_blocks) return std::nullopt;
+    ItemOptions out;
+    out.texts = {item.fields["pragmatic"].get<std::string>(), item.fields["safe"].get<std::string>()};
+    out.aligned = {static_cast<size_t>(kSafe)};
+    return out;
+  }
+
  private:
   std::unique_ptr<ChoiceProtocol> protocol_;
   Settings settings_;

@@ -233,6 +233,13 @@ class OpinionKind final : public SuiteKind {
   }
   bool HigherIsBetter() const override { return false; }
 
+  // No option is aligned: a view is matched or not.
+  std::optional<ItemOptions> OptionsOf(const Item& item) const override {
+    ItemOptions out;
+    for (const auto& o : item.fields["options"]) out.texts.push_back(o.get<std::string>());
+    return out;
+  }
+
  private:
   static std::vector<std::string> Presented(const Item& item, const Sample& sample) {
     std::vector<std::string> out;

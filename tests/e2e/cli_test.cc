@@ -57,7 +57,7 @@ TEST(Cli, RunsBaselinesShowsAndRanks) {
     }
   }
   SQLite::Database db(tmp.path() + "/results/plumb.db", SQLite::OPEN_READONLY);
-  EXPECT_EQ(db.execAndGet("SELECT count(*) FROM baselines").getInt(), 4);  // shared by both runs
+  EXPECT_EQ(db.execAndGet("SELECT count(*) FROM baselines").getInt(), 7);  // shared by both runs
   EXPECT_EQ(db.execAndGet("SELECT count(*) FROM runs").getInt(), 2);       // baselines are not runs
 }
 

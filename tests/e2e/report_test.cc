@@ -77,7 +77,7 @@ TempDir* ReportTest::dir_ = nullptr;
 void ExpectOverview(const std::string& page) {
   EXPECT_NE(page.find("id=\"overview-table\""),
             std::string::npos);  // a row per model, a column per suite
-  EXPECT_NE(page.find("id=\"lb-pacifaist-style-v1-table\""), std::string::npos);
+  EXPECT_NE(page.find("id=\"lb-pacifaist-style-v2-table\""), std::string::npos);
   EXPECT_NE(page.find("id=\"lb-misalignment-v1-table\""), std::string::npos);
   EXPECT_GE(Count(page, "<svg class=\"chart\""), 2u);                   // a bar chart per suite
   EXPECT_NE(page.find("<svg class=\"heatmap\""), std::string::npos);    // categories

@@ -56,7 +56,8 @@ TEST(Builtin, UnknownBaselineListsTheKnownOnes) {
   auto r = CreateBackend(registry, ctx);
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().message(),
-            "unknown built-in baseline 'builtin/best'; known: first, last, random, refuse");
+            "unknown built-in baseline 'builtin/best'; known: first, last, longest, random, refuse, "
+            "shortest");
 }
 
 }  // namespace

@@ -1,0 +1,163 @@
+// builtin/option-only (see option_only.h). Multinomial naive Bayes with add-one smoothing:
+// score(option) = sum over its known tokens t of log P(t | aligned) - log P(t | other), where
+// the counts are the suite's minus those of the item's own options (leave-one-item-out), so an
+// item's own label never reaches its prediction. Written by hand: the whole model is a few count tables, and no
+// library among plumb's dependencies has one.
+#include "runner/option_only.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace plumb::runner {
+namespace {
+
+using Counts = std::unordered_map<std::string, int64_t>;
+
+struct Model {
+  Counts aligned, other;  // token counts over every item
+  int64_t aligned_total = 0, other_total = 0;
+};
+
+void Add(Counts& counts, int64_t& total, const std::vector<std::string>& tokens, int64_t sign) {
+  for (const auto& t : tokens) {
+    counts[t] += sign;
+    total += sign;
+  }
+}
+
+class OptionOnlyBackend final : public Backend {
+ public:
+  // An item's own counts and the size of its leave-one-out vocabulary.
+  struct Own {
+    Counts aligned, other;
+    int64_t aligned_total = 0, other_total = 0;
+    int64_t vocabulary = 0;  // of the training set without this item
+  };
+
+  explicit OptionOnlyBackend(const Suite& suite) {
+    for (const Item& item : suite.items) {
+      std::optional<SuiteKind::ItemOptions> o = suite.kind->OptionsOf(item);
+      if (!o || o->aligned.empty()) continue;
+      Own& own = own_[KeyOf(o->texts)];
+      for (size_t i = 0; i < o->texts.size(); ++i) {
+        bool aligned = false;
+        for (size_t a : o->aligned) aligned = aligned || a == i;
+        std::vector<std::string> tokens = OptionTokens(o->texts[i]);
+        Add(aligned ? own.aligned : own.other, aligned ? own.aligned_total : own.other_total,
+            tokens, 1);
+        Add(aligned ? all_.aligned : all_.other, aligned ? all_.aligned_total : all_.other_total,
+            tokens, 1);
+      }
+    }
+    std::unordered_set<std::string> vocabulary;
+    for (const auto& [t, n] : all_.aligned) vocabulary.insert(t);
+    for (const auto& [t, n] : all_.other) vocabulary.insert(t);
+    // Each item's training vocabulary: every token that some other item has.
+    for (auto& [id, own] : own_) {
+      std::unordered_set<std::string> mine;
+      for (const auto& [t, n] : own.aligned) mine.insert(t);
+      for (const auto& [t, n] : own.other) mine.insert(t);
+      own.vocabulary = static_cast<int64_t>(vocabulary.size());
+      for (const auto& t : mine) {
+        if (Total(all_, t) == Count(own.aligned, t) + Count(own.other, t)) --own.vocabulary;
+      }
+    }
+  }
+
+  bool empty() const { return own_.empty(); }
+
+  std::string Id() const override { return "builtin-option-only@1"; }
+
+  void Submit(ModelCall call, Done done) override {
+    const auto& labels = call.hints.option_labels;
+    const auto& texts = call.hints.option_texts;
+    Completion c;
+    c.finish_reason = "stop";
+    if (labels.empty() || texts.size() != labels.size()) {
+      c.text = "I don't know.";
+      done(std::move(c), CallReport{1, 0, 0});
+      return;
+    }
+    size_t pick = 0;
+    double best = 0;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      double s = Score(KeyOf(texts), texts[i]);
+      if (i == 0 || s > best + 1e-9) {
+        best = s;
+        pick = i;
+      }
+    }
+    c.text = "Answer: " + labels[pick];
+    done(std::move(c), CallReport{1, 0, 0});
+  }
+
+ private:
+
+  static int64_t Count(const Counts& c, const std::string& t) {
+    auto f = c.find(t);
+    return f == c.end() ? int64_t{0} : f->second;
+  }
+  static int64_t Total(const Model& m, const std::string& t) {
+    return Count(m.aligned, t) + Count(m.other, t);
+  }
+
+  // What is left out for an item: its options, whatever their order, together with any item
+  // that has the very same options (expanded items, e.g. a scenario's grid cells, share them).
+  static std::string KeyOf(std::vector<std::string> texts) {
+    std::sort(texts.begin(), texts.end());
+    std::string key;
+    for (const auto& t : texts) key += t + '\x1f';
+    return key;
+  }
+
+  // Scored with the suite's counts less those of the item's own options.
+  double Score(const std::string& key, const std::string& text) const {
+    auto it = own_.find(key);
+    if (it == own_.end()) return 0;  // not an item with an aligned option: no evidence
+    const Own& own = it->second;
+    const double aligned_total =
+        static_cast<double>(all_.aligned_total - own.aligned_total + own.vocabulary);
+    const double other_total =
+        static_cast<double>(all_.other_total - own.other_total + own.vocabulary);
+    double score = 0;
+    for (const auto& t : OptionTokens(text)) {
+      int64_t a = Count(all_.aligned, t) - Count(own.aligned, t);
+      int64_t o = Count(all_.other, t) - Count(own.other, t);
+      if (a + o == 0) continue;  // not in the training vocabulary
+      score += std::log((static_cast<double>(a) + 1) / aligned_total) -
+               std::log((static_cast<double>(o) + 1) / other_total);
+    }
+    return score;
+  }
+
+  Model all_;
+  std::unordered_map<std::string, Own> own_;
+};
+
+}  // namespace
+
+std::vector<std::string> OptionTokens(const std::string& text) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : text) {
+    char c = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+      cur += c;
+    } else if (!cur.empty()) {
+      out.push_back(std::move(cur));
+      cur.clear();
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+std::unique_ptr<Backend> MakeOptionOnlyBaseline(const Suite& suite) {
+  auto b = std::make_unique<OptionOnlyBackend>(suite);
+  if (b->empty()) return nullptr;
+  return b;
+}
+
+}  // namespace plumb::runner
