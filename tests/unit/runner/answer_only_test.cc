@@ -80,6 +80,11 @@ TEST_F(AnswerOnly, TheClassifierNeverSeesAnItemsOwnOptions) {
   ASSERT_TRUE(b.count("builtin/option-only"));
   EXPECT_DOUBLE_EQ(b["builtin/option-only"]["aligned_rate"], b["builtin/first"]["aligned_rate"]);
   EXPECT_DOUBLE_EQ(b["builtin/option-only"]["aligned_rate"], 25.0);  // balanced positions
+  // A constant responder shows the largest position bias there is with four balanced options:
+  // every answer at the first position, where a quarter of the aligned options were.
+  EXPECT_DOUBLE_EQ(b["builtin/first"]["position_bias"], 75.0);
+  EXPECT_DOUBLE_EQ(b["builtin/last"]["position_bias"], 75.0);
+  EXPECT_LT(b["builtin/random"]["position_bias"], 25.0);
 }
 
 TEST_F(AnswerOnly, TheClassifierLearnsTheAlignedWordingFromTheOtherItems) {
