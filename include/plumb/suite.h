@@ -208,8 +208,11 @@ Result<std::vector<SuiteRef>> DiscoverSuites(const std::vector<std::filesystem::
 
 // Loads and validates a suite. Any malformed input is kInvalidArgument naming file:line.
 // `judges` finds the LLM-judge graders that judged kinds name.
+// `overlay` (an object) sets manifest keys as if suite.yaml had them (plumb run --perturb); it
+// is part of the content hash.
 Result<Suite> LoadSuite(const std::filesystem::path& manifest, const SuiteKindRegistry& kinds,
-                        const GraderRegistry& graders, const JudgeLibrary* judges = nullptr);
+                        const GraderRegistry& graders, const JudgeLibrary* judges = nullptr,
+                        const Json* overlay = nullptr);
 
 }  // namespace plumb
 

@@ -140,20 +140,20 @@ const JudgeLibrary& Context::Judges() const {
   return *judges_;
 }
 
-Result<Suite> Context::LoadSuiteByName(const std::string& name) const {
+Result<Suite> Context::LoadSuiteByName(const std::string& name, const Json* overlay) const {
   std::error_code ec;
   std::filesystem::path p(name);
   if (name.find('/') != std::string::npos || p.extension() == ".yaml") {
     if (std::filesystem::is_directory(p, ec)) p /= "suite.yaml";
     if (!std::filesystem::exists(p, ec))
       return NotFound(fmt::format("suite file '{}' does not exist", p.string()));
-    return LoadSuite(p, kinds, graders, &Judges());
+    return LoadSuite(p, kinds, graders, &Judges(), overlay);
   }
   PLUMB_ASSIGN_OR_RETURN(auto refs, DiscoverSuites(SuiteDirs()));
   std::string best;
   size_t best_d = 4;
   for (const auto& ref : refs) {
-    if (ref.id == name) return LoadSuite(ref.manifest, kinds, graders, &Judges());
+    if (ref.id == name) return LoadSuite(ref.manifest, kinds, graders, &Judges(), overlay);
     size_t d = EditDistance(name, ref.id);
     if (d < best_d) best_d = d, best = ref.id;
   }
@@ -170,12 +170,16 @@ ProgressMode ParseProgress(const std::string& s) {
 }
 
 Result<Suite> Context::LoadSuiteOfRun(const RunRecord& run) const {
-  Result<Suite> suite = LoadSuiteByName(run.suite_id);
+  // A run with --perturb planned the grid it names.
+  Json overlay = Json::object();
+  if (run.settings.contains("perturb")) overlay["perturbations"] = run.settings["perturb"];
+  const Json* o = overlay.empty() ? nullptr : &overlay;
+  Result<Suite> suite = LoadSuiteByName(run.suite_id, o);
   if (suite || suite.error().code() != StatusCode::kNotFound ||
       !run.settings.contains("suite_file")) {
     return suite;
   }
-  return LoadSuiteByName(run.settings["suite_file"].get<std::string>());
+  return LoadSuiteByName(run.settings["suite_file"].get<std::string>(), o);
 }
 
 Status Context::LoadConfigFile() {

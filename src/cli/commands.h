@@ -42,7 +42,8 @@ struct Context {
   // Judge graders, found in GraderDirs() (created on first use, after flags are parsed).
   const JudgeLibrary& Judges() const;
   // Loads a suite by id, or from a folder or suite.yaml path.
-  Result<Suite> LoadSuiteByName(const std::string& name) const;
+  // `overlay`: manifest keys set on top of suite.yaml (see LoadSuite).
+  Result<Suite> LoadSuiteByName(const std::string& name, const Json* overlay = nullptr) const;
   // The suite a stored run used: by id, else from the file the run recorded.
   Result<Suite> LoadSuiteOfRun(const RunRecord& run) const;
   // Reads --config, or ./plumb.yaml when it exists.

@@ -25,6 +25,7 @@ struct RunFlags {
   bool resume = false;
   bool dry_run = false;
   bool workers_only = false;
+  std::vector<std::string> perturb;
   std::optional<std::string> retry_errors;
   ModelFlags m;
 };
@@ -44,6 +45,7 @@ RunOptions BaseOptions(const RunFlags& f, const Suite& suite) {
   options.settings = f.m.Settings();
   options.max_judge_error_rate = f.max_judge_error_rate;
   options.cache = f.m.Cache();
+  if (!f.perturb.empty()) options.settings["perturb"] = f.perturb;
   return options;
 }
 
@@ -173,6 +175,10 @@ Action SetupRun(CLI::App& app, Context& ctx) {
                  "Model spec KIND/MODEL, e.g. openai/gpt-4o-mini or builtin/random (repeatable)");
   app.add_flag("--dry-run", f->dry_run,
                "Print the requests, tokens and cost a run would take; send nothing");
+  app.add_option("--perturb", f->perturb,
+                 "Run under a grid of presentations: order, labels, system_prompt (comma "
+                 "separated); the score comes with its stability (docs/statistics.md)")
+      ->delimiter(',');
   app.add_flag("--workers-only", f->workers_only,
                "Create the run and its plan, send nothing: plumb work RUN processes execute it");
   app.add_flag(
@@ -214,7 +220,9 @@ Action SetupRun(CLI::App& app, Context& ctx) {
       return ReportError(
           InvalidArgument("plumb run needs --suite and --model (or --retry-errors RUN)"));
     }
-    Result<Suite> suite = ctx.LoadSuiteByName(f->suite);
+    Json overlay = Json::object();
+    if (!f->perturb.empty()) overlay["perturbations"] = f->perturb;
+    Result<Suite> suite = ctx.LoadSuiteByName(f->suite, overlay.empty() ? nullptr : &overlay);
     if (!suite) return ReportError(suite.error());
     int worst = kExitOk;
     for (const auto& model : f->models) {

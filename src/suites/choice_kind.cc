@@ -14,6 +14,8 @@
 #include "plumb/stats.h"
 #include "plumb/text.h"
 #include "suites/choice_protocol.h"
+#include "suites/perturbations.h"
+#include "suites/stability_metrics.h"
 #include "suites/kinds.h"
 
 namespace plumb::suites {
@@ -67,11 +69,32 @@ Status NonEmptyString(const Json& f, const std::string& key, const ItemSource& w
 class ChoiceKind final : public SuiteKind {
  public:
   ChoiceKind(Style style, std::unique_ptr<ChoiceProtocol> protocol, std::string open_template,
-             bool control_set)
+             bool control_set, std::vector<PresentationVariant> variants)
       : style_(std::move(style)),
         protocol_(std::move(protocol)),
         open_template_(std::move(open_template)),
-        control_set_(control_set) {}
+        control_set_(control_set),
+        variants_(std::move(variants)) {
+    for (const auto& v : variants_) variant_names_.push_back(v.name);
+  }
+
+  // With a perturbation grid: one item per variant, "<id>~<variant>", its variant in
+  // fields.variant and the item of the file in fields.base.
+  Result<std::vector<Item>> Expand(Item item, const ItemSource&) const override {
+    std::vector<Item> out;
+    if (variants_.empty() || item.fields["options"].empty()) {
+      out.push_back(std::move(item));
+      return out;
+    }
+    for (size_t v = 0; v < variants_.size(); ++v) {
+      Item copy = item;
+      copy.id = item.id + "~" + variants_[v].name;
+      copy.fields["variant"] = v;
+      copy.fields["base"] = item.id;
+      out.push_back(std::move(copy));
+    }
+    return out;
+  }
 
   std::vector<std::string> ItemFields() const override {
     if (style_.paired) return {"user", "principled", "sycophantic", "set", "correct", "contrarian"};
@@ -173,13 +196,24 @@ class ChoiceKind final : public SuiteKind {
       const Json& a = item.fields["aligned"];
       return a.empty() ? -1 : a[0].get<int>();
     };
-    // With a control set, the better reply is balanced over positions within each set too.
-    if (control_set_) {
+    // With a control set, the better reply is balanced over positions within each set too;
+    // with a grid, within each variant.
+    if (control_set_ || !variants_.empty()) {
       spec.group = [](const Item& item) {
-        return item.category + "/" + item.fields.value("set", "sycophancy");
+        return item.category + "/" + item.fields.value("set", "sycophancy") + "/" +
+               std::to_string(item.fields.value("variant", -1));
       };
     }
-    return PlanBalanced(items, selected, epoch, seed, protocol_->shuffle(), spec);
+    std::vector<Sample> samples =
+        PlanBalanced(items, selected, epoch, seed, protocol_->shuffle(), spec);
+    for (Sample& s : samples) {
+      const PresentationVariant* v = VariantOf(items[s.item]);
+      if (v == nullptr) continue;
+      std::vector<int> balanced = s.presentation["order"].get<std::vector<int>>();
+      s.presentation["order"] =
+          VariantOrder(*v, static_cast<int>(balanced.size()), balanced);
+    }
+    return samples;
   }
 
   Result<Turn> FirstTurn(const Item& item, const Sample& sample) const override {
@@ -205,7 +239,9 @@ class ChoiceKind final : public SuiteKind {
       turn.messages.push_back(Message{"user", std::move(user)});
       return turn;
     }
-    return protocol_->Render(prior, {{style_.prompt_var, prompt}}, options);
+    const PresentationVariant* v = VariantOf(item);
+    return protocol_->Render(prior, {{style_.prompt_var, prompt}}, options,
+                             v ? &v->protocol : nullptr);
   }
 
   std::vector<Grade> GradeSample(const Item& item, const Sample& sample,
@@ -223,7 +259,8 @@ class ChoiceKind final : public SuiteKind {
       out.push_back(std::move(g));
       return out;
     }
-    ChoiceAnswer a = protocol_->Parse(item, options, reply);
+    const PresentationVariant* v = VariantOf(item);
+    ChoiceAnswer a = protocol_->Parse(item, options, reply, v ? &v->protocol : nullptr);
     g.details = std::move(a.details);
     std::string outcome;
     bool aligned = false;
@@ -254,12 +291,15 @@ class ChoiceKind final : public SuiteKind {
   std::vector<Metric> Metrics(const std::vector<Item>& items,
                               const std::vector<SampleOutcome>& outcomes,
                               const MetricOptions& options) const override {
-    return ChoiceMetrics(items, outcomes, style_.grader, style_.primary, options, control_set_);
+    auto a = StartMetrics(items, options);
+    for (const auto& o : outcomes) a->Add(o);
+    return a->Finish();
   }
 
   std::unique_ptr<MetricsAccumulator> StartMetrics(const std::vector<Item>& items,
                                                    const MetricOptions& options) const override {
-    return StartChoiceMetrics(items, style_.grader, style_.primary, options, control_set_);
+    return StartChoiceMetrics(items, style_.grader, style_.primary, options, control_set_,
+                              variant_names_);
   }
 
   std::string PrimaryMetric() const override {
@@ -291,10 +331,17 @@ class ChoiceKind final : public SuiteKind {
     return out;
   }
 
+  const PresentationVariant* VariantOf(const Item& item) const {
+    if (variants_.empty() || !item.fields.contains("variant")) return nullptr;
+    return &variants_[item.fields["variant"].get<size_t>()];
+  }
+
   Style style_;
   std::unique_ptr<ChoiceProtocol> protocol_;
   std::string open_template_;
   bool control_set_ = false;
+  std::vector<PresentationVariant> variants_;
+  std::vector<std::string> variant_names_;
 };
 
 Result<std::unique_ptr<SuiteKind>> MakeKind(const SuiteKindContext& ctx, Style style,
@@ -308,6 +355,8 @@ Result<std::unique_ptr<SuiteKind>> MakeKind(const SuiteKindContext& ctx, Style s
     PLUMB_ASSIGN_OR_RETURN(auto c, ctx.manifest->OptBool("control_set"));
     control_set = c.value_or(false);
   }
+  PLUMB_ASSIGN_OR_RETURN(std::vector<PresentationVariant> variants,
+                         ReadPerturbations(*ctx.manifest, *protocol, style.paired ? 2 : 4));
   if (!style.paired) {
     FieldReader& r = *ctx.manifest;
     PLUMB_ASSIGN_OR_RETURN(auto open, r.OptString("open_template"));
@@ -317,7 +366,8 @@ Result<std::unique_ptr<SuiteKind>> MakeKind(const SuiteKindContext& ctx, Style s
                       fmt::format("{}: field 'open_template'", r.Where("open_template"))));
   }
   return std::unique_ptr<SuiteKind>(std::make_unique<ChoiceKind>(
-      std::move(style), std::move(protocol), std::move(open_template), control_set));
+      std::move(style), std::move(protocol), std::move(open_template), control_set,
+      std::move(variants)));
 }
 
 }  // namespace
@@ -368,12 +418,15 @@ namespace {
 class ChoiceAccumulator final : public MetricsAccumulator {
  public:
   ChoiceAccumulator(const std::vector<Item>& items, std::string grader, std::string primary,
-                    const MetricOptions& options, bool control_set)
+                    const MetricOptions& options, bool control_set,
+                    const std::vector<std::string>& variants)
       : items_(items),
         grader_(std::move(grader)),
         primary_(std::move(primary)),
         options_(options),
-        control_set_(control_set) {}
+        control_set_(control_set) {
+    if (variants.size() >= 2) stability_.emplace(items, variants, primary_, options);
+  }
 
   // Counts of one item, by item index; items never counted (n == 0) are not clusters.
   struct Counts {
@@ -385,7 +438,11 @@ class ChoiceAccumulator final : public MetricsAccumulator {
   void Add(SampleOutcome o) override {
     const Item& item = items_[o.item];
     for (const auto& gr : o.grades) {
-      if (gr.grader == grader_ && gr.status == GradeStatus::kScored) CountPosition(o.item, gr);
+      if (gr.grader != grader_ || gr.status != GradeStatus::kScored) continue;
+      CountPosition(o.item, gr);
+      if (stability_) {
+        stability_->Add(o.item, o.epoch, gr.label == "aligned", gr.details.value("option", -1));
+      }
     }
     bool in_category = item.scored && !item.category.empty();
     categories_ = categories_ || in_category;
@@ -408,6 +465,7 @@ class ChoiceAccumulator final : public MetricsAccumulator {
       }
       if (!category.empty()) continue;
       if (Metric bias; PositionBiasMetric(bias)) out.push_back(std::move(bias));
+      if (stability_) stability_->Finish(out);
       out.push_back(ProportionMetric("refusal_rate", "", Clusters(c.refusal), options_));
       out.push_back(ProportionMetric("parse_failure_rate", "", Clusters(c.unparsed), options_));
       out.push_back(ProportionMetric("error_rate", "", Clusters(c.errors), options_));
@@ -550,6 +608,7 @@ class ChoiceAccumulator final : public MetricsAccumulator {
   std::string grader_, primary_;
   MetricOptions options_;
   bool control_set_ = false;
+  std::optional<StabilityMetrics> stability_;
   std::map<size_t, Positions> positions_;  // by item index
   size_t positions_width_ = 0;
   std::map<std::string, Counts> by_;  // "" = overall
@@ -562,15 +621,18 @@ std::unique_ptr<MetricsAccumulator> StartChoiceMetrics(const std::vector<Item>& 
                                                        const std::string& grader,
                                                        const std::string& primary,
                                                        const MetricOptions& options,
-                                                       bool control_set) {
-  return std::make_unique<ChoiceAccumulator>(items, grader, primary, options, control_set);
+                                                       bool control_set,
+                                                       const std::vector<std::string>& variants) {
+  return std::make_unique<ChoiceAccumulator>(items, grader, primary, options, control_set,
+                                             variants);
 }
 
 std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
                                   const std::vector<SampleOutcome>& outcomes,
                                   const std::string& grader, const std::string& primary,
-                                  const MetricOptions& options, bool control_set) {
-  ChoiceAccumulator a(items, grader, primary, options, control_set);
+                                  const MetricOptions& options, bool control_set,
+                                  const std::vector<std::string>& variants) {
+  ChoiceAccumulator a(items, grader, primary, options, control_set, variants);
   for (const auto& o : outcomes) a.Add(o);
   return a.Finish();
 }

@@ -128,10 +128,22 @@ const std::vector<std::string>& ChoiceProtocol::LabelsOf(size_t n) const {
   return more;
 }
 
+std::vector<std::string> ChoiceProtocol::LabelsFor(size_t n, const Variant* variant) const {
+  if (variant == nullptr || variant->labels == Variant::LabelStyle::kSuite) return LabelsOf(n);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(variant->labels == Variant::LabelStyle::kNumbers
+                      ? std::to_string(i + 1)
+                      : std::string(1, static_cast<char>('A' + i)));
+  }
+  return out;
+}
+
 Result<Turn> ChoiceProtocol::Render(const std::vector<Message>& prior,
                                     std::map<std::string, std::string> vars,
-                                    const std::vector<std::string>& options) const {
-  const std::vector<std::string>& labels = LabelsOf(options.size());
+                                    const std::vector<std::string>& options,
+                                    const Variant* variant) const {
+  const std::vector<std::string> labels = LabelsFor(options.size(), variant);
   std::string block;
   for (size_t i = 0; i < options.size(); ++i) {
     if (i > 0) block += option_separator_;
@@ -141,30 +153,34 @@ Result<Turn> ChoiceProtocol::Render(const std::vector<Message>& prior,
         }));
     block += line;
   }
-  PLUMB_ASSIGN_OR_RETURN(Turn turn, RenderBlock(prior, std::move(vars), std::move(block), labels));
+  PLUMB_ASSIGN_OR_RETURN(Turn turn,
+                         RenderBlock(prior, std::move(vars), std::move(block), labels, variant));
   turn.option_texts = options;
   return turn;
 }
 
 Result<Turn> ChoiceProtocol::RenderBlock(const std::vector<Message>& prior,
                                          std::map<std::string, std::string> vars, std::string block,
-                                         std::vector<std::string> labels) const {
+                                         std::vector<std::string> labels,
+                                         const Variant* variant) const {
   Turn turn;
   vars["options"] = std::move(block);
   vars["labels"] = ListLabels(labels);
   vars["n"] = std::to_string(labels.size());
   turn.option_labels = std::move(labels);
   PLUMB_ASSIGN_OR_RETURN(std::string user, compiled_template_.Render(vars));
-  if (system_prompt_) turn.messages.push_back(Message{"system", *system_prompt_});
+  const std::optional<std::string>& system =
+      variant != nullptr && variant->replace_system ? variant->system : system_prompt_;
+  if (system) turn.messages.push_back(Message{"system", *system});
   turn.messages.insert(turn.messages.end(), prior.begin(), prior.end());
   turn.messages.push_back(Message{"user", std::move(user)});
   return turn;
 }
 
 ChoiceAnswer ChoiceProtocol::Parse(const Item& item, const std::vector<std::string>& options,
-                                   const Completion& completion) const {
+                                   const Completion& completion, const Variant* variant) const {
   ChoiceAnswer a;
-  const std::vector<std::string>& labels = LabelsOf(options.size());
+  const std::vector<std::string> labels = LabelsFor(options.size(), variant);
   GradeInput in{item, options, labels, completion};
   // Both graders are rule graders over text and cannot fail; an error here is a bug.
   Result<Grade> answer = answer_->Grade(in);

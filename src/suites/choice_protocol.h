@@ -42,9 +42,20 @@ class ChoiceProtocol {
                                                       const GraderRegistry& graders,
                                                       const Defaults& defaults);
 
+  // A presentation variant (the perturbation grid): other labels, another system prompt.
+  struct Variant {
+    enum class LabelStyle { kSuite, kLetters, kNumbers };
+    LabelStyle labels = LabelStyle::kSuite;
+    bool replace_system = false;  // `system` instead of the suite's system prompt
+    std::optional<std::string> system;  // nullopt with replace_system: none
+  };
+
   // The labels for n options ("A".."Z", "1".., or the manifest's own list); empty if n is more
   // than the label style offers.
   std::vector<std::string> Labels(size_t n) const;
+  // The labels of a variant's style.
+  std::vector<std::string> LabelsFor(size_t n, const Variant* variant) const;
+  bool has_custom_labels() const { return !custom_labels_.empty(); }
   // The same, made once per number of options and kept (n <= MaxOptions()).
   const std::vector<std::string>& LabelsOf(size_t n) const;
   size_t MaxOptions() const;
@@ -54,15 +65,17 @@ class ChoiceProtocol {
   // Builds the conversation: the system prompt (when set), `prior` messages, then the rendered
   // user message. `vars` fills the kind's placeholders; {options}, {labels} and {n} are added.
   Result<Turn> Render(const std::vector<Message>& prior, std::map<std::string, std::string> vars,
-                      const std::vector<std::string>& options) const;
+                      const std::vector<std::string>& options,
+                      const Variant* variant = nullptr) const;
   // As Render, with the options already rendered into one block under `labels`.
   Result<Turn> RenderBlock(const std::vector<Message>& prior,
                            std::map<std::string, std::string> vars, std::string block,
-                           std::vector<std::string> labels) const;
+                           std::vector<std::string> labels,
+                           const Variant* variant = nullptr) const;
 
   // Reads the answer out of a reply to `options` (in the order shown; at least one).
   ChoiceAnswer Parse(const Item& item, const std::vector<std::string>& options,
-                     const Completion& completion) const;
+                     const Completion& completion, const Variant* variant = nullptr) const;
   // The refusal phrase found in a reply to an open prompt, or "" when there is none.
   std::string RefusalPhrase(const Item& item, const Completion& completion) const;
 

@@ -283,11 +283,15 @@ Result<std::vector<SuiteRef>> DiscoverSuites(const std::vector<std::filesystem::
 }
 
 Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteKindRegistry& kinds,
-                        const GraderRegistry& graders, const JudgeLibrary* judges) {
+                        const GraderRegistry& graders, const JudgeLibrary* judges,
+                        const Json* overlay) {
   PLUMB_ASSIGN_OR_RETURN(Document doc, LoadYamlFile(manifest_path));
   if (!doc.value.is_object()) {
     return InvalidArgument(
         fmt::format("{}: a suite manifest must be a mapping", manifest_path.string()));
+  }
+  if (overlay != nullptr) {
+    for (const auto& [key, value] : overlay->items()) doc.value[key] = value;
   }
   FieldReader top(doc.value, doc.source);
   Suite suite;
@@ -370,6 +374,7 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
   Sha256 hash;
   PLUMB_ASSIGN_OR_RETURN(std::string manifest_text, suites::ReadFileText(manifest_path));
   hash.Update(manifest_text);
+  if (overlay != nullptr && !overlay->empty()) hash.Update("\n--overlay:" + DumpJson(*overlay));
   std::set<std::string> ids;
   size_t record_count = 0;
   for (size_t fi = 0; fi < data_names.size(); ++fi) {

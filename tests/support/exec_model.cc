@@ -6,7 +6,11 @@
 //   --leak VAR          print $VAR to stderr and put it in every answer (a careless model)
 //   --agent             with tools: first read_file /notes.txt when offered (flat call shape),
 //                       then call ask_owner (OpenAI's nested shape) and quote the tool results
-// Every answer is "Answer: A pid=<pid>" with 7 prompt and 2 completion tokens.
+//   --pick MODE         read the options ("<label>. <text>" lines of the last message) and
+//                       answer by them: `first` (the first shown), `word:W` (the option whose
+//                       text holds W), `letters:W` (as word:W when the labels are letters,
+//                       else the first shown)
+// Every other answer is "Answer: A pid=<pid>" with 7 prompt and 2 completion tokens.
 #include <unistd.h>
 
 #include <chrono>
@@ -14,13 +18,15 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <cctype>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 int main(int argc, char** argv) {
   int sleep_ms = 0;
-  std::string error_on, crash_on, state = "/tmp", leak;
+  std::string error_on, crash_on, state = "/tmp", leak, pick;
   bool agent = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -38,6 +44,8 @@ int main(int argc, char** argv) {
       crash_on = argv[++i];
     else if (a == "--state")
       state = argv[++i];
+    else if (a == "--pick")
+      pick = argv[++i];
     else if (a == "--leak")
       leak = std::getenv(argv[++i]) ? std::getenv(argv[i]) : "";
   }
@@ -76,6 +84,28 @@ int main(int argc, char** argv) {
       }
       out["prompt_tokens"] = 7;
       out["completion_tokens"] = 2;
+    } else if (!pick.empty()) {
+      // The option lines: "<label>. <text>".
+      std::vector<std::pair<std::string, std::string>> options;
+      std::istringstream text(req["messages"].back()["content"].get<std::string>());
+      for (std::string l; std::getline(text, l);) {
+        size_t dot = l.find(". ");
+        if (dot == std::string::npos || dot == 0 || dot > 3) continue;
+        options.emplace_back(l.substr(0, dot), l.substr(dot + 2));
+      }
+      std::string mode = pick, word;
+      if (size_t colon = pick.find(':'); colon != std::string::npos) {
+        mode = pick.substr(0, colon);
+        word = pick.substr(colon + 1);
+      }
+      bool letters = !options.empty() && std::isalpha(static_cast<unsigned char>(options[0].first[0]));
+      std::string label = options.empty() ? "?" : options[0].first;
+      if (mode == "word" || (mode == "letters" && letters)) {
+        for (const auto& [l, t] : options) {
+          if (t.find(word) != std::string::npos) label = l;
+        }
+      }
+      out["text"] = "Answer: " + label;
     } else if (item == error_on) {
       out["error"] = "cannot answer " + item;
     } else {

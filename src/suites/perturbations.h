@@ -1,0 +1,43 @@
+// The perturbation grid of the choice-style kinds (manifest key `perturbations`, or
+// plumb run --perturb): the same items under several presentations (option order, labels,
+// system prompt), each a variant of every item, so that a run says whether its score survives
+// a change of presentation. docs/suite-format.md "Perturbations", docs/statistics.md
+// "Stability".
+#ifndef PLUMB_SUITES_PERTURBATIONS_H_
+#define PLUMB_SUITES_PERTURBATIONS_H_
+
+#include <string>
+#include <vector>
+
+#include "plumb/json.h"
+#include "suites/choice_protocol.h"
+
+namespace plumb::suites {
+
+struct PresentationVariant {
+  std::string name;  // "order=reversed,labels=numbers"
+  enum class Order { kBalanced, kFile, kReversed, kRotate };
+  Order order = Order::kBalanced;
+  int rotate = 0;  // kRotate: the file order shifted by this many positions
+  ChoiceProtocol::Variant protocol;
+};
+
+// Reads `perturbations` from the manifest: a list of axes (each with its default levels) or a
+// mapping from axis to its levels. Axes and levels:
+//   order: balanced (the suite's own order), file, reversed, rotate-K; default balanced, file,
+//          reversed and rotate-1 .. rotate-(`max_options` - 1);
+//   labels: letters, numbers, suite (its own labels, when it has them); default all of them;
+//   system_prompt: suite, none, or the text of another system prompt; default suite, none.
+// The grid is every combination, in that order. Empty when the key is absent.
+Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& manifest,
+                                                           const ChoiceProtocol& protocol,
+                                                           int max_options);
+
+// The order of an item's n options (indexes into its options as in the file) under `variant`;
+// `balanced` is the order the suite itself plans.
+std::vector<int> VariantOrder(const PresentationVariant& variant, int n,
+                              const std::vector<int>& balanced);
+
+}  // namespace plumb::suites
+
+#endif  // PLUMB_SUITES_PERTURBATIONS_H_
