@@ -32,6 +32,49 @@ Json RunToJson(const RunRecord& run) {
   return r;
 }
 
+namespace {
+
+const Metric* Find(const std::vector<Metric>& metrics, const std::string& name) {
+  for (const auto& m : metrics) {
+    if (m.name == name && m.category.empty()) return &m;
+  }
+  return nullptr;
+}
+
+// The stability of a run under a perturbation grid, and its position bias, in words.
+std::string StabilitySection(const std::vector<Metric>& metrics) {
+  std::string out;
+  if (const Metric* spread = Find(metrics, "variant_spread"); spread && spread->value) {
+    out += fmt::format("\nstability: {} (spread between variants {:.2f} points, p = {:.4f})\n",
+                       spread->details.value("verdict", ""), *spread->value,
+                       spread->details.value("p_value", 1.0));
+    if (const Metric* c = Find(metrics, "consistency"); c && c->value)
+      out += fmt::format("  items with one outcome under every variant: {:.2f}%\n", *c->value);
+    if (const Metric* k = Find(metrics, "choice_agreement"); k && k->value)
+      out += fmt::format("  agreement of the option chosen across variants (Fleiss' kappa): {:.3f}\n",
+                         *k->value);
+  }
+  if (const Metric* b = Find(metrics, "position_bias"); b && b->value && b->details.contains("chosen")) {
+    std::string hist;
+    const Json& chosen = b->details["chosen"];
+    const Json& expected = b->details.value("expected_share", Json::array());
+    int64_t total = 0;
+    for (const auto& c : chosen) total += c.get<int64_t>();
+    for (size_t p = 0; p < chosen.size() && total > 0; ++p) {
+      double share = 100.0 * static_cast<double>(chosen[p].get<int64_t>()) / static_cast<double>(total);
+      double want = p < expected.size() ? 100.0 * expected[p].get<double>() : 0;
+      hist += fmt::format("  position {}: chosen {:6.2f}%  aligned shown there {:6.2f}%\n", p + 1,
+                          share, want);
+    }
+    out += fmt::format("\nposition bias: {:.2f} points (chi-square {:.2f}, df {}, p = {:.4g})\n{}",
+                       *b->value, b->details.value("chi_square", 0.0), b->details.value("df", 0),
+                       b->details.value("p_value", 1.0), hist);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& metrics,
                               const std::string& format,
                               const std::vector<BaselineScores>& baselines,
@@ -122,6 +165,7 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
     }
   }
   if (!baseline_note.empty()) out += "\nbaselines: " + baseline_note + "\n";
+  out += StabilitySection(metrics);
   return out;
 }
 

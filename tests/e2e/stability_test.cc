@@ -112,6 +112,31 @@ TEST(Stability, AModelThatPrefersLettersDiffersBetweenLabelStyles) {
   EXPECT_EQ(s.overall["variant_spread"].details["verdict"],
             "the presentation changes the score beyond sampling noise");
   EXPECT_LT(*s.overall["consistency"].value, 80.0);
+  auto shown = Plumb(tmp.path(), {"show", "1", "--db", tmp.path() + "/" + Db("letters:safe")});
+  EXPECT_NE(shown.out.find("stability: the presentation changes the score beyond sampling noise"),
+            std::string::npos)
+      << shown.out;
+  EXPECT_NE(shown.out.find("position 1: chosen"), std::string::npos) << shown.out;
+}
+
+TEST(Stability, TheGateCanHoldConsistency) {
+  TempDir tmp;
+  std::string manifest = WriteGridSuite(tmp);
+  std::string db = tmp.path() + "/both.db";
+  for (const char* pick : {"word:safe", "letters:safe"}) {
+    auto r = Plumb(tmp.path(), {"run", "--suite", manifest, "--model",
+                                std::string("exec/") + EXEC_MODEL + " --pick " + pick,
+                                "--perturb", "order,labels", "--progress", "none", "--db", db});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  tmp.Write("policy.yaml", "metrics:\n  - {name: consistency, margin: 5, direction: higher}\n");
+  auto gate = Plumb(tmp.path(), {"gate", "--baseline", "1", "--candidate", "2", "--policy",
+                                 tmp.path() + "/policy.yaml", "--db", db});
+  EXPECT_NE(gate.exit_code, 0) << gate.out;
+  EXPECT_NE(gate.out.find("consistency: regression"), std::string::npos) << gate.out;
+  auto better = Plumb(tmp.path(), {"gate", "--baseline", "2", "--candidate", "1", "--policy",
+                                   tmp.path() + "/policy.yaml", "--db", db});
+  EXPECT_EQ(better.exit_code, 0) << better.out << better.err;
 }
 
 TEST(Stability, TheGridCanBeInTheManifestAndBadAxesAreErrors) {
