@@ -21,6 +21,8 @@ struct LeaderboardQuery {
   std::optional<bool> higher_is_better;  // required for a metric other than the primary one
   bool all_runs = false;                 // every completed run is a row (default: newest per model)
   std::vector<int64_t> runs;             // only these runs (chosen runs instead of the newest)
+  // Stability columns: consistency across a perturbation grid's variants and position bias.
+  bool with_stability = false;
 };
 
 // One row: a model's run of a suite and the ranked metric.
@@ -33,6 +35,8 @@ struct LeaderboardRow {
   bool reference = false;              // a built-in baseline: shown, never ranked
   int rank = 0;                        // shared when intervals overlap; 0 for references
   std::vector<Metric> categories;      // the ranked metric per category
+  std::optional<Metric> consistency;   // perturbation grids (docs/statistics.md "Stability")
+  std::optional<Metric> position_bias;
 };
 
 struct LeaderboardSection {
@@ -47,6 +51,7 @@ struct Leaderboard {
   std::vector<LeaderboardSection> sections;  // by suite id
   std::string generated_at;
   std::vector<std::string> notes;
+  bool with_stability = false;  // LeaderboardQuery::with_stability
 };
 
 // The built-in baselines' metrics for the configuration of `run` (empty when unavailable).

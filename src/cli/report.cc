@@ -57,6 +57,7 @@ Action SetupLeaderboard(CLI::App& app, Context& ctx) {
   struct Flags {
     std::vector<std::string> suites, runs;
     bool all = false, all_runs = false, latest = false, no_baselines = false;
+    bool with_stability = false;
     std::string metric, direction, format = "md", out;
   };
   auto f = std::make_shared<Flags>();
@@ -73,6 +74,9 @@ Action SetupLeaderboard(CLI::App& app, Context& ctx) {
   app.add_option("--run", f->runs, "Only these runs (ids, 'latest' or tags; repeatable)");
   app.add_flag("--no-baselines", f->no_baselines,
                "Leave out the built-in baselines' reference rows");
+  app.add_flag("--with-stability", f->with_stability,
+               "Add consistency (across a perturbation grid) and position bias columns (md, "
+               "csv, json)");
   app.add_option("--format", f->format, "Output format")
       ->check(CLI::IsMember({"md", "csv", "json", "latex", "html"}));
   app.add_option("--out", f->out, "Write to FILE instead of standard output");
@@ -89,6 +93,7 @@ Action SetupLeaderboard(CLI::App& app, Context& ctx) {
     q.metric = f->metric;
     if (!f->direction.empty()) q.higher_is_better = f->direction == "higher";
     q.all_runs = f->all_runs;
+    q.with_stability = f->with_stability;
     auto runs = ResolveRuns(ctx, **store, f->runs);
     if (!runs) return ReportError(runs.error());
     q.runs = *runs;

@@ -47,6 +47,8 @@ LeaderboardRow RowOf(const RunRecord& run, const std::vector<Metric>& metrics,
     }
     if (m.name == metric) row.metric = m;
     if (m.name == "error_rate") row.errors = m;
+    if (m.name == "consistency") row.consistency = m;
+    if (m.name == "position_bias") row.position_bias = m;
     if (m.name.size() > 17 && m.name.compare(m.name.size() - 17, 17, ".judge_error_rate") == 0 &&
         m.value && (!row.judge_errors || *m.value > *row.judge_errors->value)) {
       row.judge_errors = m;
@@ -96,6 +98,12 @@ std::string ErrorsText(const LeaderboardRow& r) {
 
 std::string JudgeErrorsText(const LeaderboardRow& r) {
   return r.judge_errors ? fmt::format("{:.1f}%", *r.judge_errors->value) : "-";
+}
+
+// A stability column's cell: the value with its interval, "-" when the run has none.
+std::string StabilityText(const std::optional<Metric>& m) {
+  if (!m || !m->value) return "-";
+  return fmt::format("{} {}", FormatValue(m->value), FormatInterval(*m));
 }
 
 std::string LatexEscape(const std::string& s) {
@@ -148,6 +156,7 @@ Result<Leaderboard> BuildLeaderboard(const Store& store, const LeaderboardQuery&
                                      const BaselineSource& baselines) {
   Leaderboard board;
   board.generated_at = NowIso8601();
+  board.with_stability = query.with_stability;
   // The runs that make rows, per suite and suite version: runs of different versions of a suite
   // answered different items, so they are never ranked together (newest version first).
   auto section_of = [](const RunRecord& r) { return std::make_pair(r.suite_id, -r.suite_version); };
@@ -307,15 +316,20 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
     for (const auto& s : board.sections) {
       out += fmt::format("{}## {}\n\n", out.empty() ? "" : "\n", Heading(s));
       out += fmt::format(
-          "| # | model | {} | 95% CI | n | errors | judge errors | run | date | plumb |\n",
-          MarkdownCell(s.metric));
-      out += "|---|---|---:|---|---:|---:|---:|---:|---|---|\n";
+          "| # | model | {} | 95% CI | n | errors | judge errors |{} run | date | plumb |\n",
+          MarkdownCell(s.metric), board.with_stability ? " consistency | position bias |" : "");
+      out += board.with_stability ? "|---|---|---:|---|---:|---:|---:|---|---|---:|---|---|\n"
+                                  : "|---|---|---:|---|---:|---:|---:|---:|---|---|\n";
       for (const auto& r : s.rows) {
         std::string model =
             r.reference ? "_" + MarkdownCell(r.model_spec) + "_" : MarkdownCell(r.model_spec);
-        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", RankText(r),
+        std::string stability =
+            board.with_stability ? fmt::format(" {} | {} |", StabilityText(r.consistency),
+                                               StabilityText(r.position_bias))
+                                 : "";
+        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |{} {} | {} | {} |\n", RankText(r),
                            model, FormatValue(r.metric.value), FormatInterval(r.metric), r.metric.n,
-                           ErrorsText(r), JudgeErrorsText(r),
+                           ErrorsText(r), JudgeErrorsText(r), stability,
                            r.run.id ? std::to_string(r.run.id) : "-", Date(r.run),
                            r.run.id ? r.run.plumb_version : "-");
       }
@@ -328,10 +342,11 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
     out =
         "suite,suite_version,metric,higher_is_better,rank,reference,model,value,ci_low,ci_high,n,k,"
         "errors,"
-        "judge_error_rate,run_id,finished_at,plumb_version\n";
+        "judge_error_rate,run_id,finished_at,plumb_version" +
+        std::string(board.with_stability ? ",consistency,position_bias" : "") + "\n";
     for (const auto& s : board.sections) {
       for (const auto& r : s.rows) {
-        out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+        out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                            CsvField(s.suite_id), s.suite_version, CsvField(s.metric),
                            s.higher_is_better ? 1 : 0, r.rank, r.reference ? 1 : 0,
                            CsvField(r.model_spec), Exact(r.metric.value), Exact(r.metric.ci_low),
@@ -340,6 +355,11 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
                            r.errors && r.errors->k ? *r.errors->k : 0,
                            Exact(r.judge_errors ? r.judge_errors->value : std::nullopt), r.run.id,
                            CsvField(r.run.finished_at), CsvField(r.run.plumb_version));
+        if (board.with_stability) {
+          out += fmt::format(",{},{}", Exact(r.consistency ? r.consistency->value : std::nullopt),
+                             Exact(r.position_bias ? r.position_bias->value : std::nullopt));
+        }
+        out += "\n";
       }
     }
     return out;
@@ -363,6 +383,15 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
             {"run_id", r.run.id ? Json(r.run.id) : Json(nullptr)},
             {"finished_at", r.run.finished_at},
             {"plumb_version", r.run.plumb_version}};
+        if (board.with_stability) {
+          for (const auto& [key, m] : {std::pair{"consistency", &r.consistency},
+                                       std::pair{"position_bias", &r.position_bias}}) {
+            j[key] = *m ? Json{{"value", OptJson((*m)->value)},
+                               {"ci_low", OptJson((*m)->ci_low)},
+                               {"ci_high", OptJson((*m)->ci_high)}}
+                        : Json(nullptr);
+          }
+        }
         rows.push_back(j);
       }
       sections.push_back({{"suite", s.suite_id},

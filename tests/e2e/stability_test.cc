@@ -129,6 +129,14 @@ TEST(Stability, TheGateCanHoldConsistency) {
                                 "--perturb", "order,labels", "--progress", "none", "--db", db});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
+  // The leaderboard's stability columns: consistency and position bias of every row.
+  auto board = Plumb(tmp.path(), {"leaderboard", "--with-stability", "--format", "csv", "--no-baselines",
+                                  "--db", db});
+  ASSERT_EQ(board.exit_code, 0) << board.err;
+  EXPECT_NE(board.out.find(",plumb_version,consistency,position_bias\n"), std::string::npos)
+      << board.out;
+  EXPECT_NE(board.out.find(",100,0\n"), std::string::npos) << board.out;  // reads the options
+  EXPECT_NE(board.out.find(",0,37.5\n"), std::string::npos) << board.out;  // letters only
   tmp.Write("policy.yaml", "metrics:\n  - {name: consistency, margin: 5, direction: higher}\n");
   auto gate = Plumb(tmp.path(), {"gate", "--baseline", "1", "--candidate", "2", "--policy",
                                  tmp.path() + "/policy.yaml", "--db", db});
