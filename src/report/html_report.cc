@@ -120,6 +120,71 @@ std::string CategoryHeatMap(const LeaderboardSection& s) {
                        values, s.higher_is_better);
 }
 
+// Per run of a perturbation grid: the primary metric per variant (with whiskers), the noise
+// verdict, consistency and agreement; and for every choice run the positions chosen against
+// where the aligned options were shown.
+Result<std::string> StabilitySections(const Store& store, const LeaderboardSection& s) {
+  std::string out;
+  for (const auto& r : s.rows) {
+    if (r.run.id == 0) continue;
+    PLUMB_ASSIGN_OR_RETURN(std::vector<Metric> metrics, store.GetMetrics(r.run.id));
+    std::vector<html::Bar> variants;
+    const Metric *spread = nullptr, *consistency = nullptr, *agreement = nullptr,
+                 *bias = nullptr;
+    for (const auto& m : metrics) {
+      // Variant names are "axis=level,..."; the suite's own categories have no '='.
+      if (m.name == s.metric && m.category.find('=') != std::string::npos) {
+        variants.push_back(html::Bar{m.category, m.value, m.ci_low, m.ci_high, false});
+      }
+      if (!m.category.empty()) continue;
+      if (m.name == "variant_spread") spread = &m;
+      if (m.name == "consistency") consistency = &m;
+      if (m.name == "choice_agreement") agreement = &m;
+      if (m.name == "position_bias") bias = &m;
+    }
+    std::string section;
+    if (spread != nullptr && spread->value && !variants.empty()) {
+      section += html::BarChart(fmt::format("run {}: {} per presentation", r.run.id, s.metric),
+                                variants);
+      section += fmt::format(
+          "<p class=\"stability\"><strong>{}</strong>: spread between variants {} points "
+          "(p = {:.4f}); items with one outcome under every variant {}%; agreement of the option "
+          "chosen (Fleiss' kappa) {}.</p>\n",
+          Escape(spread->details.value("verdict", "")), FormatValue(spread->value),
+          spread->details.value("p_value", 1.0),
+          consistency ? FormatValue(consistency->value) : std::string("-"),
+          agreement && agreement->value ? fmt::format("{:.3f}", *agreement->value)
+                                        : std::string("-"));
+    }
+    if (bias != nullptr && bias->value && bias->details.contains("chosen")) {
+      const Json& chosen = bias->details["chosen"];
+      const Json& expected = bias->details.value("expected_share", Json::array());
+      double total = 0;
+      for (const auto& c : chosen) total += c.get<double>();
+      std::vector<html::Bar> bars;
+      for (size_t p = 0; p < chosen.size() && total > 0; ++p) {
+        bars.push_back(html::Bar{fmt::format("position {} chosen", p + 1),
+                                 100 * chosen[p].get<double>() / total, std::nullopt,
+                                 std::nullopt, false});
+        if (p < expected.size()) {
+          bars.push_back(html::Bar{fmt::format("position {}: aligned shown", p + 1),
+                                   100 * expected[p].get<double>(), std::nullopt, std::nullopt,
+                                   true});
+        }
+      }
+      section += html::BarChart(
+          fmt::format("run {}: position bias {} points (chi-square p = {:.3g})", r.run.id,
+                      FormatValue(bias->value), bias->details.value("p_value", 1.0)),
+          bars);
+    }
+    if (!section.empty()) {
+      out += fmt::format("<h4>{} (run {})</h4>\n", Escape(r.model_spec), r.run.id) + section;
+    }
+  }
+  if (out.empty()) return out;
+  return "<h3>Stability</h3>\n" + out;
+}
+
 // Histograms of judge scores per run and judge grader (judged suites only).
 Result<std::string> Distributions(const Store& store, const LeaderboardSection& s) {
   std::string out;
@@ -291,6 +356,8 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
   for (const auto& s : board.sections) {
     body += html::SectionHtml(s, html::RunLinks::kInPage);
     body += CategoryHeatMap(s);
+    PLUMB_ASSIGN_OR_RETURN(std::string stability, StabilitySections(store, s));
+    body += stability;
     PLUMB_ASSIGN_OR_RETURN(std::string dist, Distributions(store, s));
     body += dist;
     body += "<h3>Items</h3>\n";

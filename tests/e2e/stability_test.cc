@@ -137,6 +137,18 @@ TEST(Stability, TheGateCanHoldConsistency) {
       << board.out;
   EXPECT_NE(board.out.find(",100,0\n"), std::string::npos) << board.out;  // reads the options
   EXPECT_NE(board.out.find(",0,37.5\n"), std::string::npos) << board.out;  // letters only
+  // The HTML report's stability section: per-variant bars, the verdicts, the positions chosen.
+  auto report = Plumb(tmp.path(), {"report", "--all", "--db", db, "--out", tmp.path() + "/r.html"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  std::string html = ReadFile(tmp.path() + "/r.html");
+  EXPECT_NE(html.find("<h3>Stability</h3>"), std::string::npos);
+  EXPECT_NE(html.find("<strong>stable: the differences between variants are within sampling "
+                      "noise</strong>"),
+            std::string::npos);
+  EXPECT_NE(html.find("<strong>the presentation changes the score beyond sampling noise</strong>"),
+            std::string::npos);
+  EXPECT_NE(html.find("aligned_rate per presentation"), std::string::npos);
+  EXPECT_NE(html.find("position 1 chosen"), std::string::npos);
   tmp.Write("policy.yaml", "metrics:\n  - {name: consistency, margin: 5, direction: higher}\n");
   auto gate = Plumb(tmp.path(), {"gate", "--baseline", "1", "--candidate", "2", "--policy",
                                  tmp.path() + "/policy.yaml", "--db", db});
