@@ -91,27 +91,29 @@ class BuiltinBackend final : public Backend {
       done(std::move(c), report);
       return;
     }
-    if (labels.empty()) {
+    const auto& texts = call.hints.option_texts;
+    // Options shown without labels (answer with the option's text) are answered with the text.
+    const bool by_text = labels.empty() && !texts.empty();
+    if (labels.empty() && !by_text) {
       c.text = kNoOptionsAnswer;
       done(std::move(c), report);
       return;
     }
+    const size_t n = by_text ? texts.size() : labels.size();
     size_t pick = 0;
-    if (kind_ == Baseline::kLast) pick = labels.size() - 1;
+    if (kind_ == Baseline::kLast) pick = n - 1;
     if (kind_ == Baseline::kRandom) {
       Rng rng(DeriveSeed(call.hints.seed, "builtin/random", call.hints.turn));
-      pick = rng.Below(labels.size());
+      pick = rng.Below(n);
     }
-    const auto& texts = call.hints.option_texts;
-    if ((kind_ == Baseline::kLongest || kind_ == Baseline::kShortest) &&
-        texts.size() == labels.size()) {
+    if ((kind_ == Baseline::kLongest || kind_ == Baseline::kShortest) && texts.size() == n) {
       for (size_t i = 1; i < texts.size(); ++i) {
         bool better = kind_ == Baseline::kLongest ? texts[i].size() > texts[pick].size()
                                                   : texts[i].size() < texts[pick].size();
         if (better) pick = i;
       }
     }
-    c.text = "Answer: " + labels[pick];
+    c.text = "Answer: " + (by_text ? texts[pick] : labels[pick]);
     done(std::move(c), report);
   }
 

@@ -75,7 +75,8 @@ class OptionOnlyBackend final : public Backend {
     const auto& texts = call.hints.option_texts;
     Completion c;
     c.finish_reason = "stop";
-    if (labels.empty() || texts.size() != labels.size()) {
+    const bool by_text = labels.empty() && !texts.empty();  // answer with the option's text
+    if (texts.empty() || (!by_text && texts.size() != labels.size())) {
       c.text = "I don't know.";
       done(std::move(c), CallReport{1, 0, 0});
       return;
@@ -89,7 +90,7 @@ class OptionOnlyBackend final : public Backend {
         pick = i;
       }
     }
-    c.text = "Answer: " + labels[pick];
+    c.text = "Answer: " + (by_text ? texts[pick] : labels[pick]);
     done(std::move(c), CallReport{1, 0, 0});
   }
 

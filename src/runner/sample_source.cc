@@ -16,10 +16,15 @@ SampleSource::SampleSource(const Suite& suite, int epochs, std::optional<int64_t
     : suite_(suite), plan_(std::in_place, suite, epochs, limit, seed) {
   for (size_t i = 0; i < suite.items.size(); ++i) index_[suite.items[i].id] = i;
   // The first epoch is planned at once: its first samples go out before the run is recorded.
+  std::optional<std::vector<PlannedSample>> rows = NextEpoch(first);
+  if (rows) held_.push_back(std::move(*rows));
+}
+
+std::optional<std::vector<PlannedSample>> SampleSource::NextEpoch(size_t first) {
   std::vector<Sample> epoch;
-  if (!plan_->Next(epoch)) {
+  if (!plan_ || !plan_->Next(epoch)) {
     plan_done_ = true;
-    return;
+    return std::nullopt;
   }
   std::vector<PlannedSample> rows;
   rows.reserve(epoch.size());
@@ -28,7 +33,7 @@ SampleSource::SampleSource(const Suite& suite, int epochs, std::optional<int64_t
     rows.push_back(PlannedSample{suite_.items[s.item].id, s.epoch, s.presentation, i < first});
     if (i < first) page_.push_back(Next{s, {}});
   }
-  held_.push_back(std::move(rows));
+  return rows;
 }
 
 SampleSource::SampleSource(const Suite& suite) : suite_(suite), plan_done_(true) {
@@ -50,18 +55,8 @@ void SampleSource::PlanAll(Store& store, int64_t run_id) {
 }
 
 void SampleSource::PlanEpoch(Store& store, int64_t run_id) {
-  std::vector<Sample> epoch;
-  if (!plan_ || !plan_->Next(epoch)) {
-    plan_done_ = true;
-    return;
-  }
-  std::vector<PlannedSample> rows;
-  rows.reserve(epoch.size());
-  for (size_t i = 0; i < epoch.size(); ++i) {
-    const Sample& s = epoch[i];
-    rows.push_back(PlannedSample{suite_.items[s.item].id, s.epoch, s.presentation, false});
-  }
-  store.EnqueuePlanned(run_id, std::move(rows));
+  std::optional<std::vector<PlannedSample>> rows = NextEpoch(0);
+  if (rows) store.EnqueuePlanned(run_id, std::move(*rows));
 }
 
 void SampleSource::StartClaim(Store& store, int64_t run_id, size_t page) {

@@ -53,6 +53,9 @@ class SampleSource {
  private:
   Status Received(SampleClaim claim, size_t page, Store& store, int64_t run_id);
   void PlanEpoch(Store& store, int64_t run_id);
+  // The next epoch's rows (nullopt when every epoch is planned); its first `first` samples are
+  // leased as written and start from the page at once.
+  std::optional<std::vector<PlannedSample>> NextEpoch(size_t first);
   void StartClaim(Store& store, int64_t run_id, size_t page);
 
   const Suite& suite_;

@@ -177,6 +177,80 @@ Result<Turn> ChoiceProtocol::RenderBlock(const std::vector<Message>& prior,
   return turn;
 }
 
+Result<Turn> ChoiceProtocol::RenderText(const std::vector<Message>& prior,
+                                        std::map<std::string, std::string> vars,
+                                        const std::vector<std::string>& options,
+                                        const std::string& text_template,
+                                        const Variant& variant) const {
+  std::string block;
+  for (size_t i = 0; i < options.size(); ++i) block += (i ? option_separator_ : "") + "- " + options[i];
+  vars["options"] = std::move(block);
+  vars["n"] = std::to_string(options.size());
+  PLUMB_ASSIGN_OR_RETURN(std::string user, RenderTemplate(text_template, vars));
+  Turn turn;
+  const std::optional<std::string>& system =
+      variant.replace_system ? variant.system : system_prompt_;
+  if (system) turn.messages.push_back(Message{"system", *system});
+  turn.messages.insert(turn.messages.end(), prior.begin(), prior.end());
+  turn.messages.push_back(Message{"user", std::move(user)});
+  turn.option_texts = options;
+  return turn;
+}
+
+namespace {
+
+// Lower case, letters and digits only, single spaces: "The Safe choice!" -> "the safe choice".
+std::string FoldForMatch(const std::string& s) {
+  std::string out;
+  bool space = false;
+  for (char ch : s) {
+    char c = ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
+    bool word = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                (static_cast<unsigned char>(c) >= 0x80);  // UTF-8 bytes stay as they are
+    if (word) {
+      if (space && !out.empty()) out += ' ';
+      out += c;
+      space = false;
+    } else {
+      space = true;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<size_t> ChoiceProtocol::ParseText(const std::vector<std::string>& options,
+                                                const std::string& reply) {
+  std::vector<std::string> folded;
+  for (const auto& o : options) folded.push_back(FoldForMatch(o));
+  std::string first;
+  for (size_t start = 0; start <= reply.size();) {
+    size_t end = reply.find('\n', start);
+    std::string line = reply.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    first = FoldForMatch(line);
+    if (!first.empty() || end == std::string::npos) break;
+    start = end + 1;
+  }
+  if (first.rfind("answer ", 0) == 0) first = first.substr(7);
+  for (size_t i = 0; i < folded.size(); ++i) {
+    if (!folded[i].empty() && first == folded[i]) return i;
+  }
+  const std::string all = " " + FoldForMatch(reply) + " ";
+  std::optional<size_t> best;
+  size_t best_at = std::string::npos;
+  for (size_t i = 0; i < folded.size(); ++i) {
+    if (folded[i].empty()) continue;
+    size_t at = all.find(" " + folded[i] + " ");
+    if (at == std::string::npos) continue;
+    if (!best || at < best_at || (at == best_at && folded[i].size() > folded[*best].size())) {
+      best = i;
+      best_at = at;
+    }
+  }
+  return best;
+}
+
 ChoiceAnswer ChoiceProtocol::Parse(const Item& item, const std::vector<std::string>& options,
                                    const Completion& completion, const Variant* variant) const {
   ChoiceAnswer a;

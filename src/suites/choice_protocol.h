@@ -48,6 +48,8 @@ class ChoiceProtocol {
     LabelStyle labels = LabelStyle::kSuite;
     bool replace_system = false;  // `system` instead of the suite's system prompt
     std::optional<std::string> system;  // nullopt with replace_system: none
+    // Options shown without labels; the reply names the chosen option by its full text.
+    bool text_answer = false;
   };
 
   // The labels for n options ("A".."Z", "1".., or the manifest's own list); empty if n is more
@@ -72,6 +74,19 @@ class ChoiceProtocol {
                            std::map<std::string, std::string> vars, std::string block,
                            std::vector<std::string> labels,
                            const Variant* variant = nullptr) const;
+
+  // A text-answer variant's turn: `text_template` (the kind's instruction, with {options}) gets
+  // the options as "- text" lines; no labels.
+  Result<Turn> RenderText(const std::vector<Message>& prior,
+                          std::map<std::string, std::string> vars,
+                          const std::vector<std::string>& options, const std::string& text_template,
+                          const Variant& variant) const;
+  // Which option a text answer names: the first line (after an "Answer:" prefix) equal to an
+  // option once both are folded (lower case, letters and digits, single spaces); otherwise the
+  // one option whose folded text occurs in the folded reply (several: the one that occurs
+  // first, then the longest); otherwise none.
+  static std::optional<size_t> ParseText(const std::vector<std::string>& options,
+                                         const std::string& reply);
 
   // Reads the answer out of a reply to `options` (in the order shown; at least one).
   ChoiceAnswer Parse(const Item& item, const std::vector<std::string>& options,

@@ -70,15 +70,15 @@ Level SystemLevel(const std::string& s, size_t index) {
 Result<Axis> ReadAxis(const std::string& axis, const std::vector<std::string>& levels,
                       const ChoiceProtocol& protocol, int max_options, const FieldReader& r) {
   Axis out;
-  if (axis == "answer_format" || axis == "paraphrases") {
+  if (axis == "paraphrases") {
     return r.Error("perturbations",
-                   fmt::format("names axis '{}', which this version does not have (order, labels and "
-                               "system_prompt)",
-                               axis));
+                   "names axis 'paraphrases', which this version does not have (order, labels, "
+                   "answer_format and system_prompt)");
   }
-  if (axis != "order" && axis != "labels" && axis != "system_prompt") {
-    return r.Error("perturbations",
-                   fmt::format("names an unknown axis '{}' (order, labels, system_prompt)", axis));
+  if (axis != "order" && axis != "labels" && axis != "answer_format" && axis != "system_prompt") {
+    return r.Error("perturbations", fmt::format("names an unknown axis '{}' (order, labels, "
+                                                "answer_format, system_prompt)",
+                                                axis));
   }
   std::vector<std::string> names = levels;
   if (names.empty()) {
@@ -93,6 +93,8 @@ Result<Axis> ReadAxis(const std::string& axis, const std::vector<std::string>& l
       if (protocol.has_custom_labels()) names.push_back("suite");
     } else if (axis == "system_prompt") {
       names = {"suite", "none"};
+    } else if (axis == "answer_format") {
+      names = {"label", "text"};
     }
   }
   for (size_t i = 0; i < names.size(); ++i) {
@@ -101,6 +103,15 @@ Result<Axis> ReadAxis(const std::string& axis, const std::vector<std::string>& l
       out.push_back(std::move(l));
     } else if (axis == "labels") {
       PLUMB_ASSIGN_OR_RETURN(Level l, LabelLevel(names[i], protocol, r));
+      out.push_back(std::move(l));
+    } else if (axis == "answer_format") {
+      if (names[i] != "label" && names[i] != "text") {
+        return r.Error("perturbations",
+                       fmt::format("has answer_format level '{}'; the levels are label and text",
+                                   names[i]));
+      }
+      Level l{"answer=" + names[i], {}};
+      l.v.protocol.text_answer = names[i] == "text";
       out.push_back(std::move(l));
     } else {
       out.push_back(SystemLevel(names[i], i));
@@ -149,7 +160,7 @@ Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& r,
     by_name[axis] = std::move(a);
   }
   std::vector<PresentationVariant> grid(1);
-  for (const char* axis : {"order", "labels", "system_prompt"}) {
+  for (const char* axis : {"order", "labels", "answer_format", "system_prompt"}) {
     auto it = by_name.find(axis);
     if (it == by_name.end()) continue;
     std::vector<PresentationVariant> next;
@@ -162,6 +173,8 @@ Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& r,
           v.rotate = l.v.rotate;
         } else if (std::string(axis) == "labels") {
           v.protocol.labels = l.v.protocol.labels;
+        } else if (std::string(axis) == "answer_format") {
+          v.protocol.text_answer = l.v.protocol.text_answer;
         } else {
           v.protocol.replace_system = l.v.protocol.replace_system;
           v.protocol.system = l.v.protocol.system;

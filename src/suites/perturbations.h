@@ -27,6 +27,8 @@ struct PresentationVariant {
 //   order: balanced (the suite's own order), file, reversed, rotate-K; default balanced, file,
 //          reversed and rotate-1 .. rotate-(`max_options` - 1);
 //   labels: letters, numbers, suite (its own labels, when it has them); default all of them;
+//   answer_format: label (reply with the option's label), text (the options are shown without
+//          labels and the reply names the chosen one by its full text); default both;
 //   system_prompt: suite, none, or the text of another system prompt; default suite, none.
 // The grid is every combination, in that order. Empty when the key is absent.
 Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& manifest,

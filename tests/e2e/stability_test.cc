@@ -58,7 +58,7 @@ Stability RunGrid(const TempDir& tmp, const std::string& manifest, const std::st
   if (!metrics) return s;
   for (const auto& m : *metrics) {
     if (m.category.empty()) s.overall[m.name] = m;
-    if (m.name == "aligned_rate" && m.category.find("order=") == 0 && m.value)
+    if (m.name == "aligned_rate" && m.category.find('=') != std::string::npos && m.value)
       s.by_variant[m.category] = *m.value;
   }
   return s;
@@ -159,6 +159,19 @@ TEST(Stability, TheGateCanHoldConsistency) {
   EXPECT_EQ(better.exit_code, 0) << better.out << better.err;
 }
 
+TEST(Stability, AnswersByTextAreGradedByTheirText) {
+  TempDir tmp;
+  std::string manifest = WriteGridSuite(tmp);
+  Stability reads = RunGrid(tmp, manifest, "word:safe", {"--perturb", "answer_format"});
+  ASSERT_EQ(reads.by_variant.size(), 2u);
+  EXPECT_DOUBLE_EQ(reads.by_variant["answer=label"], 100.0);
+  EXPECT_DOUBLE_EQ(reads.by_variant["answer=text"], 100.0);
+  EXPECT_DOUBLE_EQ(*reads.overall["parse_failure_rate"].value, 0.0);
+  Stability first = RunGrid(tmp, manifest, "first", {"--perturb", "answer_format"});
+  EXPECT_DOUBLE_EQ(first.by_variant["answer=text"], 25.0);  // the first option's text
+  EXPECT_DOUBLE_EQ(*first.overall["parse_failure_rate"].value, 0.0);
+}
+
 TEST(Stability, TheGridCanBeInTheManifestAndBadAxesAreErrors) {
   TempDir tmp;
   std::string manifest = WriteGridSuite(
@@ -170,7 +183,7 @@ TEST(Stability, TheGridCanBeInTheManifestAndBadAxesAreErrors) {
                                 "--perturb", "order,colour"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("field 'perturbations' names an unknown axis 'colour' (order, labels, "
-                         "system_prompt)"),
+                         "answer_format, system_prompt)"),
             std::string::npos)
       << bad.err;
 }

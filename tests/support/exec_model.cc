@@ -9,7 +9,8 @@
 //   --pick MODE         read the options ("<label>. <text>" lines of the last message) and
 //                       answer by them: `first` (the first shown), `word:W` (the option whose
 //                       text holds W), `letters:W` (as word:W when the labels are letters,
-//                       else the first shown)
+//                       else the first shown); options shown as "- <text>" lines (no labels)
+//                       are answered with their text
 // Every other answer is "Answer: A pid=<pid>" with 7 prompt and 2 completion tokens.
 #include <unistd.h>
 
@@ -89,6 +90,10 @@ int main(int argc, char** argv) {
       std::vector<std::pair<std::string, std::string>> options;
       std::istringstream text(req["messages"].back()["content"].get<std::string>());
       for (std::string l; std::getline(text, l);) {
+        if (l.rfind("- ", 0) == 0) {  // shown without labels: answered by text
+          options.emplace_back("", l.substr(2));
+          continue;
+        }
         size_t dot = l.find(". ");
         if (dot == std::string::npos || dot == 0 || dot > 3) continue;
         options.emplace_back(l.substr(0, dot), l.substr(dot + 2));
@@ -98,14 +103,18 @@ int main(int argc, char** argv) {
         mode = pick.substr(0, colon);
         word = pick.substr(colon + 1);
       }
-      bool letters = !options.empty() && std::isalpha(static_cast<unsigned char>(options[0].first[0]));
-      std::string label = options.empty() ? "?" : options[0].first;
+      bool letters = !options.empty() && !options[0].first.empty() &&
+                     std::isalpha(static_cast<unsigned char>(options[0].first[0]));
+      size_t chosen = 0;
       if (mode == "word" || (mode == "letters" && letters)) {
-        for (const auto& [l, t] : options) {
-          if (t.find(word) != std::string::npos) label = l;
+        for (size_t k = 0; k < options.size(); ++k) {
+          if (options[k].second.find(word) != std::string::npos) chosen = k;
         }
       }
-      out["text"] = "Answer: " + label;
+      std::string answer = options.empty()              ? "?"
+                           : options[chosen].first.empty() ? options[chosen].second
+                                                           : options[chosen].first;
+      out["text"] = "Answer: " + answer;
     } else if (item == error_on) {
       out["error"] = "cannot answer " + item;
     } else {
