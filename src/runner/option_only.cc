@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -83,8 +84,9 @@ class OptionOnlyBackend final : public Backend {
     }
     size_t pick = 0;
     double best = 0;
+    const std::vector<double> scores = ScoresOf(call.hints.item_id, texts);
     for (size_t i = 0; i < texts.size(); ++i) {
-      double s = Score(KeyOf(texts), texts[i]);
+      double s = scores[i];
       if (i == 0 || s > best + 1e-9) {
         best = s;
         pick = i;
@@ -95,6 +97,26 @@ class OptionOnlyBackend final : public Backend {
   }
 
  private:
+
+  // The scores of an item's options in the order shown, remembered per item and order (the
+  // baselines answer every sample of every epoch); at most kRemembered of them, so that a run of
+  // many distinct items stays in bounded memory.
+  std::vector<double> ScoresOf(const std::string& item, const std::vector<std::string>& texts) {
+    constexpr size_t kRemembered = 50'000;
+    std::string key = item;
+    for (const auto& t : texts) key += '\x1f' + t;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = scores_.find(key);
+      if (it != scores_.end()) return it->second;
+    }
+    std::vector<double> out;
+    const std::string own = KeyOf(texts);
+    for (const auto& t : texts) out.push_back(Score(own, t));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (scores_.size() < kRemembered) scores_.emplace(std::move(key), out);
+    return out;
+  }
 
   static int64_t Count(const Counts& c, const std::string& t) {
     auto f = c.find(t);
@@ -135,6 +157,8 @@ class OptionOnlyBackend final : public Backend {
 
   Model all_;
   std::unordered_map<std::string, Own> own_;
+  std::mutex mu_;  // scores_
+  std::unordered_map<std::string, std::vector<double>> scores_;
 };
 
 }  // namespace

@@ -35,9 +35,9 @@ void ReleaseDeadLeases(SQLite::Database& db, int64_t run_id) {
     drop.reset();
   }
   SQLite::Statement free(db,
-                         "UPDATE samples SET worker=NULL WHERE run_id=? AND status='pending' AND "
-                         "worker IS NOT NULL AND worker NOT IN (SELECT worker FROM workers WHERE "
-                         "run_id=?)");
+                         "UPDATE samples INDEXED BY samples_pending SET worker=NULL WHERE run_id=? "
+                         "AND status='pending' AND worker IS NOT NULL AND worker NOT IN (SELECT "
+                         "worker FROM workers WHERE run_id=?)");
   free.bind(1, run_id);
   free.bind(2, run_id);
   free.exec();
@@ -47,8 +47,9 @@ void ReleaseDeadLeases(SQLite::Database& db, int64_t run_id) {
 std::vector<SampleRecord> Lease(SQLite::Database& db, int schema, int64_t run_id, int64_t n) {
   std::vector<SampleRecord> out;
   SQLite::Statement q(db,
-                      "SELECT item_id, epoch, presentation FROM samples WHERE run_id=? AND "
-                      "status='pending' AND worker IS NULL ORDER BY item_id, epoch LIMIT ?");
+                      "SELECT item_id, epoch, presentation FROM samples INDEXED BY samples_pending "
+                      "WHERE run_id=? AND status='pending' AND worker IS NULL ORDER BY item_id, "
+                      "epoch LIMIT ?");
   q.bind(1, run_id);
   q.bind(2, n);
   while (q.executeStep()) {
@@ -82,8 +83,8 @@ std::vector<SampleRecord> Lease(SQLite::Database& db, int schema, int64_t run_id
 
 int64_t HeldElsewhere(SQLite::Database& db, int64_t run_id) {
   SQLite::Statement q(db,
-                      "SELECT count(*) FROM samples WHERE run_id=? AND status='pending' AND "
-                      "worker IS NOT NULL AND worker<>?");
+                      "SELECT count(*) FROM samples INDEXED BY samples_pending WHERE run_id=? AND "
+                      "status='pending' AND worker IS NOT NULL AND worker<>?");
   q.bind(1, run_id);
   q.bind(2, SelfOwner());
   q.executeStep();
@@ -107,8 +108,8 @@ void SqliteJoinRun(SQLite::Database& db, int64_t run_id) {
 void SqliteLeaveRun(SQLite::Database& db, int64_t run_id) {
   SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement free(db,
-                         "UPDATE samples SET worker=NULL WHERE run_id=? AND status='pending' AND "
-                         "worker=?");
+                         "UPDATE samples INDEXED BY samples_pending SET worker=NULL WHERE run_id=? "
+                         "AND status='pending' AND worker=?");
   free.bind(1, run_id);
   free.bind(2, SelfOwner());
   free.exec();
@@ -164,8 +165,8 @@ FinishClaim SqliteClaimFinish(SQLite::Database& db, int64_t run_id) {
     }
   }
   SQLite::Statement c(db,
-                      "SELECT count(*), (SELECT count(*) FROM samples WHERE run_id=?1 AND "
-                      "status='pending') FROM samples WHERE run_id=?1");
+                      "SELECT count(*), (SELECT count(*) FROM samples INDEXED BY samples_pending "
+                      "WHERE run_id=?1 AND status='pending') FROM samples WHERE run_id=?1");
   c.bind(1, run_id);
   c.executeStep();
   if (c.getColumn(0).getInt64() < n_samples || c.getColumn(1).getInt64() > 0)

@@ -70,14 +70,10 @@ Level SystemLevel(const std::string& s, size_t index) {
 Result<Axis> ReadAxis(const std::string& axis, const std::vector<std::string>& levels,
                       const ChoiceProtocol& protocol, int max_options, const FieldReader& r) {
   Axis out;
-  if (axis == "paraphrases") {
-    return r.Error("perturbations",
-                   "names axis 'paraphrases', which this version does not have (order, labels, "
-                   "answer_format and system_prompt)");
-  }
-  if (axis != "order" && axis != "labels" && axis != "answer_format" && axis != "system_prompt") {
+  if (axis != "order" && axis != "labels" && axis != "answer_format" && axis != "system_prompt" &&
+      axis != "paraphrases") {
     return r.Error("perturbations", fmt::format("names an unknown axis '{}' (order, labels, "
-                                                "answer_format, system_prompt)",
+                                                "answer_format, system_prompt, paraphrases)",
                                                 axis));
   }
   std::vector<std::string> names = levels;
@@ -95,6 +91,8 @@ Result<Axis> ReadAxis(const std::string& axis, const std::vector<std::string>& l
       names = {"suite", "none"};
     } else if (axis == "answer_format") {
       names = {"label", "text"};
+    } else if (axis == "paraphrases") {
+      names = {"original", "paraphrase-1"};
     }
   }
   for (size_t i = 0; i < names.size(); ++i) {
@@ -112,6 +110,19 @@ Result<Axis> ReadAxis(const std::string& axis, const std::vector<std::string>& l
       }
       Level l{"answer=" + names[i], {}};
       l.v.protocol.text_answer = names[i] == "text";
+      out.push_back(std::move(l));
+    } else if (axis == "paraphrases") {
+      const std::string& s = names[i];
+      Level l{"wording=" + s, {}};
+      if (s.rfind("paraphrase-", 0) == 0 && s.size() > 11 && s.size() < 15 &&
+          s.find_first_not_of("0123456789", 11) == std::string::npos && std::stoi(s.substr(11)) > 0) {
+        l.v.paraphrase = std::stoi(s.substr(11));
+      } else if (s != "original") {
+        return r.Error("perturbations",
+                       fmt::format("has paraphrases level '{}'; the levels are original and "
+                                   "paraphrase-K",
+                                   s));
+      }
       out.push_back(std::move(l));
     } else {
       out.push_back(SystemLevel(names[i], i));
@@ -160,7 +171,7 @@ Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& r,
     by_name[axis] = std::move(a);
   }
   std::vector<PresentationVariant> grid(1);
-  for (const char* axis : {"order", "labels", "answer_format", "system_prompt"}) {
+  for (const char* axis : {"order", "labels", "answer_format", "system_prompt", "paraphrases"}) {
     auto it = by_name.find(axis);
     if (it == by_name.end()) continue;
     std::vector<PresentationVariant> next;
@@ -175,6 +186,8 @@ Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& r,
           v.protocol.labels = l.v.protocol.labels;
         } else if (std::string(axis) == "answer_format") {
           v.protocol.text_answer = l.v.protocol.text_answer;
+        } else if (std::string(axis) == "paraphrases") {
+          v.paraphrase = l.v.paraphrase;
         } else {
           v.protocol.replace_system = l.v.protocol.replace_system;
           v.protocol.system = l.v.protocol.system;

@@ -19,6 +19,7 @@ struct PresentationVariant {
   enum class Order { kBalanced, kFile, kReversed, kRotate };
   Order order = Order::kBalanced;
   int rotate = 0;  // kRotate: the file order shifted by this many positions
+  int paraphrase = 0;  // 0: the item's own wording; k: its k-th paraphrase
   ChoiceProtocol::Variant protocol;
 };
 
@@ -29,7 +30,9 @@ struct PresentationVariant {
 //   labels: letters, numbers, suite (its own labels, when it has them); default all of them;
 //   answer_format: label (reply with the option's label), text (the options are shown without
 //          labels and the reply names the chosen one by its full text); default both;
-//   system_prompt: suite, none, or the text of another system prompt; default suite, none.
+//   system_prompt: suite, none, or the text of another system prompt; default suite, none;
+//   paraphrases: original, paraphrase-K (the item's K-th `paraphrases` entry); default
+//          original, paraphrase-1. An item without paraphrase K has no item of that variant.
 // The grid is every combination, in that order. Empty when the key is absent.
 Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& manifest,
                                                            const ChoiceProtocol& protocol,

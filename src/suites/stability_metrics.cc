@@ -102,6 +102,33 @@ void StabilityMetrics::Finish(std::vector<Metric>& out) const {
     consistent.push_back(Cluster{same ? 1 : 0, 1, names[i]});
   }
   out.push_back(ProportionMetric("consistency", "", consistent, options_));
+  // label_bias: the primary rate under letter labels minus under number labels (points), when
+  // the grid has both.
+  std::vector<int> letters, numbers;
+  for (size_t v = 0; v < nv; ++v) {
+    if (variants_[v].find("labels=letters") != std::string::npos) letters.push_back(static_cast<int>(v));
+    if (variants_[v].find("labels=numbers") != std::string::npos) numbers.push_back(static_cast<int>(v));
+  }
+  if (!letters.empty() && !numbers.empty()) {
+    out.push_back(BootstrapMetric(
+        "label_bias", "", names,
+        [rates, letters, numbers](const std::vector<int>& counts) -> std::optional<double> {
+          double lk = 0, ln = 0, nk = 0, nn = 0;
+          for (size_t i = 0; i < rates.size(); ++i) {
+            for (int v : letters) {
+              lk += counts[i] * static_cast<double>(rates[i][static_cast<size_t>(v)].k);
+              ln += counts[i] * static_cast<double>(rates[i][static_cast<size_t>(v)].n);
+            }
+            for (int v : numbers) {
+              nk += counts[i] * static_cast<double>(rates[i][static_cast<size_t>(v)].k);
+              nn += counts[i] * static_cast<double>(rates[i][static_cast<size_t>(v)].n);
+            }
+          }
+          if (ln == 0 || nn == 0) return std::nullopt;
+          return 100 * lk / ln - 100 * nk / nn;
+        },
+        options_));
+  }
   // choice_agreement: Fleiss' kappa of the option chosen (or none) across variants, per item
   // and epoch.
   int categories = 1;

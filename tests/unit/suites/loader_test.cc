@@ -111,7 +111,8 @@ TEST_F(LoaderTest, ItemFieldErrorsNameFieldAndLine) {
       s.error().message(),
       items_path +
           ":1: field 'answer' is not a known item field (known: prompt, messages, "
-          "options, aligned, id, category, metadata, scored, samples; map fields under 'fields:' "
+          "options, aligned, paraphrases, id, category, metadata, scored, samples; map fields "
+          "under 'fields:' "
           "in suite.yaml, "
           "or set 'extra_fields: metadata' or 'ignore')");
 }
@@ -135,7 +136,7 @@ TEST_F(LoaderTest, FieldMappingReadsUserData) {
   EXPECT_EQ(bad.error().message(),
             manifest_path +
                 ":4: field 'fields.answer' is not an item field of this kind (known: "
-                "id, category, metadata, scored, samples, prompt, messages, options, aligned)");
+                "id, category, metadata, scored, samples, prompt, messages, options, aligned, paraphrases)");
   auto mapped_error = Load("id: demo\nkind: choice\nfields:\n  options: choices\n",
                            R"({"id": "q1", "prompt": "x", "choices": "a", "aligned": "A"})"
                            "\n");
