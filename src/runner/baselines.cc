@@ -47,6 +47,9 @@ Result<std::vector<std::vector<Metric>>> EvaluateInProcess(
     for (const Sample& sample : epoch) {
       const Item& item = suite.items[sample.item];
       PLUMB_ASSIGN_OR_RETURN(Turn first, suite.kind->FirstTurn(item, sample));
+      // Baselines often give the same reply to a sample (the first option is also the longest,
+      // ...): a one-turn reply without tool calls is graded once per distinct text.
+      std::map<std::string, std::vector<Grade>> graded;
       for (size_t b = 0; b < backends.size(); ++b) {
         Turn turn = first;
         std::vector<Exchange> history;
@@ -74,8 +77,16 @@ Result<std::vector<std::vector<Metric>>> EvaluateInProcess(
           if (!next) break;
           turn = std::move(*next);
         }
-        metrics[b]->AddOutcome(SampleOutcome{sample.item, sample.epoch, true,
-                                             suite.kind->GradeSample(item, sample, history)});
+        const bool one_turn = history.size() == 1 && history[0].completion.tool_calls.empty();
+        const std::string key =
+            one_turn ? history[0].completion.finish_reason + '\n' + history[0].completion.text
+                     : std::string();
+        auto seen = one_turn ? graded.find(key) : graded.end();
+        std::vector<Grade> grades = seen != graded.end()
+                                        ? seen->second
+                                        : suite.kind->GradeSample(item, sample, history);
+        if (one_turn && seen == graded.end()) graded.emplace(key, grades);
+        metrics[b]->AddOutcome(SampleOutcome{sample.item, sample.epoch, true, std::move(grades)});
       }
     }
   }

@@ -222,11 +222,11 @@ class Loop {
   // once.
   Result<bool> Conclude() {
     while (true) {
-      PLUMB_ASSIGN_OR_RETURN(SampleCounts counts, store_.CountSamples(summary_.run_id));
-      if (counts.pending > 0 || counts.planned < summary_.samples) return true;
       PLUMB_ASSIGN_OR_RETURN(FinishClaim claim, store_.ClaimFinish(summary_.run_id));
       if (claim == FinishClaim::kMine) return true;
       if (claim == FinishClaim::kTaken) break;
+      PLUMB_ASSIGN_OR_RETURN(SampleCounts counts, store_.CountSamples(summary_.run_id));
+      if (counts.pending > 0 || counts.planned < summary_.samples) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a race: look again
     }
     summary_.finished_elsewhere = true;
