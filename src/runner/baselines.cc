@@ -3,6 +3,7 @@
 // better than chance or a constant answer.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -35,11 +36,16 @@ std::string BaselineKey(const RunRecord& run, const std::string& model,
 // database, and holding one epoch at a time.
 Result<std::vector<std::vector<Metric>>> EvaluateInProcess(
     const Suite& suite, const std::vector<std::unique_ptr<Backend>>& backends,
-    const RunOptions& options) {
+    const std::vector<std::string>& specs, const RunOptions& options) {
   std::vector<std::unique_ptr<RunMetricsBuilder>> metrics;
   for (size_t b = 0; b < backends.size(); ++b) {
     metrics.push_back(std::make_unique<RunMetricsBuilder>(
         suite, MetricOptions{options.seed, options.bootstrap_resamples}));
+    // The answer-only baselines answer every epoch alike: their epoch reducers say nothing.
+    if (std::find(kAnswerOnlyBaselines.begin(), kAnswerOnlyBaselines.end(), specs[b]) !=
+        kAnswerOnlyBaselines.end()) {
+      metrics.back()->SkipReducers();
+    }
   }
   runner::PlanCursor plan(suite, options.epochs, options.limit, options.seed);
   std::vector<Sample> epoch;
@@ -138,7 +144,7 @@ Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecor
                       suite.manifest.id, run.id));
     }
     PLUMB_ASSIGN_OR_RETURN(RunOptions options, OptionsOfRun(run));
-    auto computed = EvaluateInProcess(suite, backends, options);
+    auto computed = EvaluateInProcess(suite, backends, missing, options);
     if (!computed) {
       return Internal(fmt::format("baselines on suite '{}': {}", suite.manifest.id,
                                   computed.error().message()));

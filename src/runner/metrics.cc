@@ -128,7 +128,7 @@ Status RunMetricsBuilder::Add(SampleRecord&& s) {
 std::vector<Metric> RunMetricsBuilder::Finish() {
     std::vector<Metric> metrics = kind_->Finish();
     std::vector<std::string> reduced =
-        epochs_ > 1 ? suite_.kind->ReducedMetrics() : std::vector<std::string>();
+        epochs_ > 1 && reducers_ ? suite_.kind->ReducedMetrics() : std::vector<std::string>();
     size_t n = metrics.size();
     for (size_t i = 0; i < n; ++i) {
       if (!metrics[i].category.empty() ||

@@ -29,6 +29,8 @@ class RunMetricsBuilder {
   void AddOutcome(SampleOutcome outcome);
   // Called once.
   std::vector<Metric> Finish();
+  // Leaves out the epoch reducers (the answer-only baselines: their row is the overall rates).
+  void SkipReducers() { reducers_ = false; }
   const SampleCounts& counts() const { return counts_; }
 
  private:
@@ -39,6 +41,7 @@ class RunMetricsBuilder {
   std::unordered_map<std::string, size_t> index_;
   SampleCounts counts_;
   int epochs_ = 0;
+  bool reducers_ = true;
 };
 
 }  // namespace plumb
