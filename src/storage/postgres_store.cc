@@ -136,8 +136,16 @@ class PostgresStore final : public Store {
 
   Result<SampleClaim> ClaimSamples(int64_t run_id, int64_t n) override {
     PLUMB_RETURN_IF_ERROR(Flush());
-    return Locked<SampleClaim>(
-        [&](PgConn& c) { return storage::PostgresClaimSamples(c, run_id, n); });
+    // A claim that lost a deadlock or serialization race with another worker was rolled back:
+    // it is made again.
+    Result<SampleClaim> claim = Aborted("no claim made");
+    for (int attempt = 1; attempt <= kWriteAttempts; ++attempt) {
+      if (attempt > 1) std::this_thread::sleep_for(kWriteRetryDelay * (attempt - 1));
+      claim = Locked<SampleClaim>(
+          [&](PgConn& c) { return storage::PostgresClaimSamples(c, run_id, n); });
+      if (claim || claim.error().code() != StatusCode::kAborted) break;
+    }
+    return claim;
   }
 
   Result<FinishClaim> ClaimFinish(int64_t run_id) override {

@@ -32,10 +32,14 @@ Status ReleaseDeadLeases(PgConn& conn, int64_t run_id) {
     PLUMB_RETURN_IF_ERROR(
         conn.Exec("DELETE FROM workers WHERE run_id = $1 AND worker = $2", p).status());
   }
+  // The rows are locked in key order, so that two workers freeing the same dead worker's
+  // samples at once wait for each other instead of deadlocking.
   return conn
       .Exec(
-          "UPDATE samples SET worker = NULL WHERE run_id = $1 AND status = 'pending' AND worker "
-          "IS NOT NULL AND worker NOT IN (SELECT worker FROM workers WHERE run_id = $1)",
+          "UPDATE samples AS s SET worker = NULL FROM (SELECT item_id, epoch FROM samples WHERE "
+          "run_id = $1 AND status = 'pending' AND worker IS NOT NULL AND worker NOT IN (SELECT "
+          "worker FROM workers WHERE run_id = $1) ORDER BY item_id, epoch FOR UPDATE) AS d WHERE "
+          "s.run_id = $1 AND s.item_id = d.item_id AND s.epoch = d.epoch",
           run)
       .status();
 }
