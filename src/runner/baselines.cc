@@ -113,13 +113,18 @@ Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecor
   std::vector<std::unique_ptr<Backend>> backends;
   std::map<std::string, std::vector<Metric>> found;
   std::vector<std::string> models = kBaselineModels;
-  bool options_apart = false;
-  for (const Item& item : suite.items) options_apart = options_apart || suite.kind->OptionsOf(item);
-  std::unique_ptr<Backend> option_only = runner::MakeOptionOnlyBaseline(suite);
+  const bool options_apart = std::any_of(suite.items.begin(), suite.items.end(), [&](const Item& i) {
+    return suite.kind->OptionsOf(i).has_value();
+  });
+  const bool aligned_options =
+      std::any_of(suite.items.begin(), suite.items.end(), [&](const Item& i) {
+        auto o = suite.kind->OptionsOf(i);
+        return o && !o->aligned.empty();
+      });
   if (options_apart) {
     models.push_back("builtin/longest");
     models.push_back("builtin/shortest");
-    if (option_only) models.push_back(runner::kOptionOnlySpec);
+    if (aligned_options) models.push_back(runner::kOptionOnlySpec);
   }
   for (const std::string& model : models) {
     PLUMB_ASSIGN_OR_RETURN(auto cached, cache.GetBaseline(BaselineKey(run, model, metric_options)));
@@ -128,7 +133,8 @@ Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecor
       continue;
     }
     if (model == runner::kOptionOnlySpec) {
-      backends.push_back(std::move(option_only));
+      // Trained on the suite only when its metrics are not cached.
+      backends.push_back(runner::MakeOptionOnlyBaseline(suite));
     } else {
       BackendContext ctx;
       ctx.spec = model;

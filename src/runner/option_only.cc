@@ -16,24 +16,23 @@ namespace {
 
 using Counts = std::unordered_map<std::string, int64_t>;
 
+// Token counts of the aligned options and of the others.
 struct Model {
-  Counts aligned, other;  // token counts over every item
+  Counts aligned, other;
   int64_t aligned_total = 0, other_total = 0;
-};
 
-void Add(Counts& counts, int64_t& total, const std::vector<std::string>& tokens, int64_t sign) {
-  for (const auto& t : tokens) {
-    counts[t] += sign;
-    total += sign;
+  void Add(bool is_aligned, const std::vector<std::string>& tokens) {
+    Counts& counts = is_aligned ? aligned : other;
+    int64_t& total = is_aligned ? aligned_total : other_total;
+    for (const auto& t : tokens) counts[t]++;
+    total += static_cast<int64_t>(tokens.size());
   }
-}
+};
 
 class OptionOnlyBackend final : public Backend {
  public:
   // An item's own counts and the size of its leave-one-out vocabulary.
-  struct Own {
-    Counts aligned, other;
-    int64_t aligned_total = 0, other_total = 0;
+  struct Own : Model {
     int64_t vocabulary = 0;  // of the training set without this item
   };
 
@@ -46,10 +45,8 @@ class OptionOnlyBackend final : public Backend {
         bool aligned = false;
         for (size_t a : o->aligned) aligned = aligned || a == i;
         std::vector<std::string> tokens = OptionTokens(o->texts[i]);
-        Add(aligned ? own.aligned : own.other, aligned ? own.aligned_total : own.other_total,
-            tokens, 1);
-        Add(aligned ? all_.aligned : all_.other, aligned ? all_.aligned_total : all_.other_total,
-            tokens, 1);
+        own.Add(aligned, tokens);
+        all_.Add(aligned, tokens);
       }
     }
     std::unordered_set<std::string> vocabulary;

@@ -690,15 +690,6 @@ std::unique_ptr<MetricsAccumulator> StartChoiceMetrics(const std::vector<Item>& 
                                              variants);
 }
 
-std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
-                                  const std::vector<SampleOutcome>& outcomes,
-                                  const std::string& grader, const std::string& primary,
-                                  const MetricOptions& options, bool control_set,
-                                  const std::vector<std::string>& variants) {
-  ChoiceAccumulator a(items, grader, primary, options, control_set, variants);
-  for (const auto& o : outcomes) a.Add(o);
-  return a.Finish();
-}
 
 std::vector<Cluster> Clusters(const std::map<size_t, Cluster>& by_item,
                               const std::vector<Item>& items) {

@@ -77,6 +77,11 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
   // Label lists for up to 26 options (more are rare; they are made on demand).
   for (size_t n = 0; n <= std::min<size_t>(p->MaxOptions(), 26); ++n)
     p->labels_by_n_.push_back(p->Labels(n));
+  // The label styles of a perturbation grid, made once too.
+  for (size_t n = 0; n <= 26; ++n) {
+    p->letters_by_n_.push_back(StyleLabels(n, false));
+    p->numbers_by_n_.push_back(StyleLabels(n, true));
+  }
   PLUMB_ASSIGN_OR_RETURN(auto shuffle, r.OptBool("shuffle"));
   p->shuffle_ = shuffle.value_or(false);
 
@@ -104,16 +109,9 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
 
 std::vector<std::string> ChoiceProtocol::Labels(size_t n) const {
   if (n > MaxOptions()) return {};
-  std::vector<std::string> out;
-  for (size_t i = 0; i < n; ++i) {
-    if (!custom_labels_.empty())
-      out.push_back(custom_labels_[i]);
-    else if (numbers_)
-      out.push_back(std::to_string(i + 1));
-    else
-      out.push_back(std::string(1, static_cast<char>('A' + i)));
-  }
-  return out;
+  if (custom_labels_.empty()) return StyleLabels(n, numbers_);
+  return std::vector<std::string>(custom_labels_.begin(),
+                                  custom_labels_.begin() + static_cast<ptrdiff_t>(n));
 }
 
 size_t ChoiceProtocol::MaxOptions() const {
@@ -128,13 +126,20 @@ const std::vector<std::string>& ChoiceProtocol::LabelsOf(size_t n) const {
   return more;
 }
 
-std::vector<std::string> ChoiceProtocol::LabelsFor(size_t n, const Variant* variant) const {
+const std::vector<std::string>& ChoiceProtocol::LabelsFor(size_t n, const Variant* variant) const {
   if (variant == nullptr || variant->labels == Variant::LabelStyle::kSuite) return LabelsOf(n);
+  const bool numbers = variant->labels == Variant::LabelStyle::kNumbers;
+  const auto& made = numbers ? numbers_by_n_ : letters_by_n_;
+  if (n < made.size()) return made[n];
+  thread_local std::vector<std::string> more;
+  more = StyleLabels(n, numbers);
+  return more;
+}
+
+std::vector<std::string> ChoiceProtocol::StyleLabels(size_t n, bool numbers) {
   std::vector<std::string> out;
   for (size_t i = 0; i < n; ++i) {
-    out.push_back(variant->labels == Variant::LabelStyle::kNumbers
-                      ? std::to_string(i + 1)
-                      : std::string(1, static_cast<char>('A' + i)));
+    out.push_back(numbers ? std::to_string(i + 1) : std::string(1, static_cast<char>('A' + i)));
   }
   return out;
 }
@@ -143,7 +148,7 @@ Result<Turn> ChoiceProtocol::Render(const std::vector<Message>& prior,
                                     std::map<std::string, std::string> vars,
                                     const std::vector<std::string>& options,
                                     const Variant* variant) const {
-  const std::vector<std::string> labels = LabelsFor(options.size(), variant);
+  const std::vector<std::string>& labels = LabelsFor(options.size(), variant);
   std::string block;
   for (size_t i = 0; i < options.size(); ++i) {
     if (i > 0) block += option_separator_;
@@ -254,7 +259,7 @@ std::optional<size_t> ChoiceProtocol::ParseText(const std::vector<std::string>& 
 ChoiceAnswer ChoiceProtocol::Parse(const Item& item, const std::vector<std::string>& options,
                                    const Completion& completion, const Variant* variant) const {
   ChoiceAnswer a;
-  const std::vector<std::string> labels = LabelsFor(options.size(), variant);
+  const std::vector<std::string>& labels = LabelsFor(options.size(), variant);
   GradeInput in{item, options, labels, completion};
   // Both graders are rule graders over text and cannot fail; an error here is a bug.
   Result<Grade> answer = answer_->Grade(in);

@@ -56,7 +56,8 @@ class ChoiceProtocol {
   // than the label style offers.
   std::vector<std::string> Labels(size_t n) const;
   // The labels of a variant's style.
-  std::vector<std::string> LabelsFor(size_t n, const Variant* variant) const;
+  // (Made at load for up to 26 options: rendering and parsing copy nothing.)
+  const std::vector<std::string>& LabelsFor(size_t n, const Variant* variant) const;
   bool has_custom_labels() const { return !custom_labels_.empty(); }
   // The same, made once per number of options and kept (n <= MaxOptions()).
   const std::vector<std::string>& LabelsOf(size_t n) const;
@@ -104,6 +105,8 @@ class ChoiceProtocol {
   std::string option_format_ = "{label}. {text}";
   Template compiled_template_, compiled_option_format_;  // parsed once: rendered per sample
   std::vector<std::vector<std::string>> labels_by_n_;     // LabelsOf, filled at load
+  std::vector<std::vector<std::string>> letters_by_n_, numbers_by_n_;  // LabelsFor, likewise
+  static std::vector<std::string> StyleLabels(size_t n, bool numbers);
   std::string option_separator_ = "\n";
   std::vector<std::string> custom_labels_;
   bool numbers_ = false;

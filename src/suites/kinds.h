@@ -44,13 +44,7 @@ std::vector<Sample> PlanBalanced(const std::vector<Item>& items,
 // the primary rate is over the items of the sycophancy set, correct_agreement_rate over those of
 // the control set (fields.set "control"), and balanced_score is their harmonic mean. With the
 // `variants` of a perturbation grid, the stability metrics too (suites/stability_metrics.h).
-std::vector<Metric> ChoiceMetrics(const std::vector<Item>& items,
-                                  const std::vector<SampleOutcome>& outcomes,
-                                  const std::string& grader, const std::string& primary,
-                                  const MetricOptions& options, bool control_set = false,
-                                  const std::vector<std::string>& variants = {});
-
-// The same, one outcome at a time (per-item counts only; any order).
+// Fed one outcome at a time (per-item counts only; any order).
 std::unique_ptr<MetricsAccumulator> StartChoiceMetrics(const std::vector<Item>& items,
                                                        const std::string& grader,
                                                        const std::string& primary,
