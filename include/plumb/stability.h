@@ -9,6 +9,7 @@
 #define PLUMB_STABILITY_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -70,6 +71,19 @@ struct SpreadTest {
 // variants: {0, 1, 0}. permutations <= 0 computes the spread with p_value 1.
 SpreadTest VariantSpreadTest(const std::vector<std::vector<double>>& outcomes, int permutations,
                              uint64_t seed);
+
+// VariantSpreadTest for a score that is not a mean of item outcomes (a rate pooled over
+// samples, a difference of two rates, their harmonic mean): `cells[i][v]` are item i's counts
+// under variant v (every cell of one width, e.g. successes and trials per set), and
+// `score(sums)` is a variant's score from the element-wise sums of its cells. The spread is
+// the max minus the min of the variants' scores; the permutations shuffle each item's cells
+// across variants as VariantSpreadTest shuffles its outcomes (the same draws for the same
+// seed), and a permutation under which some variant's score is undefined counts as reaching
+// the observed spread (conservative). Invalid shapes, fewer than two variants or an undefined
+// observed score: {0, 1, 0}.
+using VariantScore = std::function<std::optional<double>(const std::vector<double>& sums)>;
+SpreadTest CountsSpreadTest(const std::vector<std::vector<std::vector<double>>>& cells,
+                            const VariantScore& score, int permutations, uint64_t seed);
 
 // The share (0..1) of items whose outcome is identical (exact comparison) in every variant;
 // an item with a single variant counts as consistent. 0 when there are no items.

@@ -70,11 +70,6 @@ double UpperGammaFraction(double a, double x) {
   return GammaPrefactor(a, x) * h;
 }
 
-// Max minus min of the column sums, divided by the number of items: the spread of the means.
-double Spread(const std::vector<double>& column_sums, double items) {
-  auto [lo, hi] = std::minmax_element(column_sums.begin(), column_sums.end());
-  return (*hi - *lo) / items;
-}
 
 }  // namespace
 
@@ -160,31 +155,73 @@ ChiSquareResult ChiSquareGoodnessOfFit(const std::vector<int64_t>& observed,
 
 SpreadTest VariantSpreadTest(const std::vector<std::vector<double>>& outcomes, int permutations,
                              uint64_t seed) {
-  SpreadTest out;
-  if (outcomes.empty()) return out;
-  const size_t variants = outcomes[0].size();
-  if (variants < 2) return out;
+  std::vector<std::vector<std::vector<double>>> cells;
+  cells.reserve(outcomes.size());
   for (const auto& row : outcomes) {
-    if (row.size() != variants) return out;
+    std::vector<std::vector<double>> r;
+    r.reserve(row.size());
+    for (double x : row) r.push_back({x});
+    cells.push_back(std::move(r));
   }
   const double items = static_cast<double>(outcomes.size());
-  // Rows whose outcomes are all equal look the same under every shuffle: they add a fixed
-  // amount to each column, so only the other rows are shuffled (the test is unchanged, and far
+  return CountsSpreadTest(
+      cells, [items](const std::vector<double>& sums) { return sums[0] / items; }, permutations,
+      seed);
+}
+
+SpreadTest CountsSpreadTest(const std::vector<std::vector<std::vector<double>>>& cells,
+                            const VariantScore& score, int permutations, uint64_t seed) {
+  SpreadTest out;
+  if (cells.empty() || !score) return out;
+  const size_t variants = cells[0].size();
+  if (variants < 2) return out;
+  const size_t width = cells[0][0].size();
+  for (const auto& row : cells) {
+    if (row.size() != variants) return out;
+    for (const auto& c : row) {
+      if (c.size() != width) return out;
+    }
+  }
+  // The spread of per-variant sums (variants x width, flattened); nullopt when a score is
+  // undefined.
+  auto spread_of = [&](const std::vector<double>& sums) -> std::optional<double> {
+    double lo = 0, hi = 0;
+    std::vector<double> one(width);
+    for (size_t v = 0; v < variants; ++v) {
+      std::copy(sums.begin() + static_cast<std::ptrdiff_t>(v * width),
+                sums.begin() + static_cast<std::ptrdiff_t>((v + 1) * width), one.begin());
+      std::optional<double> s = score(one);
+      if (!s) return std::nullopt;
+      lo = v == 0 ? *s : std::min(lo, *s);
+      hi = v == 0 ? *s : std::max(hi, *s);
+    }
+    return hi - lo;
+  };
+  // Rows whose cells are all equal look the same under every shuffle: they add a fixed amount
+  // to each variant, so only the other rows are shuffled (the test is unchanged, and far
   // cheaper when most items are answered consistently).
-  std::vector<double> fixed_sums(variants, 0), observed_sums(variants, 0);
-  std::vector<std::vector<double>> varying;
-  for (const auto& row : outcomes) {
-    for (size_t v = 0; v < variants; ++v) observed_sums[v] += row[v];
-    if (std::all_of(row.begin(), row.end(), [&row](double x) { return x == row[0]; })) {
-      for (size_t v = 0; v < variants; ++v) fixed_sums[v] += row[v];
+  std::vector<double> fixed_sums(variants * width, 0), observed_sums(variants * width, 0);
+  std::vector<std::vector<std::vector<double>>> varying;
+  for (const auto& row : cells) {
+    bool same = true;
+    for (size_t v = 0; v < variants; ++v) {
+      same = same && row[v] == row[0];
+      for (size_t w = 0; w < width; ++w) observed_sums[v * width + w] += row[v][w];
+    }
+    if (same) {
+      for (size_t v = 0; v < variants; ++v) {
+        for (size_t w = 0; w < width; ++w) fixed_sums[v * width + w] += row[v][w];
+      }
     } else {
       varying.push_back(row);
     }
   }
-  out.spread = Spread(observed_sums, items);
+  std::optional<double> observed = spread_of(observed_sums);
+  if (!observed) return out;
+  out.spread = *observed;
   if (permutations <= 0) return out;
   Rng rng(seed);
-  std::vector<double> sums(variants);
+  std::vector<double> sums(variants * width);
   int at_least = 0;
   for (int p = 0; p < permutations; ++p) {
     sums = fixed_sums;
@@ -193,11 +230,14 @@ SpreadTest VariantSpreadTest(const std::vector<std::vector<double>>& outcomes, i
       // original row just the same, so the rows are never reset. This is Rng::Permutation's
       // Fisher-Yates, done in place to avoid an allocation per row and permutation.
       for (size_t i = variants - 1; i > 0; --i) std::swap(row[i], row[rng.Below(i + 1)]);
-      for (size_t v = 0; v < variants; ++v) sums[v] += row[v];
+      for (size_t v = 0; v < variants; ++v) {
+        for (size_t w = 0; w < width; ++w) sums[v * width + w] += row[v][w];
+      }
     }
-    // The tolerance keeps ties counted as ties when the column sums are added in a different
-    // order than the observed ones.
-    if (Spread(sums, items) >= out.spread - 1e-12) ++at_least;
+    // The tolerance keeps ties counted as ties when the sums are added in a different order
+    // than the observed ones.
+    std::optional<double> s = spread_of(sums);
+    if (!s || *s >= out.spread - 1e-12) ++at_least;
   }
   out.permutations = permutations;
   out.p_value = static_cast<double>(1 + at_least) / static_cast<double>(1 + permutations);

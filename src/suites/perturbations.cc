@@ -133,9 +133,9 @@ Result<Axis> ReadAxis(const std::string& axis, const std::vector<std::string>& l
 
 }  // namespace
 
-Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& r,
-                                                           const ChoiceProtocol& protocol,
-                                                           int max_options) {
+Result<std::vector<PresentationVariant>> ReadPerturbations(
+    FieldReader& r, const ChoiceProtocol& protocol, int max_options,
+    const std::map<std::string, std::string>& refused) {
   const Json* p = r.Get("perturbations");
   std::vector<PresentationVariant> out;
   if (p == nullptr) return out;
@@ -167,6 +167,11 @@ Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& r,
   std::map<std::string, Axis> by_name;
   for (const auto& [axis, levels] : axes) {
     if (by_name.count(axis)) return r.Error("perturbations", "names axis '" + axis + "' twice");
+    if (auto why = refused.find(axis); why != refused.end()) {
+      return r.Error("perturbations", fmt::format("names axis '{}', which this suite's kind does "
+                                                  "not offer: {}",
+                                                  axis, why->second));
+    }
     PLUMB_ASSIGN_OR_RETURN(Axis a, ReadAxis(axis, levels, protocol, max_options, r));
     by_name[axis] = std::move(a);
   }
@@ -199,6 +204,45 @@ Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& r,
   }
   if (grid.size() < 2) return r.Error("perturbations", "must give at least two variants");
   return grid;
+}
+
+Status CheckParaphrases(const Json& f, const ItemSource& where) {
+  if (!f.contains("paraphrases")) return Status();
+  if (!f["paraphrases"].is_array()) {
+    return where.Error("paraphrases", "must be a list of non-empty strings");
+  }
+  for (const auto& p : f["paraphrases"]) {
+    if (!p.is_string() || p.get<std::string>().empty()) {
+      return where.Error("paraphrases", "must be a list of non-empty strings");
+    }
+  }
+  return Status();
+}
+
+std::vector<Item> ExpandVariants(Item item, const std::vector<PresentationVariant>& variants) {
+  std::vector<Item> out;
+  if (variants.empty()) {
+    out.push_back(std::move(item));
+    return out;
+  }
+  const size_t paraphrases = item.fields.value("paraphrases", Json::array()).size();
+  for (size_t v = 0; v < variants.size(); ++v) {
+    const int paraphrase = variants[v].paraphrase;
+    if (paraphrase > 0 && paraphrases < static_cast<size_t>(paraphrase)) continue;
+    Item copy = item;
+    copy.id = item.id + "~" + variants[v].name;
+    copy.fields["variant"] = v;
+    copy.fields["base"] = item.id;
+    out.push_back(std::move(copy));
+  }
+  return out;
+}
+
+const PresentationVariant* VariantOf(const std::vector<PresentationVariant>& variants,
+                                     const Item& item) {
+  if (variants.empty() || !item.fields.contains("variant")) return nullptr;
+  const size_t v = item.fields["variant"].get<size_t>();
+  return v < variants.size() ? &variants[v] : nullptr;
 }
 
 std::vector<int> VariantOrder(const PresentationVariant& v, int n,

@@ -6,6 +6,7 @@
 #ifndef PLUMB_SUITES_PERTURBATIONS_H_
 #define PLUMB_SUITES_PERTURBATIONS_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,23 @@ struct PresentationVariant {
 //   system_prompt: suite, none, or the text of another system prompt; default suite, none;
 //   paraphrases: original, paraphrase-K (the item's K-th `paraphrases` entry); default
 //          original, paraphrase-1. An item without paraphrase K has no item of that variant.
-// The grid is every combination, in that order. Empty when the key is absent.
-Result<std::vector<PresentationVariant>> ReadPerturbations(FieldReader& manifest,
-                                                           const ChoiceProtocol& protocol,
-                                                           int max_options);
+// The grid is every combination, in that order. Empty when the key is absent. An axis named in
+// `refused` (axis -> why, e.g. "the scenario is the system prompt") is an error.
+Result<std::vector<PresentationVariant>> ReadPerturbations(
+    FieldReader& manifest, const ChoiceProtocol& protocol, int max_options,
+    const std::map<std::string, std::string>& refused = {});
+
+// An item's other wordings (`paraphrases`: a list of non-empty strings), checked; absent: none.
+Status CheckParaphrases(const Json& fields, const ItemSource& where);
+
+// One item per variant: "<id>~<variant>", with the variant's index in fields.variant and `id`
+// in fields.base. An item without the paraphrase a variant asks for has no item of that
+// variant. Without a grid, the item itself.
+std::vector<Item> ExpandVariants(Item item, const std::vector<PresentationVariant>& variants);
+
+// The variant of an item of ExpandVariants; nullptr without a grid.
+const PresentationVariant* VariantOf(const std::vector<PresentationVariant>& variants,
+                                     const Item& item);
 
 // The order of an item's n options (indexes into its options as in the file) under `variant`;
 // `balanced` is the order the suite itself plans.

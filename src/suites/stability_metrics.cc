@@ -1,4 +1,4 @@
-// The stability metrics of a perturbation grid (see stability_metrics.h).
+// The stability metrics of a perturbation grid, and position bias (see stability_metrics.h).
 #include "suites/stability_metrics.h"
 
 #include <fmt/format.h>
@@ -8,84 +8,158 @@
 #include "plumb/stability.h"
 
 namespace plumb::suites {
+namespace {
+
+// The rates of `slots` slots summed over clusters, each drawn counts[i] times.
+std::vector<Rate> SumRates(const std::vector<std::vector<Rate>>& by_cluster,
+                           const std::vector<int>& counts, size_t slots) {
+  std::vector<Rate> sum(slots);
+  for (size_t i = 0; i < by_cluster.size(); ++i) {
+    for (size_t s = 0; s < slots; ++s) {
+      sum[s].k += counts[i] * by_cluster[i][s].k;
+      sum[s].n += counts[i] * by_cluster[i][s].n;
+    }
+  }
+  return sum;
+}
+
+// A variant's primary metric from its summed rates: the kind's score, or the rate of slot 0.
+std::optional<double> ScoreOf(const StabilityScore::Function& score, const std::vector<Rate>& rates) {
+  if (score) return score(rates);
+  if (rates[0].n == 0) return std::nullopt;
+  return 100.0 * static_cast<double>(rates[0].k) / static_cast<double>(rates[0].n);
+}
+
+int64_t Trials(const std::vector<Rate>& rates) {
+  int64_t n = 0;
+  for (const Rate& r : rates) n += r.n;
+  return n;
+}
+
+}  // namespace
 
 StabilityMetrics::StabilityMetrics(const std::vector<Item>& items,
-                                   std::vector<std::string> variants, std::string primary,
+                                   std::vector<std::string> variants, StabilityScore score,
                                    const MetricOptions& options)
     : items_(items),
       variants_(std::move(variants)),
-      primary_(std::move(primary)),
+      score_(std::move(score)),
       options_(options) {}
 
-void StabilityMetrics::Add(size_t item, int epoch, bool aligned, int chosen) {
+void StabilityMetrics::Add(size_t item, int epoch, const std::string& cluster, int stratum,
+                           size_t slot, bool success, int chosen) {
   const Json& f = items_[item].fields;
-  if (!f.contains("variant") || !f.contains("base")) return;
+  if (!f.contains("variant") || !f.contains("base") || slot >= score_.slots) return;
   const size_t v = f["variant"].get<size_t>();
   if (v >= variants_.size()) return;
-  const std::string base = f["base"].get<std::string>();
-  auto [it, fresh] = base_index_.emplace(base, bases_.size());
+  auto [it, fresh] = cluster_index_.emplace(cluster, clusters_.size());
   if (fresh) {
-    bases_.push_back(base);
-    rates_.emplace_back(variants_.size());
+    clusters_.push_back(cluster);
+    strata_.push_back(stratum);
+    rates_.emplace_back(variants_.size(), std::vector<Rate>(score_.slots));
   }
-  Rate& r = rates_[it->second][v];
+  Rate& r = rates_[it->second][v][slot];
   r.n++;
-  r.k += aligned ? 1 : 0;
-  std::vector<int>& c = chosen_[{it->second, epoch}];
+  r.k += success ? 1 : 0;
+  const std::string unit = f["base"].get<std::string>();
+  std::vector<int>& c = chosen_[{unit, epoch}];
   if (c.empty()) c.assign(variants_.size(), -2);
   c[v] = chosen;
+  unit_cluster_[unit] = it->second;
 }
 
 void StabilityMetrics::Finish(std::vector<Metric>& out) const {
-  if (bases_.empty()) return;
-  const size_t nv = variants_.size();
-  // The primary rate under each variant (clusters: the file's items).
+  if (clusters_.empty()) return;
+  const size_t nv = variants_.size(), slots = score_.slots;
+  // The primary metric under each variant (clusters: the file's items).
   for (size_t v = 0; v < nv; ++v) {
-    std::vector<Cluster> clusters;
-    for (size_t b = 0; b < bases_.size(); ++b) {
-      if (rates_[b][v].n > 0) clusters.push_back(Cluster{rates_[b][v].k, rates_[b][v].n, bases_[b]});
+    std::vector<std::string> names;
+    std::vector<int> strata;
+    std::vector<std::vector<Rate>> rates;
+    for (size_t c = 0; c < clusters_.size(); ++c) {
+      if (Trials(rates_[c][v]) == 0) continue;
+      names.push_back(clusters_[c]);
+      strata.push_back(strata_[c]);
+      rates.push_back(rates_[c][v]);
     }
-    out.push_back(ProportionMetric(primary_, variants_[v], clusters, options_));
+    if (!score_.score) {
+      std::vector<Cluster> clusters;
+      for (size_t i = 0; i < rates.size(); ++i)
+        clusters.push_back(Cluster{rates[i][0].k, rates[i][0].n, names[i]});
+      out.push_back(ProportionMetric(score_.primary, variants_[v], clusters, options_));
+      continue;
+    }
+    out.push_back(BootstrapMetric(
+        score_.primary, variants_[v], names,
+        [rates, slots, f = score_.score](const std::vector<int>& counts) {
+          return f(SumRates(rates, counts, slots));
+        },
+        options_, strata));
   }
-  // Items answered under every variant: the paired comparisons are over them.
-  std::vector<size_t> complete;
-  for (size_t b = 0; b < bases_.size(); ++b) {
-    bool all = true;
-    for (size_t v = 0; v < nv; ++v) all = all && rates_[b][v].n > 0;
-    if (all) complete.push_back(b);
-  }
-  if (complete.empty()) return;
+  // Clusters answered under every variant: the paired comparisons are over them.
   std::vector<std::string> names;
-  std::vector<std::vector<Rate>> rates;
-  std::vector<std::vector<double>> outcomes;
-  for (size_t b : complete) {
-    names.push_back(bases_[b]);
-    rates.push_back(rates_[b]);
-    std::vector<double> row;
-    for (const Rate& r : rates_[b]) row.push_back(static_cast<double>(r.k) / static_cast<double>(r.n));
-    outcomes.push_back(std::move(row));
+  std::vector<int> strata;
+  std::vector<std::vector<std::vector<Rate>>> rates;  // [cluster][variant][slot]
+  for (size_t c = 0; c < clusters_.size(); ++c) {
+    bool all = true;
+    for (size_t v = 0; v < nv; ++v) all = all && Trials(rates_[c][v]) > 0;
+    if (!all) continue;
+    names.push_back(clusters_[c]);
+    strata.push_back(strata_[c]);
+    rates.push_back(rates_[c]);
   }
-  // variant_spread: the largest minus the smallest variant rate (points).
+  if (names.empty()) return;
+  // The score of the variants `vs` pooled, over clusters drawn counts[i] times.
+  auto pooled = [rates, slots, f = score_.score](const std::vector<int>& counts,
+                                                 const std::vector<size_t>& vs) {
+    std::vector<Rate> sum(slots);
+    for (size_t i = 0; i < rates.size(); ++i) {
+      for (size_t v : vs) {
+        for (size_t s = 0; s < slots; ++s) {
+          sum[s].k += counts[i] * rates[i][v][s].k;
+          sum[s].n += counts[i] * rates[i][v][s].n;
+        }
+      }
+    }
+    return ScoreOf(f, sum);
+  };
+  // variant_spread: the largest minus the smallest variant score (points).
   Metric spread = BootstrapMetric(
       "variant_spread", "", names,
-      [rates](const std::vector<int>& counts) -> std::optional<double> {
-        std::vector<double> k(rates[0].size()), n(rates[0].size());
-        for (size_t i = 0; i < rates.size(); ++i) {
-          for (size_t v = 0; v < k.size(); ++v) {
-            k[v] += counts[i] * static_cast<double>(rates[i][v].k);
-            n[v] += counts[i] * static_cast<double>(rates[i][v].n);
-          }
-        }
-        double lo = 101, hi = -1;
-        for (size_t v = 0; v < k.size(); ++v) {
-          if (n[v] == 0) return std::nullopt;
-          lo = std::min(lo, 100 * k[v] / n[v]);
-          hi = std::max(hi, 100 * k[v] / n[v]);
+      [pooled, nv](const std::vector<int>& counts) -> std::optional<double> {
+        double lo = 0, hi = 0;
+        for (size_t v = 0; v < nv; ++v) {
+          std::optional<double> s = pooled(counts, {v});
+          if (!s) return std::nullopt;
+          lo = v == 0 ? *s : std::min(lo, *s);
+          hi = v == 0 ? *s : std::max(hi, *s);
         }
         return hi - lo;
       },
-      options_);
-  SpreadTest test = VariantSpreadTest(outcomes, kSpreadPermutations, options_.seed);
+      options_, strata);
+  std::vector<std::vector<std::vector<double>>> cells;
+  for (const auto& by_variant : rates) {
+    std::vector<std::vector<double>> row;
+    for (const auto& by_slot : by_variant) {
+      std::vector<double> cell;
+      for (const Rate& r : by_slot) {
+        cell.push_back(static_cast<double>(r.k));
+        cell.push_back(static_cast<double>(r.n));
+      }
+      row.push_back(std::move(cell));
+    }
+    cells.push_back(std::move(row));
+  }
+  SpreadTest test = CountsSpreadTest(
+      cells,
+      [slots, f = score_.score](const std::vector<double>& sums) {
+        std::vector<Rate> r(slots);
+        for (size_t s = 0; s < slots; ++s) {
+          r[s] = Rate{static_cast<int64_t>(sums[2 * s]), static_cast<int64_t>(sums[2 * s + 1])};
+        }
+        return ScoreOf(f, r);
+      },
+      kSpreadPermutations, options_.seed);
   spread.details["p_value"] = test.p_value;
   spread.details["permutations"] = test.permutations;
   spread.details["verdict"] =
@@ -93,66 +167,140 @@ void StabilityMetrics::Finish(std::vector<Metric>& out) const {
           ? "the presentation changes the score beyond sampling noise"
           : "stable: the differences between variants are within sampling noise";
   out.push_back(std::move(spread));
-  // consistency: items whose outcome (the majority over epochs) is the same in every variant.
+  // consistency: clusters whose outcome is the same in every variant.
+  auto outcome = [this](const std::vector<Rate>& r) {
+    if (score_.outcome) return score_.outcome(r);
+    int code = 0;
+    for (const Rate& s : r) code = code * 3 + (s.n == 0 ? 0 : 2 * s.k > s.n ? 2 : 1);
+    return code;
+  };
   std::vector<Cluster> consistent;
-  for (size_t i = 0; i < outcomes.size(); ++i) {
-    bool first = outcomes[i][0] > 0.5;
+  for (size_t i = 0; i < rates.size(); ++i) {
     bool same = true;
-    for (double o : outcomes[i]) same = same && (o > 0.5) == first;
+    for (size_t v = 1; v < nv; ++v) same = same && outcome(rates[i][v]) == outcome(rates[i][0]);
     consistent.push_back(Cluster{same ? 1 : 0, 1, names[i]});
   }
   out.push_back(ProportionMetric("consistency", "", consistent, options_));
-  // label_bias: the primary rate under letter labels minus under number labels (points), when
-  // the grid has both.
-  std::vector<int> letters, numbers;
+  // label_bias: the score under letter labels minus under number labels (points), when the
+  // grid has both.
+  std::vector<size_t> letters, numbers;
   for (size_t v = 0; v < nv; ++v) {
-    if (variants_[v].find("labels=letters") != std::string::npos) letters.push_back(static_cast<int>(v));
-    if (variants_[v].find("labels=numbers") != std::string::npos) numbers.push_back(static_cast<int>(v));
+    if (variants_[v].find("labels=letters") != std::string::npos) letters.push_back(v);
+    if (variants_[v].find("labels=numbers") != std::string::npos) numbers.push_back(v);
   }
   if (!letters.empty() && !numbers.empty()) {
     out.push_back(BootstrapMetric(
         "label_bias", "", names,
-        [rates, letters, numbers](const std::vector<int>& counts) -> std::optional<double> {
-          double lk = 0, ln = 0, nk = 0, nn = 0;
-          for (size_t i = 0; i < rates.size(); ++i) {
-            for (int v : letters) {
-              lk += counts[i] * static_cast<double>(rates[i][static_cast<size_t>(v)].k);
-              ln += counts[i] * static_cast<double>(rates[i][static_cast<size_t>(v)].n);
-            }
-            for (int v : numbers) {
-              nk += counts[i] * static_cast<double>(rates[i][static_cast<size_t>(v)].k);
-              nn += counts[i] * static_cast<double>(rates[i][static_cast<size_t>(v)].n);
-            }
-          }
-          if (ln == 0 || nn == 0) return std::nullopt;
-          return 100 * lk / ln - 100 * nk / nn;
+        [pooled, letters, numbers](const std::vector<int>& counts) -> std::optional<double> {
+          std::optional<double> l = pooled(counts, letters), n = pooled(counts, numbers);
+          if (!l || !n) return std::nullopt;
+          return *l - *n;
         },
-        options_));
+        options_, strata));
   }
   // choice_agreement: Fleiss' kappa of the option chosen (or none) across variants, per item
-  // and epoch.
+  // before the grid and epoch; the bootstrap draws the file's items with all their subjects.
   int categories = 1;
-  std::vector<std::vector<int>> subjects;
-  std::vector<std::string> subject_names;
+  std::map<size_t, std::vector<std::vector<int>>> by_cluster;
   for (const auto& [key, chosen] : chosen_) {
     if (std::find(chosen.begin(), chosen.end(), -2) != chosen.end()) continue;
     for (int c : chosen) categories = std::max(categories, c + 2);
-    subjects.push_back(chosen);
-    subject_names.push_back(fmt::format("{}#{}", bases_[key.first], key.second));
+    by_cluster[unit_cluster_.at(key.first)].push_back(chosen);
   }
-  if (subjects.empty()) return;
+  if (by_cluster.empty()) return;
+  std::vector<std::vector<std::vector<int>>> subjects;
+  std::vector<std::string> subject_clusters;
+  for (auto& [c, rows] : by_cluster) {
+    subjects.push_back(std::move(rows));
+    subject_clusters.push_back(clusters_[c]);
+  }
   auto kappa = [subjects, categories](const std::vector<int>& counts) -> std::optional<double> {
     std::vector<std::vector<int64_t>> table;
     for (size_t i = 0; i < subjects.size(); ++i) {
-      std::vector<int64_t> row(static_cast<size_t>(categories), 0);
-      for (int c : subjects[i]) row[static_cast<size_t>(c + 1)]++;
-      for (int r = 0; r < counts[i]; ++r) table.push_back(row);
+      for (const auto& chosen : subjects[i]) {
+        std::vector<int64_t> row(static_cast<size_t>(categories), 0);
+        for (int c : chosen) row[static_cast<size_t>(c + 1)]++;
+        for (int r = 0; r < counts[i]; ++r) table.push_back(row);
+      }
     }
-    std::optional<double> k = FleissKappa(table);
-    if (!k) return std::nullopt;
-    return *k;
+    return FleissKappa(table);
   };
-  out.push_back(BootstrapMetric("choice_agreement", "", subject_names, kappa, options_));
+  out.push_back(BootstrapMetric("choice_agreement", "", subject_clusters, kappa, options_));
+}
+
+void PositionCounts::Add(size_t item, const Grade& g) {
+  if (!g.details.contains("position") || !g.details.contains("aligned_position")) return;
+  const size_t chosen = g.details["position"].get<size_t>();
+  const size_t aligned = g.details["aligned_position"].get<size_t>();
+  if (table_.empty()) {
+    if (width_ == 0) {
+      for (const Item& it : items_)
+        width_ = std::max(width_, it.fields.value("options", Json::array()).size());
+    }
+    width_ = std::min<size_t>(width_, 26);
+    table_.assign(items_.size() * 2 * width_, 0);
+  }
+  if (chosen >= width_ || aligned >= width_) return;
+  uint32_t* row = &table_[item * 2 * width_];
+  row[chosen]++;
+  row[width_ + aligned]++;
+  any_ = true;
+}
+
+bool PositionCounts::Metric(const MetricOptions& options, plumb::Metric& out,
+                            const std::vector<size_t>& cluster_of) const {
+  if (!any_) return false;
+  const size_t w = width_;
+  std::vector<uint32_t> table;  // the clusters with an answer read, in order of first item
+  std::vector<std::string> names;
+  std::map<size_t, size_t> at;  // a cluster's first item -> its row in `table`
+  for (size_t i = 0; i < items_.size(); ++i) {
+    const uint32_t* row = &table_[i * 2 * w];
+    uint64_t seen = 0;
+    for (size_t k = 0; k < w; ++k) seen += row[k];
+    if (seen == 0) continue;
+    size_t r = names.size();
+    if (cluster_of.empty()) {
+      names.push_back(items_[i].id);
+      table.resize(table.size() + 2 * w);
+    } else {
+      auto [it, fresh] = at.emplace(cluster_of[i], names.size());
+      r = it->second;
+      if (fresh) {
+        names.push_back(items_[i].fields.value("base", items_[i].id));
+        table.resize(table.size() + 2 * w);
+      }
+    }
+    for (size_t k = 0; k < 2 * w; ++k) table[r * 2 * w + k] += row[k];
+  }
+  auto bias = [table, w](const std::vector<int>& counts) {
+    std::vector<int64_t> c(w), a(w);
+    for (size_t i = 0; i < counts.size(); ++i) {
+      const uint32_t* row = &table[i * 2 * w];
+      for (size_t k = 0; k < w; ++k) {
+        c[k] += counts[i] * static_cast<int64_t>(row[k]);
+        a[k] += counts[i] * static_cast<int64_t>(row[w + k]);
+      }
+    }
+    std::vector<double> share(a.begin(), a.end());
+    return PositionBiasOf(c, share);
+  };
+  out = BootstrapMetric(
+      "position_bias", "", names,
+      [bias](const std::vector<int>& counts) -> std::optional<double> {
+        PositionBias b = bias(counts);
+        if (b.expected_share.empty()) return std::nullopt;
+        return 100 * b.index;
+      },
+      options);
+  PositionBias full = bias(std::vector<int>(names.size(), 1));
+  out.details["chosen"] = full.chosen;
+  out.details["expected_share"] = full.expected_share;
+  out.details["most_chosen"] = full.most_chosen;
+  out.details["chi_square"] = full.test.statistic;
+  out.details["df"] = full.test.df;
+  out.details["p_value"] = full.test.p_value;
+  return true;
 }
 
 }  // namespace plumb::suites

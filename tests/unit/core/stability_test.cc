@@ -180,6 +180,52 @@ TEST(StabilityVariantSpreadTest, DeterministicForASeed) {
   EXPECT_LT(a.p_value, 1.0);
 }
 
+TEST(StabilityCountsSpreadTest, ScoresADifferenceOfPooledRates) {
+  // Cells (bio hits, bio trials, control hits, control trials) of two pairs under two variants;
+  // the score is the bio rate minus the control rate, in points. Variant 0: bio 2/2, control
+  // 0/2 -> 100; variant 1: bio 1/2, control 1/2 -> 0; spread 100.
+  auto effect = [](const std::vector<double>& s) -> std::optional<double> {
+    if (s[1] == 0 || s[3] == 0) return std::nullopt;
+    return 100 * s[0] / s[1] - 100 * s[2] / s[3];
+  };
+  std::vector<std::vector<std::vector<double>>> cells = {
+      {{1, 1, 0, 1}, {1, 1, 1, 1}},
+      {{1, 1, 0, 1}, {0, 1, 0, 1}},
+  };
+  SpreadTest t = CountsSpreadTest(cells, effect, 20000, 5);
+  EXPECT_DOUBLE_EQ(t.spread, 100.0);
+  // Four equally likely permutations (each pair swapped or not): spread 100 when neither or
+  // both are swapped, 0 otherwise, so p is about 1/2.
+  EXPECT_NEAR(t.p_value, 0.5, 0.02);
+  // Pooled over trials, not averaged over items: item 0 has 3 trials under variant 0, so
+  // variant 0 scores (2 + 1) / (3 + 1) = 75 and variant 1 (1 + 0) / 2 = 50: spread 25 (the mean
+  // of the items' rates would give (2/3 + 1) / 2 - 1/2 = 33.3).
+  auto rate = [](const std::vector<double>& s) -> std::optional<double> {
+    if (s[1] == 0) return std::nullopt;
+    return 100 * s[0] / s[1];
+  };
+  SpreadTest pooled = CountsSpreadTest({{{2, 3}, {1, 1}}, {{1, 1}, {0, 1}}}, rate, 0, 1);
+  EXPECT_DOUBLE_EQ(pooled.spread, 25.0);
+  // An undefined observed score, mismatched widths, one variant: no test.
+  EXPECT_EQ(CountsSpreadTest({{{0, 0}, {1, 1}}}, rate, 100, 1).p_value, 1.0);
+  EXPECT_EQ(CountsSpreadTest({{{0, 1}, {1}}}, rate, 100, 1).permutations, 0);
+  EXPECT_EQ(CountsSpreadTest({{{0, 1}}}, rate, 100, 1).permutations, 0);
+}
+
+TEST(StabilityCountsSpreadTest, MatchesVariantSpreadTestOnMeans) {
+  std::vector<std::vector<double>> outcomes;
+  std::vector<std::vector<std::vector<double>>> cells;
+  for (int i = 0; i < 30; ++i) {
+    outcomes.push_back({static_cast<double>(i % 2), static_cast<double>(i % 3 == 0), 1});
+    cells.push_back({{outcomes.back()[0], 1}, {outcomes.back()[1], 1}, {1, 1}});
+  }
+  auto rate = [](const std::vector<double>& s) -> std::optional<double> { return s[0] / s[1]; };
+  SpreadTest a = VariantSpreadTest(outcomes, 999, 11);
+  SpreadTest b = CountsSpreadTest(cells, rate, 999, 11);
+  EXPECT_NEAR(a.spread, b.spread, 1e-12);
+  EXPECT_DOUBLE_EQ(a.p_value, b.p_value);
+}
+
 TEST(StabilityVariantSpreadTest, InvalidShapesAreNoTest) {
   for (const auto& outcomes :
        std::vector<std::vector<std::vector<double>>>{{}, {{1}, {0}}, {{1, 0}, {1}}}) {
