@@ -117,7 +117,8 @@ struct PlannedSample {
 };
 
 // What ClaimSamples took: pending samples (with the turns already stored of a conversation
-// under way), and how many pending samples other live workers hold.
+// under way), and how many pending samples are not this process's (other workers hold them,
+// or are claiming them at this moment).
 struct SampleClaim {
   std::vector<SampleRecord> samples;
   int64_t held_elsewhere = 0;

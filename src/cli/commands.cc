@@ -90,10 +90,11 @@ void RegisterConfiguredSecrets(const Config& config) {
   }
 }
 
-void OnSigint(int) {
+// Ctrl-C (SIGINT) and SIGTERM (kill, a container or pod being stopped): finish what is in
+// flight, commit, and exit 130. A second one stops at once.
+void OnStopSignal(int sig) {
   Interrupted().store(true);
-  // A second Ctrl-C stops at once.
-  std::signal(SIGINT, SIG_DFL);
+  std::signal(sig, SIG_DFL);
 }
 
 }  // namespace
@@ -288,7 +289,8 @@ int Main(int argc, char** argv) {
     if (ctx.verbose) SetLogLevel(LogLevel::kInfo);
     if (Status s = ctx.LoadConfigFile(); !s.ok()) return ReportError(s);
     RegisterConfiguredSecrets(ctx.config);
-    std::signal(SIGINT, OnSigint);
+    std::signal(SIGINT, OnStopSignal);
+    std::signal(SIGTERM, OnStopSignal);
     for (auto& [sub, action] : actions) {
       if (sub->parsed()) return action();
     }

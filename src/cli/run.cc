@@ -176,7 +176,8 @@ Action SetupRun(CLI::App& app, Context& ctx) {
   app.add_flag("--dry-run", f->dry_run,
                "Print the requests, tokens and cost a run would take; send nothing");
   app.add_option("--perturb", f->perturb,
-                 "Run under a grid of presentations: order, labels, answer_format, system_prompt "
+                 "Run under a grid of presentations: order, labels, answer_format, system_prompt, "
+                 "paraphrases "
                  "(comma separated); the score comes with its stability (docs/statistics.md)")
       ->delimiter(',');
   app.add_flag("--workers-only", f->workers_only,

@@ -132,9 +132,13 @@ Result<SampleClaim> PostgresClaimSamples(PgConn& conn, int64_t run_id, int64_t n
     PLUMB_RETURN_IF_ERROR(ReleaseDeadLeases(conn, run_id));
     PLUMB_RETURN_IF_ERROR(
         Lease(conn, run_id, n - static_cast<int64_t>(claim.samples.size()), claim.samples));
+    // Held elsewhere: leased to another worker, or free but passed over because another
+    // worker's claim has it locked at this moment (its lease is not committed yet, so only the
+    // free row is visible). Counting only committed leases, a worker claiming while the others'
+    // claims are under way would find nothing and take the run for finished.
     PLUMB_ASSIGN_OR_RETURN(PgResult h, conn.Exec("SELECT count(*) FROM samples WHERE run_id = $1 "
-                                                 "AND status = 'pending' AND worker IS NOT NULL "
-                                                 "AND worker <> $2",
+                                                 "AND status = 'pending' AND (worker IS NULL OR "
+                                                 "worker <> $2)",
                                                  RunAndSelf(run_id)));
     claim.held_elsewhere = h.Int64(0, 0);
     return Status();

@@ -275,18 +275,7 @@ class ChoiceKind final : public SuiteKind {
       return out;
     }
     const PresentationVariant* v = VariantOf(item);
-    ChoiceAnswer a;
-    if (v != nullptr && v->protocol.text_answer) {
-      a.position = ChoiceProtocol::ParseText(options, reply.text);
-      a.details["answer_format"] = "text";
-      if (!a.position) {
-        std::string phrase = protocol_->RefusalPhrase(item, reply);
-        a.refusal = !phrase.empty();
-        if (a.refusal) a.details["refusal_phrase"] = phrase;
-      }
-    } else {
-      a = protocol_->Parse(item, options, reply, v ? &v->protocol : nullptr);
-    }
+    ChoiceAnswer a = protocol_->Parse(item, options, reply, v ? &v->protocol : nullptr);
     g.details = std::move(a.details);
     std::string outcome;
     bool aligned = false;

@@ -91,7 +91,7 @@ class ChoiceAccumulator final : public MetricsAccumulator {
         out.push_back(ProportionMetric(primary_, category, Clusters(c.aligned), options_));
       }
       if (!category.empty()) continue;
-      if (Metric bias; positions_.Metric(options_, bias, cluster_of_)) out.push_back(std::move(bias));
+      if (Metric bias; positions_.Metric(options_, bias, cluster_of_.empty() ? nullptr : BaseOf)) out.push_back(std::move(bias));
       if (stability_) stability_->Finish(out);
       out.push_back(ProportionMetric("refusal_rate", "", Clusters(c.refusal), options_));
       out.push_back(ProportionMetric("parse_failure_rate", "", Clusters(c.unparsed), options_));

@@ -259,6 +259,16 @@ std::optional<size_t> ChoiceProtocol::ParseText(const std::vector<std::string>& 
 ChoiceAnswer ChoiceProtocol::Parse(const Item& item, const std::vector<std::string>& options,
                                    const Completion& completion, const Variant* variant) const {
   ChoiceAnswer a;
+  if (variant != nullptr && variant->text_answer) {
+    a.position = ParseText(options, completion.text);
+    a.details["answer_format"] = "text";
+    if (!a.position) {
+      std::string phrase = RefusalPhrase(item, completion);
+      a.refusal = !phrase.empty();
+      if (a.refusal) a.details["refusal_phrase"] = phrase;
+    }
+    return a;
+  }
   const std::vector<std::string>& labels = LabelsFor(options.size(), variant);
   GradeInput in{item, options, labels, completion};
   // Both graders are rule graders over text and cannot fail; an error here is a bug.

@@ -89,7 +89,8 @@ class ChoiceProtocol {
   static std::optional<size_t> ParseText(const std::vector<std::string>& options,
                                          const std::string& reply);
 
-  // Reads the answer out of a reply to `options` (in the order shown; at least one).
+  // Reads the answer out of a reply to `options` (in the order shown; at least one); under a
+  // text-answer variant by ParseText (a refusal phrase counts only when no option is named).
   ChoiceAnswer Parse(const Item& item, const std::vector<std::string>& options,
                      const Completion& completion, const Variant* variant = nullptr) const;
   // The refusal phrase found in a reply to an open prompt, or "" when there is none.

@@ -248,26 +248,27 @@ void PositionCounts::Add(size_t item, const Grade& g) {
 }
 
 bool PositionCounts::Metric(const MetricOptions& options, plumb::Metric& out,
-                            const std::vector<size_t>& cluster_of) const {
+                            const std::function<std::string(const Item&)>& cluster) const {
   if (!any_) return false;
   const size_t w = width_;
   std::vector<uint32_t> table;  // the clusters with an answer read, in order of first item
   std::vector<std::string> names;
-  std::map<size_t, size_t> at;  // a cluster's first item -> its row in `table`
+  std::map<std::string, size_t> at;  // a cluster -> its row in `table`
   for (size_t i = 0; i < items_.size(); ++i) {
     const uint32_t* row = &table_[i * 2 * w];
     uint64_t seen = 0;
     for (size_t k = 0; k < w; ++k) seen += row[k];
     if (seen == 0) continue;
     size_t r = names.size();
-    if (cluster_of.empty()) {
+    if (!cluster) {
       names.push_back(items_[i].id);
       table.resize(table.size() + 2 * w);
     } else {
-      auto [it, fresh] = at.emplace(cluster_of[i], names.size());
+      std::string name = cluster(items_[i]);
+      auto [it, fresh] = at.emplace(name, names.size());
       r = it->second;
       if (fresh) {
-        names.push_back(items_[i].fields.value("base", items_[i].id));
+        names.push_back(std::move(name));
         table.resize(table.size() + 2 * w);
       }
     }

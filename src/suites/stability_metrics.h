@@ -84,10 +84,10 @@ class PositionCounts {
   // that the aligned options' positions predict there (points; 0 for a model that chooses by
   // content, 75 for one that always takes the first of four balanced options), with a bootstrap
   // interval over items and the chi-square test of the chosen positions against the aligned
-  // ones in its details. The bootstrap draws items, or the clusters of `cluster_of` (item ->
-  // the first item of its cluster, named by its fields.base). False when no answer was read.
+  // ones in its details. The bootstrap draws items, or the clusters `cluster` names (e.g. all
+  // variants of an item of the file). False when no answer was read.
   bool Metric(const MetricOptions& options, plumb::Metric& out,
-              const std::vector<size_t>& cluster_of = {}) const;
+              const std::function<std::string(const Item&)>& cluster = {}) const;
 
  private:
   const std::vector<Item>& items_;

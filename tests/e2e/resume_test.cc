@@ -134,6 +134,31 @@ TEST(Resume, CtrlCThenRunResumeContinuesTheSameRun) {
   EXPECT_NE(again.out.find("run 2  completed"), std::string::npos) << again.out;
 }
 
+TEST(Resume, SigtermStopsLikeCtrlCAndTheRunResumes) {
+  // What a container runtime sends before it kills: the run commits what it has and exits 130.
+  FakeServer server([](const FakeRequest& req, int) {
+    FakeReply r = DeterministicReply(req);
+    r.delay_ms = 30;
+    return r;
+  });
+  TempDir tmp;
+  std::string manifest = WriteChoiceSuite(tmp, "term", 60);
+  std::vector<std::string> args = {
+      "run",        "--suite",         manifest,        "--model", "openai/m",
+      "--base-url", server.base_url(), "--concurrency", "2",       "--progress",
+      "none"};
+  auto stopped = Plumb(tmp.path(), args, {}, /*kill_after_ms=*/300, /*kill_signal=*/15);
+  EXPECT_EQ(stopped.exit_code, 130) << stopped.err;
+  EXPECT_NE(stopped.err.find("interrupted"), std::string::npos) << stopped.err;
+  int requests_before = server.request_count();
+  args.push_back("--resume");
+  auto resumed = Plumb(tmp.path(), args);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_LE(server.request_count() - requests_before, 60 - 4);
+  // Every sample once, apart from the requests abandoned in flight (at most the concurrency).
+  EXPECT_LE(server.request_count(), 60 + 2);
+}
+
 TEST(Resume, RetryErrorsResendsOnlyTheErroredSamples) {
   std::atomic<bool> broken{true};
   std::atomic<int> requests{0};

@@ -134,7 +134,8 @@ TEST_P(Workers, ThreeWorkersOneKilledAnswerEachSampleOnceWithTheNumbersOfOneProc
   tv.join();
   EXPECT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(b.exit_code, 0) << b.err;
-  ASSERT_EQ(victim.exit_code, 128 + 9) << "the third worker finished before it was killed";
+  ASSERT_EQ(victim.exit_code, 128 + 9) << "the third worker finished before it was killed: "
+                                       << victim.out << victim.err;
 
   auto store = std::move(OpenStoreReadOnly(db)).value();
   EXPECT_EQ(store->GetRun(1)->status, "completed");
@@ -147,8 +148,10 @@ TEST_P(Workers, ThreeWorkersOneKilledAnswerEachSampleOnceWithTheNumbersOfOneProc
   for (const auto& s : *samples) responses += static_cast<int>(s.responses.size());
   EXPECT_EQ(responses, n) << "one final response per sample";
 
-  // At the server: every prompt of the run, each once apart from the killed worker's requests
-  // in flight (at most its concurrency, 2).
+  // At the server: every prompt of the run, each once apart from what the killed worker had
+  // sent and not yet committed: its requests in flight (at most its concurrency, 2) and the
+  // answers in its write queue (a few: the writer commits every few milliseconds; at most the
+  // page of 4 x concurrency it had claimed).
   std::map<std::string, int> asked = PromptCounts(server);
   int repeated = 0;
   for (const auto& [prompt, times] : asked) {
@@ -156,7 +159,7 @@ TEST_P(Workers, ThreeWorkersOneKilledAnswerEachSampleOnceWithTheNumbersOfOneProc
     repeated += times - 2;
   }
   EXPECT_EQ(static_cast<int>(asked.size()), n);
-  EXPECT_LE(repeated, 2);
+  EXPECT_LE(repeated, 8);
   EXPECT_EQ(server.request_count(), 2 * n + repeated);
 
   ExpectSameMetrics(MetricsOf(db, 1), expected);

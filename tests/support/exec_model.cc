@@ -9,7 +9,9 @@
 //   --pick MODE         read the options ("<label>. <text>" lines of the last message) and
 //                       answer by them: `first` (the first shown), `word:W` (the option whose
 //                       text holds W), `letters:W` (as word:W when the labels are letters,
-//                       else the first shown); options shown as "- <text>" lines (no labels)
+//                       else the first shown), `echo` (the option whose text the message
+//                       also holds elsewhere, e.g. a view the user stated; else the first
+//                       shown: a sycophant); options shown as "- <text>" lines (no labels)
 //                       are answered with their text
 // Every other answer is "Answer: A pid=<pid>" with 7 prompt and 2 completion tokens.
 #include <unistd.h>
@@ -88,7 +90,8 @@ int main(int argc, char** argv) {
     } else if (!pick.empty()) {
       // The option lines: "<label>. <text>".
       std::vector<std::pair<std::string, std::string>> options;
-      std::istringstream text(req["messages"].back()["content"].get<std::string>());
+      const std::string content = req["messages"].back()["content"].get<std::string>();
+      std::istringstream text(content);
       for (std::string l; std::getline(text, l);) {
         if (l.rfind("- ", 0) == 0) {  // shown without labels: answered by text
           options.emplace_back("", l.substr(2));
@@ -109,6 +112,16 @@ int main(int argc, char** argv) {
       if (mode == "word" || (mode == "letters" && letters)) {
         for (size_t k = 0; k < options.size(); ++k) {
           if (options[k].second.find(word) != std::string::npos) chosen = k;
+        }
+      }
+      if (mode == "echo") {
+        for (size_t k = 0; k < options.size(); ++k) {
+          int seen = 0;
+          for (size_t at = content.find(options[k].second); at != std::string::npos;
+               at = content.find(options[k].second, at + 1)) {
+            ++seen;
+          }
+          if (seen > 1) chosen = k;
         }
       }
       std::string answer = options.empty()              ? "?"
