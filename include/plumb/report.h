@@ -132,6 +132,8 @@ Result<std::string> FormatRun(const RunRecord& run, const std::vector<Metric>& m
 std::string FormatValue(const std::optional<double>& v);
 // "[18.90, 32.87]", or "" without an interval.
 std::string FormatInterval(const Metric& m);
+// A leaderboard's stability cell: "93.33 [84.10, 97.40]", "-" when the run has no such metric.
+std::string StabilityText(const std::optional<Metric>& m);
 
 }  // namespace plumb
 

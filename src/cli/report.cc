@@ -75,8 +75,7 @@ Action SetupLeaderboard(CLI::App& app, Context& ctx) {
   app.add_flag("--no-baselines", f->no_baselines,
                "Leave out the built-in baselines' reference rows");
   app.add_flag("--with-stability", f->with_stability,
-               "Add consistency (across a perturbation grid) and position bias columns (md, "
-               "csv, json)");
+               "Add consistency (across a perturbation grid) and position bias columns");
   app.add_option("--format", f->format, "Output format")
       ->check(CLI::IsMember({"md", "csv", "json", "latex", "html"}));
   app.add_option("--out", f->out, "Write to FILE instead of standard output");

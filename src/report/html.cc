@@ -339,7 +339,18 @@ std::string RunCell(int64_t run_id, RunLinks links) {
   return std::to_string(run_id);
 }
 
-std::string SectionHtml(const LeaderboardSection& s, RunLinks links) {
+namespace {
+
+// A stability column's cell, sortable by its value.
+std::string StabilityCell(const std::optional<Metric>& m) {
+  if (!m || !m->value) return "<td class=\"num\">-</td>";
+  return fmt::format("<td class=\"num\" data-v=\"{}\">{}</td>", *m->value,
+                     Escape(StabilityText(m)));
+}
+
+}  // namespace
+
+std::string SectionHtml(const LeaderboardSection& s, RunLinks links, bool with_stability) {
   std::string id = SectionId(s);
   std::string out = fmt::format(
       "<section class=\"leaderboard\" id=\"{}\">\n<h2>{} <span class=\"meta\">v{}: {}, {} is "
@@ -350,21 +361,23 @@ std::string SectionHtml(const LeaderboardSection& s, RunLinks links) {
       "<table class=\"sortable leaderboard-table\" "
       "id=\"{}-table\"><thead><tr><th>#</th><th>model</th><th>{}</th>"
       "<th>95% CI</th><th>n</th><th>errors</th><th>judge "
-      "errors</th><th>run</th><th>date</th><th>plumb</th></tr></thead><tbody>\n",
-      Escape(id), Escape(s.metric));
+      "errors</th>{}<th>run</th><th>date</th><th>plumb</th></tr></thead><tbody>\n",
+      Escape(id), Escape(s.metric),
+      with_stability ? "<th>consistency</th><th>position bias</th>" : "");
   std::vector<Bar> bars;
   for (const auto& r : s.rows) {
     auto v = r.metric.value;
     out += fmt::format(
         "<tr{}><td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td class=\"num\" "
         "data-v=\"{}\">{}</td><td class=\"num\">{}</td>"
-        "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td "
+        "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>{}<td "
         "class=\"num\">{}</td><td>{}</td><td>{}</td></tr>\n",
         r.reference ? " class=\"reference\"" : "", r.rank ? r.rank : 9999,
         r.reference ? "ref" : (r.rank ? std::to_string(r.rank) : "-"), Escape(r.model_spec),
         v ? fmt::format("{}", *v) : "", FormatValue(v), FormatInterval(r.metric), r.metric.n,
         r.errors && r.errors->k ? std::to_string(*r.errors->k) : (r.run.id ? "0" : "-"),
         r.judge_errors ? fmt::format("{:.1f}%", *r.judge_errors->value) : "-",
+        with_stability ? StabilityCell(r.consistency) + StabilityCell(r.position_bias) : "",
         RunCell(r.run.id, links),
         Escape(r.run.finished_at.size() >= 10 ? r.run.finished_at.substr(0, 10) : "-"),
         Escape(r.run.plumb_version));
@@ -404,7 +417,7 @@ std::string OverviewHtml(const Leaderboard& board) {
 std::string LeaderboardBody(const Leaderboard& board, RunLinks links) {
   if (board.sections.empty()) return "<p class=\"note\">No completed runs yet.</p>\n";
   std::string out = OverviewHtml(board);
-  for (const auto& s : board.sections) out += SectionHtml(s, links);
+  for (const auto& s : board.sections) out += SectionHtml(s, links, board.with_stability);
   out += fmt::format("<p class=\"footnote\">{}</p>\n", Escape(kRankFootnote));
   for (const auto& n : board.notes)
     out += fmt::format("<p class=\"note\">Note: {}</p>\n", Escape(n));

@@ -51,8 +51,9 @@ enum class RunLinks { kNone, kInPage, kServed };
 // The id of a leaderboard section's element: "lb-<suite>-v<version>".
 std::string SectionId(const LeaderboardSection& s);
 
-// One suite's leaderboard: a sortable table and its bar chart.
-std::string SectionHtml(const LeaderboardSection& s, RunLinks links);
+// One suite's leaderboard: a sortable table and its bar chart; `with_stability`: the
+// consistency and position bias columns too.
+std::string SectionHtml(const LeaderboardSection& s, RunLinks links, bool with_stability = false);
 
 // The overview table of a leaderboard with several suites ("" otherwise; see Overview).
 std::string OverviewHtml(const Leaderboard& board);

@@ -354,7 +354,10 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
   if (board.sections.empty()) body += "<p class=\"note\">No completed runs yet.</p>\n";
   body += html::OverviewHtml(board);
   for (const auto& s : board.sections) {
-    body += html::SectionHtml(s, html::RunLinks::kInPage);
+    // The stability columns for suites that some run answered under a perturbation grid.
+    const bool grid = std::any_of(s.rows.begin(), s.rows.end(),
+                                  [](const LeaderboardRow& r) { return r.consistency.has_value(); });
+    body += html::SectionHtml(s, html::RunLinks::kInPage, grid);
     body += CategoryHeatMap(s);
     PLUMB_ASSIGN_OR_RETURN(std::string stability, StabilitySections(store, s));
     body += stability;

@@ -100,11 +100,6 @@ std::string JudgeErrorsText(const LeaderboardRow& r) {
   return r.judge_errors ? fmt::format("{:.1f}%", *r.judge_errors->value) : "-";
 }
 
-// A stability column's cell: the value with its interval, "-" when the run has none.
-std::string StabilityText(const std::optional<Metric>& m) {
-  if (!m || !m->value) return "-";
-  return fmt::format("{} {}", FormatValue(m->value), FormatInterval(*m));
-}
 
 std::string LatexEscape(const std::string& s) {
   std::string out;
@@ -145,6 +140,11 @@ std::string Heading(const LeaderboardSection& s) {
 
 std::string FormatValue(const std::optional<double>& v) {
   return v ? fmt::format("{:.2f}", *v) : "-";
+}
+
+std::string StabilityText(const std::optional<Metric>& m) {
+  if (!m || !m->value) return "-";
+  return fmt::format("{} {}", FormatValue(m->value), FormatInterval(*m));
 }
 
 std::string FormatInterval(const Metric& m) {
@@ -430,18 +430,23 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
     for (const auto& s : board.sections) {
       out += "\\begin{table}[t]\n\\centering\n";
       out += fmt::format("\\caption{{{}}}\n", LatexEscape(Heading(s)));
-      out += "\\begin{tabular}{rlrlrrr}\n\\toprule\n";
+      out += board.with_stability ? "\\begin{tabular}{rlrlrrrll}\n\\toprule\n"
+                                  : "\\begin{tabular}{rlrlrrr}\n\\toprule\n";
       out += fmt::format(
-          "Rank & Model & {} & 95\\% CI & $n$ & Errors & Judge errors \\\\\n\\midrule\n",
-          LatexEscape(s.metric));
+          "Rank & Model & {} & 95\\% CI & $n$ & Errors & Judge errors{} \\\\\n\\midrule\n",
+          LatexEscape(s.metric), board.with_stability ? " & Consistency & Position bias" : "");
       for (const auto& r : s.rows) {
         auto cell = [&](const std::string& text) {
           return r.reference ? "\\textit{" + text + "}" : text;
         };
-        out += fmt::format("{} & {} & {} & {} & {} & {} & {} \\\\\n", cell(RankText(r)),
+        std::string stability =
+            board.with_stability ? fmt::format(" & {} & {}", cell(StabilityText(r.consistency)),
+                                               cell(StabilityText(r.position_bias)))
+                                 : "";
+        out += fmt::format("{} & {} & {} & {} & {} & {} & {}{} \\\\\n", cell(RankText(r)),
                            cell(LatexEscape(r.model_spec)), cell(FormatValue(r.metric.value)),
                            cell(FormatInterval(r.metric)), r.metric.n, ErrorsText(r),
-                           LatexEscape(JudgeErrorsText(r)));
+                           LatexEscape(JudgeErrorsText(r)), stability);
       }
       out += "\\bottomrule\n\\end{tabular}\n";
       out += fmt::format("\\\\[2pt]{{\\footnotesize {}}}\n\\end{{table}}\n\n",

@@ -141,6 +141,23 @@ TEST(Stability, TheGateCanHoldConsistency) {
       << board.out;
   EXPECT_NE(board.out.find(",100,0\n"), std::string::npos) << board.out;  // reads the options
   EXPECT_NE(board.out.find(",0,37.5\n"), std::string::npos) << board.out;  // letters only
+  for (const char* format : {"html", "latex", "md"}) {
+    auto other = Plumb(tmp.path(), {"leaderboard", "--with-stability", "--format", format,
+                                    "--no-baselines", "--db", db});
+    ASSERT_EQ(other.exit_code, 0) << other.err;
+    const std::string& o = other.out;
+    if (std::string(format) == "html") {
+      EXPECT_NE(o.find("<th>consistency</th><th>position bias</th>"), std::string::npos) << o;
+      EXPECT_NE(o.find("<td class=\"num\" data-v=\"100\">100.00 ["), std::string::npos) << o;
+      EXPECT_NE(o.find("<td class=\"num\" data-v=\"37.5\">37.50 ["), std::string::npos) << o;
+    } else if (std::string(format) == "latex") {
+      EXPECT_NE(o.find("Judge errors & Consistency & Position bias \\\\"), std::string::npos) << o;
+      EXPECT_NE(o.find("\\begin{tabular}{rlrlrrrll}"), std::string::npos) << o;
+      EXPECT_NE(o.find(" & 0.00 ["), std::string::npos) << o;
+    } else {
+      EXPECT_NE(o.find("| consistency | position bias |"), std::string::npos) << o;
+    }
+  }
   // The HTML report's stability section: per-variant bars, the verdicts, the positions chosen.
   auto report = Plumb(tmp.path(), {"report", "--all", "--db", db, "--out", tmp.path() + "/r.html"});
   ASSERT_EQ(report.exit_code, 0) << report.err;
@@ -153,6 +170,7 @@ TEST(Stability, TheGateCanHoldConsistency) {
             std::string::npos);
   EXPECT_NE(html.find("aligned_rate per presentation"), std::string::npos);
   EXPECT_NE(html.find("position 1 chosen"), std::string::npos);
+  EXPECT_NE(html.find("<th>consistency</th><th>position bias</th>"), std::string::npos);
   tmp.Write("policy.yaml", "metrics:\n  - {name: consistency, margin: 5, direction: higher}\n");
   auto gate = Plumb(tmp.path(), {"gate", "--baseline", "1", "--candidate", "2", "--policy",
                                  tmp.path() + "/policy.yaml", "--db", db});
