@@ -53,6 +53,15 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
         CheckTemplate(*p->system_prompt_, {},
                       fmt::format("{}: field 'system_prompt'", r.Where("system_prompt"))));
   }
+  // The instruction of the answer_format=text variant, when the suite words its own.
+  PLUMB_ASSIGN_OR_RETURN(p->text_template_, r.OptString("text_template"));
+  if (p->text_template_) {
+    std::vector<std::string> text_allowed = defaults.placeholders;
+    text_allowed.insert(text_allowed.end(), {"options", "n"});
+    PLUMB_RETURN_IF_ERROR(
+        CheckTemplate(*p->text_template_, text_allowed,
+                      fmt::format("{}: field 'text_template'", r.Where("text_template"))));
+  }
   PLUMB_ASSIGN_OR_RETURN(auto option_format, r.OptString("option_format"));
   if (option_format) p->option_format_ = *option_format;
   PLUMB_RETURN_IF_ERROR(
@@ -191,7 +200,8 @@ Result<Turn> ChoiceProtocol::RenderText(const std::vector<Message>& prior,
   for (size_t i = 0; i < options.size(); ++i) block += (i ? option_separator_ : "") + "- " + options[i];
   vars["options"] = std::move(block);
   vars["n"] = std::to_string(options.size());
-  PLUMB_ASSIGN_OR_RETURN(std::string user, RenderTemplate(text_template, vars));
+  PLUMB_ASSIGN_OR_RETURN(std::string user,
+                         RenderTemplate(text_template_.value_or(text_template), vars));
   Turn turn;
   const std::optional<std::string>& system =
       variant.replace_system ? variant.system : system_prompt_;

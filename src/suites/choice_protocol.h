@@ -76,8 +76,8 @@ class ChoiceProtocol {
                            std::vector<std::string> labels,
                            const Variant* variant = nullptr) const;
 
-  // A text-answer variant's turn: `text_template` (the kind's instruction, with {options}) gets
-  // the options as "- text" lines; no labels.
+  // A text-answer variant's turn: the manifest's `text_template`, else `text_template` (the
+  // kind's instruction, with {options}), gets the options as "- text" lines; no labels.
   Result<Turn> RenderText(const std::vector<Message>& prior,
                           std::map<std::string, std::string> vars,
                           const std::vector<std::string>& options, const std::string& text_template,
@@ -103,6 +103,7 @@ class ChoiceProtocol {
  private:
   std::optional<std::string> system_prompt_;
   std::string template_;
+  std::optional<std::string> text_template_;
   std::string option_format_ = "{label}. {text}";
   Template compiled_template_, compiled_option_format_;  // parsed once: rendered per sample
   std::vector<std::vector<std::string>> labels_by_n_;     // LabelsOf, filled at load
