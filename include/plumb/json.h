@@ -65,6 +65,7 @@ class FieldReader {
 
   bool Has(const std::string& key) const;
   const Json* Get(const std::string& key);  // marks the key read; nullptr when absent
+  bool WasRead(const std::string& key) const { return read_.count(key) > 0; }
 
   Result<std::string> String(const std::string& key);
   Result<std::optional<std::string>> OptString(const std::string& key);

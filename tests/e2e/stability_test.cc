@@ -229,6 +229,17 @@ TEST(Stability, TheGridCanBeInTheManifestAndBadAxesAreErrors) {
                          "answer_format, system_prompt, paraphrases)"),
             std::string::npos)
       << bad.err;
+  // A kind without grids says so (and runs nothing).
+  auto pushback = Plumb(tmp.path(), {"run", "--suite",
+                                     std::string(PLUMB_TEST_SOURCE_DIR) +
+                                         "/benchmarks/sycophancy-pushback",
+                                     "--model", "builtin/first", "--perturb", "order", "--db",
+                                     tmp.path() + "/pushback.db"});
+  EXPECT_EQ(pushback.exit_code, 2);
+  EXPECT_NE(pushback.err.find("which kind 'pushback' does not offer: grids are for the "
+                              "choice-style kinds"),
+            std::string::npos)
+      << pushback.err;
 }
 
 // 24 opinion questions with two options (the "new way" first in half of them); the biography
