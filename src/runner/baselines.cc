@@ -41,9 +41,11 @@ Result<std::vector<std::vector<Metric>>> EvaluateInProcess(
   for (size_t b = 0; b < backends.size(); ++b) {
     metrics.push_back(std::make_unique<RunMetricsBuilder>(
         suite, MetricOptions{options.seed, options.bootstrap_resamples}));
-    // The answer-only baselines answer every epoch alike: their epoch reducers say nothing.
-    if (std::find(kAnswerOnlyBaselines.begin(), kAnswerOnlyBaselines.end(), specs[b]) !=
-        kAnswerOnlyBaselines.end()) {
+    // The answer-only baselines and the refuser answer every epoch alike: their epoch
+    // reducers say nothing.
+    if (specs[b] == "builtin/refuse" ||
+        std::find(kAnswerOnlyBaselines.begin(), kAnswerOnlyBaselines.end(), specs[b]) !=
+            kAnswerOnlyBaselines.end()) {
       metrics.back()->SkipReducers();
     }
   }
