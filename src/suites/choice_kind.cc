@@ -81,9 +81,8 @@ class ChoiceKind final : public SuiteKind {
         protocol_(std::move(protocol)),
         open_template_(std::move(open_template)),
         control_set_(control_set),
-        variants_(std::move(variants)) {
-    for (const auto& v : variants_) variant_names_.push_back(v.name);
-  }
+        variants_(std::move(variants)),
+        variant_names_(VariantNames(variants_)) {}
 
   // With a perturbation grid: one item per variant (ExpandVariants); open prompts stay one.
   Result<std::vector<Item>> Expand(Item item, const ItemSource&) const override {

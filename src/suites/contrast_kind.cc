@@ -255,11 +255,7 @@ class ContrastKind final : public SuiteKind {
     std::map<std::string, std::map<std::string, size_t>> index;
     PositionCounts positions(items, 2);
     std::optional<StabilityMetrics> stability;
-    if (variants_.size() >= 2) {
-      std::vector<std::string> names;
-      for (const auto& v : variants_) names.push_back(v.name);
-      stability.emplace(items, std::move(names), ScoreOfRates(), options);
-    }
+    if (variants_.size() >= 2) stability.emplace(items, VariantNames(variants_), ScoreOfRates(), options);
     for (const auto& o : outcomes) {
       const Item& item = items[o.item];
       const Grade* g = nullptr;

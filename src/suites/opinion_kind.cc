@@ -188,11 +188,7 @@ class OpinionKind final : public SuiteKind {
     std::map<std::string, std::map<size_t, Cluster>> bio_by_category;
     PositionCounts positions(items);
     std::optional<StabilityMetrics> stability;
-    if (variants_.size() >= 2) {
-      std::vector<std::string> names;
-      for (const auto& v : variants_) names.push_back(v.name);
-      stability.emplace(items, std::move(names), EffectScore(), options);
-    }
+    if (variants_.size() >= 2) stability.emplace(items, VariantNames(variants_), EffectScore(), options);
     for (const auto& o : outcomes) {
       const Item& item = items[o.item];
       std::string pair = item.metadata["pair"].get<std::string>();

@@ -238,6 +238,12 @@ std::vector<Item> ExpandVariants(Item item, const std::vector<PresentationVarian
   return out;
 }
 
+std::vector<std::string> VariantNames(const std::vector<PresentationVariant>& variants) {
+  std::vector<std::string> out;
+  for (const auto& v : variants) out.push_back(v.name);
+  return out;
+}
+
 const PresentationVariant* VariantOf(const std::vector<PresentationVariant>& variants,
                                      const Item& item) {
   if (variants.empty() || !item.fields.contains("variant")) return nullptr;

@@ -48,6 +48,9 @@ Status CheckParaphrases(const Json& fields, const ItemSource& where);
 // variant. Without a grid, the item itself.
 std::vector<Item> ExpandVariants(Item item, const std::vector<PresentationVariant>& variants);
 
+// The variants' names, in grid order.
+std::vector<std::string> VariantNames(const std::vector<PresentationVariant>& variants);
+
 // The variant of an item of ExpandVariants; nullptr without a grid.
 const PresentationVariant* VariantOf(const std::vector<PresentationVariant>& variants,
                                      const Item& item);

@@ -1,9 +1,10 @@
-// Crash-safe resume: plumb is killed (SIGKILL, Ctrl-C) at several points of a run against the
+// Crash-safe resume: plumb is killed (SIGKILL, Ctrl-C, SIGTERM) at several points of a run against the
 // loopback server and resumed; the final numbers equal a clean run's and nothing is duplicated.
 // --retry-errors re-sends only the samples that ended in an error.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <random>
 
@@ -107,7 +108,9 @@ TEST(Resume, KilledRunsResumeToTheNumbersOfACleanRun) {
   EXPECT_EQ(Plumb(tmp.path(), {"resume", "1", "--db", clean_db}).exit_code, 2);  // completed
 }
 
-TEST(Resume, CtrlCThenRunResumeContinuesTheSameRun) {
+// A run stopped by `signal` (Ctrl-C, or the SIGTERM a container runtime sends before it kills)
+// commits what it has, exits 130, and `plumb run --resume` continues the same run.
+void StopThenResume(int signal) {
   FakeServer server([](const FakeRequest& req, int) {
     FakeReply r = DeterministicReply(req);
     r.delay_ms = 30;
@@ -119,45 +122,26 @@ TEST(Resume, CtrlCThenRunResumeContinuesTheSameRun) {
       "run",        "--suite",         manifest,        "--model", "openai/m",
       "--base-url", server.base_url(), "--concurrency", "2",       "--progress",
       "none"};
-  auto stopped = Plumb(tmp.path(), args, {}, /*kill_after_ms=*/300);
-  EXPECT_EQ(stopped.exit_code, 130) << stopped.err;
-  int requests_before = server.request_count();
-  args.push_back("--resume");
-  auto resumed = Plumb(tmp.path(), args);
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  EXPECT_NE(resumed.out.find("run 1  completed"), std::string::npos) << resumed.out;
-  // Only the unfinished samples were sent again (a request in flight at Ctrl-C may repeat).
-  EXPECT_LE(server.request_count() - requests_before, 60 - 4);
-  auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
-  EXPECT_EQ(*(*store)->LatestRunId(), 1);
-  auto again = Plumb(tmp.path(), args);  // the newest run completed: --resume starts a new one
-  EXPECT_NE(again.out.find("run 2  completed"), std::string::npos) << again.out;
-}
-
-TEST(Resume, SigtermStopsLikeCtrlCAndTheRunResumes) {
-  // What a container runtime sends before it kills: the run commits what it has and exits 130.
-  FakeServer server([](const FakeRequest& req, int) {
-    FakeReply r = DeterministicReply(req);
-    r.delay_ms = 30;
-    return r;
-  });
-  TempDir tmp;
-  std::string manifest = WriteChoiceSuite(tmp, "term", 60);
-  std::vector<std::string> args = {
-      "run",        "--suite",         manifest,        "--model", "openai/m",
-      "--base-url", server.base_url(), "--concurrency", "2",       "--progress",
-      "none"};
-  auto stopped = Plumb(tmp.path(), args, {}, /*kill_after_ms=*/300, /*kill_signal=*/15);
+  auto stopped = Plumb(tmp.path(), args, {}, /*kill_after_ms=*/300, signal);
   EXPECT_EQ(stopped.exit_code, 130) << stopped.err;
   EXPECT_NE(stopped.err.find("interrupted"), std::string::npos) << stopped.err;
   int requests_before = server.request_count();
   args.push_back("--resume");
   auto resumed = Plumb(tmp.path(), args);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("run 1  completed"), std::string::npos) << resumed.out;
+  // Only the unfinished samples were sent again (a request in flight at the signal may repeat).
   EXPECT_LE(server.request_count() - requests_before, 60 - 4);
-  // Every sample once, apart from the requests abandoned in flight (at most the concurrency).
   EXPECT_LE(server.request_count(), 60 + 2);
+  auto store = OpenSqliteStoreReadOnly(tmp.path() + "/results/plumb.db");
+  EXPECT_EQ(*(*store)->LatestRunId(), 1);
+  auto again = Plumb(tmp.path(), args);  // the newest run completed: --resume starts a new one
+  EXPECT_NE(again.out.find("run 2  completed"), std::string::npos) << again.out;
 }
+
+TEST(Resume, CtrlCThenRunResumeContinuesTheSameRun) { StopThenResume(SIGINT); }
+
+TEST(Resume, SigtermStopsLikeCtrlCAndTheRunResumes) { StopThenResume(SIGTERM); }
 
 TEST(Resume, RetryErrorsResendsOnlyTheErroredSamples) {
   std::atomic<bool> broken{true};
