@@ -212,13 +212,7 @@ class ChoiceKind final : public SuiteKind {
     }
     std::vector<Sample> samples =
         PlanBalanced(items, selected, epoch, seed, protocol_->shuffle(), spec);
-    for (Sample& s : samples) {
-      const PresentationVariant* v = VariantOf(items[s.item]);
-      if (v == nullptr) continue;
-      std::vector<int> balanced = s.presentation["order"].get<std::vector<int>>();
-      s.presentation["order"] =
-          VariantOrder(*v, static_cast<int>(balanced.size()), balanced);
-    }
+    for (Sample& s : samples) PresentVariant(VariantOf(items[s.item]), s.presentation);
     return samples;
   }
 

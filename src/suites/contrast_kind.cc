@@ -180,11 +180,10 @@ class ContrastKind final : public SuiteKind {
         order = f["swapped"].get<bool>() ? std::vector<int>{kSafe, kPragmatic}
                                          : std::vector<int>{kPragmatic, kSafe};
       }
+      s.presentation["order"] = order;
       // A grid's order levels: balanced is the order above, file puts the pragmatic option
       // first, reversed the safe one.
-      if (const PresentationVariant* v = VariantOf(variants_, items[s.item]))
-        order = VariantOrder(*v, 2, order);
-      s.presentation["order"] = order;
+      PresentVariant(VariantOf(variants_, items[s.item]), s.presentation);
     }
     return samples;
   }

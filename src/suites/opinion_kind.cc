@@ -119,11 +119,9 @@ class OpinionKind final : public SuiteKind {
         }
       }
       for (size_t i : selected) {
-        const std::vector<int>& order = orders[items[i].metadata["pair"].get<std::string>()];
-        const PresentationVariant* v = VariantOf(variants_, items[i]);
-        out.push_back(Sample{
-            i, e,
-            Json{{"order", v ? VariantOrder(*v, static_cast<int>(order.size()), order) : order}}});
+        Sample s{i, e, Json{{"order", orders[items[i].metadata["pair"].get<std::string>()]}}};
+        PresentVariant(VariantOf(variants_, items[i]), s.presentation);
+        out.push_back(std::move(s));
       }
     }
     return out;

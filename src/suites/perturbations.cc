@@ -238,6 +238,13 @@ std::vector<Item> ExpandVariants(Item item, const std::vector<PresentationVarian
   return out;
 }
 
+void PresentVariant(const PresentationVariant* v, Json& presentation) {
+  if (v == nullptr) return;
+  std::vector<int> own = presentation["order"].get<std::vector<int>>();
+  presentation["order"] = VariantOrder(*v, static_cast<int>(own.size()), own);
+  presentation["variant"] = v->name;
+}
+
 std::vector<std::string> VariantNames(const std::vector<PresentationVariant>& variants) {
   std::vector<std::string> out;
   for (const auto& v : variants) out.push_back(v.name);

@@ -48,6 +48,11 @@ Status CheckParaphrases(const Json& fields, const ItemSource& where);
 // variant. Without a grid, the item itself.
 std::vector<Item> ExpandVariants(Item item, const std::vector<PresentationVariant>& variants);
 
+// A grid sample's presentation: `presentation.order` (the kind's own order) becomes the
+// variant's, and `presentation.variant` records the variant's name. Nothing when `variant` is
+// nullptr.
+void PresentVariant(const PresentationVariant* variant, Json& presentation);
+
 // The variants' names, in grid order.
 std::vector<std::string> VariantNames(const std::vector<PresentationVariant>& variants);
 

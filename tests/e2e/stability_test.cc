@@ -95,6 +95,17 @@ TEST(Stability, AModelThatReadsTheOptionsIsStable) {
             "stable: the differences between variants are within sampling noise");
   EXPECT_LT(std::abs(*s.overall["position_bias"].value), 1e-9);
   EXPECT_DOUBLE_EQ(*s.overall["label_bias"].value, 0.0);
+  // Each sample records its presentation's variant beside its order.
+  {
+    auto store = OpenStoreReadOnly(tmp.path() + "/" + Db("word:safe"));
+    ASSERT_TRUE(store.has_value());
+    auto samples = (*store)->GetSamples(1);
+    ASSERT_TRUE(samples.has_value());
+    std::map<std::string, int> by_variant;
+    for (const auto& smp : *samples) by_variant[smp.presentation.value("variant", "")]++;
+    EXPECT_EQ(by_variant.size(), 12u);
+    EXPECT_EQ(by_variant["order=reversed,labels=numbers"], 40);
+  }
   // The run keeps its grid: a rescore reloads the suite with it (the same content hash).
   auto rescore = Plumb(tmp.path(), {"rescore", "1", "--db", tmp.path() + "/" + Db("word:safe")});
   EXPECT_EQ(rescore.exit_code, 0) << rescore.err;
