@@ -95,23 +95,35 @@ class OptionOnlyBackend final : public Backend {
 
  private:
 
-  // The scores of an item's options in the order shown, remembered per item and order (the
-  // baselines answer every sample of every epoch); at most kRemembered of them, so that a run of
-  // many distinct items stays in bounded memory.
+  // The scores of an item's options in the order shown. An option's score does not depend on
+  // the order, so they are remembered per item (the baselines answer every sample of every
+  // epoch); at most kRemembered items, so that a run of many distinct items stays in bounded
+  // memory.
   std::vector<double> ScoresOf(const std::string& item, const std::vector<std::string>& texts) {
     constexpr size_t kRemembered = 50'000;
-    std::string key = item;
-    for (const auto& t : texts) key += '\x1f' + t;
+    std::vector<double> out(texts.size());
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = scores_.find(key);
-      if (it != scores_.end()) return it->second;
+      auto it = scores_.find(item);
+      if (it != scores_.end() && it->second.size() == texts.size()) {
+        bool all = true;
+        for (size_t i = 0; i < texts.size() && all; ++i) {
+          auto at = std::find_if(it->second.begin(), it->second.end(),
+                                 [&](const auto& e) { return e.first == texts[i]; });
+          all = at != it->second.end();
+          if (all) out[i] = at->second;
+        }
+        if (all) return out;
+      }
     }
-    std::vector<double> out;
     const std::string own = KeyOf(texts);
-    for (const auto& t : texts) out.push_back(Score(own, t));
+    std::vector<std::pair<std::string, double>> scored;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      out[i] = Score(own, texts[i]);
+      scored.emplace_back(texts[i], out[i]);
+    }
     std::lock_guard<std::mutex> lock(mu_);
-    if (scores_.size() < kRemembered) scores_.emplace(std::move(key), out);
+    if (scores_.size() < kRemembered) scores_.emplace(item, std::move(scored));
     return out;
   }
 
@@ -155,7 +167,7 @@ class OptionOnlyBackend final : public Backend {
   Model all_;
   std::unordered_map<std::string, Own> own_;
   std::mutex mu_;  // scores_
-  std::unordered_map<std::string, std::vector<double>> scores_;
+  std::unordered_map<std::string, std::vector<std::pair<std::string, double>>> scores_;
 };
 
 }  // namespace
