@@ -1,6 +1,7 @@
 // The suite loader on a fuzzed suite.yaml and item file (split at the first line "---"), then
-// the loaded suite's first turns and grades on a fixed reply: whatever a manifest says, loading
-// fails with a message or gives a suite that runs.
+// the loaded suite's first turns, grades on a fixed reply and metrics (perturbation grids'
+// stability metrics included): whatever a manifest says, loading fails with a message or
+// gives a suite that runs.
 #include "fuzz.h"
 #include "plumb/suite.h"
 
@@ -26,6 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<size_t> selected;
   for (size_t i = 0; i < suite->items.size() && i < 8; ++i) selected.push_back(i);
   auto samples = suite->kind->Plan(suite->items, selected, 2, 1);
+  std::vector<plumb::SampleOutcome> outcomes;
   for (const auto& s : samples) {
     const plumb::Item& item = suite->items[s.item];
     auto turn = suite->kind->FirstTurn(item, s);
@@ -34,7 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     c.text = "Answer: B. I cannot be sure.";
     std::vector<plumb::Exchange> history = {plumb::Exchange{turn->messages, c}};
     auto next = suite->kind->NextTurn(item, s, history);
-    (void)suite->kind->GradeSample(item, s, history);
+    outcomes.push_back(plumb::SampleOutcome{s.item, s.epoch, true,
+                                            suite->kind->GradeSample(item, s, history)});
+  }
+  // Judged kinds grade by their judges, not here: their metrics are left out.
+  if (!suite->kind->NeedsJudges()) {
+    (void)suite->kind->Metrics(suite->items, outcomes, plumb::MetricOptions{1, 20});
   }
   return 0;
 }
