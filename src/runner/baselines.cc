@@ -58,32 +58,38 @@ Result<std::vector<std::vector<Metric>>> EvaluateInProcess(
       // Baselines often give the same reply to a sample (the first option is also the longest,
       // ...): a one-turn reply without tool calls is graded once per distinct text.
       std::map<std::string, std::vector<Grade>> graded;
+      // The first exchange's messages are the same for every baseline: copied once per sample.
+      std::vector<Exchange> history = {Exchange{first.messages, Completion{}}};
       for (size_t b = 0; b < backends.size(); ++b) {
-        Turn turn = first;
-        std::vector<Exchange> history;
+        history.resize(1);
+        const Turn* turn = &first;
+        std::optional<Turn> next;
         while (true) {
           ModelCall call;
-          call.messages = turn.messages;
+          call.messages = turn->messages;
           call.params = options.params;
           call.hints.item_id = item.id;
           call.hints.epoch = sample.epoch;
-          call.hints.turn = static_cast<int>(history.size());
+          call.hints.turn = static_cast<int>(turn == &first ? 0 : history.size());
           call.hints.seed = DeriveSeed(options.seed, item.id, static_cast<uint64_t>(sample.epoch));
-          call.hints.option_labels = turn.option_labels;
-          call.hints.option_texts = turn.option_texts;
-          call.tools = turn.tools;
-          call.tool_choice = turn.tool_choice;
+          call.hints.option_labels = turn->option_labels;
+          call.hints.option_texts = turn->option_texts;
+          call.tools = turn->tools;
+          call.tool_choice = turn->tool_choice;
           std::optional<Result<Completion>> reply;
           backends[b]->Submit(std::move(call), [&](Result<Completion> r, const CallReport&) {
             reply = std::move(r);
           });
           if (!reply) return Internal("a built-in baseline did not answer in process");
           if (!*reply) return reply->error();
-          history.push_back(Exchange{std::move(turn.messages), std::move(**reply)});
-          PLUMB_ASSIGN_OR_RETURN(std::optional<Turn> next,
-                                 suite.kind->NextTurn(item, sample, history));
+          if (turn == &first) {
+            history[0].completion = std::move(**reply);
+          } else {
+            history.push_back(Exchange{turn->messages, std::move(**reply)});
+          }
+          PLUMB_ASSIGN_OR_RETURN(next, suite.kind->NextTurn(item, sample, history));
           if (!next) break;
-          turn = std::move(*next);
+          turn = &*next;
         }
         const bool one_turn = history.size() == 1 && history[0].completion.tool_calls.empty();
         const std::string key =
