@@ -88,6 +88,9 @@ class HttpBackend : public Backend {
   // 404 -> kNotFound, other 4xx -> kInvalidArgument, an unreadable 2xx body -> kUnavailable
   // (retried: proxies truncate bodies). Messages never contain the API key.
   virtual Result<Completion> ParseResponse(const HttpResponse& response) const = 0;
+  // ParseResponse, with an exception a parser throws on a body shaped unlike the protocol's
+  // turned into kUnavailable (a malformed body, retried like one): what the backend uses.
+  Result<Completion> ReadResponse(const HttpResponse& response) const;
 
  protected:
   // The endpoints of a pool: base URLs, the first being the one BuildRequest uses (a request

@@ -98,6 +98,13 @@ class FieldReader {
 // stop), strictly.
 Result<GenerationParams> ReadGenerationParams(FieldReader& reader);
 
+// Fields of JSON from outside (provider replies, batch results): obj[key] when obj is an
+// object holding that type there, otherwise `fallback`. nlohmann's value() throws when the key
+// holds another type; a reply may hold any type anywhere.
+std::string StringField(const Json& obj, const char* key, std::string fallback = "");
+int64_t IntField(const Json& obj, const char* key, int64_t fallback = 0);
+bool BoolField(const Json& obj, const char* key, bool fallback = false);
+
 // Escapes a key for use in a JSON pointer ("~" -> "~0", "/" -> "~1").
 std::string JsonPointerEscape(const std::string& key);
 

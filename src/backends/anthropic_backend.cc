@@ -3,6 +3,7 @@
 
 #include "backends/backends.h"
 #include "plumb/batch.h"
+#include "plumb/json.h"
 #include "plumb/log.h"
 
 namespace plumb::backends {
@@ -34,7 +35,7 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
             {"type", "tool_result"}, {"tool_use_id", m->tool_call_id}, {"content", m->content}};
         if (!messages.empty() && messages.back()["role"] == "user" &&
             messages.back()["content"].is_array() &&
-            messages.back()["content"].back().value("type", "") == "tool_result") {
+            StringField(messages.back()["content"].back(), "type") == "tool_result") {
           messages.back()["content"].push_back(std::move(block));
         } else {
           messages.push_back({{"role", "user"}, {"content", Json::array({std::move(block)})}});
@@ -127,7 +128,7 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
   }
 
   HttpRequest StatusRequest(const Json& info) const override {
-    return Request("GET", base_url_ + "/v1/messages/batches/" + info.value("id", ""), "");
+    return Request("GET", base_url_ + "/v1/messages/batches/" + StringField(info, "id"), "");
   }
 
   Result<BatchProgress> ReadStatus(const HttpResponse& response, Json& info) const override {
@@ -139,10 +140,10 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
     p.ended = p.state == "ended";
     const Json& c = b.value("request_counts", Json::object());
     if (c.is_object()) {
-      p.succeeded = c.value("succeeded", int64_t{0});
-      p.failed_requests = c.value("errored", int64_t{0}) + c.value("canceled", int64_t{0}) +
-                          c.value("expired", int64_t{0});
-      p.total = p.succeeded + p.failed_requests + c.value("processing", int64_t{0});
+      p.succeeded = IntField(c, "succeeded");
+      p.failed_requests = IntField(c, "errored") + IntField(c, "canceled") +
+                          IntField(c, "expired");
+      p.total = p.succeeded + p.failed_requests + IntField(c, "processing");
     }
     if (b.contains("results_url") && b["results_url"].is_string())
       info["results_url"] = b["results_url"];
@@ -162,9 +163,9 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
     PLUMB_ASSIGN_OR_RETURN(auto lines, ParseJsonLines(body, "backend 'anthropic': batch results"));
     for (const auto& l : lines) {
       BatchLineResult r;
-      r.custom_id = l.value("custom_id", "");
+      r.custom_id = StringField(l, "custom_id");
       const Json& result = l.value("result", Json::object());
-      std::string type = result.is_object() ? result.value("type", "") : "";
+      std::string type = result.is_object() ? StringField(result, "type") : "";
       if (type == "succeeded") {
         ReadBatchReply(200, result.value("message", Json::object()), r);
       } else if (type == "canceled") {
@@ -175,8 +176,8 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
         // errored: {"error": {"type": "error", "error": {"type", "message"}}}
         const Json& e = result.is_object() ? result.value("error", Json::object()) : Json();
         const Json& inner = e.is_object() && e.contains("error") ? e["error"] : e;
-        std::string kind = inner.is_object() ? inner.value("type", "") : "";
-        std::string message = inner.is_object() ? inner.value("message", "") : "";
+        std::string kind = inner.is_object() ? StringField(inner, "type") : "";
+        std::string message = inner.is_object() ? StringField(inner, "message") : "";
         r.kind = BatchLineResult::Kind::kError;
         r.error =
             (kind == "api_error" || kind == "overloaded_error")
@@ -191,7 +192,7 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
   }
 
   HttpRequest CancelRequest(const Json& info) const override {
-    return Request("POST", base_url_ + "/v1/messages/batches/" + info.value("id", "") + "/cancel",
+    return Request("POST", base_url_ + "/v1/messages/batches/" + StringField(info, "id") + "/cancel",
                    "");
   }
 
@@ -228,11 +229,11 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
     bool has_text = false;
     for (const auto& block : body["content"]) {
       if (!block.is_object()) continue;
-      std::string type = block.value("type", "");
+      std::string type = StringField(block, "type");
       if (type == "tool_use") {
         if (!block.contains("name") || !block["name"].is_string())
           return bad("a tool_use block has no name");
-        c.tool_calls.push_back(ToolCall{block.value("id", ""), block["name"].get<std::string>(),
+        c.tool_calls.push_back(ToolCall{StringField(block, "id"), block["name"].get<std::string>(),
                                         DumpJson(block.value("input", Json::object()))});
         continue;
       }

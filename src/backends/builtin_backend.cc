@@ -9,6 +9,7 @@
 
 #include "backends/backends.h"
 #include "plumb/hash.h"
+#include "plumb/json.h"
 
 namespace plumb::backends {
 namespace {
@@ -45,7 +46,7 @@ Json ArgumentsFor(const Json& schema, Rng& rng, bool random) {
       out[name] = e[random ? rng.Below(e.size()) : 0];
       continue;
     }
-    std::string type = sub.value("type", "string");
+    std::string type = StringField(sub, "type", "string");
     if (type == "integer" || type == "number") {
       out[name] = 0;
     } else if (type == "boolean") {

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "backends/backends.h"
+#include "plumb/json.h"
 #include "plumb/log.h"
 
 extern char** environ;
@@ -337,7 +338,7 @@ class ExecBackend final : public Backend {
     Completion c;
     if (has_text) c.text = j["text"].get<std::string>();
     c.tool_calls = std::move(calls);
-    c.finish_reason = j.value("finish_reason", "");
+    c.finish_reason = StringField(j, "finish_reason");
     if (j.contains("prompt_tokens") && j["prompt_tokens"].is_number_integer())
       c.prompt_tokens = j["prompt_tokens"].get<int64_t>();
     if (j.contains("completion_tokens") && j["completion_tokens"].is_number_integer()) {

@@ -5,6 +5,7 @@
 
 #include "backends/backends.h"
 #include "plumb/batch.h"
+#include "plumb/json.h"
 #include "plumb/log.h"
 
 namespace plumb::backends {
@@ -20,7 +21,7 @@ constexpr int64_t kInlineBatchBytes = 20'000'000;  // batch requests inline up t
 bool IsBadKeyError(const Json& body) {
   if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return false;
   const Json& e = body["error"];
-  return e.value("status", "") == "INVALID_ARGUMENT" && e.contains("message") &&
+  return StringField(e, "status") == "INVALID_ARGUMENT" && e.contains("message") &&
          e["message"].is_string() &&
          e["message"].get<std::string>().find("API key not valid") != std::string::npos;
 }
@@ -148,7 +149,8 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
     Status status = HttpErrorStatus(code == 400 && IsBadKeyError(body) ? 401 : code, msg);
     // Billing or region problems (status FAILED_PRECONDITION) fail every later request too.
     if (status.code() == StatusCode::kInvalidArgument && body.is_object() &&
-        body.value("error", Json::object()).value("status", "") == "FAILED_PRECONDITION") {
+        body.contains("error") && body["error"].is_object() &&
+        body["error"].value("status", Json()) == "FAILED_PRECONDITION") {
       return FailedPrecondition(msg + " (check the project's billing and region)");
     }
     return status;
@@ -224,7 +226,7 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
   }
 
   HttpRequest StatusRequest(const Json& info) const override {
-    return Request("GET", base_url_ + "/v1beta/" + info.value("id", ""), "");
+    return Request("GET", base_url_ + "/v1beta/" + StringField(info, "id"), "");
   }
 
   Result<BatchProgress> ReadStatus(const HttpResponse& response, Json& info) const override {
@@ -233,16 +235,16 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
     // An operation {name, metadata: <batch>, done, response|error}, or the batch itself.
     const Json& batch = op.contains("metadata") && op["metadata"].is_object() ? op["metadata"] : op;
     BatchProgress p;
-    p.state = batch.value("state", "");
+    p.state = StringField(batch, "state");
     static const std::vector<std::string> kEnded = {"SUCCEEDED", "FAILED", "CANCELLED", "EXPIRED"};
     for (const auto& e : kEnded)
       if (p.state.size() >= e.size() &&
           p.state.compare(p.state.size() - e.size(), e.size(), e) == 0)
         p.ended = true;
-    if (op.value("done", false)) p.ended = true;
+    if (BoolField(op, "done", false)) p.ended = true;
     if (op.contains("error") && op["error"].is_object()) {
       p.failed = true;
-      p.message = op["error"].value("message", "failed");
+      p.message = StringField(op["error"], "message", "failed");
     } else if (p.state.find("FAILED") != std::string::npos) {
       p.failed = true;
       p.message = "state " + p.state;
@@ -298,13 +300,13 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
       BatchLineResult r;
       r.custom_id = e.contains("key") && e["key"].is_string() ? e["key"].get<std::string>()
                     : e.contains("metadata") && e["metadata"].is_object()
-                        ? e["metadata"].value("key", "")
+                        ? StringField(e["metadata"], "key")
                         : "";
       if (e.contains("response") && e["response"].is_object()) {
         ReadBatchReply(200, e["response"], r);
       } else {
         const Json& err = e.value("error", e.value("status", Json::object()));
-        std::string message = err.is_object() ? err.value("message", "failed") : "failed";
+        std::string message = err.is_object() ? StringField(err, "message", "failed") : "failed";
         r.kind = BatchLineResult::Kind::kError;
         r.error =
             InvalidArgument(fmt::format("backend 'google': in the batch: {}", Redact(message)));
@@ -315,7 +317,7 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
   }
 
   HttpRequest CancelRequest(const Json& info) const override {
-    return Request("POST", base_url_ + "/v1beta/" + info.value("id", "") + ":cancel", "");
+    return Request("POST", base_url_ + "/v1beta/" + StringField(info, "id") + ":cancel", "");
   }
 
   Status BatchHttpError(const HttpResponse& response, const std::string& what) const override {
@@ -375,7 +377,7 @@ class GeminiBackend final : public ApiBackend, public BatchApi {
         }
         if (!part.is_object() || !part.contains("text")) continue;
         if (!part["text"].is_string()) return bad("a part's 'text' is not a string");
-        if (part.value("thought", false)) continue;  // thought summaries are not the reply
+        if (BoolField(part, "thought", false)) continue;  // thought summaries are not the reply
         c.text += part["text"].get<std::string>();
         has_text = true;
       }

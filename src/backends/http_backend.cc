@@ -70,7 +70,7 @@ void ApiBackend::ReadBatchReply(int status, const Json& body, BatchLineResult& o
   HttpResponse inner;
   inner.status = status;
   inner.body = DumpJson(body);
-  Result<Completion> c = ParseResponse(inner);
+  Result<Completion> c = ReadResponse(inner);
   if (c) {
     out.completion = std::move(*c);
   } else {
@@ -266,6 +266,17 @@ HttpBackend::HttpBackend(const BackendContext& ctx)
       rpm_(ctx.rpm),
       tpm_(ctx.tpm) {}
 
+Result<Completion> HttpBackend::ReadResponse(const HttpResponse& response) const {
+  try {
+    return ParseResponse(response);
+  } catch (const std::exception& e) {
+    // A parser that trips over a body shaped unlike the protocol's: a malformed body, retried
+    // like one, never a crash.
+    return Unavailable(fmt::format("backend '{}': unreadable response: {}", Id(),
+                                   QuoteInput(e.what(), 200)));
+  }
+}
+
 void HttpBackend::SetEndpoints(std::vector<std::string> base_urls) {
   if (base_urls.size() < 2) return;
   pool_ = std::make_shared<Pool>();
@@ -307,17 +318,7 @@ void HttpBackend::Send(std::shared_ptr<HttpRequest> request, size_t k, std::vect
   scheduler_->Submit(
       std::move(r),
       [this, parsed](const HttpResponse& response) -> Status {
-        auto parse = [&]() -> Result<Completion> {
-          try {
-            return ParseResponse(response);
-          } catch (const std::exception& e) {
-            // A parser that trips over a body shaped unlike the protocol's: a malformed body,
-            // retried like one, never a crash.
-            return Unavailable(fmt::format("backend '{}': unreadable response: {}", Id(),
-                                           QuoteInput(e.what(), 200)));
-          }
-        };
-        Result<Completion> c = parse();
+        Result<Completion> c = ReadResponse(response);
         if (!c) return c.error();
         *parsed = std::move(c).value();
         return Status();

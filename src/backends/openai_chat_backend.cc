@@ -4,6 +4,7 @@
 
 #include "backends/backends.h"
 #include "plumb/batch.h"
+#include "plumb/json.h"
 #include "plumb/log.h"
 
 namespace plumb::backends {
@@ -168,7 +169,7 @@ class OpenAiChatBackend final : public ApiBackend, public BatchApi {
   }
 
   HttpRequest StatusRequest(const Json& info) const override {
-    return Request("GET", "/batches/" + info.value("id", ""), "");
+    return Request("GET", "/batches/" + StringField(info, "id"), "");
   }
 
   Result<BatchProgress> ReadStatus(const HttpResponse& response, Json& info) const override {
@@ -182,13 +183,13 @@ class OpenAiChatBackend final : public ApiBackend, public BatchApi {
     p.failed = p.state == "failed";
     if (p.failed && b.contains("errors") && b["errors"].is_object()) {
       for (const auto& e : b["errors"].value("data", Json::array()))
-        if (e.is_object()) p.message += (p.message.empty() ? "" : "; ") + e.value("message", "");
+        if (e.is_object()) p.message += (p.message.empty() ? "" : "; ") + StringField(e, "message");
     }
     const Json& counts = b.value("request_counts", Json::object());
     if (counts.is_object()) {
-      p.total = counts.value("total", int64_t{0});
-      p.succeeded = counts.value("completed", int64_t{0});
-      p.failed_requests = counts.value("failed", int64_t{0});
+      p.total = IntField(counts, "total");
+      p.succeeded = IntField(counts, "completed");
+      p.failed_requests = IntField(counts, "failed");
     }
     for (const char* f : {"output_file_id", "error_file_id"}) {
       if (b.contains(f) && b[f].is_string()) info[f] = b[f];
@@ -212,11 +213,11 @@ class OpenAiChatBackend final : public ApiBackend, public BatchApi {
     std::vector<BatchLineResult> out;
     for (const auto& l : lines) {
       BatchLineResult r;
-      r.custom_id = l.value("custom_id", "");
+      r.custom_id = StringField(l, "custom_id");
       const Json& error = l.value("error", Json());
       const Json& response = l.value("response", Json());
       if (error.is_object()) {
-        std::string code = error.value("code", "");
+        std::string code = StringField(error, "code");
         if (code == "batch_expired") {
           r.kind = BatchLineResult::Kind::kExpired;
         } else if (code == "batch_cancelled") {
@@ -225,7 +226,7 @@ class OpenAiChatBackend final : public ApiBackend, public BatchApi {
           r.kind = BatchLineResult::Kind::kError;
           r.error = InvalidArgument(fmt::format("backend 'openai': in the batch: {}{}",
                                                 code.empty() ? "" : code + ": ",
-                                                Redact(error.value("message", "failed"))));
+                                                Redact(StringField(error, "message", "failed"))));
         }
       } else if (response.is_object()) {
         ReadBatchReply(response.value("status_code", 0), response.value("body", Json::object()),
@@ -240,7 +241,7 @@ class OpenAiChatBackend final : public ApiBackend, public BatchApi {
   }
 
   HttpRequest CancelRequest(const Json& info) const override {
-    return Request("POST", "/batches/" + info.value("id", "") + "/cancel", "");
+    return Request("POST", "/batches/" + StringField(info, "id") + "/cancel", "");
   }
 
   Status BatchHttpError(const HttpResponse& response, const std::string& what) const override {

@@ -394,4 +394,22 @@ Result<GenerationParams> ReadGenerationParams(FieldReader& r) {
   return p;
 }
 
+std::string StringField(const Json& obj, const char* key, std::string fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+int64_t IntField(const Json& obj, const char* key, int64_t fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+}
+
+bool BoolField(const Json& obj, const char* key, bool fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
 }  // namespace plumb

@@ -29,6 +29,17 @@ using Clock = std::chrono::steady_clock;
 
 class BatchingBackend;
 
+// A batch reply reader that trips over a body shaped unlike the protocol's: an unreadable
+// reply (handled like any other: retried, or the batch's failure), never a crash.
+template <typename F>
+auto Guarded(const char* what, F&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const std::exception& e) {
+    return Unavailable(fmt::format("unreadable batch {}: {}", what, QuoteInput(e.what(), 200)));
+  }
+}
+
 // The live batching backends, for CurrentBatchActivity.
 std::mutex g_live_mu;
 std::set<const BatchingBackend*> g_live;
@@ -75,7 +86,8 @@ class BatchingBackend final : public Backend {
       std::ifstream in(options_.results_file, std::ios::binary);
       if (!in) return InvalidArgument(fmt::format("cannot read {}", options_.results_file));
       std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      Result<std::vector<BatchLineResult>> lines = api_.ReadResults(body, Json::object());
+      Result<std::vector<BatchLineResult>> lines =
+          Guarded("results", [&] { return api_.ReadResults(body, Json::object()); });
       if (!lines) return lines.error().WithPrefix(options_.results_file);
       for (auto& l : *lines) from_file_[l.custom_id] = std::move(l);
     }
@@ -489,7 +501,8 @@ class BatchingBackend final : public Backend {
       return;
     }
     if (what == kSubmit) {
-      Status s = api_.ReadSubmitStep(response, a.rec.info);
+      Status s =
+          Guarded("submit reply", [&] { return api_.ReadSubmitStep(response, a.rec.info); });
       if (!s.ok()) {
         lock.unlock();
         return FailBatch(bid, s);
@@ -510,7 +523,8 @@ class BatchingBackend final : public Backend {
       return;
     }
     if (what == kStatus) {
-      Result<BatchProgress> p = api_.ReadStatus(response, a.rec.info);
+      Result<BatchProgress> p =
+          Guarded("status", [&] { return api_.ReadStatus(response, a.rec.info); });
       if (!p) {
         LogWarning("{}", fmt::format("batch: unreadable status: {}", p.error().message()));
         Backoff(a);
@@ -540,7 +554,8 @@ class BatchingBackend final : public Backend {
       return;
     }
     // A download.
-    Result<std::vector<BatchLineResult>> lines = api_.ReadResults(response.body, a.rec.info);
+    Result<std::vector<BatchLineResult>> lines =
+        Guarded("results", [&] { return api_.ReadResults(response.body, a.rec.info); });
     if (!lines) {
       LogWarning("{}", fmt::format("batch: unreadable results: {}", lines.error().message()));
       Backoff(a);
@@ -582,7 +597,7 @@ class BatchingBackend final : public Backend {
       Active& a = it->second;
       if (a.downloads.empty()) {
         Result<std::vector<BatchLineResult>> inline_results =
-            api_.ReadResults(a.last_status, a.rec.info);
+            Guarded("results", [&] { return api_.ReadResults(a.last_status, a.rec.info); });
         if (inline_results) a.results = std::move(*inline_results);
       }
       std::string provider_state = a.rec.info.value("provider_state", "");
