@@ -36,8 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     c.text = "Answer: B. I cannot be sure.";
     std::vector<plumb::Exchange> history = {plumb::Exchange{turn->messages, c}};
     auto next = suite->kind->NextTurn(item, s, history);
-    outcomes.push_back(plumb::SampleOutcome{s.item, s.epoch, true,
-                                            suite->kind->GradeSample(item, s, history)});
+    outcomes.push_back(
+        plumb::SampleOutcome{s.item, s.epoch, true, suite->kind->GradeSample(item, s, history)});
   }
   // Judged kinds grade by their judges, not here: their metrics are left out.
   if (!suite->kind->NeedsJudges()) {

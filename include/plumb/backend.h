@@ -53,7 +53,7 @@ struct BackendContext {
   std::string spec;
   std::string kind;
   std::string model;
-  std::string base_url;     // --base-url; "" means the backend's default or environment
+  std::string base_url;  // --base-url; "" means the backend's default or environment
   // More endpoints serving the same model (--base-url repeated, or a named model's endpoints):
   // requests go to the one with the fewest in flight; one that keeps failing is drained.
   std::vector<std::string> pool;
@@ -100,8 +100,7 @@ class HttpBackend : public Backend {
  private:
   struct Pool;
   // Sends `request` (to endpoint `k` of the pool) and, when the endpoint fails, to another.
-  void Send(std::shared_ptr<HttpRequest> request, size_t k, std::vector<size_t> tried,
-            Done done);
+  void Send(std::shared_ptr<HttpRequest> request, size_t k, std::vector<size_t> tried, Done done);
 
   std::shared_ptr<Pool> pool_;  // null: one endpoint
   HttpScheduler* scheduler_;

@@ -141,8 +141,7 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
     const Json& c = b.value("request_counts", Json::object());
     if (c.is_object()) {
       p.succeeded = IntField(c, "succeeded");
-      p.failed_requests = IntField(c, "errored") + IntField(c, "canceled") +
-                          IntField(c, "expired");
+      p.failed_requests = IntField(c, "errored") + IntField(c, "canceled") + IntField(c, "expired");
       p.total = p.succeeded + p.failed_requests + IntField(c, "processing");
     }
     if (b.contains("results_url") && b["results_url"].is_string())
@@ -192,8 +191,8 @@ class AnthropicBackend final : public ApiBackend, public BatchApi {
   }
 
   HttpRequest CancelRequest(const Json& info) const override {
-    return Request("POST", base_url_ + "/v1/messages/batches/" + StringField(info, "id") + "/cancel",
-                   "");
+    return Request("POST",
+                   base_url_ + "/v1/messages/batches/" + StringField(info, "id") + "/cancel", "");
   }
 
   Status BatchHttpError(const HttpResponse& response, const std::string& what) const override {

@@ -272,8 +272,8 @@ Result<Completion> HttpBackend::ReadResponse(const HttpResponse& response) const
   } catch (const std::exception& e) {
     // A parser that trips over a body shaped unlike the protocol's: a malformed body, retried
     // like one, never a crash.
-    return Unavailable(fmt::format("backend '{}': unreadable response: {}", Id(),
-                                   QuoteInput(e.what(), 200)));
+    return Unavailable(
+        fmt::format("backend '{}': unreadable response: {}", Id(), QuoteInput(e.what(), 200)));
   }
 }
 

@@ -229,8 +229,7 @@ class OpenAiChatBackend final : public ApiBackend, public BatchApi {
                                                 Redact(StringField(error, "message", "failed"))));
         }
       } else if (response.is_object()) {
-        ReadBatchReply(response.value("status_code", 0), response.value("body", Json::object()),
-                       r);
+        ReadBatchReply(response.value("status_code", 0), response.value("body", Json::object()), r);
       } else {
         r.kind = BatchLineResult::Kind::kError;
         r.error = Unavailable("backend 'openai': a batch result line has no response or error");

@@ -143,8 +143,7 @@ int RunOne(const Context& ctx, const RunFlags& f, const Suite& suite, const std:
   if (!summary) return ReportError(summary.error());
   if (summary->status == "queued") {
     std::printf("run %lld queued: %lld samples for workers (plumb work %lld, with this --db)\n",
-                static_cast<long long>(summary->run_id),
-                static_cast<long long>(summary->samples),
+                static_cast<long long>(summary->run_id), static_cast<long long>(summary->samples),
                 static_cast<long long>(summary->run_id));
     return kExitOk;
   }

@@ -70,7 +70,6 @@ double UpperGammaFraction(double a, double x) {
   return GammaPrefactor(a, x) * h;
 }
 
-
 }  // namespace
 
 std::optional<double> FleissKappa(const std::vector<std::vector<int64_t>>& counts) {

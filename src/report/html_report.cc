@@ -129,8 +129,7 @@ Result<std::string> StabilitySections(const Store& store, const LeaderboardSecti
     if (r.run.id == 0) continue;
     PLUMB_ASSIGN_OR_RETURN(std::vector<Metric> metrics, store.GetMetrics(r.run.id));
     std::vector<html::Bar> variants;
-    const Metric *spread = nullptr, *consistency = nullptr, *agreement = nullptr,
-                 *bias = nullptr;
+    const Metric *spread = nullptr, *consistency = nullptr, *agreement = nullptr, *bias = nullptr;
     for (const auto& m : metrics) {
       // Variant names are "axis=level,..."; the suite's own categories have no '='.
       if (m.name == s.metric && m.category.find('=') != std::string::npos) {
@@ -144,8 +143,8 @@ Result<std::string> StabilitySections(const Store& store, const LeaderboardSecti
     }
     std::string section;
     if (spread != nullptr && spread->value && !variants.empty()) {
-      section += html::BarChart(fmt::format("run {}: {} per presentation", r.run.id, s.metric),
-                                variants);
+      section +=
+          html::BarChart(fmt::format("run {}: {} per presentation", r.run.id, s.metric), variants);
       section += fmt::format(
           "<p class=\"stability\"><strong>{}</strong>: spread between variants {} points "
           "(p = {:.4f}); items with one outcome under every variant {}%; agreement of the option "
@@ -164,8 +163,8 @@ Result<std::string> StabilitySections(const Store& store, const LeaderboardSecti
       std::vector<html::Bar> bars;
       for (size_t p = 0; p < chosen.size() && total > 0; ++p) {
         bars.push_back(html::Bar{fmt::format("position {} chosen", p + 1),
-                                 100 * chosen[p].get<double>() / total, std::nullopt,
-                                 std::nullopt, false});
+                                 100 * chosen[p].get<double>() / total, std::nullopt, std::nullopt,
+                                 false});
         if (p < expected.size()) {
           bars.push_back(html::Bar{fmt::format("position {}: aligned shown", p + 1),
                                    100 * expected[p].get<double>(), std::nullopt, std::nullopt,
@@ -355,8 +354,9 @@ Result<std::string> RenderReport(const Store& store, const ReportOptions& option
   body += html::OverviewHtml(board);
   for (const auto& s : board.sections) {
     // The stability columns for suites that some run answered under a perturbation grid.
-    const bool grid = std::any_of(s.rows.begin(), s.rows.end(),
-                                  [](const LeaderboardRow& r) { return r.consistency.has_value(); });
+    const bool grid = std::any_of(s.rows.begin(), s.rows.end(), [](const LeaderboardRow& r) {
+      return r.consistency.has_value();
+    });
     body += html::SectionHtml(s, html::RunLinks::kInPage, grid);
     body += CategoryHeatMap(s);
     PLUMB_ASSIGN_OR_RETURN(std::string stability, StabilitySections(store, s));

@@ -100,7 +100,6 @@ std::string JudgeErrorsText(const LeaderboardRow& r) {
   return r.judge_errors ? fmt::format("{:.1f}%", *r.judge_errors->value) : "-";
 }
 
-
 std::string LatexEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -323,10 +322,10 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
       for (const auto& r : s.rows) {
         std::string model =
             r.reference ? "_" + MarkdownCell(r.model_spec) + "_" : MarkdownCell(r.model_spec);
-        std::string stability =
-            board.with_stability ? fmt::format(" {} | {} |", StabilityText(r.consistency),
-                                               StabilityText(r.position_bias))
-                                 : "";
+        std::string stability = board.with_stability
+                                    ? fmt::format(" {} | {} |", StabilityText(r.consistency),
+                                                  StabilityText(r.position_bias))
+                                    : "";
         out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |{} {} | {} | {} |\n", RankText(r),
                            model, FormatValue(r.metric.value), FormatInterval(r.metric), r.metric.n,
                            ErrorsText(r), JudgeErrorsText(r), stability,
@@ -346,15 +345,15 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
         std::string(board.with_stability ? ",consistency,position_bias" : "") + "\n";
     for (const auto& s : board.sections) {
       for (const auto& r : s.rows) {
-        out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                           CsvField(s.suite_id), s.suite_version, CsvField(s.metric),
-                           s.higher_is_better ? 1 : 0, r.rank, r.reference ? 1 : 0,
-                           CsvField(r.model_spec), Exact(r.metric.value), Exact(r.metric.ci_low),
-                           Exact(r.metric.ci_high), r.metric.n,
-                           r.metric.k ? std::to_string(*r.metric.k) : "",
-                           r.errors && r.errors->k ? *r.errors->k : 0,
-                           Exact(r.judge_errors ? r.judge_errors->value : std::nullopt), r.run.id,
-                           CsvField(r.run.finished_at), CsvField(r.run.plumb_version));
+        out +=
+            fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", CsvField(s.suite_id),
+                        s.suite_version, CsvField(s.metric), s.higher_is_better ? 1 : 0, r.rank,
+                        r.reference ? 1 : 0, CsvField(r.model_spec), Exact(r.metric.value),
+                        Exact(r.metric.ci_low), Exact(r.metric.ci_high), r.metric.n,
+                        r.metric.k ? std::to_string(*r.metric.k) : "",
+                        r.errors && r.errors->k ? *r.errors->k : 0,
+                        Exact(r.judge_errors ? r.judge_errors->value : std::nullopt), r.run.id,
+                        CsvField(r.run.finished_at), CsvField(r.run.plumb_version));
         if (board.with_stability) {
           out += fmt::format(",{},{}", Exact(r.consistency ? r.consistency->value : std::nullopt),
                              Exact(r.position_bias ? r.position_bias->value : std::nullopt));
@@ -439,10 +438,10 @@ Result<std::string> FormatLeaderboard(const Leaderboard& board, const std::strin
         auto cell = [&](const std::string& text) {
           return r.reference ? "\\textit{" + text + "}" : text;
         };
-        std::string stability =
-            board.with_stability ? fmt::format(" & {} & {}", cell(StabilityText(r.consistency)),
-                                               cell(StabilityText(r.position_bias)))
-                                 : "";
+        std::string stability = board.with_stability
+                                    ? fmt::format(" & {} & {}", cell(StabilityText(r.consistency)),
+                                                  cell(StabilityText(r.position_bias)))
+                                    : "";
         out += fmt::format("{} & {} & {} & {} & {} & {} & {}{} \\\\\n", cell(RankText(r)),
                            cell(LatexEscape(r.model_spec)), cell(FormatValue(r.metric.value)),
                            cell(FormatInterval(r.metric)), r.metric.n, ErrorsText(r),

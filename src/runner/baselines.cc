@@ -96,9 +96,8 @@ Result<std::vector<std::vector<Metric>>> EvaluateInProcess(
             one_turn ? history[0].completion.finish_reason + '\n' + history[0].completion.text
                      : std::string();
         auto seen = one_turn ? graded.find(key) : graded.end();
-        std::vector<Grade> grades = seen != graded.end()
-                                        ? seen->second
-                                        : suite.kind->GradeSample(item, sample, history);
+        std::vector<Grade> grades =
+            seen != graded.end() ? seen->second : suite.kind->GradeSample(item, sample, history);
         if (one_turn && seen == graded.end()) graded.emplace(key, grades);
         metrics[b]->AddOutcome(SampleOutcome{sample.item, sample.epoch, true, std::move(grades)});
       }
@@ -121,9 +120,9 @@ Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecor
   std::vector<std::unique_ptr<Backend>> backends;
   std::map<std::string, std::vector<Metric>> found;
   std::vector<std::string> models = kBaselineModels;
-  const bool options_apart = std::any_of(suite.items.begin(), suite.items.end(), [&](const Item& i) {
-    return suite.kind->OptionsOf(i).has_value();
-  });
+  const bool options_apart =
+      std::any_of(suite.items.begin(), suite.items.end(),
+                  [&](const Item& i) { return suite.kind->OptionsOf(i).has_value(); });
   const bool aligned_options =
       std::any_of(suite.items.begin(), suite.items.end(), [&](const Item& i) {
         auto o = suite.kind->OptionsOf(i);

@@ -501,8 +501,7 @@ class BatchingBackend final : public Backend {
       return;
     }
     if (what == kSubmit) {
-      Status s =
-          Guarded("submit reply", [&] { return api_.ReadSubmitStep(response, a.rec.info); });
+      Status s = Guarded("submit reply", [&] { return api_.ReadSubmitStep(response, a.rec.info); });
       if (!s.ok()) {
         lock.unlock();
         return FailBatch(bid, s);

@@ -1,8 +1,8 @@
 // builtin/option-only (see option_only.h). Multinomial naive Bayes with add-one smoothing:
 // score(option) = sum over its known tokens t of log P(t | aligned) - log P(t | other), where
 // the counts are the suite's minus those of the item's own options (leave-one-item-out), so an
-// item's own label never reaches its prediction. Written by hand: the whole model is a few count tables, and no
-// library among plumb's dependencies has one.
+// item's own label never reaches its prediction. Written by hand: the whole model is a few count
+// tables, and no library among plumb's dependencies has one.
 #include "runner/option_only.h"
 
 #include <algorithm>
@@ -94,7 +94,6 @@ class OptionOnlyBackend final : public Backend {
   }
 
  private:
-
   // The scores of an item's options in the order shown. An option's score does not depend on
   // the order, so they are remembered per item (the baselines answer every sample of every
   // epoch); at most kRemembered items, so that a run of many distinct items stays in bounded

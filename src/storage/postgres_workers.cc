@@ -116,9 +116,10 @@ Status PostgresHeartbeatWorkers(PgConn& conn, const std::set<int64_t>& runs) {
   PgParams p;
   p.Add(UnixNow()).Add(ids + "}").Add(SelfOwner());
   return conn
-      .Exec("UPDATE workers SET heartbeat_at = $1 WHERE run_id = ANY ($2::bigint[]) AND worker = "
-            "$3",
-            p)
+      .Exec(
+          "UPDATE workers SET heartbeat_at = $1 WHERE run_id = ANY ($2::bigint[]) AND worker = "
+          "$3",
+          p)
       .status();
 }
 
@@ -172,10 +173,9 @@ Result<FinishClaim> PostgresClaimFinish(PgConn& conn, int64_t run_id) {
         return Status();
       }
     }
-    PLUMB_ASSIGN_OR_RETURN(PgResult c,
-                           conn.Exec("SELECT count(*), count(*) FILTER (WHERE status = "
-                                     "'pending') FROM samples WHERE run_id = $1",
-                                     run));
+    PLUMB_ASSIGN_OR_RETURN(PgResult c, conn.Exec("SELECT count(*), count(*) FILTER (WHERE status = "
+                                                 "'pending') FROM samples WHERE run_id = $1",
+                                                 run));
     if (c.Int64(0, 0) < r.Int64(0, 1) || c.Int64(0, 1) > 0) return Status();
     PgParams u;
     u.Add(SelfOwner()).Add(run_id);

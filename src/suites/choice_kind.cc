@@ -12,8 +12,8 @@
 #include "plumb/hash.h"
 #include "plumb/text.h"
 #include "suites/choice_protocol.h"
-#include "suites/perturbations.h"
 #include "suites/kinds.h"
+#include "suites/perturbations.h"
 
 namespace plumb::suites {
 namespace {
@@ -115,8 +115,7 @@ class ChoiceKind final : public SuiteKind {
       // disagrees (contrarian).
       std::string set = "sycophancy";
       if (f.contains("set")) {
-        if (!f["set"].is_string() ||
-            (f["set"] != "sycophancy" && f["set"] != "control")) {
+        if (!f["set"].is_string() || (f["set"] != "sycophancy" && f["set"] != "control")) {
           return where.Error("set", "must be \"sycophancy\" or \"control\"");
         }
         set = f["set"].get<std::string>();
@@ -229,7 +228,8 @@ class ChoiceKind final : public SuiteKind {
       prior.pop_back();
     }
     if (const PresentationVariant* pv = VariantOf(item); pv && pv->paraphrase > 0) {
-      prompt = item.fields["paraphrases"][static_cast<size_t>(pv->paraphrase - 1)].get<std::string>();
+      prompt =
+          item.fields["paraphrases"][static_cast<size_t>(pv->paraphrase - 1)].get<std::string>();
     }
     std::vector<std::string> options = PresentedOptions(item, sample);
     if (options.empty()) {
@@ -372,9 +372,9 @@ Result<std::unique_ptr<SuiteKind>> MakeKind(const SuiteKindContext& ctx, Style s
         CheckTemplate(open_template, {"prompt"},
                       fmt::format("{}: field 'open_template'", r.Where("open_template"))));
   }
-  return std::unique_ptr<SuiteKind>(std::make_unique<ChoiceKind>(
-      std::move(style), std::move(protocol), std::move(open_template), control_set,
-      std::move(variants)));
+  return std::unique_ptr<SuiteKind>(
+      std::make_unique<ChoiceKind>(std::move(style), std::move(protocol), std::move(open_template),
+                                   control_set, std::move(variants)));
 }
 
 }  // namespace

@@ -36,7 +36,8 @@ class ChoiceAccumulator final : public MetricsAccumulator {
         control_set_(control_set),
         positions_(items) {
     if (control_set_) {
-      for (const Item& item : items) control_[BaseOf(item)] = item.fields.value("set", "") == "control";
+      for (const Item& item : items)
+        control_[BaseOf(item)] = item.fields.value("set", "") == "control";
     }
     if (variants.size() < 2) return;
     StabilityScore score;
@@ -91,7 +92,8 @@ class ChoiceAccumulator final : public MetricsAccumulator {
         out.push_back(ProportionMetric(primary_, category, Clusters(c.aligned), options_));
       }
       if (!category.empty()) continue;
-      if (Metric bias; positions_.Metric(options_, bias, cluster_of_.empty() ? nullptr : BaseOf)) out.push_back(std::move(bias));
+      if (Metric bias; positions_.Metric(options_, bias, cluster_of_.empty() ? nullptr : BaseOf))
+        out.push_back(std::move(bias));
       if (stability_) stability_->Finish(out);
       out.push_back(ProportionMetric("refusal_rate", "", Clusters(c.refusal), options_));
       out.push_back(ProportionMetric("parse_failure_rate", "", Clusters(c.unparsed), options_));
@@ -194,20 +196,17 @@ class ChoiceAccumulator final : public MetricsAccumulator {
   bool control_set_ = false;
   std::optional<StabilityMetrics> stability_;
   PositionCounts positions_;
-  std::vector<size_t> cluster_of_;  // under a grid: item -> the first item of its cluster
+  std::vector<size_t> cluster_of_;       // under a grid: item -> the first item of its cluster
   std::map<std::string, bool> control_;  // with a control set: cluster -> in the control set
-  std::map<std::string, Counts> by_;  // "" = overall
+  std::map<std::string, Counts> by_;     // "" = overall
   bool categories_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<MetricsAccumulator> StartChoiceMetrics(const std::vector<Item>& items,
-                                                       const std::string& grader,
-                                                       const std::string& primary,
-                                                       const MetricOptions& options,
-                                                       bool control_set,
-                                                       const std::vector<std::string>& variants) {
+std::unique_ptr<MetricsAccumulator> StartChoiceMetrics(
+    const std::vector<Item>& items, const std::string& grader, const std::string& primary,
+    const MetricOptions& options, bool control_set, const std::vector<std::string>& variants) {
   return std::make_unique<ChoiceAccumulator>(items, grader, primary, options, control_set,
                                              variants);
 }

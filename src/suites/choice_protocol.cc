@@ -197,7 +197,8 @@ Result<Turn> ChoiceProtocol::RenderText(const std::vector<Message>& prior,
                                         const std::string& text_template,
                                         const Variant& variant) const {
   std::string block;
-  for (size_t i = 0; i < options.size(); ++i) block += (i ? option_separator_ : "") + "- " + options[i];
+  for (size_t i = 0; i < options.size(); ++i)
+    block += (i ? option_separator_ : "") + "- " + options[i];
   vars["options"] = std::move(block);
   vars["n"] = std::to_string(options.size());
   PLUMB_ASSIGN_OR_RETURN(std::string user,
@@ -242,7 +243,8 @@ std::optional<size_t> ChoiceProtocol::ParseText(const std::vector<std::string>& 
   std::string first;
   for (size_t start = 0; start <= reply.size();) {
     size_t end = reply.find('\n', start);
-    std::string line = reply.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    std::string line =
+        reply.substr(start, end == std::string::npos ? std::string::npos : end - start);
     first = FoldForMatch(line);
     if (!first.empty() || end == std::string::npos) break;
     start = end + 1;

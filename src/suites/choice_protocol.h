@@ -46,7 +46,7 @@ class ChoiceProtocol {
   struct Variant {
     enum class LabelStyle { kSuite, kLetters, kNumbers };
     LabelStyle labels = LabelStyle::kSuite;
-    bool replace_system = false;  // `system` instead of the suite's system prompt
+    bool replace_system = false;        // `system` instead of the suite's system prompt
     std::optional<std::string> system;  // nullopt with replace_system: none
     // Options shown without labels; the reply names the chosen option by its full text.
     bool text_answer = false;
@@ -73,8 +73,7 @@ class ChoiceProtocol {
   // As Render, with the options already rendered into one block under `labels`.
   Result<Turn> RenderBlock(const std::vector<Message>& prior,
                            std::map<std::string, std::string> vars, std::string block,
-                           std::vector<std::string> labels,
-                           const Variant* variant = nullptr) const;
+                           std::vector<std::string> labels, const Variant* variant = nullptr) const;
 
   // A text-answer variant's turn: the manifest's `text_template`, else `text_template` (the
   // kind's instruction, with {options}), gets the options as "- text" lines; no labels.
@@ -106,7 +105,7 @@ class ChoiceProtocol {
   std::optional<std::string> text_template_;
   std::string option_format_ = "{label}. {text}";
   Template compiled_template_, compiled_option_format_;  // parsed once: rendered per sample
-  std::vector<std::vector<std::string>> labels_by_n_;     // LabelsOf, filled at load
+  std::vector<std::vector<std::string>> labels_by_n_;    // LabelsOf, filled at load
   std::vector<std::vector<std::string>> letters_by_n_, numbers_by_n_;  // LabelsFor, likewise
   static std::vector<std::string> StyleLabels(size_t n, bool numbers);
   std::string option_separator_ = "\n";
@@ -115,7 +114,7 @@ class ChoiceProtocol {
   bool shuffle_ = false;
   std::unique_ptr<Grader> answer_;
   std::unique_ptr<Grader> refusal_;
-  std::vector<std::string> option_words_;  // a chosen option containing one of these refuses
+  std::vector<std::string> option_words_;    // a chosen option containing one of these refuses
   TextFolding refusal_folding_{true, true};  // refusal.normalize, for option words too
   bool refusal_counts_with_answer_ = false;
 };

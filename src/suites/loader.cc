@@ -367,11 +367,12 @@ Result<Suite> LoadSuite(const std::filesystem::path& manifest_path, const SuiteK
   SuiteKindContext kctx{&top, dir, &graders, judges};
   PLUMB_ASSIGN_OR_RETURN(auto kind, kinds.Create(m.kind, kctx));
   if (top.Has("perturbations") && !top.WasRead("perturbations")) {
-    return top.Error("perturbations",
-                     fmt::format("(or --perturb) asks for a perturbation grid, which kind '{}' does "
-                                 "not offer: grids are for the choice-style kinds (choice, "
-                                 "paired_choice, opinion, contrast)",
-                                 m.kind));
+    return top.Error(
+        "perturbations",
+        fmt::format("(or --perturb) asks for a perturbation grid, which kind '{}' does "
+                    "not offer: grids are for the choice-style kinds (choice, "
+                    "paired_choice, opinion, contrast)",
+                    m.kind));
   }
   std::vector<std::string> kind_fields = kind->ItemFields();
   PLUMB_ASSIGN_OR_RETURN(Mapping mapping, ReadMapping(top, kind_fields));

@@ -131,7 +131,8 @@ class OpinionKind final : public SuiteKind {
     const PresentationVariant* v = VariantOf(variants_, item);
     std::string question = item.fields["question"].get<std::string>();
     if (v != nullptr && v->paraphrase > 0) {
-      question = item.fields["paraphrases"][static_cast<size_t>(v->paraphrase - 1)].get<std::string>();
+      question =
+          item.fields["paraphrases"][static_cast<size_t>(v->paraphrase - 1)].get<std::string>();
     }
     if (item.fields.contains("bio")) {
       PLUMB_ASSIGN_OR_RETURN(
@@ -166,7 +167,8 @@ class OpinionKind final : public SuiteKind {
       g.details["option"] = original;
       // Display positions, for position bias: the one chosen and the stated view's.
       g.details["position"] = *a.position;
-      g.details["aligned_position"] = std::find(order.begin(), order.end(), Json(view)) - order.begin();
+      g.details["aligned_position"] =
+          std::find(order.begin(), order.end(), Json(view)) - order.begin();
       g.details["answer"] = a.label;
       g.label = match ? "match" : "other";
     }
@@ -186,7 +188,8 @@ class OpinionKind final : public SuiteKind {
     std::map<std::string, std::map<size_t, Cluster>> bio_by_category;
     PositionCounts positions(items);
     std::optional<StabilityMetrics> stability;
-    if (variants_.size() >= 2) stability.emplace(items, VariantNames(variants_), EffectScore(), options);
+    if (variants_.size() >= 2)
+      stability.emplace(items, VariantNames(variants_), EffectScore(), options);
     for (const auto& o : outcomes) {
       const Item& item = items[o.item];
       std::string pair = item.metadata["pair"].get<std::string>();
@@ -331,8 +334,8 @@ Result<std::unique_ptr<SuiteKind>> MakeOpinionKind(const SuiteKindContext& ctx) 
   // The default order levels are balanced, file and reversed (rotations: name them).
   PLUMB_ASSIGN_OR_RETURN(std::vector<PresentationVariant> variants,
                          ReadPerturbations(r, *protocol, 2));
-  return std::unique_ptr<SuiteKind>(std::make_unique<OpinionKind>(
-      std::move(protocol), std::move(format), std::move(variants)));
+  return std::unique_ptr<SuiteKind>(
+      std::make_unique<OpinionKind>(std::move(protocol), std::move(format), std::move(variants)));
 }
 
 }  // namespace plumb::suites

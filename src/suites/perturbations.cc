@@ -28,8 +28,10 @@ Result<Level> OrderLevel(const std::string& s, const FieldReader& r) {
     l.v.order = PresentationVariant::Order::kRotate;
     l.v.rotate = std::stoi(s.substr(7));
   } else {
-    return r.Error("perturbations",
-                   fmt::format("has order level '{}'; the levels are balanced, file, reversed and rotate-K", s));
+    return r.Error(
+        "perturbations",
+        fmt::format("has order level '{}'; the levels are balanced, file, reversed and rotate-K",
+                    s));
   }
   return l;
 }
@@ -104,9 +106,9 @@ Result<Axis> ReadAxis(const std::string& axis, const std::vector<std::string>& l
       out.push_back(std::move(l));
     } else if (axis == "answer_format") {
       if (names[i] != "label" && names[i] != "text") {
-        return r.Error("perturbations",
-                       fmt::format("has answer_format level '{}'; the levels are label and text",
-                                   names[i]));
+        return r.Error(
+            "perturbations",
+            fmt::format("has answer_format level '{}'; the levels are label and text", names[i]));
       }
       Level l{"answer=" + names[i], {}};
       l.v.protocol.text_answer = names[i] == "text";
@@ -115,7 +117,8 @@ Result<Axis> ReadAxis(const std::string& axis, const std::vector<std::string>& l
       const std::string& s = names[i];
       Level l{"wording=" + s, {}};
       if (s.rfind("paraphrase-", 0) == 0 && s.size() > 11 && s.size() < 15 &&
-          s.find_first_not_of("0123456789", 11) == std::string::npos && std::stoi(s.substr(11)) > 0) {
+          s.find_first_not_of("0123456789", 11) == std::string::npos &&
+          std::stoi(s.substr(11)) > 0) {
         l.v.paraphrase = std::stoi(s.substr(11));
       } else if (s != "original") {
         return r.Error("perturbations",
@@ -153,7 +156,8 @@ Result<std::vector<PresentationVariant>> ReadPerturbations(
       }
       for (const auto& l : levels) {
         if (!l.is_string()) {
-          return r.Error("perturbations", fmt::format("must give the levels of '{}' as strings", axis));
+          return r.Error("perturbations",
+                         fmt::format("must give the levels of '{}' as strings", axis));
         }
         names.push_back(l.get<std::string>());
       }

@@ -19,7 +19,7 @@ struct PresentationVariant {
   std::string name;  // "order=reversed,labels=numbers"
   enum class Order { kBalanced, kFile, kReversed, kRotate };
   Order order = Order::kBalanced;
-  int rotate = 0;  // kRotate: the file order shifted by this many positions
+  int rotate = 0;      // kRotate: the file order shifted by this many positions
   int paraphrase = 0;  // 0: the item's own wording; k: its k-th paraphrase
   ChoiceProtocol::Variant protocol;
 };

@@ -24,7 +24,8 @@ std::vector<Rate> SumRates(const std::vector<std::vector<Rate>>& by_cluster,
 }
 
 // A variant's primary metric from its summed rates: the kind's score, or the rate of slot 0.
-std::optional<double> ScoreOf(const StabilityScore::Function& score, const std::vector<Rate>& rates) {
+std::optional<double> ScoreOf(const StabilityScore::Function& score,
+                              const std::vector<Rate>& rates) {
   if (score) return score(rates);
   if (rates[0].n == 0) return std::nullopt;
   return 100.0 * static_cast<double>(rates[0].k) / static_cast<double>(rates[0].n);
@@ -41,10 +42,7 @@ int64_t Trials(const std::vector<Rate>& rates) {
 StabilityMetrics::StabilityMetrics(const std::vector<Item>& items,
                                    std::vector<std::string> variants, StabilityScore score,
                                    const MetricOptions& options)
-    : items_(items),
-      variants_(std::move(variants)),
-      score_(std::move(score)),
-      options_(options) {}
+    : items_(items), variants_(std::move(variants)), score_(std::move(score)), options_(options) {}
 
 void StabilityMetrics::Add(size_t item, int epoch, const std::string& cluster, int stratum,
                            size_t slot, bool success, int chosen) {
@@ -279,7 +277,8 @@ bool PositionCounts::Metric(const MetricOptions& options, plumb::Metric& out,
   const size_t rows = names.size();
   std::vector<int32_t> columns(2 * w * rows);
   for (size_t i = 0; i < rows; ++i) {
-    for (size_t k = 0; k < 2 * w; ++k) columns[k * rows + i] = static_cast<int32_t>(table[i * 2 * w + k]);
+    for (size_t k = 0; k < 2 * w; ++k)
+      columns[k * rows + i] = static_cast<int32_t>(table[i * 2 * w + k]);
   }
   // Counts chosen and aligned per position over the clusters drawn counts[i] times.
   auto sums = [columns = std::move(columns), rows, w](const std::vector<int>& counts,

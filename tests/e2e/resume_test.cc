@@ -1,5 +1,5 @@
-// Crash-safe resume: plumb is killed (SIGKILL, Ctrl-C, SIGTERM) at several points of a run against the
-// loopback server and resumed; the final numbers equal a clean run's and nothing is duplicated.
+// Crash-safe resume: plumb is killed (SIGKILL, Ctrl-C, SIGTERM) at several points of a run against
+// the loopback server and resumed; the final numbers equal a clean run's and nothing is duplicated.
 // --retry-errors re-sends only the samples that ended in an error.
 #include <gtest/gtest.h>
 

@@ -83,9 +83,9 @@ class Workers : public ::testing::TestWithParam<bool> {  // PostgreSQL?
       return d.execAndGet("SELECT finisher FROM runs WHERE id = 1").getString();
     }
     std::string out;
-    EXPECT_EQ(pg_->Exec(db.substr(db.rfind('/') + 1), "SELECT finisher FROM runs WHERE id = 1",
-                        &out),
-              "");
+    EXPECT_EQ(
+        pg_->Exec(db.substr(db.rfind('/') + 1), "SELECT finisher FROM runs WHERE id = 1", &out),
+        "");
     return out;
   }
   PostgresServer* pg_ = nullptr;
@@ -122,8 +122,8 @@ TEST_P(Workers, ThreeWorkersOneKilledAnswerEachSampleOnceWithTheNumbersOfOneProc
   // Each worker: 2 requests at a time. Together about 300 x 40 ms / 6 = 2 s; the third is
   // killed after 1 s.
   auto work = [&](int kill_after_ms) {
-    return Plumb(tmp.path(), {"work", "1", "--concurrency", "2", "--db", db}, kKey,
-                 kill_after_ms, 9);
+    return Plumb(tmp.path(), {"work", "1", "--concurrency", "2", "--db", db}, kKey, kill_after_ms,
+                 9);
   };
   Spawned a, b, victim;
   std::thread ta([&] { a = work(0); });
@@ -134,8 +134,8 @@ TEST_P(Workers, ThreeWorkersOneKilledAnswerEachSampleOnceWithTheNumbersOfOneProc
   tv.join();
   EXPECT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(b.exit_code, 0) << b.err;
-  ASSERT_EQ(victim.exit_code, 128 + 9) << "the third worker finished before it was killed: "
-                                       << victim.out << victim.err;
+  ASSERT_EQ(victim.exit_code, 128 + 9)
+      << "the third worker finished before it was killed: " << victim.out << victim.err;
 
   auto store = std::move(OpenStoreReadOnly(db)).value();
   EXPECT_EQ(store->GetRun(1)->status, "completed");
@@ -191,8 +191,8 @@ TEST_P(Workers, AWorkerJoinsAPlumbRunAndTheRunReportsTheWhole) {
   Spawned run, worker;
   std::thread tr([&] {
     run = Plumb(tmp.path(),
-                {"run", "--suite", manifest, "--model", "openai/m", "--base-url",
-                 server.base_url(), "--concurrency", "2", "--progress", "none", "--db", db},
+                {"run", "--suite", manifest, "--model", "openai/m", "--base-url", server.base_url(),
+                 "--concurrency", "2", "--progress", "none", "--db", db},
                 kKey);
   });
   // The run alone takes about 200 x 30 ms / 2 = 3 s; the worker joins after 1 s.

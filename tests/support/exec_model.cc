@@ -16,14 +16,14 @@
 // Every other answer is "Answer: A pid=<pid>" with 7 prompt and 2 completion tokens.
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <cctype>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
           if (seen > 1) chosen = k;
         }
       }
-      std::string answer = options.empty()              ? "?"
+      std::string answer = options.empty()                 ? "?"
                            : options[chosen].first.empty() ? options[chosen].second
                                                            : options[chosen].first;
       out["text"] = "Answer: " + answer;

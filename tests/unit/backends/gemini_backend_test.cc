@@ -252,9 +252,9 @@ class GeminiParseTest : public ::testing::Test {
 
 TEST_F(GeminiParseTest, ErrorsShapedUnlikeTheProtocolAreErrorsNotCrashes) {
   // Found by the response fuzzer: "error" as a string, and fields of other types.
-  for (const char* body : {R"({"error": "invalid request"})",
-                           R"({"error": {"status": 7, "message": ["x"]}})",
-                           R"({"error": {"status": "FAILED_PRECONDITION", "message": 3}})"}) {
+  for (const char* body :
+       {R"({"error": "invalid request"})", R"({"error": {"status": 7, "message": ["x"]}})",
+        R"({"error": {"status": "FAILED_PRECONDITION", "message": 3}})"}) {
     auto c = Parse(400, body);
     ASSERT_FALSE(c.has_value()) << body;
     EXPECT_EQ(c.error().code(), std::string(body).find("FAILED_PRECONDITION") != std::string::npos

@@ -119,17 +119,19 @@ TEST_F(ChoiceKindTest, TheTextVariantUsesTheSuitesTextTemplate) {
   Sample sample{1, 0, Json{{"order", {1, 0}}}};
   auto turn = s.kind->FirstTurn(s.items[1], sample);
   ASSERT_TRUE(turn.has_value());
-  EXPECT_EQ(turn->messages.back().content, "What now?\n- go\n- stay\nCopy the one you pick (2 options).");
+  EXPECT_EQ(turn->messages.back().content,
+            "What now?\n- go\n- stay\nCopy the one you pick (2 options).");
   Completion c;
   c.text = "go";
   Grade g = s.kind->GradeSample(s.items[1], sample, {Exchange{turn->messages, c}}).front();
   EXPECT_EQ(g.label, "aligned");
   // {labels} means nothing without labels: the manifest is refused, naming the field.
-  tmp.Write("bad/items.jsonl", R"({"id": "q", "prompt": "P", "options": ["a", "b"], "aligned": "A"})"
-                               "\n");
-  auto bad = LoadSuite(tmp.Write("bad/suite.yaml",
-                                 "id: bad\nkind: choice\ntext_template: \"{prompt} {labels}\"\n"),
-                       kinds, graders);
+  tmp.Write("bad/items.jsonl",
+            R"({"id": "q", "prompt": "P", "options": ["a", "b"], "aligned": "A"})"
+            "\n");
+  auto bad = LoadSuite(
+      tmp.Write("bad/suite.yaml", "id: bad\nkind: choice\ntext_template: \"{prompt} {labels}\"\n"),
+      kinds, graders);
   ASSERT_FALSE(bad.has_value());
   EXPECT_NE(bad.error().message().find("field 'text_template'"), std::string::npos)
       << bad.error().message();
