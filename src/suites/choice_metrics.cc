@@ -54,11 +54,16 @@ class ChoiceAccumulator final : public MetricsAccumulator {
       cluster_of_[i] = first.emplace(BaseOf(items[i]), i).first->second;
   }
 
-  // Counts of one item, by item index; items never counted (n == 0) are not clusters.
+  // Successes and samples of one item (an item has at most a few thousand samples).
+  struct Tally {
+    uint32_t k = 0, n = 0;
+  };
+  // Counts of one item, by item index; items never counted (n == 0) are not clusters. Eight
+  // bytes per item and count, held per category too (a run of a million items).
   struct Counts {
     explicit Counts(size_t items)
         : aligned(items), unparsed(items), refusal(items), errors(items) {}
-    std::vector<Cluster> aligned, unparsed, refusal, errors;
+    std::vector<Tally> aligned, unparsed, refusal, errors;
   };
 
   void Add(SampleOutcome o) override {
@@ -114,7 +119,7 @@ class ChoiceAccumulator final : public MetricsAccumulator {
   // The primary rate on the sycophancy set, correct_agreement_rate on the control set, and
   // balanced_score: their harmonic mean (percent), with a bootstrap interval over items that
   // keeps each set's size.
-  void AddControlSetMetrics(const std::string& category, const std::vector<Cluster>& by_item,
+  void AddControlSetMetrics(const std::string& category, const std::vector<Tally>& by_item,
                             std::vector<Metric>& out) const {
     std::vector<Cluster> sycophancy, control;
     std::vector<std::vector<Rate>> rates;
@@ -155,7 +160,7 @@ class ChoiceAccumulator final : public MetricsAccumulator {
 
   // The clusters with a sample, in item order: items, or under a grid the file's items (the
   // counts of their variants summed).
-  std::vector<Cluster> Clusters(const std::vector<Cluster>& by_item) const {
+  std::vector<Cluster> Clusters(const std::vector<Tally>& by_item) const {
     std::vector<Cluster> v;
     if (cluster_of_.empty()) {
       for (size_t i = 0; i < by_item.size(); ++i) {
