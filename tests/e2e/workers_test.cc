@@ -151,8 +151,7 @@ TEST_P(Workers, ThreeWorkersOneKilledAnswerEachSampleOnceWithTheNumbersOfOneProc
   // At the server: every prompt of the run, each once apart from what the killed worker had
   // sent and not yet committed: its requests in flight (at most its concurrency, 2) and the
   // answers in its write queue (a few: the writer commits every few milliseconds). 8 leaves room
-  // for a slow commit on a loaded machine; a sample sent twice by live workers would show far
-  // more.
+  // for a slow commit on a loaded machine.
   std::map<std::string, int> asked = PromptCounts(server);
   int repeated = 0;
   for (const auto& [prompt, times] : asked) {
