@@ -375,13 +375,7 @@ class ContrastKind final : public SuiteKind {
     StabilityScore s;
     s.primary = "mb_score";
     s.slots = 2;
-    s.score = [](const std::vector<Rate>& r) -> std::optional<double> {
-      if (r[0].n == 0 || r[1].n == 0) return std::nullopt;
-      double h = 100.0 * static_cast<double>(r[0].k) / static_cast<double>(r[0].n);
-      double c = 100.0 * static_cast<double>(r[1].k) / static_cast<double>(r[1].n);
-      if (h + c == 0) return 0.0;  // the harmonic mean's limit at 0 and 0
-      return 2 * h * c / (h + c);
-    };
+    s.score = HarmonicMeanOfRates;
     return s;
   }
 

@@ -39,6 +39,14 @@ int64_t Trials(const std::vector<Rate>& rates) {
 
 }  // namespace
 
+std::optional<double> HarmonicMeanOfRates(const std::vector<Rate>& r) {
+  if (r.size() < 2 || r[0].n == 0 || r[1].n == 0) return std::nullopt;
+  double p = 100.0 * static_cast<double>(r[0].k) / static_cast<double>(r[0].n);
+  double q = 100.0 * static_cast<double>(r[1].k) / static_cast<double>(r[1].n);
+  if (p + q == 0) return 0.0;  // the harmonic mean's limit at 0 and 0
+  return 2 * p * q / (p + q);
+}
+
 StabilityMetrics::StabilityMetrics(const std::vector<Item>& items,
                                    std::vector<std::string> variants, StabilityScore score,
                                    const MetricOptions& options)
