@@ -207,6 +207,12 @@ Result<std::vector<PresentationVariant>> ReadPerturbations(
     grid = std::move(next);
   }
   if (grid.size() < 2) return r.Error("perturbations", "must give at least two variants");
+  // Every item is expanded once per variant: a grid far beyond any comparison a reader can make
+  // would only multiply the run (and its memory) by its size.
+  if (grid.size() > kMaxVariants) {
+    return r.Error("perturbations", fmt::format("makes a grid of {} variants; at most {}",
+                                                grid.size(), kMaxVariants));
+  }
   return grid;
 }
 

@@ -15,6 +15,9 @@
 
 namespace plumb::suites {
 
+// The most variants a grid may have.
+inline constexpr size_t kMaxVariants = 256;
+
 struct PresentationVariant {
   std::string name;  // "order=reversed,labels=numbers"
   enum class Order { kBalanced, kFile, kReversed, kRotate };

@@ -247,6 +247,14 @@ TEST(Stability, TheGridCanBeInTheManifestAndBadAxesAreErrors) {
                          "answer_format, system_prompt, paraphrases)"),
             std::string::npos)
       << bad.err;
+  // A grid is bounded: 300 system prompts are refused, not planned.
+  std::string prompts = "perturbations:\n  system_prompt:\n";
+  for (int i = 0; i < 300; ++i) prompts += "    - \"Prompt " + std::to_string(i) + ".\"\n";
+  auto huge = Plumb(tmp.path(), {"run", "--suite", WriteGridSuite(tmp, prompts), "--model",
+                                 "builtin/first", "--db", tmp.path() + "/huge.db"});
+  EXPECT_EQ(huge.exit_code, 2);
+  EXPECT_NE(huge.err.find("makes a grid of 300 variants; at most 256"), std::string::npos)
+      << huge.err;
   // A kind without grids says so (and runs nothing).
   auto pushback = Plumb(
       tmp.path(),
