@@ -284,21 +284,33 @@ bool PositionCounts::Metric(const MetricOptions& options, plumb::Metric& out,
   // are 2 x width dot products with the draw counts, which the compiler vectorizes.
   const size_t rows = names.size();
   std::vector<int32_t> columns(2 * w * rows);
+  int64_t largest = 0;
   for (size_t i = 0; i < rows; ++i) {
-    for (size_t k = 0; k < 2 * w; ++k)
+    for (size_t k = 0; k < 2 * w; ++k) {
       columns[k * rows + i] = static_cast<int32_t>(table[i * 2 * w + k]);
+      largest = std::max<int64_t>(largest, table[i * 2 * w + k]);
+    }
   }
+  // A resample draws `rows` clusters in all, so no sum exceeds rows x the largest count: when
+  // that fits in 32 bits the sums are taken in 32-bit integers (twice the lanes).
+  const bool narrow = static_cast<int64_t>(rows) * largest < (int64_t{1} << 31);
   // Counts chosen and aligned per position over the clusters drawn counts[i] times.
-  auto sums = [columns = std::move(columns), rows, w](const std::vector<int>& counts,
-                                                      std::vector<int64_t>& c,
-                                                      std::vector<int64_t>& a) {
+  auto sums = [columns = std::move(columns), rows, w, narrow](const std::vector<int>& counts,
+                                                              std::vector<int64_t>& c,
+                                                              std::vector<int64_t>& a) {
     c.assign(w, 0);
     a.assign(w, 0);
     const int* draws = counts.data();
     for (size_t k = 0; k < 2 * w; ++k) {
       const int32_t* col = &columns[k * rows];
       int64_t s = 0;
-      for (size_t i = 0; i < rows; ++i) s += static_cast<int64_t>(draws[i]) * col[i];
+      if (narrow) {
+        int32_t s32 = 0;
+        for (size_t i = 0; i < rows; ++i) s32 += draws[i] * col[i];
+        s = s32;
+      } else {
+        for (size_t i = 0; i < rows; ++i) s += static_cast<int64_t>(draws[i]) * col[i];
+      }
       (k < w ? c[k] : a[k - w]) = s;
     }
   };
