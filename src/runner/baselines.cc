@@ -120,14 +120,13 @@ Result<std::vector<BaselineScores>> Baselines(const Suite& suite, const RunRecor
   std::vector<std::unique_ptr<Backend>> backends;
   std::map<std::string, std::vector<Metric>> found;
   std::vector<std::string> models = kBaselineModels;
-  const bool options_apart =
-      std::any_of(suite.items.begin(), suite.items.end(),
-                  [&](const Item& i) { return suite.kind->OptionsOf(i).has_value(); });
-  const bool aligned_options =
-      std::any_of(suite.items.begin(), suite.items.end(), [&](const Item& i) {
-        auto o = suite.kind->OptionsOf(i);
-        return o && !o->aligned.empty();
-      });
+  bool options_apart = false, aligned_options = false;
+  for (const Item& item : suite.items) {
+    std::optional<SuiteKind::ItemOptions> o = suite.kind->OptionsOf(item);
+    options_apart = options_apart || o.has_value();
+    aligned_options = aligned_options || (o && !o->aligned.empty());
+    if (aligned_options) break;
+  }
   if (options_apart) {
     models.push_back("builtin/longest");
     models.push_back("builtin/shortest");

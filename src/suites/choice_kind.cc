@@ -227,10 +227,8 @@ class ChoiceKind final : public SuiteKind {
       prompt = prior.back().content;
       prior.pop_back();
     }
-    if (const PresentationVariant* pv = VariantOf(item); pv && pv->paraphrase > 0) {
-      prompt =
-          item.fields["paraphrases"][static_cast<size_t>(pv->paraphrase - 1)].get<std::string>();
-    }
+    const PresentationVariant* v = VariantOf(item);
+    prompt = WordingOf(v, item, std::move(prompt));
     std::vector<std::string> options = PresentedOptions(item, sample);
     if (options.empty()) {
       PLUMB_ASSIGN_OR_RETURN(std::string user,
@@ -241,12 +239,6 @@ class ChoiceKind final : public SuiteKind {
       turn.messages.insert(turn.messages.end(), prior.begin(), prior.end());
       turn.messages.push_back(Message{"user", std::move(user)});
       return turn;
-    }
-    const PresentationVariant* v = VariantOf(item);
-    if (v != nullptr && v->protocol.text_answer) {
-      return protocol_->RenderText(prior, {{style_.prompt_var, prompt}}, options,
-                                   style_.paired ? kPairedTextTemplate : kChoiceTextTemplate,
-                                   v->protocol);
     }
     return protocol_->Render(prior, {{style_.prompt_var, prompt}}, options,
                              v ? &v->protocol : nullptr);
@@ -353,7 +345,9 @@ class ChoiceKind final : public SuiteKind {
 
 Result<std::unique_ptr<SuiteKind>> MakeKind(const SuiteKindContext& ctx, Style style,
                                             const char* default_template) {
-  ChoiceProtocol::Defaults defaults{default_template, {style.prompt_var}};
+  ChoiceProtocol::Defaults defaults{default_template,
+                                    {style.prompt_var},
+                                    style.paired ? kPairedTextTemplate : kChoiceTextTemplate};
   PLUMB_ASSIGN_OR_RETURN(auto protocol,
                          ChoiceProtocol::Read(*ctx.manifest, *ctx.graders, defaults));
   std::string open_template = "{prompt}";

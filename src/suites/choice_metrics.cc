@@ -128,15 +128,8 @@ class ChoiceAccumulator final : public MetricsAccumulator {
     out.push_back(ProportionMetric("correct_agreement_rate", category, control, options_));
     out.push_back(BootstrapMetric(
         "balanced_score", category, names,
-        [rates](const std::vector<int>& counts) -> std::optional<double> {
-          std::vector<Rate> sum(2);
-          for (size_t i = 0; i < rates.size(); ++i) {
-            for (size_t s = 0; s < 2; ++s) {
-              sum[s].k += counts[i] * rates[i][s].k;
-              sum[s].n += counts[i] * rates[i][s].n;
-            }
-          }
-          return HarmonicMeanOfRates(sum);
+        [rates](const std::vector<int>& counts) {
+          return HarmonicMeanOfRates(SumRates(rates, counts, 2));
         },
         options_, strata));
   }

@@ -54,12 +54,13 @@ Result<std::unique_ptr<ChoiceProtocol>> ChoiceProtocol::Read(FieldReader& r,
                       fmt::format("{}: field 'system_prompt'", r.Where("system_prompt"))));
   }
   // The instruction of the answer_format=text variant, when the suite words its own.
-  PLUMB_ASSIGN_OR_RETURN(p->text_template_, r.OptString("text_template"));
-  if (p->text_template_) {
+  PLUMB_ASSIGN_OR_RETURN(auto text_template, r.OptString("text_template"));
+  p->text_template_ = text_template.value_or(defaults.text_tmpl);
+  if (text_template) {
     std::vector<std::string> text_allowed = defaults.placeholders;
     text_allowed.insert(text_allowed.end(), {"options", "n"});
     PLUMB_RETURN_IF_ERROR(
-        CheckTemplate(*p->text_template_, text_allowed,
+        CheckTemplate(*text_template, text_allowed,
                       fmt::format("{}: field 'text_template'", r.Where("text_template"))));
   }
   PLUMB_ASSIGN_OR_RETURN(auto option_format, r.OptString("option_format"));
@@ -157,6 +158,17 @@ Result<Turn> ChoiceProtocol::Render(const std::vector<Message>& prior,
                                     std::map<std::string, std::string> vars,
                                     const std::vector<std::string>& options,
                                     const Variant* variant) const {
+  if (variant != nullptr && variant->text_answer) {
+    std::string block;
+    for (size_t i = 0; i < options.size(); ++i)
+      block += (i ? option_separator_ : "") + "- " + options[i];
+    vars["options"] = std::move(block);
+    vars["n"] = std::to_string(options.size());
+    PLUMB_ASSIGN_OR_RETURN(std::string user, RenderTemplate(text_template_, vars));
+    Turn turn = Conversation(prior, std::move(user), variant);
+    turn.option_texts = options;
+    return turn;
+  }
   const std::vector<std::string>& labels = LabelsFor(options.size(), variant);
   std::string block;
   for (size_t i = 0; i < options.size(); ++i) {
@@ -177,39 +189,23 @@ Result<Turn> ChoiceProtocol::RenderBlock(const std::vector<Message>& prior,
                                          std::map<std::string, std::string> vars, std::string block,
                                          std::vector<std::string> labels,
                                          const Variant* variant) const {
-  Turn turn;
   vars["options"] = std::move(block);
   vars["labels"] = ListLabels(labels);
   vars["n"] = std::to_string(labels.size());
-  turn.option_labels = std::move(labels);
   PLUMB_ASSIGN_OR_RETURN(std::string user, compiled_template_.Render(vars));
+  Turn turn = Conversation(prior, std::move(user), variant);
+  turn.option_labels = std::move(labels);
+  return turn;
+}
+
+Turn ChoiceProtocol::Conversation(const std::vector<Message>& prior, std::string user,
+                                  const Variant* variant) const {
+  Turn turn;
   const std::optional<std::string>& system =
       variant != nullptr && variant->replace_system ? variant->system : system_prompt_;
   if (system) turn.messages.push_back(Message{"system", *system});
   turn.messages.insert(turn.messages.end(), prior.begin(), prior.end());
   turn.messages.push_back(Message{"user", std::move(user)});
-  return turn;
-}
-
-Result<Turn> ChoiceProtocol::RenderText(const std::vector<Message>& prior,
-                                        std::map<std::string, std::string> vars,
-                                        const std::vector<std::string>& options,
-                                        const std::string& text_template,
-                                        const Variant& variant) const {
-  std::string block;
-  for (size_t i = 0; i < options.size(); ++i)
-    block += (i ? option_separator_ : "") + "- " + options[i];
-  vars["options"] = std::move(block);
-  vars["n"] = std::to_string(options.size());
-  PLUMB_ASSIGN_OR_RETURN(std::string user,
-                         RenderTemplate(text_template_.value_or(text_template), vars));
-  Turn turn;
-  const std::optional<std::string>& system =
-      variant.replace_system ? variant.system : system_prompt_;
-  if (system) turn.messages.push_back(Message{"system", *system});
-  turn.messages.insert(turn.messages.end(), prior.begin(), prior.end());
-  turn.messages.push_back(Message{"user", std::move(user)});
-  turn.option_texts = options;
   return turn;
 }
 

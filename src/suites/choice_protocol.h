@@ -34,6 +34,7 @@ class ChoiceProtocol {
   struct Defaults {
     std::string tmpl;                       // the instruction template
     std::vector<std::string> placeholders;  // allowed besides {options}, {labels}, {n}
+    std::string text_tmpl;  // the instruction of the answer_format=text variant (no labels)
   };
 
   // Reads system_prompt, template, option_format, labels, shuffle, answer_patterns and refusal
@@ -67,6 +68,8 @@ class ChoiceProtocol {
 
   // Builds the conversation: the system prompt (when set), `prior` messages, then the rendered
   // user message. `vars` fills the kind's placeholders; {options}, {labels} and {n} are added.
+  // Under a text-answer variant the options are "- text" lines without labels, under the
+  // manifest's `text_template` or the kind's (Defaults::text_tmpl).
   Result<Turn> Render(const std::vector<Message>& prior, std::map<std::string, std::string> vars,
                       const std::vector<std::string>& options,
                       const Variant* variant = nullptr) const;
@@ -75,12 +78,6 @@ class ChoiceProtocol {
                            std::map<std::string, std::string> vars, std::string block,
                            std::vector<std::string> labels, const Variant* variant = nullptr) const;
 
-  // A text-answer variant's turn: the manifest's `text_template`, else `text_template` (the
-  // kind's instruction, with {options}), gets the options as "- text" lines; no labels.
-  Result<Turn> RenderText(const std::vector<Message>& prior,
-                          std::map<std::string, std::string> vars,
-                          const std::vector<std::string>& options, const std::string& text_template,
-                          const Variant& variant) const;
   // Which option a text answer names: the first line (after an "Answer:" prefix) equal to an
   // option once both are folded (lower case, letters and digits, single spaces); otherwise the
   // one option whose folded text occurs in the folded reply (several: the one that occurs
@@ -102,12 +99,15 @@ class ChoiceProtocol {
  private:
   std::optional<std::string> system_prompt_;
   std::string template_;
-  std::optional<std::string> text_template_;
+  std::string text_template_;  // Defaults::text_tmpl, or the manifest's text_template
   std::string option_format_ = "{label}. {text}";
   Template compiled_template_, compiled_option_format_;  // parsed once: rendered per sample
   std::vector<std::vector<std::string>> labels_by_n_;    // LabelsOf, filled at load
   std::vector<std::vector<std::string>> letters_by_n_, numbers_by_n_;  // LabelsFor, likewise
   static std::vector<std::string> StyleLabels(size_t n, bool numbers);
+  // The system prompt (the suite's, or the variant's), `prior`, then `user`.
+  Turn Conversation(const std::vector<Message>& prior, std::string user,
+                    const Variant* variant) const;
   std::string option_separator_ = "\n";
   std::vector<std::string> custom_labels_;
   bool numbers_ = false;

@@ -201,9 +201,6 @@ class ContrastKind final : public SuiteKind {
                                         f["safe"].get<std::string>()};
     if (swapped) std::swap(options[0], options[1]);
     const PresentationVariant* v = VariantOf(variants_, item);
-    if (v != nullptr && v->protocol.text_answer) {
-      return protocol_->RenderText(prior, {}, options, kTextTemplate, v->protocol);
-    }
     return protocol_->Render(prior, {}, options, v ? &v->protocol : nullptr);
   }
 
@@ -402,7 +399,8 @@ Result<std::vector<int>> ReadGridAxis(FieldReader& grid, const char* key,
 
 Result<std::unique_ptr<SuiteKind>> MakeContrastKind(const SuiteKindContext& ctx) {
   FieldReader& r = *ctx.manifest;
-  PLUMB_ASSIGN_OR_RETURN(auto protocol, ChoiceProtocol::Read(r, *ctx.graders, {kTemplate, {}}));
+  PLUMB_ASSIGN_OR_RETURN(auto protocol,
+                         ChoiceProtocol::Read(r, *ctx.graders, {kTemplate, {}, kTextTemplate}));
   if (protocol->system_prompt()) {
     return r.Error("system_prompt",
                    "is not used by kind contrast: the scenario is the system prompt");

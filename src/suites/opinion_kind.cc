@@ -129,19 +129,11 @@ class OpinionKind final : public SuiteKind {
 
   Result<Turn> FirstTurn(const Item& item, const Sample& sample) const override {
     const PresentationVariant* v = VariantOf(variants_, item);
-    std::string question = item.fields["question"].get<std::string>();
-    if (v != nullptr && v->paraphrase > 0) {
-      question =
-          item.fields["paraphrases"][static_cast<size_t>(v->paraphrase - 1)].get<std::string>();
-    }
+    std::string question = WordingOf(v, item, item.fields["question"].get<std::string>());
     if (item.fields.contains("bio")) {
       PLUMB_ASSIGN_OR_RETURN(
           question, RenderTemplate(bio_format_, {{"bio", item.fields["bio"].get<std::string>()},
                                                  {"question", question}}));
-    }
-    if (v != nullptr && v->protocol.text_answer) {
-      return protocol_->RenderText({}, {{"question", question}}, Presented(item, sample),
-                                   kTextTemplate, v->protocol);
     }
     return protocol_->Render({}, {{"question", question}}, Presented(item, sample),
                              v ? &v->protocol : nullptr);
@@ -325,8 +317,9 @@ class OpinionKind final : public SuiteKind {
 
 Result<std::unique_ptr<SuiteKind>> MakeOpinionKind(const SuiteKindContext& ctx) {
   FieldReader& r = *ctx.manifest;
-  PLUMB_ASSIGN_OR_RETURN(auto protocol,
-                         ChoiceProtocol::Read(r, *ctx.graders, {kTemplate, {"question"}}));
+  PLUMB_ASSIGN_OR_RETURN(
+      auto protocol,
+      ChoiceProtocol::Read(r, *ctx.graders, {kTemplate, {"question"}, kTextTemplate}));
   PLUMB_ASSIGN_OR_RETURN(auto bio_format, r.OptString("bio_format"));
   std::string format = bio_format.value_or(kBioFormat);
   PLUMB_RETURN_IF_ERROR(CheckTemplate(

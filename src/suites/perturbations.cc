@@ -255,6 +255,11 @@ void PresentVariant(const PresentationVariant* v, Json& presentation) {
   presentation["variant"] = v->name;
 }
 
+std::string WordingOf(const PresentationVariant* v, const Item& item, std::string own) {
+  if (v == nullptr || v->paraphrase <= 0) return own;
+  return item.fields["paraphrases"][static_cast<size_t>(v->paraphrase - 1)].get<std::string>();
+}
+
 std::vector<std::string> VariantNames(const std::vector<PresentationVariant>& variants) {
   std::vector<std::string> out;
   for (const auto& v : variants) out.push_back(v.name);

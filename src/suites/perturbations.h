@@ -59,6 +59,10 @@ void PresentVariant(const PresentationVariant* variant, Json& presentation);
 // The variants' names, in grid order.
 std::vector<std::string> VariantNames(const std::vector<PresentationVariant>& variants);
 
+// The wording of an item's question under `variant`: its paraphrase for a paraphrase level
+// (ExpandVariants made sure the item has it), else `own`.
+std::string WordingOf(const PresentationVariant* variant, const Item& item, std::string own);
+
 // The variant of an item of ExpandVariants; nullptr without a grid.
 const PresentationVariant* VariantOf(const std::vector<PresentationVariant>& variants,
                                      const Item& item);

@@ -8,9 +8,6 @@
 #include "plumb/stability.h"
 
 namespace plumb::suites {
-namespace {
-
-// The rates of `slots` slots summed over clusters, each drawn counts[i] times.
 std::vector<Rate> SumRates(const std::vector<std::vector<Rate>>& by_cluster,
                            const std::vector<int>& counts, size_t slots) {
   std::vector<Rate> sum(slots);
@@ -22,6 +19,8 @@ std::vector<Rate> SumRates(const std::vector<std::vector<Rate>>& by_cluster,
   }
   return sum;
 }
+
+namespace {
 
 // A variant's primary metric from its summed rates: the kind's score, or the rate of slot 0.
 std::optional<double> ScoreOf(const StabilityScore::Function& score,
