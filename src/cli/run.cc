@@ -176,8 +176,8 @@ Action SetupRun(CLI::App& app, Context& ctx) {
                "Print the requests, tokens and cost a run would take; send nothing");
   app.add_option("--perturb", f->perturb,
                  "Run under a grid of presentations: order, labels, answer_format, system_prompt, "
-                 "paraphrases "
-                 "(comma separated); the score comes with its stability (docs/statistics.md)")
+                 "paraphrases (comma separated); the score comes with its stability "
+                 "(docs/statistics.md)")
       ->delimiter(',');
   app.add_flag("--workers-only", f->workers_only,
                "Create the run and its plan, send nothing: plumb work RUN processes execute it");
